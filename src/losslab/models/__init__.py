@@ -1,0 +1,139 @@
+"""Networks: a generator and a critic for a data shape.
+
+``build_gan`` picks MLPs for vectors ``(d,)`` (:mod:`losslab.models.mlp`) and
+the infoGAN convolutional nets for images ``(C, S, S)`` with ``S % 4 == 0``
+(:mod:`losslab.models.conv`). The critic is either a discriminator with one
+scalar per sample or an autoencoder (EBGAN / BEGAN) returning
+``(reconstruction, code)``.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from torch import nn
+
+from losslab.errors import UserError, unknown_choice
+from losslab.models.conv import DEFAULT_IMAGE_CODE_DIM, ConvAutoencoder, ConvDiscriminator, ConvGenerator
+from losslab.models.mlp import (
+    CRITIC_NORMS,
+    MLPAutoencoder,
+    MLPDiscriminator,
+    MLPGenerator,
+    default_vector_code_dim,
+)
+
+CRITICS = ("discriminator", "autoencoder")
+
+
+def _as_shape(shape: object) -> tuple[int, ...]:
+    """Tuple of positive ints from ints, numpy integers or a torch.Size; UserError otherwise."""
+    message = f"data shape must be positive integers (d,) or (C, H, W), got {shape!r}"
+    try:
+        dims = tuple(shape)  # type: ignore[arg-type]
+        if any(isinstance(s, bool) for s in dims):
+            raise TypeError
+        dims = tuple(operator.index(s) for s in dims)  # rejects floats and strings
+    except TypeError:
+        raise UserError(message) from None
+    if not dims or min(dims) < 1:
+        raise UserError(message)
+    return dims
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def build_gan(
+    shape: tuple[int, ...],
+    *,
+    critic: str = "discriminator",
+    z_dim: int,
+    hidden: int,
+    layers: int,
+    critic_norm: str = "none",
+    code_dim: int | None = None,
+) -> tuple[nn.Module, nn.Module]:
+    """Build a generator and a critic for data of the given shape.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(d,)`` for vectors -> MLPs; ``(C, H, W)`` with ``H == W`` divisible
+        by 4 for images -> infoGAN conv nets (Chen et al. 2016,
+        arXiv:1606.03657, Appendix C.1).
+    critic : {"discriminator", "autoencoder"}
+        ``"discriminator"``: ``D(x)`` returns ``(N,)``, one raw scalar per
+        sample (logit, score or critic value). ``"autoencoder"``: ``D(x)``
+        returns ``(recon, code)`` with ``recon`` of x's shape ``(N, *shape)``
+        and ``code`` of shape ``(N, code_dim)`` (EBGAN, arXiv:1609.03126;
+        BEGAN, arXiv:1703.10717).
+    z_dim : int
+        Latent dimension; the generator maps ``z ~ N(0, I_{z_dim})``,
+        ``(N, z_dim)``, to ``(N, *shape)`` and exposes ``G.z_dim``.
+    hidden, layers : int
+        Width and number of hidden layers of the MLPs (vectors). The conv
+        nets have the fixed infoGAN widths and ignore both (still validated).
+    critic_norm : {"batch", "layer", "none"}
+        Normalisation in the critic's hidden layers, never on its first layer
+        or output. "layer" keeps each sample's output independent of the rest
+        of the batch, as the per-sample WGAN-GP penalty requires (Gulrajani et
+        al. 2017, arXiv:1704.00028, Sec. 4). The image generator always uses
+        BatchNorm; the vector generator has no normalisation.
+    code_dim : int or None
+        Code width of the autoencoder critic; ignored for a discriminator.
+        Default: ``min(hidden, max(2, d))`` for vectors, 32 for images.
+
+    Returns
+    -------
+    (G, D) : tuple of nn.Module
+        Vector outputs of ``G`` are linear (raw coordinates); image outputs
+        end in tanh (data in [-1, 1]).
+
+    Raises
+    ------
+    UserError
+        Shape not ``(d,)`` or ``(C, S, S)`` with ``S % 4 == 0``, non-positive
+        sizes, unknown ``critic`` or ``critic_norm``.
+    """
+    if critic not in CRITICS:
+        raise unknown_choice("critic", critic, CRITICS)
+    if critic_norm not in CRITIC_NORMS:
+        raise unknown_choice("critic_norm", critic_norm, CRITIC_NORMS)
+    z_dim = _positive_int("z_dim", z_dim)
+    hidden = _positive_int("hidden", hidden)
+    layers = _positive_int("layers", layers)
+    if code_dim is not None:
+        code_dim = _positive_int("code_dim", code_dim)
+    shape = _as_shape(shape)
+
+    if len(shape) == 1:
+        (d,) = shape
+        g: nn.Module = MLPGenerator(z_dim, d, hidden, layers)
+        if critic == "discriminator":
+            return g, MLPDiscriminator(d, hidden, layers, critic_norm)
+        code = code_dim if code_dim is not None else default_vector_code_dim(d, hidden)
+        return g, MLPAutoencoder(d, hidden, layers, code, critic_norm)
+
+    if len(shape) == 3:
+        c, h, w = shape
+        if h != w or h % 4 != 0:
+            raise UserError(f"image shape must be (C, S, S) with S divisible by 4, got {shape!r}")
+        g = ConvGenerator(z_dim, c, h)
+        if critic == "discriminator":
+            return g, ConvDiscriminator(c, h, critic_norm)
+        code = code_dim if code_dim is not None else DEFAULT_IMAGE_CODE_DIM
+        return g, ConvAutoencoder(c, h, code, critic_norm)
+
+    raise UserError(f"data shape must be (d,) for vectors or (C, H, W) for images, got {shape!r}")
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of scalar parameters of ``module`` (all ``parameters()``, buffers excluded)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = ["CRITICS", "CRITIC_NORMS", "build_gan", "count_parameters"]
