@@ -1,0 +1,322 @@
+"""Lipschitz penalties, weight clipping, the pulling-away term and BEGAN's k_t.
+
+Everything here is used by the adversarial training step next to the pure
+losses of :mod:`losslab.losses.gan`:
+
+* :func:`gradient_penalty` (WGAN-GP) and :func:`dragan_penalty` (DRAGAN) return
+  the *unweighted* penalty; the step multiplies it by ``gp_lambda``.
+* :func:`clip_weights_` is line 7 of Algorithm 1 of the WGAN paper.
+* :func:`pulling_away_term` is EBGAN's repelling regulariser.
+* :class:`BEGANEquilibrium` holds BEGAN's control variable ``k_t``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from losslab.errors import UserError
+
+
+def _per_sample_shape(x: Tensor) -> tuple[int, ...]:
+    """Shape ``(N, 1, ..., 1)`` that broadcasts one scalar per sample over ``x``."""
+    return (x.shape[0],) + (1,) * (x.dim() - 1)
+
+
+def _gradient_norm_penalty(critic: Callable[[Tensor], Tensor], x_hat: Tensor) -> Tensor:
+    """``mean_i (||grad_{x_hat_i} critic(x_hat)_i||_2 - 1)^2`` with a graph for backprop.
+
+    The gradient of ``critic(x_hat).sum()`` w.r.t. ``x_hat`` is the per-sample
+    gradient as long as the critic treats samples independently (no batch norm
+    in training mode), which is why critics with a penalty use layer norm or none.
+    """
+    n = x_hat.shape[0]
+    out = critic(x_hat)
+    if out.numel() != n:
+        raise ValueError(f"critic must return one value per sample, shape ({n},) or ({n}, 1); got {tuple(out.shape)}")
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)  # (N, ...), like x_hat
+    norm = grad.flatten(1).norm(2, dim=1)  # (N,) per-sample L2 norm over all non-batch dims
+    return (norm - 1.0).pow(2).mean()
+
+
+def gradient_penalty(
+    critic: Callable[[Tensor], Tensor],
+    real: Tensor,
+    fake: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """WGAN-GP two-sided gradient penalty, unweighted.
+
+    ``GP = mean_i (||grad_x critic(x_hat_i)||_2 - 1)^2`` with random interpolates
+    ``x_hat_i = eps_i * x_i + (1 - eps_i) * x~_i``, ``eps_i ~ U[0, 1]`` drawn once
+    per sample and broadcast over all trailing dimensions. The norm is per
+    sample over all non-batch dimensions, so the penalty works for vectors
+    ``(N, d)`` and images ``(N, C, H, W)`` with any ``C``. The graph is kept
+    (``create_graph=True``) so that ``(lambda * GP).backward()`` reaches the
+    critic's parameters; ``real`` and ``fake`` are detached (no gradient flows
+    into the generator). Multiply by ``lambda`` (10 in the paper) in the step.
+
+    Parameters
+    ----------
+    critic : callable
+        Maps ``(N, ...)`` to critic values ``(N,)`` or ``(N, 1)``. It must treat
+        samples independently (no batch norm in training mode).
+    real : Tensor, shape (N, ...)
+        Real samples ``x``.
+    fake : Tensor, same shape as ``real``
+        Generated samples ``x~``.
+    generator : torch.Generator, optional
+        Source of the interpolation weights ``eps``.
+
+    Returns
+    -------
+    Tensor
+        Scalar >= 0 (squared units of critic value per data unit).
+
+    Raises
+    ------
+    ValueError
+        If ``real`` and ``fake`` differ in shape or the critic does not return
+        one value per sample.
+
+    References
+    ----------
+    Gulrajani et al. 2017, "Improved Training of Wasserstein GANs",
+    arXiv:1704.00028, Eq. 3 and Algorithm 1 (lines 4-7).
+    """
+    if real.shape != fake.shape:
+        raise ValueError(f"real has shape {tuple(real.shape)} but fake has {tuple(fake.shape)}")
+    real, fake = real.detach(), fake.detach()
+    eps = torch.rand(_per_sample_shape(real), generator=generator, dtype=real.dtype, device=real.device)
+    x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(True)  # (N, ...)
+    return _gradient_norm_penalty(critic, x_hat)
+
+
+def dragan_penalty(
+    critic: Callable[[Tensor], Tensor],
+    real: Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    c: float = 0.5,
+) -> Tensor:
+    """DRAGAN gradient penalty around the real data, unweighted.
+
+    The variant of the authors' reference code (kodalinaveen3/DRAGAN), not the
+    Gaussian perturbation written in the paper:
+
+    1. ``x_p = x + c * std(x) * u`` with ``u ~ U[0, 1]`` elementwise and
+       ``std(x)`` the population standard deviation (ddof=0, like
+       ``numpy.std``) of the *whole* real batch (one scalar);
+    2. ``x_hat_i = x_i + alpha_i * (x_p_i - x_i)`` with ``alpha_i ~ U[0, 1]`` per sample;
+    3. ``penalty = mean_i (||grad_x critic(x_hat_i)||_2 - 1)^2`` (per-sample norm
+       over all non-batch dimensions), graph kept for backprop.
+
+    Multiply by ``lambda`` (10, the paper's value) in the training step.
+
+    Parameters
+    ----------
+    critic : callable
+        Maps ``(N, ...)`` to logits ``(N,)`` or ``(N, 1)``; must treat samples
+        independently.
+    real : Tensor, shape (N, ...)
+        Real samples (detached inside).
+    generator : torch.Generator, optional
+        Source of the noise ``u`` and of ``alpha``.
+    c : float
+        Perturbation scale relative to the batch standard deviation (0.5 in
+        the reference code).
+
+    Returns
+    -------
+    Tensor
+        Scalar >= 0.
+
+    Raises
+    ------
+    ValueError
+        If the critic does not return one value per sample.
+
+    References
+    ----------
+    Kodali et al. 2017, "On Convergence and Stability of GANs",
+    arXiv:1705.07215, Sec. 4 (DRAGAN penalty, lambda ~ 10) and the authors'
+    reference code (perturbation ``0.5 * X.std() * np.random.random(X.shape)``).
+    """
+    x = real.detach()
+    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    x_p = x + c * x.std(correction=0) * u  # (N, ...) perturbed reals
+    alpha = torch.rand(_per_sample_shape(x), generator=generator, dtype=x.dtype, device=x.device)
+    x_hat = (x + alpha * (x_p - x)).requires_grad_(True)  # (N, ...)
+    return _gradient_norm_penalty(critic, x_hat)
+
+
+def clip_weights_(module: nn.Module, c: float) -> None:
+    """Clamp every parameter of ``module`` to ``[-c, c]`` in place.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The critic.
+    c : float
+        Clipping bound, > 0 (0.01 in the paper).
+
+    Raises
+    ------
+    UserError
+        If ``c`` is not positive.
+
+    References
+    ----------
+    Arjovsky et al. 2017, "Wasserstein GAN", arXiv:1701.07875, Algorithm 1, line 7.
+    """
+    if not c > 0:
+        raise UserError(f"weight clipping bound must be > 0, got {c}")
+    with torch.no_grad():
+        for p in module.parameters():
+            p.clamp_(-c, c)
+
+
+def pulling_away_term(code: Tensor) -> Tensor:
+    """EBGAN pulling-away term ``f_PT(S)``.
+
+    ``f_PT(S) = 1 / (N (N - 1)) * sum_i sum_{j != i} (S_i^T S_j / (||S_i|| ||S_j||))^2``:
+    the mean squared cosine similarity over the ``N (N - 1)`` ordered pairs of
+    distinct rows. It is 0 for mutually orthogonal rows, 1 for parallel rows,
+    and invariant to rescaling any row. A zero row counts as orthogonal to all.
+
+    Parameters
+    ----------
+    code : Tensor, shape (N, c) or (N, ...)
+        Encoder codes ``S`` of a batch; trailing dimensions are flattened.
+
+    Returns
+    -------
+    Tensor
+        Scalar in [0, 1].
+
+    Raises
+    ------
+    UserError
+        If ``N < 2`` (the term needs at least one pair; use a batch size >= 2).
+
+    References
+    ----------
+    Zhao et al. 2017, "Energy-based Generative Adversarial Network",
+    arXiv:1609.03126, Eq. 6.
+    """
+    n = code.shape[0] if code.dim() > 0 else 0
+    if n < 2:
+        raise UserError(f"the pulling-away term needs a batch of at least 2 codes, got {n}")
+    s = F.normalize(code.reshape(n, -1), dim=1)  # (N, c), unit rows
+    cos2 = (s @ s.T).pow(2)  # (N, N) squared cosine similarities
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=code.device)
+    return cos2[off_diagonal].sum() / (n * (n - 1))
+
+
+def _as_float(value: float | Tensor) -> float:
+    """A Python float from a number or a tensor (mean over its elements)."""
+    if isinstance(value, Tensor):
+        return float(value.detach().double().mean())
+    return float(value)
+
+
+class BEGANEquilibrium:
+    """BEGAN's proportional control of ``k_t`` and its convergence measure.
+
+    ``k_{t+1} = clip(k_t + lambda_k * (gamma * L(x) - L(G(z_G))), 0, 1)`` and
+    ``M_global = L(x) + |gamma * L(x) - L(G(z_G))|``.
+
+    Parameters
+    ----------
+    gamma : float
+        Diversity ratio ``gamma = E L(G(z)) / E L(x)`` in (0, 1] (paper: 0.3 - 0.7).
+    lambda_k : float
+        Proportional gain >= 0 (0.001 in the paper).
+    k0 : float
+        Initial ``k`` in [0, 1] (0 in the paper).
+
+    Attributes
+    ----------
+    k : float
+        Current ``k_t``; save it with a checkpoint to resume.
+
+    Raises
+    ------
+    UserError
+        If a hyperparameter is out of range.
+
+    References
+    ----------
+    Berthelot et al. 2017, "BEGAN: Boundary Equilibrium GANs", arXiv:1703.10717,
+    Eq. 4 (k_t update, Sec. 3.4) and Sec. 3.4.1 (M_global).
+    """
+
+    def __init__(self, gamma: float = 0.5, lambda_k: float = 1e-3, k0: float = 0.0) -> None:
+        if not 0.0 < gamma <= 1.0:
+            raise UserError(f"BEGAN gamma must be in (0, 1], got {gamma}")
+        if not lambda_k >= 0.0:
+            raise UserError(f"BEGAN lambda_k must be >= 0, got {lambda_k}")
+        if not 0.0 <= k0 <= 1.0:
+            raise UserError(f"BEGAN k0 must be in [0, 1], got {k0}")
+        self.gamma = float(gamma)
+        self.lambda_k = float(lambda_k)
+        self.k = float(k0)
+
+    def update(self, e_real: float | Tensor, e_fake: float | Tensor) -> float:
+        """Advance ``k`` one step and return the new value.
+
+        Parameters
+        ----------
+        e_real : float or Tensor
+            ``L(x)``: mean energy of the real batch (a tensor is averaged).
+        e_fake : float or Tensor
+            ``L(G(z_G))``: mean energy of the generated batch.
+
+        Returns
+        -------
+        float
+            The new ``k`` in [0, 1].
+
+        Raises
+        ------
+        FloatingPointError
+            If an energy is NaN or infinite (``k`` is left unchanged).
+        """
+        r, f = _as_float(e_real), _as_float(e_fake)
+        if not (math.isfinite(r) and math.isfinite(f)):
+            raise FloatingPointError(f"non-finite BEGAN energies: e_real={r}, e_fake={f}")
+        self.k = min(max(self.k + self.lambda_k * (self.gamma * r - f), 0.0), 1.0)
+        return self.k
+
+    def convergence(self, e_real: float | Tensor, e_fake: float | Tensor) -> float:
+        """Global convergence measure ``M_global = L(x) + |gamma L(x) - L(G(z_G))|``.
+
+        Parameters
+        ----------
+        e_real, e_fake : float or Tensor
+            Mean energies of the real and generated batches.
+
+        Returns
+        -------
+        float
+            ``M_global`` >= 0 (lower is better).
+        """
+        r, f = _as_float(e_real), _as_float(e_fake)
+        return r + abs(self.gamma * r - f)
+
+    def __repr__(self) -> str:
+        return f"BEGANEquilibrium(gamma={self.gamma}, lambda_k={self.lambda_k}, k={self.k})"
+
+
+__all__ = [
+    "BEGANEquilibrium",
+    "clip_weights_",
+    "dragan_penalty",
+    "gradient_penalty",
+    "pulling_away_term",
+]

@@ -1,0 +1,266 @@
+"""Gradient penalties, weight clipping, the pulling-away term and BEGAN's k_t."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from losslab.errors import UserError
+from losslab.losses.penalties import (
+    BEGANEquilibrium,
+    clip_weights_,
+    dragan_penalty,
+    gradient_penalty,
+    pulling_away_term,
+)
+
+SHAPES = [(6, 5), (4, 1, 5, 5), (3, 3, 4, 4)]
+
+
+class LinearCritic(nn.Module):
+    """f(x)_i = sum(w * x_i): gradient w.r.t. each sample is w, norm ||w||."""
+
+    def __init__(self, shape: tuple[int, ...], seed: int = 0, keepdim: bool = False):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(shape, generator=torch.Generator().manual_seed(seed)))
+        self.keepdim = keepdim
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.inputs.append(x.detach().clone())
+        out = (self.w * x).flatten(1).sum(1)
+        return out[:, None] if self.keepdim else out
+
+
+class TanhCritic(nn.Module):
+    """A nonlinear per-sample critic on any (N, ...) input."""
+
+    def __init__(self, shape: tuple[int, ...], hidden: int = 7, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        d = int(np.prod(shape))
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(d, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+
+    def forward(self, x):
+        return self.net(x).squeeze(1)
+
+
+def _data(shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g), torch.randn(shape, generator=g) + 1.0
+
+
+# --------------------------------------------------------------------------- WGAN-GP
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_gradient_penalty_of_linear_critic_is_closed_form(shape, keepdim):
+    critic = LinearCritic(shape[1:], keepdim=keepdim)
+    real, fake = _data(shape)
+    gp = gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(1))
+    w_norm = critic.w.detach().norm()
+    assert_close(gp, (w_norm - 1) ** 2)
+    # d GP / d w = 2 (||w|| - 1) w / ||w||: the penalty backpropagates into the critic
+    gp.backward()
+    assert_close(critic.w.grad, 2 * (w_norm - 1) * critic.w.detach() / w_norm)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gradient_penalty_matches_a_per_sample_autograd_loop(shape):
+    critic = TanhCritic(shape[1:])
+    real, fake = _data(shape, seed=2)
+    gp = gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(5))
+    # the same eps: one U[0, 1] draw per sample from an identically seeded generator
+    eps = torch.rand((shape[0],) + (1,) * (len(shape) - 1), generator=torch.Generator().manual_seed(5))
+    x_hat = eps * real + (1 - eps) * fake
+    terms = []
+    for i in range(shape[0]):
+        xi = x_hat[i : i + 1].clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(critic(xi).sum(), xi)
+        terms.append((g.norm() - 1) ** 2)
+    assert_close(gp, torch.stack(terms).mean())
+
+
+def test_gradient_penalty_norm_is_per_sample_not_per_batch():
+    # critic f(x) = 2 * sum(x_i): per-sample norm 2 * sqrt(d) with d = 1 -> (2 - 1)^2 = 1,
+    # while a norm over the whole batch gradient would give (2 sqrt(N) - 1)^2 = 9 for N = 4
+    critic = lambda x: 2.0 * x.flatten(1).sum(1)  # noqa: E731
+    real, fake = _data((4, 1))
+    assert_close(gradient_penalty(critic, real, fake), torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_gradient_penalty_interpolates_with_one_eps_per_sample(shape):
+    critic = LinearCritic(shape[1:])
+    real, fake = _data(shape, seed=3)
+    gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(0))
+    (x_hat,) = critic.inputs
+    n = shape[0]
+    # x_hat - fake = eps_i * (real - fake): the ratio is the same for every element of a sample
+    ratio = ((x_hat - fake) / (real - fake)).reshape(n, -1)
+    assert_close(ratio, ratio[:, :1].expand_as(ratio), rtol=1e-4, atol=1e-4)
+    eps = ratio[:, 0]
+    assert ((eps >= 0) & (eps <= 1)).all()
+    assert eps.unique().numel() == n
+
+
+def test_gradient_penalty_does_not_reach_the_generator():
+    gen_param = nn.Parameter(torch.ones(1))
+    real = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    fake = gen_param * torch.randn(5, 3, generator=torch.Generator().manual_seed(1))
+    critic = TanhCritic((3,))
+    gradient_penalty(critic, real, fake).backward()
+    assert gen_param.grad is None
+    # every parameter that shapes grad_x f gets a gradient (the output bias does not)
+    first, last = critic.net[1], critic.net[3]
+    for p in (first.weight, first.bias, last.weight):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_gradient_penalty_errors():
+    critic = LinearCritic((3,))
+    with pytest.raises(ValueError, match="shape"):
+        gradient_penalty(critic, torch.zeros(4, 3), torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="one value per sample"):
+        gradient_penalty(lambda x: x, torch.zeros(4, 3), torch.ones(4, 3))
+
+
+# --------------------------------------------------------------------------- DRAGAN
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_dragan_penalty_linear_critic_and_perturbation_of_reference_code(shape):
+    critic = LinearCritic(shape[1:], seed=4)
+    real, _ = _data(shape, seed=6)
+    c = 0.5
+    pen = dragan_penalty(critic, real, generator=torch.Generator().manual_seed(9), c=c)
+    assert_close(pen, (critic.w.detach().norm() - 1) ** 2)
+    # x_hat = x + alpha_i * c * std(x) * u, u ~ U[0,1] elementwise, std over the whole
+    # batch with ddof=0 (numpy.std, as in the authors' code), alpha_i ~ U[0,1] per sample
+    g = torch.Generator().manual_seed(9)
+    u = torch.rand(shape, generator=g)
+    alpha = torch.rand((shape[0],) + (1,) * (len(shape) - 1), generator=g)
+    std = float(np.std(real.numpy()))
+    expected = real + alpha * (c * std * u)
+    (x_hat,) = critic.inputs
+    assert_close(x_hat, expected)
+
+
+def test_dragan_penalty_matches_per_sample_loop_for_nonlinear_critic():
+    shape = (5, 2, 3, 3)
+    critic = TanhCritic(shape[1:], seed=1)
+    real, _ = _data(shape, seed=7)
+    pen = dragan_penalty(critic, real, generator=torch.Generator().manual_seed(2), c=0.5)
+    g = torch.Generator().manual_seed(2)
+    u = torch.rand(shape, generator=g)
+    alpha = torch.rand((shape[0], 1, 1, 1), generator=g)
+    x_hat = real + alpha * 0.5 * float(np.std(real.numpy())) * u
+    terms = []
+    for i in range(shape[0]):
+        xi = x_hat[i : i + 1].clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(xi).sum(), xi)
+        terms.append((grad.norm() - 1) ** 2)
+    assert_close(pen, torch.stack(terms).mean())
+
+
+# --------------------------------------------------------------------------- weight clipping
+
+
+def test_clip_weights_clamps_every_parameter_in_place():
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.linspace(-0.05, 0.05, p.numel()).reshape(p.shape))
+    before = [p.detach().clone() for p in net.parameters()]
+    ids = [id(p) for p in net.parameters()]
+    assert clip_weights_(net, 0.01) is None
+    for p, b in zip(net.parameters(), before):
+        assert_close(p.detach(), b.clamp(-0.01, 0.01))
+        assert p.detach().abs().max().item() == pytest.approx(0.01)
+    assert [id(p) for p in net.parameters()] == ids
+    with pytest.raises(UserError):
+        clip_weights_(net, 0.0)
+
+
+# --------------------------------------------------------------------------- pulling-away term
+
+
+def _pt_double_loop(s: np.ndarray) -> float:
+    n = s.shape[0]
+    total = 0.0
+    for i, j in itertools.permutations(range(n), 2):
+        total += (s[i] @ s[j] / (np.linalg.norm(s[i]) * np.linalg.norm(s[j]))) ** 2
+    return total / (n * (n - 1))
+
+
+def test_pulling_away_term_against_a_double_loop():
+    code = torch.randn(7, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert_close(pulling_away_term(code), torch.tensor(_pt_double_loop(code.numpy()), dtype=torch.float64))
+
+
+def test_pulling_away_term_known_vectors_and_invariances():
+    assert_close(pulling_away_term(torch.eye(4)), torch.tensor(0.0))  # orthogonal rows
+    assert_close(pulling_away_term(torch.ones(5, 3)), torch.tensor(1.0))  # identical rows
+    sixty = torch.tensor([[1.0, 0.0], [0.5, 3**0.5 / 2]])  # cos 60 deg = 1/2
+    assert_close(pulling_away_term(sixty), torch.tensor(0.25))
+    # e1, e2, (e1+e2)/sqrt2: cos^2 = 0, 1/2, 1/2 -> 2 * 1 / 6
+    three = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    assert_close(pulling_away_term(three), torch.tensor(1.0 / 3.0))
+    code = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    scales = torch.tensor([0.1, 2.0, -3.0, 10.0, 0.5, -1.0])[:, None]
+    assert_close(pulling_away_term(code * scales), pulling_away_term(code))
+    # trailing dims are flattened
+    assert_close(pulling_away_term(code.reshape(6, 2, 2)), pulling_away_term(code))
+
+
+def test_pulling_away_term_needs_two_rows():
+    with pytest.raises(UserError, match="at least 2"):
+        pulling_away_term(torch.ones(1, 4))
+
+
+# --------------------------------------------------------------------------- BEGAN
+
+
+def test_began_k_update_closed_form_and_clipping():
+    eq = BEGANEquilibrium(gamma=0.5, lambda_k=0.1, k0=0.2)
+    # k = 0.2 + 0.1 * (0.5 * 2 - 0.4) = 0.26
+    assert eq.update(2.0, 0.4) == pytest.approx(0.26, rel=1e-12)
+    assert eq.k == pytest.approx(0.26, rel=1e-12)
+    assert eq.update(torch.tensor([1.0, 3.0]), torch.tensor(0.4)) == pytest.approx(0.32, rel=1e-7)
+    assert eq.update(100.0, 0.0) == 1.0  # clipped above
+    assert eq.update(0.0, 100.0) == 0.0  # clipped below
+
+
+def test_began_k_sequence_against_numpy_reference():
+    rng = np.random.default_rng(0)
+    e_real, e_fake = rng.uniform(0, 2, 50), rng.uniform(0, 2, 50)
+    eq = BEGANEquilibrium(gamma=0.4, lambda_k=0.05, k0=0.0)
+    k, ks, ref = 0.0, [], []
+    for r, f in zip(e_real, e_fake):
+        k = float(np.clip(k + 0.05 * (0.4 * r - f), 0.0, 1.0))
+        ref.append(k)
+        ks.append(eq.update(r, f))
+    np.testing.assert_allclose(ks, ref, rtol=1e-12, atol=1e-15)
+
+
+def test_began_convergence_measure():
+    eq = BEGANEquilibrium(gamma=0.5)
+    assert eq.convergence(2.0, 0.4) == pytest.approx(2.6, rel=1e-12)  # 2 + |1 - 0.4|
+    assert eq.convergence(2.0, 1.6) == pytest.approx(2.6, rel=1e-12)  # 2 + |1 - 1.6|
+    assert eq.convergence(torch.tensor(1.0), torch.tensor(0.5)) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_began_rejects_bad_settings_and_non_finite_energies():
+    for kwargs in ({"gamma": 0.0}, {"gamma": 1.5}, {"lambda_k": -1.0}, {"k0": 2.0}):
+        with pytest.raises(UserError):
+            BEGANEquilibrium(**kwargs)
+    eq = BEGANEquilibrium(k0=0.3)
+    with pytest.raises(FloatingPointError):
+        eq.update(float("nan"), 0.1)
+    assert eq.k == 0.3
