@@ -1,0 +1,251 @@
+"""The ``losslab`` command line: compare | train | eval | report | list | explain.
+
+A bad argument is one line on stderr and exit code 2, never a traceback.
+(argparse from the standard library: its errors can be made one line, and it
+has no version churn.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from losslab.errors import UserError, unknown_choice
+
+FAMILIES = ("gan",)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit code 2 (argparse prints usage + error)
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _resolve_config(args):
+    """Config for ``--data``: kind preset < --config < --set < --steps."""
+    from losslab import config as C
+    from losslab.data import load_dataset
+
+    base = C.Config()
+    base.data.name = args.data
+    base.data.data_dir = args.data_dir
+    # data.* must be known before the data are loaded (image_size, n_train).
+    if args.config:
+        C.apply_overrides(base, {k: v for k, v in C.load_toml(args.config).items() if k == "data"}, args.config)
+    C.apply_overrides(base, {k: v for k, v in C.parse_set(args.set).items() if k == "data"}, "--set")
+    ds = load_dataset(base.data.name, data_dir=base.data.data_dir, image_size=base.data.image_size,
+                      n_train=base.data.n_train)
+    cfg = C.resolve(ds.kind, config_file=args.config, sets=args.set, base=base)
+    if args.steps is not None:
+        if args.steps < 1:
+            raise UserError(f"--steps must be >= 1, got {args.steps}")
+        cfg.train.steps = args.steps
+    return cfg, ds
+
+
+def _check_losses(names: list[str]) -> list[str]:
+    from losslab.losses import GAN_LOSSES
+
+    if not names:
+        raise UserError("--losses is empty; give comma-separated names or 'all'")
+    for n in names:
+        if n not in GAN_LOSSES:
+            raise unknown_choice("loss", n, GAN_LOSSES)
+    return names
+
+
+def cmd_compare(args) -> None:
+    from losslab import compare as cmp
+    from losslab import io
+    from losslab.losses import GAN_LOSSES
+
+    if args.family not in FAMILIES:
+        raise unknown_choice("family", args.family, FAMILIES)
+    names = _check_losses(list(GAN_LOSSES) if args.losses.strip() == "all" else _split(args.losses))
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    cfg, ds = _resolve_config(args)
+    workers = args.workers or cmp.default_workers()
+    if args.dry_run:
+        print(io.dumps({"config": cfg.to_dict(), "losses": names, "seeds": args.seeds, "workers": workers,
+                        "dataset": {"name": ds.name, "kind": ds.kind, "shape": list(ds.shape)},
+                        "jobs": [j.run_dir for j in cmp.plan(names, args.seeds)]}))
+        return
+    res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, family=args.family,
+                          workers=workers, quiet=args.quiet, metric=args.metric)
+    from losslab.report import build_report
+
+    paths = build_report(args.out)
+    if not args.quiet:
+        rec = res["recommendation"]
+        print(f"recommendation: {rec['loss']}")
+        for line in rec["reasons"][:2]:
+            print(f"  {line}")
+    print(f"report: {paths['html']}  (also {paths['markdown']}, results: {Path(args.out) / 'results.json'})")
+
+
+def cmd_train(args) -> None:
+    from rich.progress import Progress
+
+    from losslab import compare as cmp
+    from losslab import io
+    from losslab.train.loop import train_run
+
+    _check_losses([args.loss])
+    cfg, ds = _resolve_config(args)
+    if args.dry_run:
+        print(io.dumps(cfg.to_dict()))
+        return
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    n = 1 + max([int(p.name.split("-")[0]) for p in out.iterdir() if p.name.split("-")[0].isdigit()] or [0])
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(ds.name).name)
+    run_dir = out / f"{n:03d}-{args.loss}-{safe}"
+    with Progress(disable=args.quiet) as bar:
+        task = bar.add_task(f"{args.loss} on {ds.name}", total=cfg.train.steps)
+        res = train_run(run_dir, cfg, ds, loss=args.loss, seed=args.seed, evaluate=cmp.make_evaluator(cfg, ds),
+                        progress=lambda k: bar.advance(task, k))
+    print(f"{run_dir}: {res['status']}  " + "  ".join(
+        f"{k}={v:.4g}" for k, v in res["metrics"].items() if isinstance(v, float)))
+
+
+def cmd_eval(args) -> None:
+    import numpy as np
+    import torch
+
+    from losslab import compare as cmp
+    from losslab import config as C
+    from losslab import io
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.json").exists() or not (run_dir / "samples.npz").exists():
+        raise UserError(f"{run_dir} is not a finished run directory (config.json and samples.npz needed)")
+    c = io.read_json(run_dir / "config.json")
+    cfg = C.Config()
+    C.apply_overrides(cfg, {k: c[k] for k in ("data", "model", "train", "loss")}, str(run_dir / "config.json"))
+    ds = cmp.load_data(cfg)
+    with np.load(run_dir / "samples.npz") as z:
+        samples = torch.from_numpy(z["samples"])
+    metrics = cmp.make_evaluator(cfg, ds)(ds, samples)
+    for k, v in metrics.items():
+        print(f"{k:>18}  {v}")
+
+
+def cmd_report(args) -> None:
+    from losslab import compare as cmp
+    from losslab.report import build_report
+
+    out = Path(args.out)
+    if not out.is_dir():
+        raise UserError(f"no such directory: {out}")
+    cmp.aggregate(out)
+    paths = build_report(out)
+    print(f"report: {paths['html']}  (also {paths['markdown']})")
+
+
+def cmd_list(args) -> None:
+    if args.what == "losses":
+        from losslab.losses import GAN_LOSSES
+
+        for name, spec in GAN_LOSSES.items():
+            print(f"{name:<9} {spec.summary}  [{spec.source}]")
+    elif args.what == "data":
+        from losslab.data import DATASETS
+
+        for name, desc in DATASETS.items():
+            print(f"{name:<14} {desc}")
+        print(f"{'PATH':<14} your own data: a .csv or .npy of vectors (N x d), or a folder of PNG/JPEG images")
+    elif args.what == "metrics":
+        from losslab.metrics import METRIC_INFO
+
+        for name, info in METRIC_INFO.items():
+            arrow = "higher is better" if info.get("higher_is_better") else "lower is better"
+            print(f"{name:<16} {info.get('description', '')} ({arrow})")
+    else:
+        raise unknown_choice("list", args.what, ("losses", "data", "metrics"))
+
+
+def cmd_explain(args) -> None:
+    import inspect
+
+    from losslab.losses import get_gan_loss
+
+    spec = get_gan_loss(args.name)
+    print(f"{spec.name}: {spec.summary}\nsource: {spec.source}\n")
+    for role, fn in (("critic / discriminator loss", spec.d_loss), ("generator loss", spec.g_loss)):
+        print(f"-- {role}: {fn.__name__}\n{inspect.cleandoc(fn.__doc__ or '')}\n")
+    print("defaults: " + ", ".join(f"{k}={v}" for k, v in spec.defaults.items()))
+    print(f"\nsee it at work: losslab compare --data ring8 --losses {spec.name},ns --seeds 3")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="ring8", help="built-in dataset (losslab list data) or a path: .csv, .npy, "
+                                                   "or a folder of images (default: ring8)")
+    p.add_argument("--steps", type=int, default=None, help="generator updates per run: the equal budget")
+    p.add_argument("--set", action="append", default=None, metavar="SECTION.KEY=VALUE",
+                   help="override a config value, e.g. --set loss.lr_d=1e-4 (repeatable)")
+    p.add_argument("--config", default=None, help="TOML file with [data] [model] [train] [loss] tables")
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST / Fashion-MNIST IDX files "
+                                                    "(also $LOSSLAB_DATA)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="losslab", description="losslab: which loss function suits my data, and why?")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("compare", help="train every loss x seed with an equal budget; rank; write a report")
+    _add_run_options(p)
+    p.add_argument("--losses", default="all", help="comma-separated loss names, or 'all' (default)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per loss (default 3)")
+    p.add_argument("--out", default="losslab-out", help="output directory; rerun to resume (default losslab-out)")
+    p.add_argument("--family", default="gan", help="model family: " + ", ".join(FAMILIES))
+    p.add_argument("--workers", type=int, default=None, help="parallel runs (default: CPU cores)")
+    p.add_argument("--metric", default=None, help="primary metric of the ranking (default: w1 / swd / fid)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("train", help="train one loss into a new numbered run directory")
+    _add_run_options(p)
+    p.add_argument("--loss", required=True, help="loss name (losslab list losses)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs", help="parent folder of the numbered run directories")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a run directory's samples again")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("report", help="rebuild results.json and the report from the run directories alone")
+    p.add_argument("out")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("list", help="list losses, data or metrics")
+    p.add_argument("what", nargs="?", default="losses", help="losses | data | metrics")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("explain", help="a loss's formula, inputs, defaults and source")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_explain)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: UserError and usage errors become one line and exit code 2."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            sys.exit(0)
+        args.func(args)
+    except UserError as e:
+        print(f"losslab: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("losslab: interrupted; rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)
