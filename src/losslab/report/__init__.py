@@ -1,0 +1,237 @@
+"""The comparison report, built only from files on disk.
+
+``build_report(OUT)`` reads ``OUT/results.json`` (written by ``losslab
+compare``), ``OUT/reference.npz`` and each run directory's ``metrics.jsonl`` and
+``samples.npz``; it never trains and never loads a data set. It writes
+``OUT/report.md``, a self-contained ``OUT/report.html`` with the same content
+(figures embedded as base64 PNG) and the figures under ``OUT/figures/``.
+A failed or diverged run without its files is shown as such; it never stops
+the report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from losslab.errors import UserError
+from losslab.io import atomic_write_bytes, read_json, read_jsonl
+from losslab.report import plots
+from losslab.report.render import report_blocks, to_html, to_markdown
+
+__all__ = ["build_report"]
+
+
+# ------------------------------------------------------------------ loading
+
+
+def load_results(out: Path) -> dict:
+    """Parsed ``OUT/results.json``; ``UserError`` when it is missing or not a JSON object."""
+    path = out / "results.json"
+    if not path.is_file():
+        raise UserError(f"no results.json in {out}; run `losslab compare --out {out}` first")
+    try:
+        results = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path}: {e}; rerun `losslab compare --out {out}`") from None
+    if not isinstance(results, dict):
+        raise UserError(f"{path} is not a losslab results file (expected a JSON object)")
+    return results
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` file, or ``{}`` when it is missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: np.asarray(f[k]) for k in f.files}
+    except (OSError, ValueError, EOFError):
+        return {}
+
+
+def load_reference(out: Path, kind: str) -> dict[str, Any]:
+    """``OUT/reference.npz`` as a dict: ``real``, optional ``modes``, ``pdf_x``, ``pdf_y``, plus
+    ``project`` ((n, d) -> (n, 2): PCA fitted on ``real`` when d > 2; Pearson 1901)."""
+    ref: dict[str, Any] = _load_npz(out / "reference.npz")
+    real = ref.get("real")
+    if real is not None and kind != "image":
+        real = ref["real"] = real.reshape(len(real), -1).astype(np.float64)
+        if real.shape[1] > 2 and len(real) > 2:
+            from sklearn.decomposition import PCA
+
+            pca = PCA(n_components=2).fit(real[np.isfinite(real).all(axis=1)])
+            ref["project"] = lambda a: pca.transform(np.asarray(a, dtype=np.float64).reshape(len(a), -1))
+    return ref
+
+
+def _samples(out: Path, run: dict, shape: list | None) -> np.ndarray | None:
+    """``samples`` of a run's ``samples.npz`` reshaped to ``(n, *shape)``, or ``None``."""
+    if not run.get("run_dir"):
+        return None
+    x = _load_npz(out / str(run["run_dir"]) / "samples.npz").get("samples")
+    if x is None or x.ndim == 0 or len(x) == 0:
+        return None
+    if shape and int(np.prod(shape)) == x[0].size:
+        x = x.reshape(len(x), *shape)
+    return x.astype(np.float32)
+
+
+def _rows(out: Path, run: dict) -> list[dict]:
+    """A run's ``metrics.jsonl`` rows; ``[]`` when missing or unreadable."""
+    if not run.get("run_dir"):
+        return []
+    try:
+        return read_jsonl(out / str(run["run_dir"]) / "metrics.jsonl")
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def _is_primary_ok(run: dict, primary: str) -> bool:
+    return run.get("status") == "ok" and plots.is_number((run.get("metrics") or {}).get(primary))
+
+
+# ------------------------------------------------------------------ figures
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", str(name))
+
+
+def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
+    """Draw every figure under ``OUT/figures/``.
+
+    Returns
+    -------
+    list of (relpath, heading, caption)
+        Paths relative to ``out``, in report order.
+    """
+    figdir = out / "figures"
+    ds = results.get("dataset") or {}
+    ds = ds if isinstance(ds, dict) else {"name": str(ds)}
+    kind = ds.get("kind") or "vector"
+    pm = results.get("primary_metric") or {}
+    primary, hib = str(pm.get("name") or "?"), bool(pm.get("higher_is_better"))
+    ranking = results.get("ranking") or []
+    runs = results.get("runs") or []
+    losses = [str(r.get("loss")) for r in ranking]
+    losses += sorted({str(r.get("loss")) for r in runs} - set(losses))
+    by_loss = {loss: [r for r in runs if str(r.get("loss")) == loss] for loss in losses}
+    rows = {id(r): _rows(out, r) for r in runs}
+    figs: list[tuple[str, str, str]] = []
+
+    # 1. Ranking.
+    seeds = {loss: [r["metrics"][primary] for r in rs if _is_primary_ok(r, primary)] for loss, rs in by_loss.items()}
+    plots.plot_ranking(ranking, seeds, primary, hib, figdir / "ranking.png")
+    figs.append(
+        (
+            "figures/ranking.png",
+            "Ranking",
+            f"{primary} per loss, best first ({'higher' if hib else 'lower'} is better): the large dot is the seed "
+            "mean with its 95% CI, small dots are single seeds; trust an ordering only where the intervals "
+            "do not overlap.",
+        )
+    )
+
+    # 2. Overview of the generator gradient norm.
+    plots.plot_overview({loss: [rows[id(r)] for r in rs] for loss, rs in by_loss.items()}, figdir / "overview.png")
+    figs.append(
+        (
+            "figures/overview.png",
+            "Generator gradient norm, all losses",
+            "Seed-mean L2 norm of the generator's gradient on a log scale: a curve that falls by orders of "
+            "magnitude marks a generator whose gradient vanished (a saturated discriminator); an exact zero is "
+            f"drawn at {plots.GRAD_FLOOR:g}.",
+        )
+    )
+
+    # 3. Samples: one run per loss (seed 0 if ok, else the first ok run with samples).
+    ref = load_reference(out, kind)
+    real = ref.get("real")
+    shape = ds.get("shape")
+    panels: list[tuple[str, np.ndarray | None, str]] = [("data", real, "no reference.npz")]
+    for loss, rs in by_loss.items():
+        ok = sorted((r for r in rs if r.get("status") == "ok"), key=lambda r: r.get("seed") != 0)
+        pick = next(((r, x) for r in ok if (x := _samples(out, r, shape)) is not None), None)
+        if pick is None:
+            statuses = ", ".join(sorted({str(r.get("status")) for r in rs})) or "no runs"
+            panels.append((loss, None, f"no samples ({statuses})"))
+        else:
+            panels.append((f"{loss} (seed {pick[0].get('seed')})", pick[1], ""))
+    plots.plot_samples(panels, ref, kind, figdir / "samples.png")
+    dim = real.shape[1] if real is not None and real.ndim == 2 else None
+    if kind == "image":
+        what = (
+            "Grids of the first 64 generated images of one run per loss next to real images: look for repeated "
+            "images (mode collapse), noise and broken shapes."
+        )
+    elif dim == 1:
+        what = (
+            "Histogram of generated samples of one run per loss against the true density (black line): look for "
+            "missing or merged modes and mass between modes."
+        )
+    else:
+        what = (
+            "Generated samples (orange) of one run per loss over real samples (grey), true mode centres as +"
+            + (", projected on the first two principal components of the real data" if "project" in ref else "")
+            + ": look for uncovered modes (mode collapse) and samples strewn between modes."
+        )
+    figs.append(("figures/samples.png", "Samples", what))
+
+    # 4. Diagnostics per loss.
+    for loss, rs in by_loss.items():
+        rel = f"figures/diagnostics_{_safe(loss)}.png"
+        seed_runs = [(r.get("seed"), rows[id(r)], r.get("status") == "diverged") for r in rs]
+        plots.plot_diagnostics(loss, seed_runs, out / rel)
+        figs.append(
+            (
+                rel,
+                f"Diagnostics: {loss}",
+                f"Training curves of {loss}, one colour per seed: (a) losses, (b) gradient norms on a log scale, "
+                "where a G norm collapsing while D's stays large is the vanishing-gradient failure, (c) gradient "
+                "means, (d) mean D(x) against mean D(G(z)), whose widening gap means D wins; x marks where a "
+                "run diverged.",
+            )
+        )
+    return figs
+
+
+# ------------------------------------------------------------------ entry
+
+
+def build_report(out_dir: str | Path, *, quiet: bool = True) -> dict[str, Path]:
+    """Build ``report.md``, ``report.html`` and ``figures/`` from a comparison directory.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        The ``--out`` directory of ``losslab compare``: ``results.json``,
+        ``reference.npz`` and the run directories named in it.
+    quiet : bool
+        When False, print the paths written to stderr.
+
+    Returns
+    -------
+    dict
+        ``{"markdown": OUT/report.md, "html": OUT/report.html, "figures": OUT/figures}``.
+
+    Raises
+    ------
+    UserError
+        ``OUT/results.json`` is missing or unreadable.
+    """
+    out = Path(out_dir)
+    results = load_results(out)
+    figures = make_figures(out, results)
+    blocks = report_blocks(results, figures)
+    paths = {"markdown": out / "report.md", "html": out / "report.html", "figures": out / "figures"}
+    atomic_write_bytes(paths["markdown"], to_markdown(blocks).encode("utf-8"))
+    title = blocks[0][1] if blocks and blocks[0][0] == "h1" else "losslab report"
+    atomic_write_bytes(paths["html"], to_html(blocks, base=out, title=title).encode("utf-8"))
+    if not quiet:
+        for key, path in paths.items():
+            print(f"{key}: {path}", file=sys.stderr)
+    return paths

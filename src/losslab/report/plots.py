@@ -1,0 +1,353 @@
+"""Figures of the comparison report, drawn from files on disk only.
+
+Every function takes plain numpy arrays / lists of ``metrics.jsonl`` rows and
+writes one PNG atomically. Figures are built with ``matplotlib.figure.Figure``
+on the Agg canvas, never through ``pyplot``: no global figure registry, no
+window, nothing to close, and a caller's interactive backend is left alone.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from losslab.io import atomic_write_bytes
+
+DPI = 100
+MAX_POINTS = 2000  # scatter points per cloud (strided subsample), keeps PNGs small
+GRAD_FLOOR = 1e-12  # a gradient norm <= 0 is drawn here on log axes
+GRID_MAX = 64  # images per sample grid
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def is_number(x: Any) -> bool:
+    """True for a finite int/float (bools and NaN/inf excluded)."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def series(rows: Sequence[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, values)`` of ``key`` over the rows where both are finite numbers.
+
+    Parameters
+    ----------
+    rows : list of dict
+        ``metrics.jsonl`` rows; a missing ``step`` falls back to the row index.
+    key : str
+        Column name, e.g. ``"g_grad_norm"``; missing / null / NaN entries are skipped.
+
+    Returns
+    -------
+    steps, values : (T,) float64 arrays, possibly empty.
+    """
+    pts = [(r.get("step", i), r.get(key)) for i, r in enumerate(rows)]
+    pts = [(float(s), float(v)) for s, v in pts if is_number(s) and is_number(v)]
+    if not pts:
+        return np.zeros(0), np.zeros(0)
+    s, v = np.asarray(pts, dtype=np.float64).T
+    return s, v
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Render ``fig`` to PNG (``DPI``) and write it atomically to ``path``."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
+def _note(ax, text: str) -> None:
+    """Centre a grey message in an empty axes (missing data, failed run)."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4", wrap=True)
+
+
+def _thin(x: np.ndarray) -> np.ndarray:
+    """At most ``MAX_POINTS`` rows, by a deterministic stride."""
+    return x[:: max(1, math.ceil(len(x) / MAX_POINTS))]
+
+
+def _grid(n: int, ncol_max: int = 4, size: float = 3.2) -> tuple[Figure, list]:
+    """Figure with ``n`` panels on a grid of at most ``ncol_max`` columns (extra axes hidden)."""
+    ncol = min(n, ncol_max)
+    nrow = math.ceil(n / ncol)
+    fig = Figure(figsize=(size * ncol, size * nrow), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, list(axes[:n])
+
+
+def image_grid(x: np.ndarray, ncol: int = 8, pad: int = 1) -> np.ndarray:
+    """Tile images ``(N, C, H, W)`` in ``[-1, 1]`` into one picture in ``[0, 1]``.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) array
+        Images scaled to ``[-1, 1]`` (losslab convention); NaN -> 0, values
+        clipped. ``C`` is 1 or 3; any other ``C`` shows channel 0.
+    ncol, pad : int
+        Images per row; white pixels between images.
+
+    Returns
+    -------
+    (H', W') array for one channel, (H', W', 3) for three, values in ``[0, 1]``.
+    """
+    x = np.clip((np.nan_to_num(np.asarray(x[:GRID_MAX], dtype=np.float64)) + 1.0) / 2.0, 0.0, 1.0)
+    if x.shape[1] not in (1, 3):
+        x = x[:, :1]
+    n, c, h, w = x.shape
+    ncol = max(1, min(ncol, n))
+    nrow = math.ceil(n / ncol)
+    grid = np.ones((c, pad + nrow * (h + pad), pad + ncol * (w + pad)))
+    for i in range(n):
+        r, k = divmod(i, ncol)
+        grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + k * (w + pad) : pad + k * (w + pad) + w] = x[i]
+    return grid[0] if c == 1 else grid.transpose(1, 2, 0)
+
+
+# ----------------------------------------------------------------- ranking
+
+
+def plot_ranking(
+    ranking: Sequence[dict], seed_values: dict[str, list[float]], metric: str, higher_is_better: bool, path: Path
+) -> Path:
+    """Primary metric per loss (ranking order): seed mean with 95% CI bars, seeds as dots.
+
+    Parameters
+    ----------
+    ranking : list of dict
+        ``results.json`` ranking rows (``loss``, ``mean``, ``ci95`` [lo, hi] or null).
+    seed_values : dict
+        Loss name -> primary-metric value of each ok seed.
+    metric, higher_is_better : str, bool
+        Name and direction of the primary metric (axis label).
+    """
+    fig = Figure(figsize=(max(4.5, 0.9 * len(ranking) + 2.0), 3.6))
+    ax = fig.subplots()
+    for i, row in enumerate(ranking):
+        vals = [v for v in seed_values.get(row.get("loss"), []) if is_number(v)]
+        if vals:
+            ax.scatter(i + np.linspace(-0.12, 0.12, len(vals)) * (len(vals) > 1), vals, s=16, color="0.55", zorder=2)
+        mean, ci = row.get("mean"), row.get("ci95")
+        if is_number(mean):
+            yerr = None
+            if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(is_number(c) for c in ci):
+                yerr = [[max(0.0, mean - ci[0])], [max(0.0, ci[1] - mean)]]
+            ax.errorbar(i, mean, yerr=yerr, fmt="o", color="C0", ms=7, capsize=5, lw=2, zorder=3)
+    ax.set_xticks(range(len(ranking)), [str(r.get("loss")) for r in ranking], rotation=30 if len(ranking) > 5 else 0)
+    ax.set_xlim(-0.6, len(ranking) - 0.4)
+    ax.set_ylabel(f"{metric} ({'higher' if higher_is_better else 'lower'} is better)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(
+        handles=[
+            Line2D([], [], color="C0", marker="o", lw=2, label="seed mean, 95% CI"),
+            Line2D([], [], color="0.55", marker="o", ls="", label="one seed"),
+        ],
+        fontsize=8,
+    )
+    ax.set_title("ranking (best first)")
+    return save(fig, path)
+
+
+# ----------------------------------------------------------------- samples
+
+
+def _limits(*clouds: np.ndarray, margin: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis plot limits covering the reference clouds and 1-99% of the last (samples)."""
+    parts = [c for c in clouds[:-1] if c is not None and len(c)]
+    last = clouds[-1]
+    if last is not None and len(last):
+        parts.append(np.percentile(last, [1, 99], axis=0))
+    pts = np.concatenate(parts, axis=0)
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    pad = margin * np.maximum(hi - lo, 1e-6)
+    return lo - pad, hi + pad
+
+
+def _draw_vectors(ax, x: np.ndarray, ref: dict, is_data: bool) -> None:
+    """One panel of vector samples against the data (1-D histogram, 2-D / PCA scatter)."""
+    real = ref.get("real")
+    x = x[np.isfinite(x).all(axis=1)]
+    if x.shape[1] == 1:
+        lo, hi = _limits(real, x[:, :1])
+        bins = np.linspace(lo[0], hi[0], 61)
+        ax.hist(x[:, 0], bins=bins, density=True, color="C1" if not is_data else "0.6", alpha=0.7)
+        if ref.get("pdf_x") is not None and ref.get("pdf_y") is not None:
+            ax.plot(ref["pdf_x"], ref["pdf_y"], color="k", lw=1.2)
+        elif real is not None and not is_data:
+            ax.hist(real[:, 0], bins=bins, density=True, histtype="step", color="k", lw=1.0)
+        ax.set_xlim(lo[0], hi[0])
+        return
+    project = ref.get("project", lambda a: a[:, :2])
+    p = project(x)
+    real_p = project(real) if real is not None else None
+    modes_p = project(ref["modes"]) if ref.get("modes") is not None else None
+    if real_p is not None and not is_data:
+        ax.scatter(*_thin(real_p).T, s=2, color="0.75", rasterized=True)
+    ax.scatter(*_thin(p).T, s=2, color="0.45" if is_data else "C1", alpha=0.6, rasterized=True)
+    if modes_p is not None:
+        ax.scatter(*modes_p.T, s=40, marker="+", color="k", lw=1.2)
+    lo, hi = _limits(real_p, modes_p, p)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_aspect("equal", adjustable="box")
+
+
+def plot_samples(panels: Sequence[tuple[str, np.ndarray | None, str]], ref: dict, kind: str, path: Path) -> Path:
+    """Generated samples per loss next to the real data, one panel each.
+
+    Parameters
+    ----------
+    panels : list of (title, samples, note)
+        ``samples`` is ``(n, *shape)`` float32 or ``None`` (then ``note`` is shown).
+        By convention the first panel is the real data.
+    ref : dict
+        ``real`` (n, *shape), optional ``modes`` (K, d), ``pdf_x``/``pdf_y``
+        (1-D density on a grid), ``project`` (callable (n, d) -> (n, 2), PCA for d > 2).
+    kind : str
+        ``"image"`` draws a grid of the first 64 images; anything else vectors.
+    """
+    fig, axes = _grid(len(panels))
+    for i, (ax, (title, x, note)) in enumerate(zip(axes, panels)):
+        ax.set_title(title, fontsize=10)
+        if x is None or len(x) == 0:
+            _note(ax, note or "no samples")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        elif kind == "image":
+            g = image_grid(x)
+            ax.imshow(g, cmap="gray" if g.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+            ax.axis("off")
+        else:
+            _draw_vectors(ax, x.reshape(len(x), -1), ref, is_data=i == 0)
+            ax.tick_params(labelsize=7)
+    return save(fig, path)
+
+
+# ------------------------------------------------------------- diagnostics
+
+
+def _diag_panels(rows_all: Sequence[Sequence[dict]]) -> list[tuple[str, list[tuple[str, str, str]], str]]:
+    """The four diagnostic panels: (title, [(key, label, linestyle)], y-scale)."""
+    has = lambda key: any(is_number(r.get(key)) for rows in rows_all for r in rows)  # noqa: E731
+    p = "p" if has("p_real") or has("p_fake") else "d"
+    outputs = [(f"{p}_real", "D(x)", "-"), (f"{p}_fake", "D(G(z))", "--")]
+    if has("w_estimate"):
+        outputs.append(("w_estimate", "W estimate", ":"))
+    return [
+        ("(a) losses", [("g_loss", "G loss", "-"), ("d_loss", "D loss", "--")], "linear"),
+        ("(b) gradient L2 norm", [("g_grad_norm", "G", "-"), ("d_grad_norm", "D", "--")], "log"),
+        ("(c) gradient mean", [("g_grad_mean", "G", "-"), ("d_grad_mean", "D", "--")], "symlog"),
+        ("(d) mean " + ("sigmoid " if p == "p" else "") + "critic output", outputs, "linear"),
+    ]
+
+
+def _plot_lines(ax, lines: Sequence[tuple[str, str, np.ndarray, np.ndarray, bool]], scale: str) -> None:
+    """Draw (colour, linestyle, steps, values, diverged) lines on ``ax`` with the given y-scale."""
+    vals = [v for *_, v, _ in lines if len(v)]
+    if not vals:
+        _note(ax, "not logged")
+        return
+    for color, ls, s, v, diverged in lines:
+        if scale == "log":
+            v = np.maximum(v, GRAD_FLOOR)
+        ax.plot(s, v, ls, color=color, lw=1.0)
+        if diverged and len(s):
+            ax.plot(s[-1], v[-1], "x", color="k", ms=9, mew=2, zorder=5)
+    if scale == "log":
+        ax.set_yscale("log")
+    elif scale == "symlog":
+        nz = np.abs(np.concatenate(vals))
+        nz = nz[nz > 0]
+        ax.set_yscale("symlog", linthresh=float(max(np.percentile(nz, 10), GRAD_FLOOR)) if len(nz) else 1e-8)
+
+
+def plot_diagnostics(loss: str, runs: Sequence[tuple[Any, list[dict], bool]], path: Path) -> Path:
+    """Training diagnostics of one loss, all seeds overlaid (one colour per seed).
+
+    Panels: (a) D and G loss; (b) G and D gradient L2 norm, log y (vanishing
+    gradients, Arjovsky & Bottou 2017, arXiv:1701.04862, Sec. 2.2); (c) G and
+    D gradient mean, symlog y; (d) mean D(x) vs mean D(G(z)) (sigmoid
+    probabilities for BCE losses) and the critic's Wasserstein estimate when
+    logged. A diverged run's last logged point carries an ``x``.
+
+    Parameters
+    ----------
+    loss : str
+        Loss name (title).
+    runs : list of (seed, rows, diverged)
+        ``rows`` from the run's ``metrics.jsonl`` (may be empty).
+    """
+    panels = _diag_panels([rows for _, rows, _ in runs])
+    fig = Figure(figsize=(11, 7.5), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
+    for ax, (title, keys, scale) in zip(axes, panels):
+        lines = [
+            (f"C{i % 10}", ls, *series(rows, key), diverged)
+            for i, (_, rows, diverged) in enumerate(runs)
+            for key, _, ls in keys
+        ]
+        _plot_lines(ax, lines, scale)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("generator step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(handles=[Line2D([], [], color="k", ls=ls, label=label) for _, label, ls in keys], fontsize=7)
+    handles = [
+        Line2D([], [], color=f"C{i % 10}", label=f"seed {seed}" + ("" if rows else " (no metrics logged)"))
+        for i, (seed, rows, _) in enumerate(runs)
+    ]
+    if any(d and rows for _, rows, d in runs):
+        handles.append(Line2D([], [], color="k", marker="x", ls="", mew=2, label="diverged"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
+    fig.suptitle(f"{loss}: training diagnostics")
+    return save(fig, path)
+
+
+def seed_mean(rowsets: Sequence[Sequence[dict]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over seeds of ``key`` at each logged step (seeds missing a step are skipped there).
+
+    Returns
+    -------
+    steps, means : (T,) float64 arrays, steps sorted ascending.
+    """
+    acc: dict[float, list[float]] = defaultdict(list)
+    for rows in rowsets:
+        for s, v in zip(*series(rows, key)):
+            acc[s].append(v)
+    steps = np.array(sorted(acc), dtype=np.float64)
+    return steps, np.array([np.mean(acc[s]) for s in steps], dtype=np.float64)
+
+
+def plot_overview(curves: dict[str, list[list[dict]]], path: Path) -> Path:
+    """Seed-mean generator gradient L2 norm vs step, all losses on one log-scale axes.
+
+    Parameters
+    ----------
+    curves : dict
+        Loss name -> list of ``metrics.jsonl`` row lists (one per seed).
+    """
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
+    lines = []
+    for i, (loss, rowsets) in enumerate(curves.items()):
+        s, v = seed_mean(rowsets, "g_grad_norm")
+        lines.append((f"C{i % 10}", ["-", "--", ":", "-."][(i // 10) % 4], s, v, False))
+    _plot_lines(ax, lines, "log")
+    if any(len(v) for *_, v, _ in lines):
+        ax.legend(
+            handles=[Line2D([], [], color=c, ls=ls, label=loss) for (c, ls, *_), loss in zip(lines, curves)], fontsize=8
+        )
+    ax.set_xlabel("generator step")
+    ax.set_ylabel("||grad G||_2 (mean over seeds)")
+    ax.grid(alpha=0.3, which="both")
+    ax.set_title("generator gradient norm per loss")
+    return save(fig, path)

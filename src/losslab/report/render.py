@@ -1,0 +1,393 @@
+"""The report as a list of blocks, rendered to Markdown and to self-contained HTML.
+
+Both outputs come from the same blocks, so they carry the same content. A
+block is a tuple:
+
+``("h1" | "h2" | "h3", text)``, ``("p", inline)``, ``("ul", [inline, ...])``,
+``("table", header, rows)`` (cells are inline), ``("fig", relpath, caption)``.
+
+``inline`` is a string or a list of parts, each a string or ``("b", text)`` /
+``("code", text)``. Text is escaped at render time (Markdown specials,
+HTML entities), never before.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+from losslab.report.plots import is_number
+
+DASH = "\u2014"  # shown for a missing / NaN / null value
+
+METRIC_LABELS = {
+    "w1": "W1",
+    "modes_covered": "modes covered",
+    "high_quality": "% high quality",
+    "reverse_kl": "reverse KL",
+    "ks": "KS",
+    "swd": "SWD",
+    "fid": "FID",
+    "classes_covered": "classes covered",
+    "class_kl": "class KL",
+}
+PERCENT_METRICS = {"high_quality"}  # fractions in [0, 1], shown as percent
+HIDDEN_METRICS = {"num_modes", "num_classes"}  # constant per dataset
+
+STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:1150px;
+margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;border-bottom:2px solid #ddd;padding-bottom:.2em}
+h2{font-size:1.3em;margin-top:1.8em;border-bottom:1px solid #eee}
+h3{font-size:1.05em}
+.scroll{overflow-x:auto}
+table{border-collapse:collapse;margin:.8em 0;font-size:.88em}
+th,td{border:1px solid #d0d0d0;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f2f2f2}
+tr:nth-child(even) td{background:#fafafa}
+code{background:#f2f2f2;padding:0 .25em;border-radius:3px;font-size:.92em}
+figure{margin:1em 0 2em}
+img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{color:#555;font-size:.9em;margin-top:.3em}
+"""
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def fmt_num(x: Any, *, percent: bool = False) -> str:
+    """A number for a table cell; ``None``, NaN, inf and non-numbers give an em dash.
+
+    Parameters
+    ----------
+    x : Any
+        The value; ints print exactly, floats with 4 significant digits
+        (scientific below 0.01, no decimals from 1000 up).
+    percent : bool
+        ``x`` is a fraction in [0, 1]; print ``100 x`` followed by ``%``.
+    """
+    if not is_number(x):
+        return DASH
+    if percent:
+        return fmt_num(100.0 * float(x)) + "%"
+    if isinstance(x, (int,)) or (hasattr(x, "dtype") and x.dtype.kind in "iu"):
+        return str(int(x))
+    x = float(x)
+    a = abs(x)
+    if a == 0.0:
+        return "0"
+    if a >= 1000:
+        return f"{x:.0f}"
+    if a >= 0.01:
+        return f"{x:.4g}"
+    return f"{x:.3e}"
+
+
+def fmt_ci(mean: Any, ci: Any, *, percent: bool = False) -> str:
+    """``"mean [lo, hi]"``; just ``"mean"`` without a valid CI; an em dash without a mean.
+
+    Parameters
+    ----------
+    mean : float or None
+        Seed mean of a metric.
+    ci : [lo, hi] or None
+        95% confidence interval of the mean (null when fewer than 2 ok seeds).
+    """
+    if not is_number(mean):
+        return DASH
+    s = fmt_num(mean, percent=percent)
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(is_number(c) for c in ci):
+        s += f" [{fmt_num(ci[0], percent=percent)}, {fmt_num(ci[1], percent=percent)}]"
+    return s
+
+
+def metric_label(name: str) -> str:
+    return METRIC_LABELS.get(name, name)
+
+
+# --------------------------------------------------------------- inline text
+
+_MD_SPECIAL = re.compile(r"([\\`*|])|<(?=[A-Za-z/!?])")
+
+
+def _md_text(s: str) -> str:
+    s = re.sub(r"\s+", " ", str(s))  # one line: tables and bullets break on newlines
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(1) if m.group(1) else "&lt;", s)
+
+
+def _parts(inline: Any) -> list:
+    return [inline] if isinstance(inline, str) else list(inline)
+
+
+def _md_inline(inline: Any) -> str:
+    out = []
+    for part in _parts(inline):
+        if isinstance(part, tuple):
+            style, text = part
+            if style == "code":
+                text = re.sub(r"\s+", " ", str(text)).strip()
+                fence = "``" if "`" in text else "`"
+                out.append(f"{fence}{text}{fence}")
+            else:  # "**x** " not "**x **": a closing ** after a space is not emphasis in CommonMark
+                t = _md_text(text)
+                lead, core, trail = t[: len(t) - len(t.lstrip())], t.strip(), t[len(t.rstrip()) :]
+                out.append(f"{lead}**{core}**{trail}" if core else t)
+        else:
+            out.append(_md_text(part))
+    return "".join(out)
+
+
+def _html_inline(inline: Any) -> str:
+    out = []
+    for part in _parts(inline):
+        if isinstance(part, tuple):
+            tag = "code" if part[0] == "code" else "strong"
+            out.append(f"<{tag}>{html.escape(str(part[1]))}</{tag}>")
+        else:
+            out.append(html.escape(str(part)))
+    return "".join(out)
+
+
+# --------------------------------------------------------------- renderers
+
+
+def to_markdown(blocks: Sequence[tuple]) -> str:
+    """Render blocks as GitHub-flavoured Markdown; figures link to their relative paths."""
+    out: list[str] = []
+    nfig = 0
+    for b in blocks:
+        kind = b[0]
+        if kind in ("h1", "h2", "h3"):
+            out.append("#" * int(kind[1]) + " " + _md_inline(b[1]))
+        elif kind == "p":
+            out.append(_md_inline(b[1]))
+        elif kind == "ul":
+            out.append("\n".join("- " + _md_inline(item) for item in b[1]))
+        elif kind == "table":
+            header, rows = b[1], b[2]
+            lines = ["| " + " | ".join(_md_inline(h) for h in header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(_md_inline(c) for c in row) + " |" for row in rows]
+            out.append("\n".join(lines))
+        elif kind == "fig":
+            nfig += 1
+            out.append(f"![{_md_text(Path(b[1]).stem)}]({b[1]})\n\n*Figure {nfig}.* {_md_inline(b[2])}")
+        else:
+            raise ValueError(f"unknown block kind {kind!r}")
+    return "\n\n".join(out) + "\n"
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def to_html(blocks: Sequence[tuple], *, base: Path, title: str) -> str:
+    """Render blocks as one self-contained HTML page (inline CSS, figures as base64 data URIs).
+
+    Parameters
+    ----------
+    blocks : list of tuple
+        See the module docstring.
+    base : Path
+        Directory the figure paths are relative to (the comparison's OUT).
+    title : str
+        Page ``<title>``.
+    """
+    out: list[str] = []
+    nfig = 0
+    for b in blocks:
+        kind = b[0]
+        if kind in ("h1", "h2", "h3"):
+            out.append(f"<{kind}>{_html_inline(b[1])}</{kind}>")
+        elif kind == "p":
+            out.append(f"<p>{_html_inline(b[1])}</p>")
+        elif kind == "ul":
+            out.append("<ul>" + "".join(f"<li>{_html_inline(item)}</li>" for item in b[1]) + "</ul>")
+        elif kind == "table":
+            head = "".join(f"<th>{_html_inline(h)}</th>" for h in b[1])
+            body = "".join("<tr>" + "".join(f"<td>{_html_inline(c)}</td>" for c in row) + "</tr>" for row in b[2])
+            out.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>')
+        elif kind == "fig":
+            nfig += 1
+            alt = html.escape(Path(b[1]).stem)
+            out.append(
+                f'<figure><img src="{_data_uri(base / b[1])}" alt="{alt}">'
+                f"<figcaption><em>Figure {nfig}.</em> {_html_inline(b[2])}</figcaption></figure>"
+            )
+        else:
+            raise ValueError(f"unknown block kind {kind!r}")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(out)
+        + "\n</body>\n</html>\n"
+    )
+
+
+# ------------------------------------------------------------ report content
+
+
+def _dataset_line(ds: dict) -> list:
+    bits = [str(ds.get("kind") or "?")]
+    if ds.get("shape"):
+        bits.append("shape (" + ", ".join(str(s) for s in ds["shape"]) + ("," if len(ds["shape"]) == 1 else "") + ")")
+    if is_number(ds.get("num_modes")):
+        bits.append(f"{ds['num_modes']} modes")
+    return [("b", "Dataset: "), ("code", ds.get("name", "?")), " (" + ", ".join(bits) + ")"]
+
+
+def metric_columns(ranking: Sequence[dict], primary: str) -> list[str]:
+    """Scalar metric names occurring in any ``metrics_mean`` (first-seen order), minus the primary."""
+    names: list[str] = []
+    for row in ranking:
+        for k, v in (row.get("metrics_mean") or {}).items():
+            if k not in names and k != primary and k not in HIDDEN_METRICS and (v is None or is_number(v)):
+                names.append(k)
+    return names
+
+
+def run_status(run: dict) -> str:
+    """``ok`` / ``failed`` / ``diverged at step N``."""
+    status = str(run.get("status") or "?")
+    if status == "diverged" and is_number(run.get("diverged_at")):
+        return f"diverged at step {run['diverged_at']}"
+    return status
+
+
+def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> list[tuple]:
+    """The whole report as blocks.
+
+    Parameters
+    ----------
+    results : dict
+        Parsed ``results.json`` (schema in ``docs/ARCHITECTURE.md``).
+    figures : list of (relpath, heading, caption)
+        Figures already written, paths relative to OUT.
+    """
+    ds = results.get("dataset") or {}
+    ds = ds if isinstance(ds, dict) else {"name": str(ds)}
+    family = str(results.get("family") or "gan")
+    budget = results.get("budget") or {}
+    pm = results.get("primary_metric") or {}
+    primary, hib = str(pm.get("name") or "?"), bool(pm.get("higher_is_better"))
+    ranking = results.get("ranking") or []
+    runs = results.get("runs") or []
+    arrow = "\u2191" if hib else "\u2193"
+
+    header = [
+        _dataset_line(ds),
+        [("b", "Model family: "), family.upper()],
+        [
+            ("b", "Budget: "),
+            f"{fmt_num(budget.get('g_updates'))} generator updates per run, batch size "
+            f"{fmt_num(budget.get('batch_size'))}"
+            + (f"; {budget['note']}" if budget.get("note") else ", the same for every loss"),
+        ],
+        [("b", "Primary metric: "), ("code", primary), f" ({'higher' if hib else 'lower'} is better)"]
+        + ([": " + str(pm["description"])] if pm.get("description") else []),
+    ]
+    if ds.get("feature_net"):
+        header.append([("b", "Feature network: "), ("code", ds["feature_net"])])
+    known = ["ok", "diverged", "failed"]
+    statuses = known + sorted({str(r.get("status")) for r in runs} - set(known))
+    counts = {s: sum(str(r.get("status")) == s for r in runs) for s in statuses}
+    header.append(
+        [("b", "Runs: "), f"{len(runs)} ({len(ranking)} losses); "]
+        + ["; ".join(f"{n} {s}" for s, n in counts.items())]
+    )
+    title = f"losslab report: {family.upper()} losses on {ds.get('name', '?')}"
+    blocks: list[tuple] = [("h1", title), ("ul", header)]
+
+    # Ranking table.
+    extra = metric_columns(ranking, primary)
+    modes_of = f" (of {ds['num_modes']})" if is_number(ds.get("num_modes")) else ""
+    head = ["rank", "loss", f"{metric_label(primary)} {arrow} mean [95% CI]", "ok / seeds", "stability"]
+    head += ["collapse rate"]
+    vanished = any("vanished_rate" in r for r in ranking)  # written by losslab.compare when it diagnoses G
+    head += ["G gradient vanished"] if vanished else []
+    head += [metric_label(k) + (modes_of if k == "modes_covered" else "") for k in extra]
+    head += ["wall s (mean)", "critic updates (mean)"]
+    rows = []
+    for i, r in enumerate(ranking, 1):
+        mm = r.get("metrics_mean") or {}
+        rows.append(
+            [str(i), [("b", str(r.get("loss")))]]
+            + [fmt_ci(r.get("mean"), r.get("ci95"), percent=primary in PERCENT_METRICS)]
+            + [f"{fmt_num(r.get('n_ok'))} / {fmt_num(r.get('n_runs'))}"]
+            + [fmt_num(r.get("stability"), percent=True), fmt_num(r.get("collapse_rate"), percent=True)]
+            + ([fmt_num(r.get("vanished_rate"), percent=True)] if vanished else [])
+            + [fmt_num(mm.get(k), percent=k in PERCENT_METRICS) for k in extra]
+            + [fmt_num(r.get("wall_seconds_mean")), fmt_num(r.get("d_updates_mean"))]
+        )
+    blocks += [
+        ("h2", "Ranking"),
+        (
+            "p",
+            f"Best first by the seed mean of {primary} ({'higher' if hib else 'lower'} is better), over ok runs; "
+            "stability is the share of runs that did not diverge; collapse rate the share of ok runs that "
+            f"collapsed ({DASH} where not applicable or not measured)"
+            + ("; G gradient vanished is the share of runs whose generator gradient norm fell by orders of magnitude."
+               if vanished else "."),
+        ),
+        ("table", head, rows),
+    ]
+
+    # Recommendation and notes.
+    rec = results.get("recommendation") or {}
+    blocks.append(("h2", "Recommendation"))
+    if rec.get("loss"):
+        blocks.append(("p", ["Recommended loss: ", ("b", str(rec["loss"]))]))
+    else:
+        blocks.append(("p", "No loss can be recommended from these runs."))
+    if rec.get("reasons"):
+        blocks.append(("ul", [str(s) for s in rec["reasons"]]))
+    if results.get("notes"):
+        blocks += [("h2", "Notes"), ("ul", [str(s) for s in results["notes"]])]
+
+    # Figures.
+    if figures:
+        blocks.append(("h2", "Figures"))
+        for relpath, heading, caption in figures:
+            blocks += [("h3", heading), ("fig", relpath, caption)]
+
+    # Per-run table.
+    order = {r.get("loss"): i for i, r in enumerate(ranking)}
+    runs_sorted = sorted(
+        runs, key=lambda r: (order.get(r.get("loss"), len(order)), str(r.get("loss")), _seed_key(r.get("seed")))
+    )
+    blocks += [
+        ("h2", "Runs"),
+        (
+            "table",
+            ["loss", "seed", "status", metric_label(primary), "wall s", "error", "run dir"],
+            [
+                [
+                    str(r.get("loss")),
+                    fmt_num(r.get("seed")),
+                    run_status(r),
+                    fmt_num((r.get("metrics") or {}).get(primary), percent=primary in PERCENT_METRICS),
+                    fmt_num(r.get("wall_seconds")),
+                    _short(r.get("error")),
+                    [("code", str(r.get("run_dir") or DASH))],
+                ]
+                for r in runs_sorted
+            ],
+        ),
+    ]
+    return blocks
+
+
+def _seed_key(seed: Any) -> tuple:
+    return (0, float(seed), "") if is_number(seed) else (1, 0.0, str(seed))
+
+
+def _short(err: Any, n: int = 200) -> str:
+    """One line of an error message (the last line of a traceback), at most ``n`` characters."""
+    lines = [ln.strip() for ln in str(err or "").splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+    return line if len(line) <= n else line[: n - 1] + "\u2026"
