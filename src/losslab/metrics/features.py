@@ -1,0 +1,276 @@
+"""A small classifier used as the feature network of FID, trained once per dataset.
+
+The Inception network of the original FID is trained on ImageNet and needs
+torchvision / downloaded weights; FID is defined for any feature embedding
+(Heusel et al. 2017, arXiv:1706.08500, Sec. 4), and for 28x28 digit-like data
+a small CNN trained on the dataset's own labels is the usual substitute. Its
+penultimate layer gives the features and its logits the predicted classes of
+generated samples (mode coverage over classes, as with the pretrained
+classifier of Lin et al. 2018, "PacGAN", arXiv:1712.04086, Sec. 5).
+
+The trained network is cached under ``$LOSSLAB_CACHE/features/`` (default
+``~/.cache/losslab/features/``) as ``KEY.safetensors`` plus ``KEY.json``; the
+key depends on the dataset name and shape, a hash of a sample of its
+training data and labels, and the training hyperparameters, and the JSON
+holds the SHA-256 of the weights file, checked on every load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import safetensors.torch
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from losslab.errors import UserError
+from losslab.io import atomic_write_bytes, atomic_write_json
+
+# Bump when the architecture or the training recipe changes: it is part of the cache key.
+RECIPE_VERSION = 1
+
+
+class ClassifierNet(nn.Module):
+    """Small CNN classifier whose penultimate layer is the FID feature space.
+
+    ``conv5x5/2(C->32) - BN - ReLU - conv5x5/2(32->64) - BN - ReLU -
+    linear(-> num_features)`` gives the features; ``ReLU - linear(-> classes)``
+    gives the logits. The features are taken *before* the ReLU so that no unit
+    is constantly zero (a dead ReLU would make the feature covariance singular).
+    Strided convolutions instead of conv + max-pool keep training on MNIST
+    under a minute on 2 CPU cores (3 epochs: about 99.1% test accuracy).
+
+    Parameters
+    ----------
+    shape : (C, H, W)
+        Image shape; any H, W >= 1 (each stride-2 layer gives ceil(H / 2)).
+    num_classes : int
+        Number of classes of the logits, >= 2.
+    num_features : int
+        Width of the feature layer (``self.num_features``, read by torchmetrics'
+        ``FrechetInceptionDistance`` for a custom feature extractor).
+
+    Attributes
+    ----------
+    name : str
+        ``"classifier-<dataset>-<hash>"`` once trained by :func:`get_feature_net`.
+    test_accuracy : float or None
+        Accuracy on the dataset's test split, in [0, 1].
+    """
+
+    def __init__(self, shape: tuple[int, int, int], num_classes: int, num_features: int = 128) -> None:
+        super().__init__()
+        c, h, w = (int(s) for s in shape)
+        h4, w4 = math.ceil(math.ceil(h / 2) / 2), math.ceil(math.ceil(w / 2) / 2)
+        self.shape = (c, h, w)
+        self.num_classes = int(num_classes)
+        self.num_features = int(num_features)
+        self.body = nn.Sequential(
+            nn.Conv2d(c, 32, 5, stride=2, padding=2),  # (N, 32, ceil(H/2), ceil(W/2))
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 5, stride=2, padding=2),  # (N, 64, h4, w4)
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(64 * h4 * w4, self.num_features),
+        )
+        self.head = nn.Linear(self.num_features, self.num_classes)
+        self.name = "classifier-untrained"
+        self.test_accuracy: float | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Features ``(N, num_features)`` float32 of images ``(N, C, H, W)`` in [-1, 1]."""
+        return self.body(x.float())
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Class logits ``(N, num_classes)`` of images ``(N, C, H, W)``."""
+        return self.head(F.relu(self.forward(x)))
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Cache directory: ``cache_dir``, else ``$LOSSLAB_CACHE``, else ``~/.cache/losslab``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("LOSSLAB_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "losslab"
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cache_key(name: str, shape: tuple[int, ...], train: Tensor, labels: Tensor, hparams: dict) -> tuple[str, str]:
+    """File key ``<name>-<CxHxW>-<hash>`` and net name ``classifier-<name>-<hash>``.
+
+    The 12-hex hash covers 1,024 evenly spaced training rows, their labels and the hyperparameters.
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps({"recipe": RECIPE_VERSION, "n_rows": int(train.shape[0]), **hparams}, sort_keys=True).encode())
+    idx = torch.linspace(0, train.shape[0] - 1, min(train.shape[0], 1024)).long()
+    h.update(train[idx].to(torch.float32).contiguous().numpy().tobytes())
+    h.update(labels[idx].to(torch.int64).contiguous().numpy().tobytes())
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(name)).name) or "data"
+    digest = h.hexdigest()[:12]
+    return f"{safe}-{'x'.join(str(int(s)) for s in shape)}-{digest}", f"classifier-{safe}-{digest}"
+
+
+@torch.no_grad()
+def accuracy(net: ClassifierNet, x: Tensor, y: Tensor, *, batch_size: int = 1000) -> float:
+    """Fraction of rows of ``x`` (N, C, H, W) whose argmax logit equals ``y`` (N,)."""
+    net.eval()
+    correct = 0
+    for i in range(0, x.shape[0], batch_size):
+        correct += int((net.logits(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+    return correct / max(x.shape[0], 1)
+
+
+def _train_classifier(
+    net: ClassifierNet, x: Tensor, y: Tensor, *, epochs: int, batch_size: int, lr: float, seed: int, progress: bool
+) -> None:
+    """Adam (Kingma & Ba 2014, arXiv:1412.6980) on softmax cross-entropy, shuffled minibatches,
+    learning rate decayed linearly from ``lr`` to 0 over all steps."""
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    total_steps = epochs * math.ceil(x.shape[0] / batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 - step / total_steps)
+    net.train()
+    for epoch in range(epochs):
+        perm = torch.randperm(x.shape[0], generator=g)
+        total, batches = 0.0, 0
+        for i in range(0, x.shape[0], batch_size):
+            idx = perm[i : i + batch_size]
+            loss = F.cross_entropy(net.logits(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total, batches = total + loss.item(), batches + 1
+        if progress:
+            print(f"feature net: epoch {epoch + 1}/{epochs} loss {total / max(batches, 1):.4f}", file=sys.stderr)
+    net.eval()
+
+
+def _try_load(net: ClassifierNet, weights: Path, meta_path: Path) -> dict[str, Any] | None:
+    """Load cached weights into ``net`` if both files exist and the checksum matches; else None."""
+    if not (weights.exists() and meta_path.exists()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if _sha256_file(weights) != meta["sha256"]:
+            warnings.warn(f"cached feature network {weights} fails its SHA-256 check; retraining", stacklevel=3)
+            return None
+        net.load_state_dict(safetensors.torch.load(weights.read_bytes()))
+    except Exception as e:  # unreadable JSON, missing key, wrong tensors: the cache is unusable
+        warnings.warn(f"cached feature network {weights} is unreadable ({e}); retraining", stacklevel=3)
+        return None
+    return meta
+
+
+def get_feature_net(
+    dataset: Any,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    epochs: int = 3,
+    max_train: int | None = None,
+    seed: int = 0,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    num_features: int = 128,
+    progress: bool = False,
+) -> ClassifierNet:
+    """The dataset's classifier feature network: loaded from the cache, or trained and cached.
+
+    Parameters
+    ----------
+    dataset : Dataset-like
+        Needs ``name``, ``shape`` (C, H, W), ``train`` (N, C, H, W) float32 in
+        [-1, 1], ``train_labels`` (N,) int64, ``test``, ``test_labels``
+        (may be None: then ``test_accuracy`` is None) and ``num_classes``
+        (None: ``max(label) + 1``).
+    cache_dir : path, optional
+        Cache root; default ``$LOSSLAB_CACHE`` or ``~/.cache/losslab``.
+        Files go to ``<root>/features/KEY.safetensors`` and ``KEY.json``.
+    epochs, batch_size, lr : training hyperparameters (Adam, cross-entropy,
+        linear decay); 3 epochs at batch 128 reach about 99.1% test accuracy
+        on MNIST in under a minute on 2 CPU cores.
+    max_train : int, optional
+        Train on the first ``max_train`` rows only.
+    seed : int
+        Seed of the initial weights and of the minibatch order.
+    num_features : int
+        Width of the feature layer.
+    progress : bool
+        Print the loss of every epoch to stderr.
+
+    Returns
+    -------
+    ClassifierNet
+        In eval mode with ``requires_grad`` off, with ``name``
+        (``"classifier-<dataset>-<hash>"``) and ``test_accuracy`` set.
+
+    Raises
+    ------
+    UserError
+        If the dataset is not an image dataset or has no labels (FID needs a
+        labelled dataset, or a ``feature_net`` given by the caller).
+
+    Notes
+    -----
+    A cached file whose SHA-256 differs from the one in its JSON, or that
+    cannot be read, is reported with ``warnings.warn`` and retrained.
+    """
+    shape = tuple(int(s) for s in dataset.shape)
+    if len(shape) != 3:
+        raise UserError(f"the FID feature network needs images (C, H, W); dataset {dataset.name!r} has shape {shape}")
+    labels = getattr(dataset, "train_labels", None)
+    if labels is None:
+        raise UserError(
+            f"FID needs a labelled dataset to train its feature network; {dataset.name!r} has no labels "
+            "(give labels or pass feature_net=)"
+        )
+    x, y = dataset.train, torch.as_tensor(labels).long()
+    if max_train is not None:
+        x, y = x[:max_train], y[:max_train]
+    num_classes = int(dataset.num_classes) if getattr(dataset, "num_classes", None) else int(y.max()) + 1
+    if num_classes < 2:
+        raise UserError(f"the FID feature network needs at least 2 classes; {dataset.name!r} has {num_classes}")
+
+    hparams = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+               "n_train": int(x.shape[0]), "num_features": num_features, "num_classes": num_classes}
+    key, name = _cache_key(dataset.name, shape, x, y, hparams)
+    folder = cache_root(cache_dir) / "features"
+    weights, meta_path = folder / f"{key}.safetensors", folder / f"{key}.json"
+
+    with torch.random.fork_rng(devices=[]):  # do not disturb the caller's global RNG
+        torch.manual_seed(seed)
+        net = ClassifierNet(shape, num_classes, num_features)
+    meta = _try_load(net, weights, meta_path)
+    if meta is None:
+        _train_classifier(net, x, y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
+        test_labels = getattr(dataset, "test_labels", None)
+        test_acc = None if test_labels is None else accuracy(net, dataset.test, torch.as_tensor(test_labels).long())
+        if progress:
+            print(f"feature net: test accuracy {test_acc}", file=sys.stderr)
+        blob = safetensors.torch.save({k: v.contiguous() for k, v in net.state_dict().items()})
+        atomic_write_bytes(weights, blob)
+        meta = {"name": name,
+                "test_accuracy": test_acc, "sha256": hashlib.sha256(blob).hexdigest(),
+                "epochs": epochs, "n_train": int(x.shape[0]), "key": key, "shape": list(shape),
+                "num_classes": num_classes, "num_features": num_features, "batch_size": batch_size,
+                "lr": lr, "seed": seed, "recipe": RECIPE_VERSION}
+        atomic_write_json(meta_path, meta)
+
+    net.name = meta["name"]
+    net.test_accuracy = meta["test_accuracy"]
+    net.eval().requires_grad_(False)
+    return net
