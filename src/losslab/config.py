@@ -37,7 +37,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     z_dim: int = 16
-    hidden: int = 128
+    hidden: int = 64
     layers: int = 3
     code_dim: int | None = None
 
@@ -100,7 +100,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        # "null" resets to the loss's default; "none" is a real value of critic_norm.
+        if value is None or (isinstance(value, str) and value.lower() == "null"):
             return None
         return _coerce(value, args[0], key)
     if value is None:
