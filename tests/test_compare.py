@@ -64,7 +64,7 @@ def test_ranking_and_recommendation_from_run_dirs_alone(tmp_path):
     assert rec["loss"] == "ns"
     text = " ".join(rec["reasons"])
     assert "diverged in 1/3 seeds" in text and "8/8, 8/8, 7/8" in text
-    assert "lsgan: mode collapse in 2/3 seeds" in text
+    assert "lsgan: mode collapse (at least one mode missed) in 2/3 seeds" in text
     assert json.loads((tmp_path / "results.json").read_text())["ranking"][0]["loss"] == "hinge"
 
 

@@ -48,3 +48,14 @@ def test_loss_hparams_override_only_what_the_loss_has():
     assert hp["betas"] == (0.5, 0.9)
     assert "margin" not in hp  # a hinge-style loss has no margin: untouched
     assert C.loss_hparams({**defaults, "margin": 1.0}, over)["margin"] == 3.0
+
+
+def test_lr_scale_multiplies_each_losses_own_rates_and_explicit_rates_win():
+    defaults = {"optimizer": "rmsprop", "lr_g": 5e-5, "lr_d": 5e-5, "n_critic": 5}
+    hp = C.loss_hparams(defaults, C.LossConfig(lr_scale=4.0))
+    assert (hp["lr_g"], hp["lr_d"], hp["optimizer"]) == (2e-4, 2e-4, "rmsprop")
+    hp = C.loss_hparams(defaults, C.LossConfig(lr_scale=4.0, lr_d=1e-3))
+    assert (hp["lr_g"], hp["lr_d"]) == (2e-4, 1e-3)
+    assert C.resolve("vector").loss.lr_scale == 5.0 and C.resolve("image").loss.lr_scale is None
+    with pytest.raises(UserError, match="lr_scale must be > 0"):
+        C.resolve("vector", sets=["loss.lr_scale=0"])

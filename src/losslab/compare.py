@@ -30,6 +30,9 @@ from losslab.config import Config
 from losslab.errors import UserError
 from losslab.train.loop import is_finished, train_run
 
+# Counts that describe the evaluation rather than measure the model.
+_BOOKKEEPING = {"n_eval", "num_modes", "num_classes"}
+
 # A generator gradient is called "vanished" when its norm over the last quarter
 # of training falls below this fraction of its norm over the first tenth.
 VANISH_RATIO = 1e-2
@@ -293,7 +296,7 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
         mean, ci = mean_ci95(finite) if finite else (None, None)
         collapsed = [c for c in (_collapsed(r["metrics"]) for r in ok) if c is not None]
         numeric = sorted({k for r in ok for k, v in r["metrics"].items()
-                          if isinstance(v, (int, float)) and not isinstance(v, bool)})
+                          if isinstance(v, (int, float)) and not isinstance(v, bool)} - _BOOKKEEPING)
         ranking.append({
             "loss": loss,
             "mean": mean,
@@ -431,7 +434,8 @@ def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool)
             continue
         ev = [x for x in _evidence(e["loss"], runs) if x.startswith(("diverged", "failed", "generator gradient"))]
         if e["collapse_rate"]:
-            ev.insert(0, f"mode collapse in {round(e['collapse_rate'] * e['n_ok'])}/{e['n_ok']} seeds")
+            ev.insert(0, f"mode collapse (at least one mode missed) in "
+                         f"{round(e['collapse_rate'] * e['n_ok'])}/{e['n_ok']} seeds")
         if ev:
             reasons.append(f"{e['loss']}: " + "; ".join(ev) + ".")
     return {"loss": best["loss"], "reasons": reasons}

@@ -60,6 +60,8 @@ class LossConfig:
     """Overrides of the losses' own defaults; ``None`` keeps each loss's default."""
 
     optimizer: str | None = None
+    lr_scale: float | None = None
+    """Multiplies each loss's own lr_g and lr_d (an explicit lr_g/lr_d wins)."""
     lr_g: float | None = None
     lr_d: float | None = None
     beta1: float | None = None
@@ -228,6 +230,8 @@ def validate(cfg: Config) -> None:
         raise UserError(f"loss.optimizer must be adam or rmsprop, got {lc.optimizer!r}")
     if lc.critic_norm is not None and lc.critic_norm not in ("batch", "layer", "none"):
         raise UserError(f"loss.critic_norm must be batch, layer or none, got {lc.critic_norm!r}")
+    if lc.lr_scale is not None and not lc.lr_scale > 0:
+        raise UserError(f"loss.lr_scale must be > 0, got {lc.lr_scale}")
     if lc.n_critic is not None and lc.n_critic < 1:
         raise UserError(f"loss.n_critic must be >= 1, got {lc.n_critic}")
 
@@ -239,9 +243,13 @@ def loss_hparams(defaults: dict[str, Any], overrides: LossConfig) -> dict[str, A
     not touch WGAN); ``beta1``/``beta2`` replace the two entries of ``betas``.
     """
     hp = dict(defaults)
+    if overrides.lr_scale is not None:
+        for k in ("lr_g", "lr_d"):
+            if k in hp:
+                hp[k] = hp[k] * overrides.lr_scale
     for f in dataclasses.fields(overrides):
         v = getattr(overrides, f.name)
-        if v is None:
+        if v is None or f.name == "lr_scale":
             continue
         if f.name in ("beta1", "beta2"):
             b = list(hp.get("betas", (0.9, 0.999)))
