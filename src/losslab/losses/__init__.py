@@ -247,4 +247,26 @@ def get_gan_loss(name: str) -> GANLoss:
         raise unknown_choice("loss", name, GAN_LOSSES) from None
 
 
-__all__ = ["GAN_LOSSES", "GAN_LOSS_NAMES", "GANLoss", "get_gan_loss"]
+# Every registry, keyed by the model family that trains its losses. Loss names
+# are unique across registries, so `--losses ns,ddpm` can mix families in one
+# comparison table.
+REGISTRIES: dict[str, dict] = {
+    "gan": GAN_LOSSES,
+}
+
+
+def family_of(name: str) -> str:
+    """The model family whose registry holds loss ``name``.
+
+    Raises
+    ------
+    UserError
+        If no registry has ``name``; the message lists every trainable loss.
+    """
+    for family, registry in REGISTRIES.items():
+        if name in registry:
+            return family
+    raise unknown_choice("loss", name, [n for r in REGISTRIES.values() for n in r])
+
+
+__all__ = ["GAN_LOSSES", "GAN_LOSS_NAMES", "GANLoss", "REGISTRIES", "family_of", "get_gan_loss"]
