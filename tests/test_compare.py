@@ -126,3 +126,39 @@ def test_tiny_compare_on_real_mnist(tmp_path, mnist_dir):
     with np.load(tmp_path / "runs/ns/seed0/samples.npz") as z:
         s = z["samples"]
     assert s.shape == (500, 1, 28, 28) and s.min() >= -1 and s.max() <= 1
+
+
+@pytest.mark.slow
+def test_killed_compare_stops_its_workers_and_resumes(tmp_path):
+    """`kill` (SIGTERM) on a running compare: exit 130 promptly, no orphan workers, rerun finishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "losslab", "compare", "--losses", "ns,hinge", "--seeds", "1", "--workers", "2",
+            "--out", str(out), "--quiet", "--set", "train.steps=4000", "--set", "train.checkpoint_every=50",
+            "--set", "model.hidden=16", "--set", "train.batch_size=32"]
+    p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    ck = out / "runs/ns/seed0/checkpoint.json"
+    while not ck.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert ck.exists(), "no checkpoint written"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=30) == 130
+    assert "rerun the same command to resume" in p.stderr.read()
+    time.sleep(1.5)  # workers notice their parent is gone within a second
+    alive = subprocess.run(["pgrep", "-s", str(p.pid)], capture_output=True, text=True).stdout.split()
+    assert alive == []
+    assert not (out / "runs/ns/seed0/result.json").exists()
+    done_before = io.read_json(ck)["g_updates"]
+    assert 50 <= done_before < 4000
+    # Resume with a budget the first run had: the config must match, so rerun the same command.
+    p2 = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert p2.returncode == 0, p2.stderr
+    res = io.read_json(out / "runs/ns/seed0/result.json")
+    assert res["status"] == "ok" and res["g_updates"] == 4000
+    assert os.path.exists(out / "report.html")

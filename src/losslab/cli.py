@@ -236,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: UserError and usage errors become one line and exit code 2."""
+    import signal
+
+    def _terminate(signum, frame):  # `kill`: stop like Ctrl-C, so workers are shut down and runs resume later
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -249,3 +255,5 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("losslab: interrupted; rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -84,8 +84,30 @@ def make_evaluator(cfg: Config, dataset) -> Callable[[Any, torch.Tensor], dict]:
     return _eval
 
 
-def _run_job(cfg: Config, out: str, job: Job, family: str, queue=None) -> dict:
+def _exit_with_parent(parent: int) -> None:
+    """In a worker: end this process when the comparison that started it is gone.
+
+    A killed ``losslab compare`` (SIGKILL, a closed terminal) cannot shut its
+    pool down; without this its workers would train on, or block forever on
+    the dead progress queue. The run directory keeps its last checkpoint, so
+    the next ``compare`` resumes the job.
+    """
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, daemon=True, name="losslab-parent-watch").start()
+
+
+def _run_job(cfg: Config, out: str, job: Job, family: str, queue=None, parent: int | None = None) -> dict:
     """Run one job (in this process or a worker); report progress through ``queue``."""
+    if parent is not None:
+        _exit_with_parent(parent)
     dataset = load_data(cfg)
     buf = [0]
 
@@ -188,7 +210,7 @@ def _run_pool(cfg, out, todo, family, workers, advance) -> None:
     with mp.Manager() as manager:
         q = manager.Queue()
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_run_job, cfg, str(out), j, family, q): j for j in todo}
+            futures = {pool.submit(_run_job, cfg, str(out), j, family, q, os.getpid()): j for j in todo}
             pending = set(futures)
             try:
                 while pending:
@@ -204,9 +226,11 @@ def _run_pool(cfg, out, todo, family, workers, advance) -> None:
                             io.atomic_write_json(out / j.run_dir / "result.json", {
                                 "loss": j.loss, "seed": j.seed, "family": family, "status": "failed",
                                 "error": f"{type(exc).__name__}: {exc}", "metrics": {}})
-            except BaseException:
+            except BaseException:  # Ctrl-C / kill: stop the running jobs now; they resume from checkpoints
                 for f in pending:
                     f.cancel()
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    proc.terminate()
                 raise
 
 

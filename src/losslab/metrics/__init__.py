@@ -71,6 +71,7 @@ METRIC_INFO: dict[str, dict[str, Any]] = {
     "class_counts": {"description": "generated images per predicted class", "higher_is_better": None},
     "feature_net": {"description": "name of the classifier used as FID feature network", "higher_is_better": None},
     "n_eval": {"description": "number of generated samples evaluated", "higher_is_better": None},
+    "num_classes": {"description": "number of classes of the data", "higher_is_better": None},
 }
 
 
@@ -156,6 +157,7 @@ def evaluate(
             labels = getattr(dataset, "train_labels", None)
         num_classes = getattr(dataset, "num_classes", None) or int(getattr(net, "num_classes"))
         out.update(class_histogram_stats(x, net, num_classes, labels))
+        out["num_classes"] = int(num_classes)
         out["feature_net"] = getattr(net, "name", type(net).__name__)
         return out
 

@@ -58,8 +58,8 @@ class GANState:
 def make_optimizer(params, hp: dict[str, Any], lr: float) -> torch.optim.Optimizer:
     """Adam (with the loss's betas) or RMSprop (WGAN, Arjovsky et al. 2017, Sec. 4)."""
     if hp["optimizer"] == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
-    return torch.optim.Adam(params, lr=lr, betas=tuple(hp.get("betas", (0.5, 0.999))))
+        return torch.optim.RMSprop(params, lr=lr, foreach=True)
+    return torch.optim.Adam(params, lr=lr, betas=tuple(hp.get("betas", (0.5, 0.999))), foreach=True)
 
 
 def grad_stats(module: nn.Module) -> tuple[float, float]:
