@@ -170,16 +170,9 @@ def cmd_list(args) -> None:
 
 
 def cmd_explain(args) -> None:
-    import inspect
+    from losslab.explain import explain_cli
 
-    from losslab.losses import get_gan_loss
-
-    spec = get_gan_loss(args.name)
-    print(f"{spec.name}: {spec.summary}\nsource: {spec.source}\n")
-    for role, fn in (("critic / discriminator loss", spec.d_loss), ("generator loss", spec.g_loss)):
-        print(f"-- {role}: {fn.__name__}\n{inspect.cleandoc(fn.__doc__ or '')}\n")
-    print("defaults: " + ", ".join(f"{k}={v}" for k, v in spec.defaults.items()))
-    print(f"\nsee it at work: losslab compare --data ring8 --losses {spec.name},ns --seeds 3")
+    print(explain_cli(args.name, args.plot), end="")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -228,8 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", nargs="?", default="losses", help="losses | data | metrics")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("explain", help="a loss's formula, inputs, defaults and source")
-    p.add_argument("name")
+    p = sub.add_parser("explain", help="a loss's formula, derivation, use, failure modes and source")
+    p.add_argument("name", help="any loss of any registry (losslab list losses)")
+    p.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="also draw the loss and its gradient against its input")
     p.set_defaults(func=cmd_explain)
     return ap
 

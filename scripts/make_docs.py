@@ -1,0 +1,51 @@
+"""Regenerate the loss docs from their one source, ``src/losslab/explain.py``.
+
+Writes ``docs/<family>.md`` (one page per loss family, :func:`losslab.explain.explain_markdown`)
+and the figures they show, ``docs/img/explain_*.png`` (:func:`losslab.explain.plot_loss`).
+With ``--check`` nothing is written: the script exits with status 1 if a page
+differs from what ``explain.py`` generates (figures are not compared).
+
+Usage:  .venv/bin/python scripts/make_docs.py [--check]     (or PYTHONPATH=src python ...)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from losslab.explain import EXPLANATIONS, FAMILY_PAGES, explain_markdown, figure_file, plot_loss
+from losslab.io import atomic_write_bytes
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="only check that docs/*.md are up to date")
+    args = ap.parse_args(argv)
+    families = [f for f in FAMILY_PAGES if any(e.family == f for e in EXPLANATIONS.values())]
+    stale = []
+    for family in families:
+        page, text = DOCS / f"{family}.md", explain_markdown(family)
+        if args.check:
+            if not page.exists() or page.read_text() != text:
+                stale.append(str(page))
+        else:
+            atomic_write_bytes(page, text.encode())
+            print(f"wrote {page}")
+    if args.check:
+        if stale:
+            print("out of date (run scripts/make_docs.py): " + ", ".join(stale), file=sys.stderr)
+            return 1
+        return 0
+    drawn: set[str] = set()
+    for name in EXPLANATIONS:  # several losses share a figure: draw each file once
+        if figure_file(name) not in drawn:
+            drawn.add(figure_file(name))
+            print(f"wrote {plot_loss(name, DOCS / 'img' / figure_file(name))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
