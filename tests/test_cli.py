@@ -22,7 +22,8 @@ def run_cli(args, capsys):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["compare", "--losses", "ns,bogus"], "unknown loss 'bogus'; choose from: began, dragan, ebgan"),
+        (["compare", "--losses", "ns,bogus"], "unknown loss 'bogus'; choose from: began, "),
+        (["compare", "--losses", "ns", "--family", "diffusion"], "belongs to the gan family, not diffusion"),
         (["compare", "--data", "nowhere"], "unknown dataset 'nowhere'"),
         (["compare", "--set", "train.steps"], "malformed --set"),
         (["compare", "--set", "train.steps=many"], "expected int"),
@@ -64,8 +65,14 @@ def test_bad_files_one_line_exit_2(tmp_path, capsys):
 def test_list_losses_prints_the_registry(capsys):
     code, out, _ = run_cli(["list", "losses"], capsys)
     assert code == 0
-    names = [line.split()[0] for line in out.strip().splitlines()]
-    assert names == ["minimax", "ns", "wgan", "wgan-gp", "lsgan", "hinge", "dragan", "ebgan", "began"]
+    sections: dict[str, list[str]] = {}
+    for line in out.strip().splitlines():
+        if line.startswith("# "):
+            current = sections.setdefault(line.split()[1], [])
+        else:
+            current.append(line.split()[0])
+    assert sections["gan"] == ["minimax", "ns", "wgan", "wgan-gp", "lsgan", "hinge", "dragan", "ebgan", "began"]
+    assert sections["classification"] == ["bce", "bce-with-logits", "cce", "sparse-cce", "focal"]
 
 
 def test_dry_run_prints_resolved_config(capsys):

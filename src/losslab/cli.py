@@ -13,8 +13,6 @@ from pathlib import Path
 
 from losslab.errors import UserError, unknown_choice
 
-FAMILIES = ("gan",)
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit code 2 (argparse prints usage + error)
@@ -47,25 +45,30 @@ def _resolve_config(args):
     return cfg, ds
 
 
-def _check_losses(names: list[str]) -> list[str]:
-    from losslab.losses import GAN_LOSSES
+def _check_losses(names: list[str], family: str | None = None) -> list[str]:
+    """Validate loss names against every registry (and ``family`` when it is given)."""
+    from losslab.losses import family_of
 
     if not names:
         raise UserError("--losses is empty; give comma-separated names or 'all'")
     for n in names:
-        if n not in GAN_LOSSES:
-            raise unknown_choice("loss", n, GAN_LOSSES)
+        fam = family_of(n)  # UserError listing every trainable loss
+        if family is not None and fam != family:
+            raise UserError(f"loss {n!r} belongs to the {fam} family, not {family}; drop --family to mix families")
     return names
 
 
 def cmd_compare(args) -> None:
     from losslab import compare as cmp
     from losslab import io
-    from losslab.losses import GAN_LOSSES
+    from losslab.losses import REGISTRIES
 
-    if args.family not in FAMILIES:
-        raise unknown_choice("family", args.family, FAMILIES)
-    names = _check_losses(list(GAN_LOSSES) if args.losses.strip() == "all" else _split(args.losses))
+    if args.family is not None and args.family not in REGISTRIES:
+        raise unknown_choice("family", args.family, REGISTRIES)
+    if args.losses.strip() == "all":
+        names = list(REGISTRIES[args.family or "gan"])
+    else:
+        names = _check_losses(_split(args.losses), args.family)
     if args.seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {args.seeds}")
     cfg, ds = _resolve_config(args)
@@ -75,8 +78,8 @@ def cmd_compare(args) -> None:
                         "dataset": {"name": ds.name, "kind": ds.kind, "shape": list(ds.shape)},
                         "jobs": [j.run_dir for j in cmp.plan(names, args.seeds)]}))
         return
-    res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, family=args.family,
-                          workers=workers, quiet=args.quiet, metric=args.metric)
+    res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, workers=workers,
+                          quiet=args.quiet, metric=args.metric)
     from losslab.report import build_report
 
     paths = build_report(args.out)
@@ -93,6 +96,7 @@ def cmd_train(args) -> None:
 
     from losslab import compare as cmp
     from losslab import io
+    from losslab.losses import family_of
     from losslab.train.loop import train_run
 
     _check_losses([args.loss])
@@ -107,8 +111,8 @@ def cmd_train(args) -> None:
     run_dir = out / f"{n:03d}-{args.loss}-{safe}"
     with Progress(disable=args.quiet) as bar:
         task = bar.add_task(f"{args.loss} on {ds.name}", total=cfg.train.steps)
-        res = train_run(run_dir, cfg, ds, loss=args.loss, seed=args.seed, evaluate=cmp.make_evaluator(cfg, ds),
-                        progress=lambda k: bar.advance(task, k))
+        res = train_run(run_dir, cfg, ds, loss=args.loss, seed=args.seed, family=family_of(args.loss),
+                        evaluate=cmp.make_evaluator(cfg, ds), progress=lambda k: bar.advance(task, k))
     print(f"{run_dir}: {res['status']}  " + "  ".join(
         f"{k}={v:.4g}" for k, v in res["metrics"].items() if isinstance(v, float)))
 
@@ -149,10 +153,16 @@ def cmd_report(args) -> None:
 
 def cmd_list(args) -> None:
     if args.what == "losses":
-        from losslab.losses import GAN_LOSSES
+        from losslab.losses import REGISTRIES
+        from losslab.losses.classification import CLASSIFICATION_LOSSES
 
-        for name, spec in GAN_LOSSES.items():
-            print(f"{name:<9} {spec.summary}  [{spec.source}]")
+        for family, registry in REGISTRIES.items():
+            print(f"# {family} (losslab compare --family {family})")
+            for name, spec in registry.items():
+                print(f"{name:<9} {spec.summary}  [{spec.source}]")
+        print("# classification (building blocks; losslab explain NAME)")
+        for name, spec in CLASSIFICATION_LOSSES.items():
+            print(f"{name:<15} {spec.summary}  [{spec.source}]")
     elif args.what == "data":
         from losslab.data import DATASETS
 
@@ -197,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--losses", default="all", help="comma-separated loss names, or 'all' (default)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per loss (default 3)")
     p.add_argument("--out", default="losslab-out", help="output directory; rerun to resume (default losslab-out)")
-    p.add_argument("--family", default="gan", help="model family: " + ", ".join(FAMILIES))
+    p.add_argument("--family", default=None, help="model family whose losses 'all' means: gan (default) or "
+                                                   "diffusion; without it --losses may mix families")
     p.add_argument("--workers", type=int, default=None, help="parallel runs (default: CPU cores)")
     p.add_argument("--metric", default=None, help="primary metric of the ranking (default: w1 / swd / fid)")
     p.set_defaults(func=cmd_compare)

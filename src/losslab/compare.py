@@ -43,10 +43,22 @@ class Job:
     loss: str
     seed: int
     run_dir: str  # relative to OUT
+    family: str = "gan"
 
 
 def plan(losses: list[str], seeds: int) -> list[Job]:
-    return [Job(loss, s, f"runs/{loss}/seed{s}") for loss in losses for s in range(seeds)]
+    """One job per (loss, seed); each loss is trained by the family whose registry holds it."""
+    from losslab.losses import family_of
+
+    return [Job(loss, s, f"runs/{loss}/seed{s}", family_of(loss)) for loss in losses for s in range(seeds)]
+
+
+def families_of(losses: list[str]) -> str:
+    """"gan", "diffusion", or "gan+diffusion" for a table that mixes them."""
+    from losslab.losses import REGISTRIES, family_of
+
+    fams = {family_of(loss) for loss in losses}
+    return "+".join(f for f in REGISTRIES if f in fams)
 
 
 # --------------------------------------------------------------------------- data and evaluation
@@ -104,7 +116,7 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="losslab-parent-watch").start()
 
 
-def _run_job(cfg: Config, out: str, job: Job, family: str, queue=None, parent: int | None = None) -> dict:
+def _run_job(cfg: Config, out: str, job: Job, queue=None, parent: int | None = None) -> dict:
     """Run one job (in this process or a worker); report progress through ``queue``."""
     if parent is not None:
         _exit_with_parent(parent)
@@ -118,7 +130,7 @@ def _run_job(cfg: Config, out: str, job: Job, family: str, queue=None, parent: i
             buf[0] = 0
 
     res = train_run(Path(out) / job.run_dir, cfg, dataset, loss=job.loss, seed=job.seed,
-                    family=family, evaluate=make_evaluator(cfg, dataset), progress=progress)
+                    family=job.family, evaluate=make_evaluator(cfg, dataset), progress=progress)
     if queue is not None and buf[0]:
         queue.put(buf[0])
     return res
@@ -151,7 +163,6 @@ def run_compare(
     losses: list[str],
     seeds: int,
     out: str | Path,
-    family: str = "gan",
     workers: int = 1,
     quiet: bool = False,
     metric: str | None = None,
@@ -164,16 +175,18 @@ def run_compare(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_data(cfg)
+    family = families_of(losses)
     spec = {"family": family, "data": cfg.data.name, "losses": losses, "seeds": seeds,
             "metric": metric, "config": cfg.to_dict()}
     spec_path = out / "compare.json"
     if spec_path.exists():
         old = io.read_json(spec_path)
-        for key in ("family", "data", "config"):
+        for key in ("data", "config"):
             if old.get(key) != json.loads(io.dumps(spec[key])):
                 raise UserError(f"{out} holds a comparison with a different {key}; use a new --out directory")
         spec["losses"] = list(dict.fromkeys(old.get("losses", []) + losses))
         spec["seeds"] = max(seeds, int(old.get("seeds", seeds)))
+        spec["family"] = families_of(spec["losses"])
     io.atomic_write_json(spec_path, spec)
     write_reference(out, dataset, cfg.train.n_eval)
     if dataset.kind == "image":
@@ -192,25 +205,25 @@ def run_compare(
         if workers <= 1 or len(todo) <= 1:
             for job in todo:
                 bar.update(task, description=f"{job.loss} seed {job.seed}")
-                _run_inline(cfg, out, job, family, lambda n: bar.advance(task, n))
+                _run_inline(cfg, out, job, lambda n: bar.advance(task, n))
         else:
-            _run_pool(cfg, out, todo, family, min(workers, len(todo)), lambda n: bar.advance(task, n))
+            _run_pool(cfg, out, todo, min(workers, len(todo)), lambda n: bar.advance(task, n))
     results = aggregate(out, metric=metric)
     return results
 
 
-def _run_inline(cfg, out, job, family, advance) -> dict:
+def _run_inline(cfg, out, job, advance) -> dict:
     dataset = load_data(cfg)
-    return train_run(Path(out) / job.run_dir, cfg, dataset, loss=job.loss, seed=job.seed, family=family,
+    return train_run(Path(out) / job.run_dir, cfg, dataset, loss=job.loss, seed=job.seed, family=job.family,
                      evaluate=make_evaluator(cfg, dataset), progress=advance)
 
 
-def _run_pool(cfg, out, todo, family, workers, advance) -> None:
+def _run_pool(cfg, out, todo, workers, advance) -> None:
     ctx = mp.get_context("spawn")
     with mp.Manager() as manager:
         q = manager.Queue()
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_run_job, cfg, str(out), j, family, q, os.getpid()): j for j in todo}
+            futures = {pool.submit(_run_job, cfg, str(out), j, q, os.getpid()): j for j in todo}
             pending = set(futures)
             try:
                 while pending:
@@ -224,7 +237,7 @@ def _run_pool(cfg, out, todo, family, workers, advance) -> None:
                         if exc is not None:  # the worker itself died; the run stays unfinished
                             j = futures[f]
                             io.atomic_write_json(out / j.run_dir / "result.json", {
-                                "loss": j.loss, "seed": j.seed, "family": family, "status": "failed",
+                                "loss": j.loss, "seed": j.seed, "family": j.family, "status": "failed",
                                 "error": f"{type(exc).__name__}: {exc}", "metrics": {}})
             except BaseException:  # Ctrl-C / kill: stop the running jobs now; they resume from checkpoints
                 for f in pending:
@@ -332,6 +345,8 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
             "collapse_rate": (sum(collapsed) / len(collapsed)) if collapsed else None,
             "wall_seconds_mean": float(np.mean([r.get("wall_seconds", 0.0) for r in rs])) if rs else None,
             "d_updates_mean": float(np.mean([r.get("d_updates", 0) for r in rs])) if rs else None,
+            "family": plan([loss], 1)[0].family,
+            "sampling_nfe": next((r["sampling_nfe"] for r in rs if r.get("sampling_nfe")), None),
             "metrics_mean": {k: float(np.mean([r["metrics"][k] for r in ok if r["metrics"].get(k) is not None]))
                              for k in numeric if any(r["metrics"].get(k) is not None for r in ok)},
             "vanished_rate": (sum(bool(r.get("diagnostics", {}).get("g_grad_vanished")) for r in rs) / len(rs))

@@ -78,11 +78,31 @@ class LossConfig:
 
 
 @dataclass
+class DiffusionConfig:
+    """Overrides of the diffusion losses' defaults (``ddpm``, ``ddpm-x0``, ``ddpm-v``);
+    ``None`` keeps each loss's default (see :mod:`losslab.losses.diffusion`)."""
+
+    schedule: str | None = None
+    """Noise schedule: "linear" (Ho et al. 2020) or "cosine" (Nichol & Dhariwal 2021)."""
+    T: int | None = None
+    """Number of diffusion steps of the forward process."""
+    sampler: str | None = None
+    """Sampler for evaluation: "ddim" (Song et al. 2021) or "ddpm" (ancestral, Ho et al. Algorithm 2)."""
+    sample_steps: int | None = None
+    """Network evaluations per generated sample (1..T)."""
+    eta: float | None = None
+    """DDIM stochasticity in [0, 1] (0: deterministic)."""
+    lr: float | None = None
+    """Adam learning rate of the denoiser (wins over loss.lr_scale)."""
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -234,6 +254,19 @@ def validate(cfg: Config) -> None:
         raise UserError(f"loss.lr_scale must be > 0, got {lc.lr_scale}")
     if lc.n_critic is not None and lc.n_critic < 1:
         raise UserError(f"loss.n_critic must be >= 1, got {lc.n_critic}")
+    dc = cfg.diffusion
+    if dc.schedule is not None and dc.schedule not in ("linear", "cosine"):
+        raise UserError(f"diffusion.schedule must be linear or cosine, got {dc.schedule!r}")
+    if dc.sampler is not None and dc.sampler not in ("ddim", "ddpm"):
+        raise UserError(f"diffusion.sampler must be ddim or ddpm, got {dc.sampler!r}")
+    if dc.T is not None and dc.T < 2:
+        raise UserError(f"diffusion.T must be >= 2, got {dc.T}")
+    if dc.sample_steps is not None and not 1 <= dc.sample_steps <= (dc.T or dc.sample_steps):
+        raise UserError(f"diffusion.sample_steps must be in 1..diffusion.T, got {dc.sample_steps}")
+    if dc.eta is not None and not 0.0 <= dc.eta <= 1.0:
+        raise UserError(f"diffusion.eta must be in [0, 1], got {dc.eta}")
+    if dc.lr is not None and not dc.lr > 0:
+        raise UserError(f"diffusion.lr must be > 0, got {dc.lr}")
 
 
 def loss_hparams(defaults: dict[str, Any], overrides: LossConfig) -> dict[str, Any]:

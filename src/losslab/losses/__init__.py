@@ -247,11 +247,14 @@ def get_gan_loss(name: str) -> GANLoss:
         raise unknown_choice("loss", name, GAN_LOSSES) from None
 
 
+from losslab.losses.diffusion import DIFFUSION_LOSSES  # noqa: E402  (after GANLoss: no cycle)
+
 # Every registry, keyed by the model family that trains its losses. Loss names
 # are unique across registries, so `--losses ns,ddpm` can mix families in one
 # comparison table.
 REGISTRIES: dict[str, dict] = {
     "gan": GAN_LOSSES,
+    "diffusion": DIFFUSION_LOSSES,
 }
 
 

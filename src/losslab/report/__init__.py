@@ -196,6 +196,21 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
                 "run diverged.",
             )
         )
+
+    # 5. Diffusion runs: forward strip, reverse trajectory, loss per timestep bucket.
+    from losslab.report.diffusion import plot_diffusion
+
+    for loss, rs in by_loss.items():
+        ok = sorted((r for r in rs if r.get("status") == "ok"), key=lambda r: r.get("seed") != 0)
+        run = next((r for r in ok if (out / str(r.get("run_dir"))).joinpath("diffusion.npz").exists()), None)
+        if run is None:
+            continue
+        rel = f"figures/diffusion_{_safe(loss)}.png"
+        if plot_diffusion(out / str(run["run_dir"]), out / rel, reference=ref) is not None:
+            figs.append((rel, f"Diffusion: {loss} (seed {run.get('seed')})",
+                         "Top: the forward process q(x_t | x_0) taking data to noise; middle: the reverse "
+                         "(sampling) trajectory from noise to samples; bottom: the training loss per timestep "
+                         "bucket, which shows which noise levels the denoiser finds hard."))
     return figs
 
 

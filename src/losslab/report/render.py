@@ -309,7 +309,7 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
     vanished = any("vanished_rate" in r for r in ranking)  # written by losslab.compare when it diagnoses G
     head += ["G gradient vanished"] if vanished else []
     head += [metric_label(k) + (modes_of if k == "modes_covered" else "") for k in extra]
-    head += ["wall s (mean)", "critic updates (mean)"]
+    head += ["wall s (mean)", "critic updates (mean)", "network evals / sample"]
     rows = []
     for i, r in enumerate(ranking, 1):
         mm = r.get("metrics_mean") or {}
@@ -320,7 +320,7 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
             + [fmt_num(r.get("stability"), percent=True), fmt_num(r.get("collapse_rate"), percent=True)]
             + ([fmt_num(r.get("vanished_rate"), percent=True)] if vanished else [])
             + [fmt_num(mm.get(k), percent=k in PERCENT_METRICS) for k in extra]
-            + [fmt_num(r.get("wall_seconds_mean")), fmt_num(r.get("d_updates_mean"))]
+            + [fmt_num(r.get("wall_seconds_mean")), fmt_num(r.get("d_updates_mean")), fmt_num(r.get("sampling_nfe"))]
         )
     blocks += [
         ("h2", "Ranking"),
@@ -328,7 +328,8 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
             "p",
             f"Best first by the seed mean of {primary} ({'higher' if hib else 'lower'} is better), over ok runs; "
             "stability is the share of runs that did not diverge; collapse rate the share of ok runs that "
-            f"collapsed ({DASH} where not applicable or not measured)"
+            f"collapsed ({DASH} where not applicable or not measured); network evals / sample is the sampling "
+            "cost: 1 for a GAN, the sampler's steps for a diffusion model"
             + ("; G gradient vanished is the share of runs whose generator gradient norm fell by orders of magnitude."
                if vanished else "."),
         ),

@@ -53,6 +53,11 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> GANState:
 step = adversarial_step
 
 
+def nfe(state: GANState) -> int:
+    """Network evaluations per generated sample: one generator pass."""
+    return 1
+
+
 @torch.no_grad()
 def sample(state: GANState, n: int, *, seed: int = 0, batch: int = 1000) -> torch.Tensor:
     """``n`` generated samples (n, *shape), generator in eval mode, fixed latent seed."""

@@ -26,10 +26,12 @@ from safetensors.torch import load_file, save
 from losslab import io
 from losslab.config import Config
 from losslab.errors import UserError
-from losslab.train import gan
+from losslab.train import diffusion, gan
 from losslab.train.steps import Diverged
 
-FAMILIES = {"gan": gan}
+# Model families: modules with init_state, step, sample, nfe, state_dict,
+# load_state_dict (and optionally artifacts). Keys match losslab.losses.REGISTRIES.
+FAMILIES = {"gan": gan, "diffusion": diffusion}
 
 RESULT = "result.json"
 FINAL_STATUSES = ("ok", "diverged")
@@ -137,12 +139,20 @@ def train_run(
                 pending = []
                 _save_checkpoint(run_dir, fam, state, wall0 + time.perf_counter() - t0)
         io.append_jsonl(run_dir / "metrics.jsonl", pending)
-        samples = fam.sample(state, cfg.train.n_eval, seed=seed)
-        if not bool(torch.isfinite(samples).all()):
-            raise Diverged(state.g_updates, "generated samples")
-        io.atomic_write_bytes(run_dir / "samples.npz", _npz(samples=samples.numpy()))
-        if evaluate is not None:
-            result["metrics"] = evaluate(dataset, samples)
+        if hasattr(fam, "evaluate"):
+            # Representation families (contrastive) are measured on the model itself
+            # (linear probe, kNN, ...), not on generated samples.
+            result["metrics"] = fam.evaluate(state, dataset)
+        else:
+            samples = fam.sample(state, cfg.train.n_eval, seed=seed)
+            if not bool(torch.isfinite(samples).all()):
+                raise Diverged(state.g_updates, "generated samples")
+            io.atomic_write_bytes(run_dir / "samples.npz", _npz(samples=samples.numpy()))
+            if evaluate is not None:
+                result["metrics"] = evaluate(dataset, samples)
+        result["sampling_nfe"] = fam.nfe(state)
+        if hasattr(fam, "artifacts"):  # e.g. diffusion's forward strip and reverse trajectory
+            fam.artifacts(state, dataset, run_dir)
         result["status"] = "ok"
     except Diverged as e:
         io.append_jsonl(run_dir / "metrics.jsonl", pending)

@@ -1,0 +1,440 @@
+"""The diffusion (DDPM) model family: same interface as :mod:`losslab.train.gan`.
+
+The loop (:mod:`losslab.train.loop`) calls ``init_state``, ``step``, ``sample``,
+``state_dict`` and ``load_state_dict``; this module adds ``nfe`` (network
+evaluations per generated sample) and ``artifacts`` (the data of the report's
+diffusion figure, ``RUN/diffusion.npz``).
+
+Budget: one denoiser update counts as one generator update (``g_updates``);
+``d_updates`` stays 0. :func:`step` is Algorithm 1 of Ho et al. 2020
+(arXiv:2006.11239): draw x_0, t, eps; take a gradient step on the objective.
+
+Scale: the diffusion prior N(0, I) assumes data of unit scale. Images are in
+[-1, 1] as trained. **Vectors are standardised per dimension** with the mean
+and standard deviation of the training rows (a user CSV in any units works);
+samples are mapped back to data units. At every sampling step the x0
+prediction is clipped to the data's range: [-1, 1] for images (as in Ho et
+al.'s code), the training rows' per-dimension range widened by
+:data:`CLIP_MARGIN` for vectors (without it, eps-prediction on the cosine
+schedule divides by sqrt(alpha_bar_T) ~ 1e-5 at the first step and fails).
+
+Networks (:func:`losslab.models.denoiser.build_denoiser`): for vectors an MLP
+of width ``max(cfg.model.hidden, 128)`` and ``cfg.model.layers`` blocks
+(see :data:`MIN_VECTOR_WIDTH`). For images the small U-Net with widths
+16/32/64 (:data:`UNET_BASE`); ``model.hidden`` does not apply to it.
+
+Sampling for evaluation: the loss's sampler (DDIM, eta 0, by default) with
+``sample_steps`` network evaluations per sample, by default
+:data:`DEFAULT_SAMPLE_STEPS` (vectors 100, images 25), using the exponential
+moving average (EMA) of the weights (:func:`ema_decay`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from losslab import io, schedules
+from losslab.config import Config
+from losslab.errors import unknown_choice
+from losslab.losses.diffusion import DiffusionLoss, DiffusionObjective, get_diffusion_loss
+from losslab.models.denoiser import build_denoiser
+from losslab.train.gan import _flatten_optimizer, _unflatten_optimizer
+from losslab.train.steps import Diverged, grad_stats
+
+FAMILY = "diffusion"
+
+MIN_VECTOR_WIDTH = 128
+"""Smallest MLP width for vectors. Measured on ring8 (batch 256, 1,500 updates,
+seed 0, DDIM 100 steps): width 64 gives W1 0.33 (ddpm) / 0.11 (ddpm-v) and 7%
+/ 65% of samples within 3 std of a mode; width 128 gives W1 0.22 / 0.09 and
+21% / 73%, at about 1.5x the time per step."""
+
+DEFAULT_SAMPLE_STEPS = {"vector": 100, "image": 25}
+"""Network evaluations per sample when neither the loss nor the config sets them."""
+
+N_BUCKETS = 10
+"""Timestep buckets of the per-bucket losses (``loss_t0`` .. ``loss_t9``)."""
+
+CLIP_MARGIN = 0.1
+"""Vectors: x0 predictions are clipped to the data's box widened by this fraction of its width."""
+
+UNET_BASE = 16
+"""U-Net width at full resolution (images): ~30 MMAC per 28x28 forward pass."""
+
+
+@dataclass
+class DiffusionState:
+    """Everything a diffusion run carries between steps (and saves in a checkpoint).
+
+    Attributes
+    ----------
+    net : nn.Module
+        The denoiser being trained.
+    ema : nn.Module or None
+        Exponential moving average of ``net``'s weights, used for sampling.
+    opt : torch.optim.Optimizer
+    loss : DiffusionLoss
+    objective : DiffusionObjective
+        Owns the schedule and the noise sampling.
+    hp : dict
+        Resolved hyperparameters (loss defaults < ``cfg.diffusion``).
+    rng : torch.Generator
+        Data batches, timesteps and noise of training.
+    kind : str
+        "vector" | "image".
+    shape : tuple of int
+        Shape of one sample.
+    shift, scale : Tensor
+        ``x_net = (x - shift) / scale`` (vectors: per-dimension mean and std of
+        the training rows; images: 0 and 1), shape ``(1, *shape)``.
+    lo, hi : Tensor
+        Box the x0 prediction is clipped to while sampling, in network units,
+        ``(1, *shape)``: images [-1, 1]; vectors the training rows' per-dimension
+        range widened by :data:`CLIP_MARGIN` of its width on each side.
+    """
+
+    net: nn.Module
+    ema: nn.Module | None
+    opt: torch.optim.Optimizer
+    loss: DiffusionLoss
+    objective: DiffusionObjective
+    hp: dict[str, Any]
+    rng: torch.Generator
+    kind: str
+    shape: tuple[int, ...]
+    shift: Tensor
+    scale: Tensor
+    lo: Tensor
+    hi: Tensor
+    g_updates: int = 0
+    d_updates: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def diffusion_hparams(loss: DiffusionLoss, cfg: Config, kind: str) -> dict[str, Any]:
+    """The loss's defaults overridden by ``cfg.diffusion`` (``None`` keeps the default).
+
+    ``cfg.loss.lr_scale`` (the toy preset's 5x) multiplies the loss's ``lr``
+    as it multiplies the GAN losses' rates; an explicit ``diffusion.lr`` wins.
+    ``sample_steps = None`` becomes :data:`DEFAULT_SAMPLE_STEPS` of ``kind``.
+    """
+    hp = dict(loss.defaults)
+    if cfg.loss.lr_scale is not None:
+        hp["lr"] = hp["lr"] * cfg.loss.lr_scale
+    for f in dataclasses.fields(cfg.diffusion):
+        v = getattr(cfg.diffusion, f.name)
+        if v is not None:
+            hp[f.name] = v
+    if hp.get("sample_steps") is None:
+        hp["sample_steps"] = DEFAULT_SAMPLE_STEPS[kind]
+    return hp
+
+
+def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> DiffusionState:
+    """Denoiser, optimizer, schedule and RNG of one (loss, seed) run.
+
+    The seed fixes the initial weights (``torch.manual_seed``) and the stream
+    of data batches, timesteps and noise (a dedicated ``torch.Generator``).
+
+    Raises
+    ------
+    UserError
+        Unknown loss, schedule, sampler; ``sample_steps`` not in 1..T; a data
+        shape the denoisers do not support.
+    """
+    loss = get_diffusion_loss(loss_name)
+    kind = dataset.kind
+    hp = diffusion_hparams(loss, cfg, kind)
+    schedule = schedules.get_schedule(hp["schedule"], hp["T"])
+    schedules.ddim_timesteps(schedule.T, hp["sample_steps"])  # validate now, not after training
+    if hp["sampler"] not in schedules.SAMPLERS:
+        raise unknown_choice("sampler", hp["sampler"], schedules.SAMPLERS)
+    shape = tuple(int(s) for s in dataset.shape)
+    torch.manual_seed(seed)
+    net = build_denoiser(
+        shape, hidden=max(cfg.model.hidden, MIN_VECTOR_WIDTH), layers=cfg.model.layers, base=UNET_BASE
+    )
+    ema = None
+    if hp.get("ema", 0.0) > 0.0:
+        ema = copy.deepcopy(net).requires_grad_(False)
+    if kind == "vector":
+        train = dataset.train.to(torch.float32)
+        shift = train.mean(dim=0, keepdim=True)
+        scale = train.std(dim=0, keepdim=True).clamp_min(1e-8)
+        z = (train - shift) / scale
+        lo, hi = z.min(dim=0, keepdim=True).values, z.max(dim=0, keepdim=True).values
+        lo, hi = lo - CLIP_MARGIN * (hi - lo), hi + CLIP_MARGIN * (hi - lo)
+    else:
+        shift, scale = torch.zeros(1, *shape), torch.ones(1, *shape)
+        lo, hi = -torch.ones(1, *shape), torch.ones(1, *shape)
+    opt = torch.optim.Adam(net.parameters(), lr=hp["lr"], betas=tuple(hp.get("betas", (0.9, 0.999))))
+    return DiffusionState(
+        net=net,
+        ema=ema,
+        opt=opt,
+        loss=loss,
+        objective=DiffusionObjective(schedule, loss.objective),
+        hp=hp,
+        rng=torch.Generator().manual_seed(10_007 * seed + 1),
+        kind=kind,
+        shape=shape,
+        shift=shift,
+        scale=scale,
+        lo=lo,
+        hi=hi,
+    )
+
+
+def _to_net(state: DiffusionState, x: Tensor) -> Tensor:
+    return (x - state.shift) / state.scale
+
+
+def _to_data(state: DiffusionState, x: Tensor) -> Tensor:
+    return x * state.scale + state.shift
+
+
+def _bucket_of(t: Tensor, T: int) -> Tensor:
+    """Bucket ``0..N_BUCKETS-1`` of each timestep: ``floor(t * N_BUCKETS / T)``."""
+    return torch.div(t * N_BUCKETS, T, rounding_mode="floor")
+
+
+def ema_decay(decay: float, updates: int) -> float:
+    """EMA decay after ``updates`` optimizer updates: ``min(decay, (1 + n) / (10 + n))``.
+
+    The warm-up of TensorFlow's ``ExponentialMovingAverage(num_updates=n)`` (also
+    the default of diffusers' ``EMAModel``): early averages forget the random
+    initialisation quickly, so short runs sample from trained weights.
+    """
+    return min(decay, (1.0 + updates) / (10.0 + updates))
+
+
+def step(state: DiffusionState, data, batch_size: int, *, record: bool = False) -> dict[str, float]:
+    """One denoiser update (Ho et al. 2020, Algorithm 1).
+
+    1. x_0 ~ data (standardised for vectors), t ~ U{0..T-1}, eps ~ N(0, I);
+    2. gradient step on the batch mean of the objective's per-sample loss,
+       the global gradient norm clipped at ``grad_clip``;
+    3. EMA of the weights: ``w_ema <- d w_ema + (1 - d) w``, ``d`` from :func:`ema_decay`.
+
+    Args:
+        state: the run's :class:`DiffusionState` (modified in place).
+        data: a :class:`losslab.data.Dataset` (``sample(n, generator)``).
+        batch_size: samples per batch.
+        record: compute the diagnostics.
+
+    Returns:
+        Empty unless ``record``: ``g_loss`` (batch-mean loss), ``g_grad_norm``,
+        ``g_grad_mean`` (before clipping), ``loss_t0`` .. ``loss_t9`` (mean loss
+        of the batch's samples in each timestep bucket; a bucket without
+        samples is left out).
+
+    Raises:
+        Diverged: the loss is NaN/inf.
+    """
+    net, obj = state.net, state.objective
+    step_no = state.g_updates + 1
+    net.train()
+    x0 = _to_net(state, data.sample(batch_size, state.rng))  # 1.
+    t = obj.sample_t(batch_size, state.rng)
+    per_sample = obj(net, x0, t=t, generator=state.rng)  # (N,)
+    loss = per_sample.mean()
+    if not bool(torch.isfinite(loss)):
+        raise Diverged(step_no, "diffusion loss")
+    state.opt.zero_grad(set_to_none=True)  # 2.
+    loss.backward()
+    log: dict[str, float] = {}
+    if record:
+        norm, mean = grad_stats(net)
+        log.update(g_loss=float(loss.detach()), g_grad_norm=norm, g_grad_mean=mean)
+        buckets = _bucket_of(t, obj.schedule.T)
+        ps = per_sample.detach()
+        for b in range(N_BUCKETS):
+            sel = buckets == b
+            if bool(sel.any()):
+                log[f"loss_t{b}"] = float(ps[sel].mean())
+    if state.hp.get("grad_clip"):
+        nn.utils.clip_grad_norm_(net.parameters(), state.hp["grad_clip"])
+    state.opt.step()
+    if state.ema is not None:  # 3.
+        decay = ema_decay(state.hp["ema"], state.g_updates)
+        with torch.no_grad():
+            for pe, p in zip(state.ema.parameters(), net.parameters()):
+                pe.lerp_(p, 1.0 - decay)
+            for be, b in zip(state.ema.buffers(), net.buffers()):
+                be.copy_(b)
+    state.g_updates += 1
+    return log
+
+
+def nfe(state: DiffusionState) -> int:
+    """Network evaluations per generated sample of the configured sampler (= ``sample_steps``)."""
+    return int(state.hp["sample_steps"])
+
+
+def _sampler_net(state: DiffusionState) -> nn.Module:
+    return state.ema if state.ema is not None else state.net
+
+
+def _clip_range(state: DiffusionState) -> tuple[Tensor | float, Tensor | float] | None:
+    if state.kind == "image":
+        return (-1.0, 1.0)
+    return (state.lo, state.hi)
+
+
+def _run_sampler(state: DiffusionState, n: int, generator: torch.Generator, trajectory: bool = False):
+    net = _sampler_net(state)
+    hp = state.hp
+    kw = dict(
+        objective=state.loss.objective,
+        steps=hp["sample_steps"],
+        generator=generator,
+        clip=_clip_range(state),
+        trajectory=trajectory,
+    )
+    sched = state.objective.schedule
+    if hp["sampler"] == "ddpm":
+        return schedules.ddpm_sample(net, sched, (n, *state.shape), **kw)
+    return schedules.ddim_sample(net, sched, (n, *state.shape), eta=float(hp["eta"]), **kw)
+
+
+@torch.no_grad()
+def sample(state: DiffusionState, n: int, *, seed: int = 0, batch: int = 500) -> Tensor:
+    """``n`` generated samples ``(n, *shape)`` in data units (images in [-1, 1]).
+
+    Runs the configured sampler with :func:`nfe` network evaluations per
+    sample on the EMA weights, from noise drawn by a generator seeded with
+    ``seed``, in batches of ``batch``.
+    """
+    net = _sampler_net(state)
+    was_training = net.training
+    net.eval()
+    g = torch.Generator().manual_seed(seed)
+    out = [_run_sampler(state, min(batch, n - i), g) for i in range(0, n, batch)]
+    net.train(was_training)
+    return _to_data(state, torch.cat(out))
+
+
+@torch.no_grad()
+def bucket_losses(state: DiffusionState, x0: Tensor, *, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Mean loss per timestep bucket on the clean samples ``x0`` (data units).
+
+    For each of :data:`N_BUCKETS` equal ranges of t, every sample gets a t drawn
+    uniformly inside the range and fresh noise; the sampling network (EMA) is
+    evaluated.
+
+    Returns
+    -------
+    edges : (N_BUCKETS + 1,) int64 tensor
+        Bucket b holds ``edges[b] <= t < edges[b + 1]``.
+    losses : (N_BUCKETS,) float64 tensor
+    """
+    net = _sampler_net(state)
+    T = state.objective.schedule.T
+    g = torch.Generator().manual_seed(seed)
+    edges = torch.div(torch.arange(N_BUCKETS + 1) * T + N_BUCKETS - 1, N_BUCKETS, rounding_mode="floor")
+    x = _to_net(state, x0)
+    out = []
+    for b in range(N_BUCKETS):
+        lo, hi = int(edges[b]), int(edges[b + 1])
+        t = torch.randint(lo, max(hi, lo + 1), (len(x),), generator=g)
+        out.append(float(state.objective(net, x, t=t, generator=g).mean()))
+    return edges, torch.tensor(out, dtype=torch.float64)
+
+
+def artifacts(state: DiffusionState, dataset, run_dir: str | Path, *, seed: int = 0) -> None:
+    """Write ``run_dir/diffusion.npz``: what the report's diffusion figure needs.
+
+    Arrays (samples in data units, images in [-1, 1]):
+
+    - ``forward_t`` (8,) int64 0-based timesteps (-1 = the clean data x_0, then 7
+      from T/50 to T - 1) and ``forward_x`` (8, k, *shape): q_sample of the same
+      k held-out samples with the same noise at each t (k = 1,000 vectors, 8 images);
+    - ``reverse_t`` (K,) and ``reverse_x`` (K, m, *shape): states of m generated
+      samples along the sampling chain, from x_T (t = T) to the output (t = -1),
+      at most 9 evenly spaced states (m = 1,000 vectors, 8 images);
+    - ``bucket_edges`` (11,), ``bucket_loss`` (10,): :func:`bucket_losses` on a
+      held-out batch (``dataset.reference``, 1,000 vectors / 256 images);
+    - ``kind``, ``objective``, ``schedule``, ``sampler`` (str), ``T``, ``nfe``,
+      ``eta``, ``g_updates`` (scalars).
+    """
+    g = torch.Generator().manual_seed(seed)
+    big = state.kind == "vector"
+    real = torch.as_tensor(dataset.reference(1000 if big else 256, g)).to(torch.float32)
+    T = state.objective.schedule.T
+    with torch.no_grad():
+        # Forward strip: x_t of the same real samples and the same eps at 8 times.
+        k = min(len(real), 1000 if big else 8)
+        x0 = _to_net(state, real[:k])
+        eps = torch.randn(x0.shape, generator=g)
+        fwd_t = torch.unique(torch.tensor([-1, T // 50, T // 10, T // 5, 2 * T // 5, 3 * T // 5, 4 * T // 5, T - 1]))
+        sched = state.objective.schedule
+        fwd = torch.stack(
+            [x0 if t < 0 else schedules.q_sample(sched, x0, torch.full((k,), int(t)), eps) for t in fwd_t]
+        )  # (8, k, *shape)
+        # Reverse trajectory of generated samples.
+        net = _sampler_net(state)
+        net.eval()
+        _, ts, xs = _run_sampler(state, 1000 if big else 8, g, trajectory=True)
+        keep = torch.unique(torch.linspace(0, len(ts) - 1, min(9, len(ts))).round().long())
+        edges, losses = bucket_losses(state, real, seed=seed)
+    arrays = {
+        "forward_t": fwd_t.numpy(),
+        "forward_x": _to_data(state, fwd).numpy().astype(np.float32),
+        "reverse_t": ts[keep].numpy(),
+        "reverse_x": _to_data(state, xs[keep]).numpy().astype(np.float32),
+        "bucket_edges": edges.numpy(),
+        "bucket_loss": losses.numpy(),
+        "kind": np.array(state.kind),
+        "objective": np.array(state.loss.objective),
+        "schedule": np.array(state.hp["schedule"]),
+        "sampler": np.array(state.hp["sampler"]),
+        "T": np.array(T),
+        "nfe": np.array(nfe(state)),
+        "eta": np.array(float(state.hp["eta"])),
+        "g_updates": np.array(state.g_updates),
+    }
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    io.atomic_write_bytes(Path(run_dir) / "diffusion.npz", buf.getvalue())
+
+
+def state_dict(state: DiffusionState) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """(tensors for safetensors, JSON metadata) that restore the run exactly."""
+    tensors: dict[str, Tensor] = {}
+    meta: dict[str, Any] = {"g_updates": state.g_updates, "d_updates": state.d_updates, "family": FAMILY}
+    modules = [("net", state.net)] + ([("ema", state.ema)] if state.ema is not None else [])
+    for name, module in modules:
+        for k, v in module.state_dict().items():
+            tensors[f"{name}.{k}"] = v.detach().clone().contiguous()
+    _flatten_optimizer("opt", state.opt, tensors, meta)
+    tensors["rng"] = state.rng.get_state()
+    tensors["shift"] = state.shift.clone().contiguous()
+    tensors["scale"] = state.scale.clone().contiguous()
+    tensors["lo"] = state.lo.clone().contiguous()
+    tensors["hi"] = state.hi.clone().contiguous()
+    return tensors, meta
+
+
+def load_state_dict(state: DiffusionState, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    """Restore what :func:`state_dict` saved into a state built by :func:`init_state`."""
+    modules = [("net", state.net)] + ([("ema", state.ema)] if state.ema is not None else [])
+    for name, module in modules:
+        module.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")})
+    _unflatten_optimizer("opt", state.opt, tensors, meta)
+    state.rng.set_state(tensors["rng"])
+    state.shift = tensors["shift"].clone()
+    state.scale = tensors["scale"].clone()
+    state.lo = tensors["lo"].clone()
+    state.hi = tensors["hi"].clone()
+    state.g_updates = int(meta["g_updates"])
+    state.d_updates = int(meta["d_updates"])
