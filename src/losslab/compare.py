@@ -31,7 +31,8 @@ from losslab.errors import UserError
 from losslab.train.loop import is_finished, train_run
 
 # Counts that describe the evaluation rather than measure the model.
-_BOOKKEEPING = {"n_eval", "num_modes", "num_classes"}
+_BOOKKEEPING = {"n_eval", "num_modes", "num_classes", "chance", "n_probe_train", "n_probe_test", "n_real",
+                "c2st_n_test", "classifier_accuracy", "kid_std", "inception_score_std"}
 
 # A generator gradient is called "vanished" when its norm over the last quarter
 # of training falls below this fraction of its norm over the first tenth.
@@ -85,13 +86,16 @@ def feature_net_for(dataset, *, progress: bool = False):
 
 
 def make_evaluator(cfg: Config, dataset) -> Callable[[Any, torch.Tensor], dict]:
+    """evaluate(dataset, samples) for generative families; the feature net loads on first use."""
     from losslab.metrics import evaluate
 
-    fnet = feature_net_for(dataset)
+    fnet: list = []
 
     def _eval(ds, samples):
+        if not fnet:
+            fnet.append(feature_net_for(dataset))
         return evaluate(ds, samples, generator=torch.Generator().manual_seed(12345),
-                        n=cfg.train.n_eval, feature_net=fnet)
+                        n=cfg.train.n_eval, feature_net=fnet[0])
 
     return _eval
 
@@ -189,7 +193,7 @@ def run_compare(
         spec["family"] = families_of(spec["losses"])
     io.atomic_write_json(spec_path, spec)
     write_reference(out, dataset, cfg.train.n_eval)
-    if dataset.kind == "image":
+    if dataset.kind == "image" and any(j.family != "contrastive" for j in plan(losses, 1)):
         feature_net_for(dataset, progress=not quiet)  # train once here, workers read the cache
 
     jobs = plan(losses, seeds)
@@ -315,8 +319,13 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
     ok_metrics = [r["metrics"] for r in runs if r.get("status") == "ok" and r.get("metrics")]
     from losslab.metrics import METRIC_INFO
 
-    kind = "image" if any("fid" in m for m in ok_metrics) else "vector"
-    default_primary = "fid" if kind == "image" else ("w1" if any("w1" in m for m in ok_metrics) else "swd")
+    if any("linear_probe" in m for m in ok_metrics):  # representation learning (contrastive)
+        kind, default_primary = "image", "linear_probe"
+    elif any("fid" in m for m in ok_metrics):
+        kind, default_primary = "image", "fid"
+    else:
+        kind = "vector"
+        default_primary = "w1" if any("w1" in m for m in ok_metrics) else "swd"
     primary = metric or default_primary
     if ok_metrics and not any(primary in m for m in ok_metrics):
         measured = sorted({k for m in ok_metrics for k, v in m.items() if isinstance(v, (int, float))})
@@ -373,7 +382,7 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
         "runs": runs,
         "ranking": ranking,
         "recommendation": recommend(ranking, runs, primary, higher),
-        "notes": _notes(runs),
+        "notes": _notes(runs) + _family_notes(ranking, spec["data"]),
     }
     io.atomic_write_json(out / "results.json", results)
     return results
@@ -485,6 +494,19 @@ def _notes(runs: list[dict]) -> list[str]:
     missing = [r for r in runs if r.get("status") == "missing"]
     if missing:
         notes.append(f"{len(missing)} runs have not been run yet; rerun the same compare command to finish them.")
+    return notes
+
+
+def _family_notes(ranking: list[dict], data: str) -> list[str]:
+    """Notes a family adds from measurements (e.g. why random data cannot teach a contrastive encoder)."""
+    from losslab.train.contrastive import random_data_note
+
+    notes = []
+    for e in ranking:
+        if e.get("family") == "contrastive" and e.get("metrics_mean"):
+            note = random_data_note(e["metrics_mean"], data=data)
+            if note and note not in notes:
+                notes.append(f"{e['loss']}: {note}")
     return notes
 
 

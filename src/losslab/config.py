@@ -75,6 +75,10 @@ class LossConfig:
     gamma: float | None = None
     lambda_k: float | None = None
     critic_norm: str | None = None
+    temperature: float | None = None
+    """Contrastive losses' temperature tau (> 0)."""
+    mining: str | None = None
+    """Triplet negatives: "random" or "batch-hard"."""
 
 
 @dataclass
@@ -254,6 +258,10 @@ def validate(cfg: Config) -> None:
         raise UserError(f"loss.lr_scale must be > 0, got {lc.lr_scale}")
     if lc.n_critic is not None and lc.n_critic < 1:
         raise UserError(f"loss.n_critic must be >= 1, got {lc.n_critic}")
+    if lc.temperature is not None and not lc.temperature > 0:
+        raise UserError(f"loss.temperature must be > 0, got {lc.temperature}")
+    if lc.mining is not None and lc.mining not in ("random", "batch-hard"):
+        raise UserError(f"loss.mining must be random or batch-hard, got {lc.mining!r}")
     dc = cfg.diffusion
     if dc.schedule is not None and dc.schedule not in ("linear", "cosine"):
         raise UserError(f"diffusion.schedule must be linear or cosine, got {dc.schedule!r}")

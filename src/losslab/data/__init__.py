@@ -37,6 +37,8 @@ DATASETS: dict[str, str] = {
     "digits": "scikit-learn 8x8 handwritten digits, 1797 images, 10 classes, stratified 80/20 split",
     "mnist": "MNIST 28x28 handwritten digits, 60000 train / 10000 test, 10 classes",
     "fashion-mnist": "Fashion-MNIST 28x28 clothing images, 60000 / 10000, 10 classes (arXiv:1708.07747)",
+    "stacked-mnist": "Stacked MNIST: 3 MNIST digits in 3 channels, 1000 modes (VEEGAN/PacGAN protocol, arXiv:1712.04086)",
+    "random": "Gaussian-noise images with random labels: the study's random-tensor setting, nothing to learn",
 }
 
 
@@ -215,8 +217,16 @@ def load_dataset(
         ds = toy.load_toy(name, seed=seed)
     elif name == "digits":
         ds = images.load_digits()
+    elif name == "stacked-mnist":
+        from losslab.data import stacked
+
+        ds = stacked.load_stacked_mnist(data_dir=data_dir, download=download)
     elif name in images.IDX_FILES:
         ds = images.load_idx_dataset(name, data_dir=data_dir, download=download)
+    elif name == "random":
+        from losslab.data.random_data import load_random
+
+        ds = load_random(image_size=image_size)
     elif Path(name).expanduser().exists():
         ds = user.load_user(Path(name).expanduser(), image_size=image_size)  # resizes itself
     else:

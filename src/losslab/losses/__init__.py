@@ -247,6 +247,7 @@ def get_gan_loss(name: str) -> GANLoss:
         raise unknown_choice("loss", name, GAN_LOSSES) from None
 
 
+from losslab.losses.contrastive import CONTRASTIVE_LOSSES  # noqa: E402
 from losslab.losses.diffusion import DIFFUSION_LOSSES  # noqa: E402  (after GANLoss: no cycle)
 
 # Every registry, keyed by the model family that trains its losses. Loss names
@@ -255,6 +256,7 @@ from losslab.losses.diffusion import DIFFUSION_LOSSES  # noqa: E402  (after GANL
 REGISTRIES: dict[str, dict] = {
     "gan": GAN_LOSSES,
     "diffusion": DIFFUSION_LOSSES,
+    "contrastive": CONTRASTIVE_LOSSES,
 }
 
 

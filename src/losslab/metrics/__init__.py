@@ -10,12 +10,22 @@ vectors, d = 2              ``w1`` (exact optimal transport)
 vectors, d > 2              ``swd`` (sliced W2), ``w1`` (exact OT, n <= 2,500)
 vectors with mixture modes  + ``modes_covered``, ``num_modes``, ``high_quality``,
                             ``reverse_kl``, ``mode_counts`` (VEEGAN / PacGAN)
-images                      ``fid`` (classifier features), ``classes_covered``,
-                            ``class_kl``, ``class_counts``, ``feature_net``
+images                      ``fid`` (classifier features), ``kid``, ``kid_std``,
+                            ``inception_score``, ``inception_score_std``,
+                            ``precision``, ``recall``, ``density``, ``coverage``,
+                            ``feature_swd``, ``classes_covered``, ``class_kl``,
+                            ``class_counts``, ``feature_net``, ``classifier_net``,
+                            ``n_real``; with ``full=True`` also ``feature_w1``
+                            (exact OT) and ``c2st_accuracy``, ``c2st_pvalue``,
+                            ``c2st_n_test`` (two-sample classifier)
+Stacked MNIST               as images, with ``modes_covered``, ``num_modes``,
+                            ``reverse_kl``, ``mode_counts`` over 1,000 modes
+                            instead of the class keys (VEEGAN / PacGAN)
 ==========================  =====================================================
 
 Every result also has ``n_eval`` (generated samples used). ``METRIC_INFO``
-describes each key for the report.
+describes each key for the report. Image metrics are only comparable between
+results with the same ``feature_net``.
 """
 
 from __future__ import annotations
@@ -27,23 +37,37 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from losslab.metrics.features import ClassifierNet, get_feature_net
-from losslab.metrics.fid import class_histogram_stats, fid, frechet_distance
+from losslab.metrics.features import STACKED_NAME, ClassifierNet, StackedDigitNet, extract, get_feature_net
+from losslab.metrics.fid import (class_histogram_stats, class_stats_from_predictions, fid, fid_from_features,
+                                 frechet_distance)
+from losslab.metrics.images import (ImageMetrics, inception_score, kid, metrics_from_features, prdc,
+                                    two_sample_accuracy)
 from losslab.metrics.modes import mode_stats
+from losslab.metrics.stacked import stacked_mnist_modes
 from losslab.metrics.wasserstein import ks_1d, sliced_wasserstein, wasserstein1_1d, wasserstein_ot
 
 __all__ = [
     "METRIC_INFO",
     "ClassifierNet",
+    "ImageMetrics",
+    "StackedDigitNet",
     "class_histogram_stats",
     "evaluate",
+    "extract",
     "fid",
+    "fid_from_features",
     "frechet_distance",
     "get_feature_net",
+    "inception_score",
+    "kid",
     "ks_1d",
+    "metrics_from_features",
     "mode_stats",
+    "prdc",
     "primary_metric",
     "sliced_wasserstein",
+    "stacked_mnist_modes",
+    "two_sample_accuracy",
     "wasserstein1_1d",
     "wasserstein_ot",
 ]
@@ -69,10 +93,50 @@ METRIC_INFO: dict[str, dict[str, Any]] = {
                         "higher_is_better": True},
     "class_kl": {"description": "KL(generated || real) of predicted class histograms", "higher_is_better": False},
     "class_counts": {"description": "generated images per predicted class", "higher_is_better": None},
-    "feature_net": {"description": "name of the classifier used as FID feature network", "higher_is_better": None},
+    "feature_net": {"description": "feature network of fid, kid, precision/recall/density/coverage and the "
+                                   "feature-space distances (compare only results with the same one)",
+                    "higher_is_better": None},
+    "classifier_net": {"description": "classifier whose logits give inception_score and the class histogram",
+                       "higher_is_better": None},
+    "classifier_accuracy": {"description": "test accuracy of that classifier on the real test split",
+                            "higher_is_better": None},
+    "kid": {"description": "Kernel Inception Distance: unbiased MMD^2, cubic kernel, mean over 100 subsets "
+                           "(Binkowski et al. 2018; ~0 for matching distributions)", "higher_is_better": False},
+    "kid_std": {"description": "standard deviation of KID over its subsets", "higher_is_better": None},
+    "inception_score": {"description": "Inception Score exp E KL(p(y|x) || p(y)) on the classifier's logits, "
+                                       "1 to number of classes (Salimans et al. 2016)", "higher_is_better": True},
+    "inception_score_std": {"description": "standard deviation of the Inception Score over 10 splits",
+                            "higher_is_better": None},
+    "precision": {"description": "fraction of generated samples inside the real k-NN manifold (Naeem et al. 2020)",
+                  "higher_is_better": True},
+    "recall": {"description": "fraction of real samples inside the generated k-NN manifold (Naeem et al. 2020)",
+               "higher_is_better": True},
+    "density": {"description": "mean number of real k-NN balls holding a generated sample, / k (1 when matching)",
+                "higher_is_better": True},
+    "coverage": {"description": "fraction of real k-NN balls that hold a generated sample (Naeem et al. 2020)",
+                 "higher_is_better": True},
+    "feature_swd": {"description": "sliced Wasserstein-2 distance in feature space (200 projections)",
+                    "higher_is_better": False},
+    "feature_w1": {"description": "exact Wasserstein-1 distance in feature space (optimal transport)",
+                   "higher_is_better": False},
+    "c2st_accuracy": {"description": "held-out accuracy of a fresh real-vs-generated classifier "
+                                     "(0.5: indistinguishable; Lopez-Paz & Oquab 2017)", "higher_is_better": False},
+    "c2st_pvalue": {"description": "binomial p-value of that accuracy against 0.5 (H0: same distribution)",
+                    "higher_is_better": True},
+    "c2st_n_test": {"description": "held-out samples of the two-sample classifier", "higher_is_better": None},
+    "d_accuracy": {"description": "real-vs-fake accuracy of the trained discriminator on held-out real and "
+                                  "generated samples (0.5: fooled)", "higher_is_better": False},
+    "d_real_mean": {"description": "mean discriminator output on held-out real samples", "higher_is_better": None},
+    "d_fake_mean": {"description": "mean discriminator output on generated samples", "higher_is_better": None},
     "n_eval": {"description": "number of generated samples evaluated", "higher_is_better": None},
+    "n_real": {"description": "number of real (held-out) samples compared against", "higher_is_better": None},
     "num_classes": {"description": "number of classes of the data", "higher_is_better": None},
 }
+
+
+from losslab.metrics.representation import METRIC_INFO_REPRESENTATION  # noqa: E402
+
+METRIC_INFO.update(METRIC_INFO_REPRESENTATION)
 
 
 def primary_metric(dataset: Any) -> tuple[str, bool]:
@@ -100,6 +164,8 @@ def evaluate(
     generator: torch.Generator | None = None,
     n: int = 2500,
     feature_net: nn.Module | None = None,
+    classifier: nn.Module | None = None,
+    full: bool = False,
 ) -> dict[str, Any]:
     """Compare generated samples with real samples of ``dataset``.
 
@@ -118,8 +184,17 @@ def evaluate(
     n : int, keyword-only
         Number of generated and of real samples (2,500 keeps exact OT at 50 MB).
     feature_net : nn.Module, keyword-only, optional
-        FID feature network with ``num_features``, ``logits`` and ``name``;
-        default the dataset's cached classifier (:func:`get_feature_net`).
+        Image feature network with ``num_features`` and ``name`` (FID, KID,
+        PRDC, feature-space distances); default the dataset's cached classifier
+        (:func:`get_feature_net`).
+    classifier : nn.Module, keyword-only, optional
+        Network with ``logits`` for the Inception Score and the class histogram;
+        default ``feature_net`` when it has ``logits``, else the dataset's
+        classifier when the data are labelled, else those metrics are skipped.
+    full : bool, keyword-only
+        Images: also the exact feature-space W1 (POT, on at most 2,500 rows) and
+        the two-sample classifier test (trains a small CNN: seconds). Off in
+        ``losslab compare``, which evaluates every run.
 
     Returns
     -------
@@ -134,6 +209,13 @@ def evaluate(
     UserError
         For images without labels and without a ``feature_net`` (FID needs
         a labelled dataset), or with fewer than 2 samples.
+
+    Warns
+    -----
+    UserWarning
+        For images, when the sample is too small for the standard settings: fewer
+        samples than features (FID), than 1,000 (the KID subset size is cut), or
+        than 26,000 on Stacked MNIST (the mode-count protocol).
     """
     x = torch.as_tensor(samples).detach().to("cpu", torch.float32)
     shape = tuple(int(s) for s in dataset.shape)
@@ -150,15 +232,8 @@ def evaluate(
     out: dict[str, Any] = {"n_eval": int(x.shape[0])}
 
     if dataset.kind == "image":
-        net = feature_net if feature_net is not None else get_feature_net(dataset)
-        out["fid"] = fid(ref, x, net)
-        labels = getattr(dataset, "test_labels", None)
-        if labels is None:
-            labels = getattr(dataset, "train_labels", None)
-        num_classes = getattr(dataset, "num_classes", None) or int(getattr(net, "num_classes"))
-        out.update(class_histogram_stats(x, net, num_classes, labels))
-        out["num_classes"] = int(num_classes)
-        out["feature_net"] = getattr(net, "name", type(net).__name__)
+        out.update(_evaluate_images(dataset, ref, x, feature_net, classifier, full=full))
+        _check_not_nan(out)
         return out
 
     if dataset.kind != "vector":
@@ -178,7 +253,58 @@ def evaluate(
     std = getattr(dataset, "mode_std", None)
     if modes is not None and std is not None:
         out.update(mode_stats(x, modes, float(std), getattr(dataset, "weights", None)))
-    for key, value in out.items():  # never hand back a NaN (math.inf is allowed and documented)
+    _check_not_nan(out)
+    return out
+
+
+def _check_not_nan(out: dict[str, Any]) -> None:
+    """Never hand back a NaN (math.inf is allowed and documented)."""
+    for key, value in out.items():
         if isinstance(value, float) and math.isnan(value):
             raise RuntimeError(f"metric {key} is NaN")
+
+
+def _evaluate_images(
+    dataset: Any, ref: Tensor, x: Tensor, feature_net: nn.Module | None, classifier: nn.Module | None, *, full: bool
+) -> dict[str, Any]:
+    """The image branch of :func:`evaluate`: one feature pass per set, then every metric."""
+    labelled = getattr(dataset, "train_labels", None) is not None
+    net = feature_net if feature_net is not None else get_feature_net(dataset)
+    clf = classifier
+    if clf is None:
+        clf = net if hasattr(net, "logits") else (get_feature_net(dataset) if labelled else None)
+    chunk = 200 if int(getattr(net, "num_features", 0)) > 512 else 1000  # Inception: 299x299 inputs
+    f_real, _ = extract(net, ref, chunk_size=chunk)
+    f_fake, z_fake = extract(net, x, chunk_size=chunk, logits=clf is net)
+    if clf is not None and clf is not net:
+        _, z_fake = extract(clf, x, logits=True)
+
+    out: dict[str, Any] = {"n_real": int(ref.shape[0])}
+    out.update(metrics_from_features(f_real, f_fake, z_fake))
+    if full:
+        m = MAX_OT_SAMPLES
+        out["feature_w1"] = wasserstein_ot(f_real[:m], f_fake[:m])
+        out.update(two_sample_accuracy(ref, x))
+    out["feature_net"] = getattr(net, "name", type(net).__name__)
+    if clf is None:
+        return out
+    out["classifier_net"] = getattr(clf, "name", type(clf).__name__)
+    if getattr(clf, "test_accuracy", None) is not None:
+        out["classifier_accuracy"] = float(clf.test_accuracy)
+    if getattr(dataset, "name", None) == STACKED_NAME and isinstance(clf, StackedDigitNet):
+        train_labels = getattr(dataset, "train_labels", None)
+        probs = None
+        if train_labels is not None:  # true mode distribution: product of the per-channel digit frequencies
+            from losslab.data.stacked import mode_digits
+
+            digits = mode_digits(train_labels)  # (N, 3)
+            probs = torch.stack([torch.bincount(digits[:, c], minlength=10) for c in range(3)]).double()
+        out.update(stacked_mnist_modes(x, clf.digit_net, digit_probs=probs))
+        return out
+    labels = getattr(dataset, "test_labels", None)
+    if labels is None:
+        labels = getattr(dataset, "train_labels", None)
+    num_classes = getattr(dataset, "num_classes", None) or int(getattr(clf, "num_classes"))
+    out.update(class_stats_from_predictions(z_fake.argmax(1), int(num_classes), labels))
+    out["num_classes"] = int(num_classes)
     return out

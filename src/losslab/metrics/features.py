@@ -38,6 +38,9 @@ from losslab.io import atomic_write_bytes, atomic_write_json
 # Bump when the architecture or the training recipe changes: it is part of the cache key.
 RECIPE_VERSION = 1
 
+# Name of the Stacked MNIST dataset (losslab.data.stacked); its feature network is StackedDigitNet.
+STACKED_NAME = "stacked-mnist"
+
 
 class ClassifierNet(nn.Module):
     """Small CNN classifier whose penultimate layer is the FID feature space.
@@ -65,6 +68,8 @@ class ClassifierNet(nn.Module):
         ``"classifier-<dataset>-<hash>"`` once trained by :func:`get_feature_net`.
     test_accuracy : float or None
         Accuracy on the dataset's test split, in [0, 1].
+    cache_file, sha256 : str or None
+        The cached weights file and its SHA-256, once loaded or trained.
     """
 
     def __init__(self, shape: tuple[int, int, int], num_classes: int, num_features: int = 128) -> None:
@@ -87,6 +92,8 @@ class ClassifierNet(nn.Module):
         self.head = nn.Linear(self.num_features, self.num_classes)
         self.name = "classifier-untrained"
         self.test_accuracy: float | None = None
+        self.cache_file: str | None = None
+        self.sha256: str | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         """Features ``(N, num_features)`` float32 of images ``(N, C, H, W)`` in [-1, 1]."""
@@ -95,6 +102,100 @@ class ClassifierNet(nn.Module):
     def logits(self, x: Tensor) -> Tensor:
         """Class logits ``(N, num_classes)`` of images ``(N, C, H, W)``."""
         return self.head(F.relu(self.forward(x)))
+
+
+@torch.no_grad()
+def extract(
+    net: nn.Module, images: Tensor | Any, *, chunk_size: int = 1000, logits: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """Features (and optionally logits) of images, float64, one pass of the network.
+
+    Parameters
+    ----------
+    net : nn.Module
+        ``forward(x) -> (n, F)``; ``logits(x) -> (n, K)`` when ``logits=True``. Put
+        in eval mode for the pass and restored afterwards; no gradients.
+    images : (N, C, H, W) tensor or array
+        Images in the network's input scale ([-1, 1] inside losslab), passed to it
+        as float32 chunks, unchanged.
+    chunk_size : int, keyword-only
+        Images per forward pass; the result does not depend on it (eval mode).
+    logits : bool, keyword-only
+        Also return the logits (computed from the same forward pass when the net
+        has a ``head``, as :class:`ClassifierNet`).
+
+    Returns
+    -------
+    (Tensor, Tensor or None)
+        ``(N, F)`` float64 features and ``(N, K)`` float64 logits (or None).
+
+    Raises
+    ------
+    ValueError
+        If the images contain NaN or inf, or the network returns non-finite values.
+    """
+    x = torch.as_tensor(images).detach().to("cpu", torch.float32)
+    if not torch.isfinite(x).all():
+        raise ValueError("images contain NaN or inf")
+    was_training = net.training
+    net.eval()
+    feats, outs = [], []
+    try:
+        for chunk in x.split(chunk_size):
+            f = net(chunk)
+            feats.append(f.double())
+            if logits:
+                head = getattr(net, "head", None)
+                z = head(F.relu(f)) if isinstance(net, ClassifierNet) and head is not None else net.logits(chunk)
+                outs.append(z.double())
+    finally:
+        net.train(was_training)
+    f_all = torch.cat(feats) if feats else torch.zeros(0, int(getattr(net, "num_features", 0)), dtype=torch.float64)
+    z_all = (torch.cat(outs) if outs else None) if logits else None
+    if not torch.isfinite(f_all).all() or (z_all is not None and not torch.isfinite(z_all).all()):
+        raise ValueError(f"feature network {getattr(net, 'name', type(net).__name__)} returned NaN or inf")
+    return f_all, z_all
+
+
+class StackedDigitNet(nn.Module):
+    """Per-channel digit classifier for Stacked MNIST (three digits in three channels).
+
+    Each channel of an image ``(N, 3, H, W)`` goes through the same MNIST
+    classifier. The features are the three feature vectors side by side
+    ``(N, 3 F)``; the logits over the 1,000 modes ``100 d_R + 10 d_G + d_B`` are
+    ``log p(d_R) + log p(d_G) + log p(d_B)`` (channels classified independently),
+    so their argmax is the triple of per-channel argmaxes, as in the mode count
+    of VEEGAN / PacGAN.
+
+    Parameters
+    ----------
+    digit_net : ClassifierNet
+        A 10-class classifier of ``(N, 1, H, W)`` digits.
+
+    References
+    ----------
+    Metz et al. 2017, arXiv:1611.02163, Sec. 3.3.2; Srivastava et al. 2017,
+    arXiv:1705.07761, Sec. 5.2; Lin et al. 2018, arXiv:1712.04086, Sec. 5.
+    """
+
+    def __init__(self, digit_net: nn.Module) -> None:
+        super().__init__()
+        self.digit_net = digit_net
+        self.num_features = 3 * int(digit_net.num_features)
+        self.num_classes = int(digit_net.num_classes) ** 3
+        self.name = f"stacked-{getattr(digit_net, 'name', 'classifier')}"
+        self.test_accuracy = getattr(digit_net, "test_accuracy", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Features ``(N, 3 F)`` of images ``(N, 3, H, W)``."""
+        return torch.cat([self.digit_net(x[:, c : c + 1]) for c in range(3)], dim=1)
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Mode logits ``(N, K^3)``: index ``K^2 d_R + K d_G + d_B``."""
+        lp = [torch.log_softmax(self.digit_net.logits(x[:, c : c + 1]), dim=1) for c in range(3)]
+        k = lp[0].shape[1]
+        joint = lp[0][:, :, None, None] + lp[1][:, None, :, None] + lp[2][:, None, None, :]  # (N, K, K, K)
+        return joint.reshape(x.shape[0], k**3)
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -214,9 +315,12 @@ def get_feature_net(
 
     Returns
     -------
-    ClassifierNet
+    ClassifierNet or StackedDigitNet
         In eval mode with ``requires_grad`` off, with ``name``
-        (``"classifier-<dataset>-<hash>"``) and ``test_accuracy`` set.
+        (``"classifier-<dataset>-<hash>"``), ``test_accuracy``, ``cache_file``
+        and ``sha256`` set. For Stacked MNIST (``dataset.name == "stacked-mnist"``)
+        a :class:`StackedDigitNet` around the MNIST classifier trained on the
+        digits of its first channel (:func:`losslab.data.stacked.digit_view`).
 
     Raises
     ------
@@ -229,6 +333,14 @@ def get_feature_net(
     A cached file whose SHA-256 differs from the one in its JSON, or that
     cannot be read, is reported with ``warnings.warn`` and retrained.
     """
+    if getattr(dataset, "name", None) == STACKED_NAME:
+        from losslab.data.stacked import digit_view
+
+        digit_net = get_feature_net(
+            digit_view(dataset), cache_dir=cache_dir, epochs=epochs, max_train=max_train, seed=seed,
+            batch_size=batch_size, lr=lr, num_features=num_features, progress=progress,
+        )
+        return StackedDigitNet(digit_net).eval().requires_grad_(False)
     shape = tuple(int(s) for s in dataset.shape)
     if len(shape) != 3:
         raise UserError(f"the FID feature network needs images (C, H, W); dataset {dataset.name!r} has shape {shape}")
@@ -272,5 +384,7 @@ def get_feature_net(
 
     net.name = meta["name"]
     net.test_accuracy = meta["test_accuracy"]
+    net.cache_file = str(weights)
+    net.sha256 = meta["sha256"]
     net.eval().requires_grad_(False)
     return net

@@ -66,27 +66,30 @@ def frechet_distance(
     return max(value, 0.0)
 
 
-def fid(
-    real: Tensor | np.ndarray, fake: Tensor | np.ndarray, feature_net: nn.Module, *, chunk_size: int = 1000
-) -> float:
-    """Frechet distance between Gaussians fitted to the features of real and generated images.
+class _Identity(nn.Module):
+    """Features are the input: lets torchmetrics' FID run on precomputed features."""
 
-    ``FID = ||mu_r - mu_g||^2 + Tr(S_r + S_g - 2 (S_r S_g)^{1/2})`` with means
-    and (unbiased) covariances of ``feature_net`` outputs, accumulated in
-    float64 by torchmetrics' ``FrechetInceptionDistance(feature=feature_net)``.
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = int(num_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+def fid_from_features(real: Tensor | np.ndarray, fake: Tensor | np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two sets of feature vectors.
+
+    ``FID = ||mu_r - mu_g||^2 + Tr(S_r + S_g - 2 (S_r S_g)^{1/2})`` with the means
+    and unbiased covariances of the rows, accumulated in float64 by torchmetrics'
+    ``FrechetInceptionDistance`` (the feature network injected as the identity).
 
     Parameters
     ----------
-    real : (N, C, H, W) tensor or array
-        Real images, float, in the scale the feature network was trained on
-        ([-1, 1] inside losslab); passed to the network unchanged.
-    fake : (M, C, H, W) tensor or array
-        Generated images, same scale.
-    feature_net : nn.Module
-        ``forward(x) -> (n, F)`` features and an int attribute ``num_features`` = F.
-        It is put in eval mode for the computation and restored afterwards.
-    chunk_size : int, keyword-only
-        Images per forward pass.
+    real : (N, F) tensor or array
+        Features of real images (any float dtype; used as float64).
+    fake : (M, F) tensor or array
+        Features of generated images.
 
     Returns
     -------
@@ -96,42 +99,36 @@ def fid(
     Raises
     ------
     UserError
-        If fewer than 2 real or 2 generated images are given.
+        If N or M is below 2 (a covariance needs two rows).
     ValueError
-        If the images contain NaN or inf.
+        If the features are not 2-D, differ in width, or are not finite.
 
     Warns
     -----
     UserWarning
-        If ``min(N, M) <= num_features``: the covariances are rank-deficient and
-        the estimate is strongly biased and unstable. If torchmetrics returns a
-        non-finite value, it is recomputed with ``FALLBACK_EPS * I`` added to
-        both covariances (TTUR reference code) and the warning says so.
+        If ``min(N, M) <= F``: the covariances are rank-deficient and the estimate is
+        strongly biased and unstable. If torchmetrics returns a non-finite value, it
+        is recomputed with ``FALLBACK_EPS * I`` added to both covariances (TTUR
+        reference code) and the warning says so.
 
     References
     ----------
-    Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule Converge
-    to a Local Nash Equilibrium", arXiv:1706.08500, Eq. 6.
+    Heusel et al. 2017, arXiv:1706.08500, Eq. 6; Chong & Forsyth 2020,
+    arXiv:1911.07023 (the bias at finite N).
     """
-    real, fake = _as_images(real, "real images"), _as_images(fake, "generated images")
+    from losslab.metrics.images import as_features
+
+    real, fake = as_features(real, "real features"), as_features(fake, "generated features")
     n_real, n_fake = real.shape[0], fake.shape[0]
     if min(n_real, n_fake) < 2:
         raise UserError(f"FID needs at least 2 real and 2 generated images, got {n_real} and {n_fake}")
-    num_features = int(feature_net.num_features)
-
-    # normalize=True: float32 inputs; torchmetrics passes them to a custom net unchanged.
-    metric = FrechetInceptionDistance(feature=feature_net, normalize=True)
-    was_training = feature_net.training
-    feature_net.eval()
-    try:
-        with torch.no_grad():
-            for chunk in real.split(chunk_size):
-                metric.update(chunk, real=True)
-            for chunk in fake.split(chunk_size):
-                metric.update(chunk, real=False)
-            value = float(metric.compute())
-    finally:
-        feature_net.train(was_training)
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"feature widths differ: {real.shape[1]} vs {fake.shape[1]}")
+    num_features = real.shape[1]
+    metric = FrechetInceptionDistance(feature=_Identity(num_features), normalize=True)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    value = float(metric.compute())
 
     problems = []
     if min(n_real, n_fake) <= num_features:
@@ -152,8 +149,97 @@ def fid(
         if not math.isfinite(value):
             raise RuntimeError("FID is not finite even with a regularised covariance")
     if problems:
-        warnings.warn("; ".join(problems), stacklevel=2)
+        warnings.warn("; ".join(problems), stacklevel=3)
     return max(value, 0.0)
+
+
+def fid(
+    real: Tensor | np.ndarray, fake: Tensor | np.ndarray, feature_net: nn.Module, *, chunk_size: int = 1000
+) -> float:
+    """Frechet distance between Gaussians fitted to the features of real and generated images.
+
+    ``FID = ||mu_r - mu_g||^2 + Tr(S_r + S_g - 2 (S_r S_g)^{1/2})`` with means
+    and (unbiased) covariances of ``feature_net`` outputs, accumulated in
+    float64 by torchmetrics' ``FrechetInceptionDistance`` (see :func:`fid_from_features`).
+
+    Parameters
+    ----------
+    real : (N, C, H, W) tensor or array
+        Real images, float, in the scale the feature network was trained on
+        ([-1, 1] inside losslab); passed to the network unchanged.
+    fake : (M, C, H, W) tensor or array
+        Generated images, same scale.
+    feature_net : nn.Module
+        ``forward(x) -> (n, F)`` features and an int attribute ``num_features`` = F.
+        It is put in eval mode for the computation and restored afterwards.
+    chunk_size : int, keyword-only
+        Images per forward pass (the result does not depend on it).
+
+    Returns
+    -------
+    float
+        FID (squared feature units), finite and >= 0. Lower is better.
+
+    Raises
+    ------
+    UserError
+        If fewer than 2 real or 2 generated images are given.
+    ValueError
+        If the images contain NaN or inf.
+
+    Warns
+    -----
+    UserWarning
+        If ``min(N, M) <= num_features`` (rank-deficient covariances), or if the
+        eps-regularised fallback was needed (see :func:`fid_from_features`).
+
+    References
+    ----------
+    Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule Converge
+    to a Local Nash Equilibrium", arXiv:1706.08500, Eq. 6.
+    """
+    from losslab.metrics.features import extract
+
+    real, fake = _as_images(real, "real images"), _as_images(fake, "generated images")
+    if min(real.shape[0], fake.shape[0]) < 2:
+        raise UserError(f"FID needs at least 2 real and 2 generated images, got {real.shape[0]} and {fake.shape[0]}")
+    f_real, _ = extract(feature_net, real, chunk_size=chunk_size)
+    f_fake, _ = extract(feature_net, fake, chunk_size=chunk_size)
+    return fid_from_features(f_real, f_fake)
+
+
+def class_stats_from_predictions(
+    pred: Tensor | np.ndarray, num_classes: int, real_labels: Tensor | np.ndarray | None = None,
+    *, min_count: int = 1, p_real: np.ndarray | None = None,
+) -> dict:
+    """:func:`class_histogram_stats` from predicted classes ``pred`` (M,) int instead of images.
+
+    ``p_real`` (K,) probabilities, when given, replaces the histogram of ``real_labels``.
+    """
+    pred = torch.as_tensor(pred).long().reshape(-1).numpy()
+    if pred.size == 0:
+        raise ValueError("no generated images")
+    counts = np.bincount(pred, minlength=num_classes).astype(np.float64)
+    if counts.shape[0] != num_classes:
+        raise ValueError(f"classifier predicts more than {num_classes} classes")
+    if p_real is not None:
+        p_real = np.asarray(p_real, dtype=np.float64)
+    elif real_labels is None:
+        p_real = np.full(num_classes, 1.0 / num_classes)
+    else:
+        labels = torch.as_tensor(real_labels).long().numpy().reshape(-1)
+        if labels.size == 0 or labels.min() < 0 or labels.max() >= num_classes:
+            raise ValueError(f"real labels must be non-empty and in [0, {num_classes})")
+        p_real = np.bincount(labels, minlength=num_classes) / labels.size
+    p_gen = counts / counts.sum()
+    on = p_gen > 0
+    with np.errstate(divide="ignore"):
+        class_kl = float(np.sum(p_gen[on] * (np.log(p_gen[on]) - np.log(p_real[on]))))
+    return {
+        "classes_covered": int((counts >= min_count).sum()),
+        "class_kl": class_kl,
+        "class_counts": [int(c) for c in counts],
+    }
 
 
 @torch.no_grad()
@@ -216,22 +302,4 @@ def class_histogram_stats(
         pred = torch.cat([feature_net.logits(c).argmax(1) for c in x.split(chunk_size)])
     finally:
         feature_net.train(was_training)
-    counts = np.bincount(pred.numpy(), minlength=num_classes).astype(np.float64)
-    if counts.shape[0] != num_classes:
-        raise ValueError(f"classifier predicts more than {num_classes} classes")
-    if real_labels is None:
-        p_real = np.full(num_classes, 1.0 / num_classes)
-    else:
-        labels = torch.as_tensor(real_labels).long().numpy().reshape(-1)
-        if labels.size == 0 or labels.min() < 0 or labels.max() >= num_classes:
-            raise ValueError(f"real labels must be non-empty and in [0, {num_classes})")
-        p_real = np.bincount(labels, minlength=num_classes) / labels.size
-    p_gen = counts / counts.sum()
-    on = p_gen > 0
-    with np.errstate(divide="ignore"):
-        class_kl = float(np.sum(p_gen[on] * (np.log(p_gen[on]) - np.log(p_real[on]))))
-    return {
-        "classes_covered": int((counts >= min_count).sum()),
-        "class_kl": class_kl,
-        "class_counts": [int(c) for c in counts],
-    }
+    return class_stats_from_predictions(pred, num_classes, real_labels, min_count=min_count)

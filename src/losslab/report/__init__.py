@@ -161,7 +161,9 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
             panels.append((loss, None, f"no samples ({statuses})"))
         else:
             panels.append((f"{loss} (seed {pick[0].get('seed')})", pick[1], ""))
-    plots.plot_samples(panels, ref, kind, figdir / "samples.png")
+    has_samples = any(x is not None for _, x, _ in panels[1:])  # contrastive runs generate nothing
+    if has_samples:
+        plots.plot_samples(panels, ref, kind, figdir / "samples.png")
     dim = real.shape[1] if real is not None and real.ndim == 2 else None
     if kind == "image":
         what = (
@@ -179,7 +181,8 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
             + (", projected on the first two principal components of the real data" if "project" in ref else "")
             + ": look for uncovered modes (mode collapse) and samples strewn between modes."
         )
-    figs.append(("figures/samples.png", "Samples", what))
+    if has_samples:
+        figs.append(("figures/samples.png", "Samples", what))
 
     # 4. Diagnostics per loss.
     for loss, rs in by_loss.items():
@@ -197,7 +200,21 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
             )
         )
 
-    # 5. Diffusion runs: forward strip, reverse trajectory, loss per timestep bucket.
+    # 5. Contrastive runs: 2-D embedding of the test set coloured by class, one panel per loss.
+    from losslab.report.embedding import plot_embedding_grid
+
+    emb = []
+    for loss, rs in by_loss.items():
+        ok = sorted((r for r in rs if r.get("status") == "ok"), key=lambda r: r.get("seed") != 0)
+        run = next((r for r in ok if (out / str(r.get("run_dir"))).joinpath("embedding.npz").exists()), None)
+        if run is not None:
+            emb.append((f"{loss} (seed {run.get('seed')})", out / str(run["run_dir"])))
+    if emb and plot_embedding_grid(emb, figdir / "embedding.png") is not None:
+        figs.append(("figures/embedding.png", "Embeddings",
+                     "Test-set embeddings of one run per loss projected to 2-D (PCA), coloured by class: "
+                     "separated clusters are what the linear probe and kNN measure."))
+
+    # 6. Diffusion runs: forward strip, reverse trajectory, loss per timestep bucket.
     from losslab.report.diffusion import plot_diffusion
 
     for loss, rs in by_loss.items():

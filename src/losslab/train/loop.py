@@ -26,19 +26,20 @@ from safetensors.torch import load_file, save
 from losslab import io
 from losslab.config import Config
 from losslab.errors import UserError
-from losslab.train import diffusion, gan
+from losslab.train import contrastive, diffusion, gan
 from losslab.train.steps import Diverged
 
 # Model families: modules with init_state, step, sample, nfe, state_dict,
 # load_state_dict (and optionally artifacts). Keys match losslab.losses.REGISTRIES.
-FAMILIES = {"gan": gan, "diffusion": diffusion}
+FAMILIES = {"gan": gan, "diffusion": diffusion, "contrastive": contrastive}
 
 RESULT = "result.json"
 FINAL_STATUSES = ("ok", "diverged")
 
 
 def run_config(cfg: Config, *, family: str, loss: str, seed: int, data_name: str) -> dict[str, Any]:
-    return {"family": family, "loss": loss, "seed": seed, "data": data_name, **cfg.to_dict()}
+    # "run" says what was trained; the sections (data, model, train, loss, ...) how.
+    return {"run": {"family": family, "loss": loss, "seed": seed, "data": data_name}, **cfg.to_dict()}
 
 
 def is_finished(run_dir: str | Path) -> bool:

@@ -1,0 +1,518 @@
+"""The contrastive model family: same interface as :mod:`losslab.train.gan`, plus ``evaluate``.
+
+The loop (:mod:`losslab.train.loop`) calls ``init_state``, ``step``,
+``sample``, ``nfe``, ``state_dict``, ``load_state_dict`` and ``artifacts``;
+this family adds :func:`evaluate`, which measures the learned representation
+(linear probe, kNN, alignment, uniformity, CLIP zero-shot) against two
+baselines measured in the same call (raw pixels, a randomly initialised
+encoder of the same architecture), instead of comparing generated samples.
+
+Budget: one encoder update counts as one generator update (``g_updates``);
+``d_updates`` stays 0. One update (:func:`step`):
+
+1. draw a batch of training images (rows with replacement, as
+   :meth:`losslab.data.Dataset.sample`) and their labels;
+2. make the views: two augmentations of each image
+   (:func:`losslab.data.augment.two_views`), or, for CLIP, one augmentation
+   and the caption of the image's class under a random prompt template;
+3. project them with the encoder (both views in one batch, so batch norm sees
+   2N images, as in SimCLR) and evaluate the loss on the pairs it needs
+   (see :mod:`losslab.losses.contrastive`);
+4. one Adam step (CLIP: then clip the logit scale at 100).
+
+Hyperparameters: the loss's ``defaults``, overridden by ``cfg.loss`` fields the
+loss has (``margin``; ``temperature`` and ``mining`` once the config has them);
+``cfg.loss.lr_scale`` multiplies ``lr``.
+"""
+
+from __future__ import annotations
+
+import io as _io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from losslab import io
+from losslab.config import Config, loss_hparams
+from losslab.data.augment import augment, two_views
+from losslab.errors import UserError
+from losslab.losses.contrastive import (
+    ContrastiveLoss,
+    batch_hard_triplet_loss,
+    clip_loss,
+    contrastive_loss,
+    get_contrastive_loss,
+    info_nce_loss,
+    nt_xent_loss,
+    pairwise_bce_loss,
+    supcon_loss,
+    triplet_loss,
+)
+from losslab.metrics import representation as rep
+from losslab.models.encoder import ImageEncoder, LogitScale, TextEncoder, build_vocabulary
+from losslab.train.gan import _flatten_optimizer, _unflatten_optimizer
+from losslab.train.steps import Diverged, grad_stats, make_optimizer
+
+FAMILY = "contrastive"
+
+PROBE_TRAIN = 5000
+"""At most this many training images fit the linear probe and the kNN index."""
+
+PROBE_TEST = 2000
+"""At most this many test images are classified (and used for alignment / uniformity)."""
+
+MINING = ("random", "batch-hard")
+
+NUMBER_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+DIGIT_TEMPLATES = ("a photo of the digit {}", "a handwritten {}", "the number {}")
+OBJECT_TEMPLATES = ("a photo of a {}", "a picture of the {}", "an image of a {}")
+
+
+@dataclass
+class ContrastiveState:
+    """Everything a contrastive run carries between steps (and saves in a checkpoint).
+
+    Attributes
+    ----------
+    model : nn.ModuleDict
+        ``"image"``: :class:`ImageEncoder`; for CLIP also ``"text"``:
+        :class:`TextEncoder` and ``"scale"``: :class:`LogitScale`.
+    opt : torch.optim.Optimizer
+        Over every parameter of ``model``.
+    loss : ContrastiveLoss
+    hp : dict
+        Resolved hyperparameters (loss defaults < ``cfg.loss``).
+    rng : torch.Generator
+        Batches, augmentations, negatives and prompt templates of training.
+    seed : int
+        The run seed (rebuilds the initial encoder for the random-encoder baseline).
+    shape : tuple of int
+        ``(C, H, W)`` of one image.
+    data : Dataset
+        The dataset the run trains on (not saved: :func:`init_state` gets it
+        again on resume); :func:`sample` embeds its test images.
+    captions : list of list of str, or None
+        CLIP: ``captions[k][j]`` is class k under template j.
+    """
+
+    model: nn.ModuleDict
+    opt: torch.optim.Optimizer
+    loss: ContrastiveLoss
+    hp: dict[str, Any]
+    rng: torch.Generator
+    seed: int
+    shape: tuple[int, ...]
+    data: Any
+    captions: list[list[str]] | None = None
+    g_updates: int = 0
+    d_updates: int = 0
+
+
+def class_captions(class_names: list[str]) -> list[list[str]]:
+    """Captions of every class under every prompt template: ``out[k][j]``.
+
+    Class names that are digits ("7") are spelled out ("seven") under digit
+    templates ("a photo of the digit seven"); other names use object
+    templates ("a photo of a sneaker").
+
+    Raises
+    ------
+    UserError
+        No class names, or a class name without letters or digits.
+    """
+    if not class_names:
+        raise UserError("CLIP needs class names to write captions")
+    digits = all(n.strip().isdigit() and int(n) < len(NUMBER_WORDS) for n in class_names)
+    templates = DIGIT_TEMPLATES if digits else OBJECT_TEMPLATES
+    words = [NUMBER_WORDS[int(n)] if digits else n.lower() for n in class_names]
+    if any(not build_vocabulary([w]) for w in words):
+        raise UserError(f"class names must contain letters or digits to be captioned, got {class_names}")
+    return [[t.format(w) for t in templates] for w in words]
+
+
+def _check(hp: dict[str, Any]) -> None:
+    if "temperature" in hp and not float(hp["temperature"]) > 0:
+        raise UserError(f"temperature must be > 0, got {hp['temperature']}")
+    if "margin" in hp and not float(hp["margin"]) >= 0:
+        raise UserError(f"margin must be >= 0, got {hp['margin']}")
+    if "mining" in hp and hp["mining"] not in MINING:
+        raise UserError(f"triplet mining must be one of {', '.join(MINING)}, got {hp['mining']!r}")
+    if not float(hp["lr"]) > 0:
+        raise UserError(f"learning rate must be > 0, got {hp['lr']}")
+
+
+def _build_image_encoder(shape: tuple[int, ...]) -> ImageEncoder:
+    return ImageEncoder(shape[0], min(shape[1], shape[2]))
+
+
+def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> ContrastiveState:
+    """Encoder(s), optimizer and RNG of one (loss, seed) run.
+
+    The seed fixes the initial weights (``torch.manual_seed``; the image
+    encoder is built first, so the same seed rebuilds it for the
+    random-encoder baseline) and the stream of batches, augmentations and
+    negatives (a dedicated ``torch.Generator``).
+
+    Raises
+    ------
+    UserError
+        Unknown loss; vector data (augmentations need images); a dataset
+        without train and test labels (the evaluation is a probe on labels);
+        CLIP without class names; hyperparameters out of range.
+    """
+    loss = get_contrastive_loss(loss_name)
+    if dataset.kind != "image" or len(dataset.shape) != 3:
+        raise UserError(f"the contrastive family needs images (digits, mnist, fashion-mnist, random, "
+                        f"an image folder); {dataset.name!r} holds {dataset.kind} data")
+    if dataset.train_labels is None or dataset.test_labels is None:
+        raise UserError(f"contrastive runs are evaluated by a linear probe on class labels; {dataset.name!r} "
+                        "has none (put the images in one subfolder per class)")
+    hp = loss_hparams(loss.defaults, cfg.loss)
+    if cfg.loss.lr_scale is not None:
+        hp["lr"] = hp["lr"] * cfg.loss.lr_scale
+    _check(hp)
+    shape = tuple(int(s) for s in dataset.shape)
+    torch.manual_seed(seed)
+    modules: dict[str, nn.Module] = {"image": _build_image_encoder(shape)}
+    captions = None
+    if hp["text"]:
+        captions = class_captions(list(dataset.class_names or []))
+        if len(captions) < int(dataset.train_labels.max()) + 1:
+            raise UserError(f"{dataset.name!r} has {len(captions)} class names but labels up to "
+                            f"{int(dataset.train_labels.max())}")
+        modules["text"] = TextEncoder(build_vocabulary([c for cs in captions for c in cs]))
+        modules["scale"] = LogitScale(hp["logit_scale_init"], hp["logit_scale_max"])
+    model = nn.ModuleDict(modules)
+    return ContrastiveState(
+        model=model,
+        opt=make_optimizer(model.parameters(), hp, hp["lr"]),
+        loss=loss,
+        hp=hp,
+        rng=torch.Generator().manual_seed(10_007 * seed + 1),
+        seed=seed,
+        shape=shape,
+        data=dataset,
+        captions=captions,
+    )
+
+
+def _caption_table(state: ContrastiveState) -> Tensor:
+    """Text embeddings of every (class, template) caption, ``(K * T, d)``, row ``k * T + j``."""
+    flat = [c for cs in state.captions for c in cs]
+    return state.model["text"](flat)
+
+
+def _loss_and_pairs(state: ContrastiveState, x: Tensor, idx: Tensor, y: Tensor | None):
+    """The loss of one batch, and the (u, v, positive-mask) the diagnostics compare.
+
+    Returns ``(loss, a, b, pos)``: ``a`` (N, d), ``b`` (M, d) projections whose
+    row pairs ``pos[i, j]`` are positives (for the logged similarities).
+    """
+    name, hp, rng, enc = state.loss.name, state.hp, state.rng, state.model["image"]
+    n = len(x)
+    if hp["text"]:  # CLIP: image <-> caption of its class under a random template
+        img = enc(augment(x, rng))
+        n_t = len(state.captions[0])
+        t = torch.randint(n_t, (n,), generator=rng)
+        txt = _caption_table(state)[y * n_t + t]  # (N, d)
+        loss = clip_loss(image_emb=img, text_emb=txt, logit_scale=state.model["scale"]())
+        return loss, img, txt, y[:, None] == y[None, :]
+    v1, v2 = two_views(x, rng)
+    z = enc(torch.cat([v1, v2]))  # (2N, d): one batch, batch norm sees both views
+    z1, z2 = z[:n], z[n:]
+    pos = idx[:, None] == idx[None, :]  # same source image (rows are drawn with replacement)
+    if name in ("pairwise-bce", "contrastive", "triplet"):
+        k = int(torch.randint(1, n, (1,), generator=rng))
+        z2_neg = z2.roll(k, dims=0)  # row i: view 2 of image i - k, another image
+    if name in ("pairwise-bce", "contrastive"):
+        a, b = torch.cat([z1, z1]), torch.cat([z2, z2_neg])
+        same = torch.cat([torch.ones(n), torch.zeros(n)])
+        if name == "pairwise-bce":
+            loss = pairwise_bce_loss(a=a, b=b, same=same, temperature=hp["temperature"])
+        else:
+            loss = contrastive_loss(a=a, b=b, same=same, margin=hp["margin"])
+    elif name == "triplet":
+        if hp["mining"] == "batch-hard":
+            loss = batch_hard_triplet_loss(z=z, labels=torch.cat([idx, idx]), margin=hp["margin"])
+        else:
+            loss = triplet_loss(anchor=z1, positive=z2, negative=z2_neg, margin=hp["margin"])
+    elif name == "nt-xent":
+        loss = nt_xent_loss(z1=z1, z2=z2, temperature=hp["temperature"])
+    elif name == "info-nce":
+        loss = info_nce_loss(query=z1, key=z2, temperature=hp["temperature"])
+    elif name == "supcon":
+        loss = supcon_loss(z=z, labels=torch.cat([y, y]), temperature=hp["temperature"])
+    else:  # a registry entry without a branch here is a bug
+        raise AssertionError(f"no training step for contrastive loss {name!r}")
+    return loss, z1, z2, pos
+
+
+def step(state: ContrastiveState, data, batch_size: int, *, record: bool = False) -> dict[str, float]:
+    """One encoder update (see the module docstring for the four stages).
+
+    Args:
+        state: the run's :class:`ContrastiveState` (modified in place).
+        data: a :class:`losslab.data.Dataset` of labelled images.
+        batch_size: images per batch (>= 2: every image needs a negative).
+        record: compute the diagnostics.
+
+    Returns:
+        Empty unless ``record``: ``g_loss`` (the contrastive loss),
+        ``g_grad_norm``, ``g_grad_mean`` (over every trained parameter),
+        ``pos_sim`` / ``neg_sim`` (mean cosine similarity of positive /
+        negative pairs of the batch: the two views of one image, or for CLIP
+        an image and captions of its / another class), ``match_acc`` (fraction
+        of view-1 rows whose most similar view-2 row is a positive) and, for
+        CLIP, ``logit_scale``.
+
+    Raises:
+        UserError: ``batch_size < 2``.
+        Diverged: the loss is NaN/inf.
+    """
+    if batch_size < 2:
+        raise UserError(f"contrastive losses need batch_size >= 2 (negatives come from the batch), got {batch_size}")
+    step_no = state.g_updates + 1
+    state.model.train()
+    idx = torch.randint(len(data.train), (batch_size,), generator=state.rng)  # 1.
+    x = data.train[idx]
+    y = data.train_labels[idx] if data.train_labels is not None else None
+    loss, a, b, pos = _loss_and_pairs(state, x, idx, y)  # 2.-3.
+    if not bool(torch.isfinite(loss)):
+        raise Diverged(step_no, "contrastive loss")
+    state.opt.zero_grad(set_to_none=True)  # 4.
+    loss.backward()
+    log: dict[str, float] = {}
+    if record:
+        norm, mean = grad_stats(state.model)
+        with torch.no_grad():
+            sim = F.normalize(a.detach(), dim=1) @ F.normalize(b.detach(), dim=1).T  # (N, N)
+            neg = ~pos
+            log.update(
+                g_loss=float(loss.detach()),
+                g_grad_norm=norm,
+                g_grad_mean=mean,
+                pos_sim=float(sim.diagonal().mean()),
+                neg_sim=float(sim[neg].mean()) if bool(neg.any()) else 0.0,
+                match_acc=float(pos[torch.arange(len(sim)), sim.argmax(dim=1)].float().mean()),
+            )
+            if "scale" in state.model:
+                log["logit_scale"] = float(state.model["scale"]())
+    state.opt.step()
+    if "scale" in state.model:
+        state.model["scale"].clamp_()
+    state.g_updates += 1
+    return log
+
+
+def nfe(state: ContrastiveState) -> int:
+    """Network evaluations per embedded image: one encoder pass."""
+    return 1
+
+
+@torch.no_grad()
+def _features(enc: ImageEncoder, x: Tensor, *, project: bool = False, batch: int = 1000) -> Tensor:
+    """h = f(x) (or z = g(f(x)) if ``project``) in eval mode, in batches, (N, d)."""
+    was = enc.training
+    enc.eval()
+    out = [(enc(x[i:i + batch]) if project else enc.features(x[i:i + batch])) for i in range(0, len(x), batch)]
+    enc.train(was)
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def sample(state: ContrastiveState, n: int, *, seed: int = 0, dataset=None) -> Tensor:
+    """Representations h of ``n`` test images, ``(min(n, M), FEATURE_DIM)``.
+
+    The images are ``n`` test rows drawn without replacement by a generator
+    seeded with ``seed``; the dataset is the one :func:`init_state` saw
+    (remembered in ``state``) unless given.
+    """
+    ds = dataset if dataset is not None else state.data
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.randperm(len(ds.test), generator=g)[:n]
+    return _features(state.model["image"], ds.test[rows])
+
+
+def _probe_rows(dataset, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Fixed subsets (seed 0) of the train / test rows the evaluation uses."""
+    g = torch.Generator().manual_seed(seed)
+    tr = torch.randperm(len(dataset.train), generator=g)[:PROBE_TRAIN]
+    te = torch.randperm(len(dataset.test), generator=g)[:PROBE_TEST]
+    return tr, te
+
+
+@torch.no_grad()
+def zero_shot_accuracy(state: ContrastiveState, images: Tensor, labels: Tensor) -> float:
+    """CLIP zero-shot accuracy: each image takes the class whose prompt embedding is most similar.
+
+    A class's prompt embedding is the normalised mean of its captions' unit
+    text embeddings over the templates (CLIP's prompt ensembling, Radford et
+    al. 2021, Sec. 3.1.4).
+
+    Raises
+    ------
+    ValueError
+        The run is not a CLIP run.
+    """
+    if state.captions is None:
+        raise ValueError("zero-shot classification needs a CLIP run (a text encoder)")
+    text = state.model["text"]
+    was = text.training
+    text.eval()
+    n_t = len(state.captions[0])
+    table = F.normalize(_caption_table(state), dim=1).reshape(len(state.captions), n_t, -1)
+    classes = F.normalize(table.mean(dim=1), dim=1)  # (K, d)
+    text.train(was)
+    img = F.normalize(_features(state.model["image"], images, project=True), dim=1)
+    pred = (img @ classes.T).argmax(dim=1)
+    return float((pred == labels).float().mean())
+
+
+def evaluate(state: ContrastiveState, dataset) -> dict[str, Any]:
+    """Measure the learned representation and the two baselines on the test split.
+
+    On fixed subsets (seed 0) of at most :data:`PROBE_TRAIN` training and
+    :data:`PROBE_TEST` test images:
+
+    - ``linear_probe`` (primary), ``knn``: on the trained encoder's h;
+    - ``linear_probe_pixels``, ``knn_pixels``: on the raw pixels;
+    - ``linear_probe_random_encoder``, ``knn_random_encoder``: on h of the
+      encoder as initialised by this run's seed, untrained;
+    - ``alignment``, ``uniformity``: Wang & Isola 2020 on the unit projections
+      z of two augmented views of each test image (uniformity averaged over
+      the two views, as in their code);
+    - ``view_match``: fraction of test images whose view-2 projection is the
+      nearest (cosine) to their view-1 projection among all view-2 projections;
+    - ``zero_shot`` (CLIP only), ``chance`` (most frequent class),
+      ``n_probe_train``, ``n_probe_test``, ``dataset`` (name).
+
+    Raises
+    ------
+    ValueError
+        Non-finite features (the loop records the run as failed).
+    """
+    tr, te = _probe_rows(dataset)
+    xtr, xte = dataset.train[tr], dataset.test[te]
+    ytr, yte = dataset.train_labels[tr], dataset.test_labels[te]
+    enc = state.model["image"]
+    with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG alone
+        torch.manual_seed(state.seed)
+        enc0 = _build_image_encoder(state.shape)  # the same initial weights as this run
+    out: dict[str, Any] = {}
+    for suffix, ftr, fte in (
+        ("", _features(enc, xtr), _features(enc, xte)),
+        ("_pixels", xtr.reshape(len(xtr), -1), xte.reshape(len(xte), -1)),
+        ("_random_encoder", _features(enc0, xtr), _features(enc0, xte)),
+    ):
+        out[f"linear_probe{suffix}"] = rep.linear_probe_accuracy(ftr, ytr, fte, yte)
+        out[f"knn{suffix}"] = rep.knn_accuracy(ftr, ytr, fte, yte)
+    g = torch.Generator().manual_seed(1)
+    v1, v2 = two_views(xte, g)
+    z1 = F.normalize(_features(enc, v1, project=True), dim=1)
+    z2 = F.normalize(_features(enc, v2, project=True), dim=1)
+    out["alignment"] = rep.alignment(z1, z2)
+    out["uniformity"] = 0.5 * (rep.uniformity(z1) + rep.uniformity(z2))
+    out["view_match"] = float(((z1 @ z2.T).argmax(dim=1) == torch.arange(len(z1))).float().mean())
+    if state.captions is not None:
+        out["zero_shot"] = zero_shot_accuracy(state, xte, yte)
+    out["chance"] = rep.chance_accuracy(ytr.numpy(), yte.numpy())
+    out["n_probe_train"] = int(len(tr))
+    out["n_probe_test"] = int(len(te))
+    out["dataset"] = str(dataset.name)
+    return out
+
+
+def random_data_note(metrics: dict[str, Any], data: str | None = None) -> str | None:
+    """Why the study's random-data experiment could not learn, with this run's numbers.
+
+    Parameters
+    ----------
+    metrics : dict
+        The metrics of a run (or the means of a comparison), as :func:`evaluate`
+        returns them.
+    data : str, optional
+        Dataset name; default ``metrics["dataset"]``.
+
+    Returns
+    -------
+    str or None
+        The note when the dataset is ``random``, else None.
+    """
+    if (data if data is not None else metrics.get("dataset")) != "random":
+        return None
+
+    def pct(key: str) -> str:
+        v = metrics.get(key)
+        return "n/a" if not isinstance(v, (int, float)) else f"{100 * float(v):.1f}%"
+
+    return (
+        "The random dataset cannot teach a representation anything about its labels: they are drawn "
+        "independently of the Gaussian-noise pixels, so no positive pair shares information about them. The study's "
+        "pairwise model saw random tensors with random same/different targets, so the best it could do "
+        "was predict 0.5 for every pair (BCE = ln 2 = 0.693) and score chance accuracy. Augmentation "
+        "defines positives here (two views of one noise image), and the encoder may learn to match them "
+        f"(held-out view matching {pct('view_match')}), but that invariance carries no information about "
+        f"the labels: the linear probe reaches {pct('linear_probe')} and the kNN {pct('knn')} against a "
+        f"chance level of {pct('chance')} (raw pixels: {pct('linear_probe_pixels')}). Contrastive learning "
+        "needs positives that share what the downstream task cares about: augmentations of real images "
+        "(the same digit under a crop, rotation and noise) or labels, as on digits, MNIST and Fashion-MNIST."
+    )
+
+
+def artifacts(state: ContrastiveState, dataset, run_dir: str | Path) -> None:
+    """Write ``run_dir/embedding.npz``: the 2-D PCA of test representations, for the report.
+
+    Arrays: ``xy`` (M, 2) float32, the first two principal components of h
+    on the evaluation's test subset (scikit-learn ``PCA``); ``labels`` (M,)
+    int64; ``class_names`` (K,) str; ``explained_variance`` (2,) fraction of
+    variance of each component; ``loss`` and ``data`` (str); ``g_updates``.
+    """
+    from sklearn.decomposition import PCA
+    from threadpoolctl import threadpool_limits
+
+    _, te = _probe_rows(dataset)
+    h = _features(state.model["image"], dataset.test[te]).numpy().astype(np.float64)
+    if not np.isfinite(h).all():
+        raise Diverged(state.g_updates, "test representations")
+    with threadpool_limits(limits=torch.get_num_threads()):  # see losslab.metrics.representation
+        pca = PCA(n_components=2, random_state=0).fit(h)
+        xy = pca.transform(h)
+    names = list(dataset.class_names or [str(k) for k in range(int(dataset.test_labels.max()) + 1)])
+    arrays = {
+        "xy": xy.astype(np.float32),
+        "labels": dataset.test_labels[te].numpy().astype(np.int64),
+        "class_names": np.array(names),
+        "explained_variance": pca.explained_variance_ratio_.astype(np.float64),
+        "loss": np.array(state.loss.name),
+        "data": np.array(str(dataset.name)),
+        "g_updates": np.array(state.g_updates),
+    }
+    buf = _io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    io.atomic_write_bytes(Path(run_dir) / "embedding.npz", buf.getvalue())
+
+
+def state_dict(state: ContrastiveState) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """(tensors for safetensors, JSON metadata) that restore the run exactly."""
+    tensors: dict[str, Tensor] = {}
+    meta: dict[str, Any] = {"g_updates": state.g_updates, "d_updates": state.d_updates, "family": FAMILY}
+    for k, v in state.model.state_dict().items():
+        tensors[f"model.{k}"] = v.detach().clone().contiguous()
+    _flatten_optimizer("opt", state.opt, tensors, meta)
+    tensors["rng"] = state.rng.get_state()
+    return tensors, meta
+
+
+def load_state_dict(state: ContrastiveState, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    """Restore what :func:`state_dict` saved into a state built by :func:`init_state`."""
+    state.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    _unflatten_optimizer("opt", state.opt, tensors, meta)
+    state.rng.set_state(tensors["rng"])
+    state.g_updates = int(meta["g_updates"])
+    state.d_updates = int(meta["d_updates"])
