@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -381,8 +382,10 @@ def artifacts(state: DiffusionState, dataset, run_dir: str | Path, *, seed: int 
         )  # (8, k, *shape)
         # Reverse trajectory of generated samples.
         net = _sampler_net(state)
+        was_training = net.training
         net.eval()
         _, ts, xs = _run_sampler(state, 1000 if big else 8, g, trajectory=True)
+        net.train(was_training)
         keep = torch.unique(torch.linspace(0, len(ts) - 1, min(9, len(ts))).round().long())
         edges, losses = bucket_losses(state, real, seed=seed)
     arrays = {
@@ -401,9 +404,7 @@ def artifacts(state: DiffusionState, dataset, run_dir: str | Path, *, seed: int 
         "eta": np.array(float(state.hp["eta"])),
         "g_updates": np.array(state.g_updates),
     }
-    import io as _io
-
-    buf = _io.BytesIO()
+    buf = BytesIO()
     np.savez_compressed(buf, **arrays)
     io.atomic_write_bytes(Path(run_dir) / "diffusion.npz", buf.getvalue())
 
