@@ -156,9 +156,7 @@ def write_reference(out: Path, dataset, n: int) -> None:
         pad = 0.25 * (hi - lo)
         x = np.linspace(lo - pad, hi + pad, 400)
         arrays["pdf_x"], arrays["pdf_y"] = x, np.asarray(dataset.pdf(x), dtype=np.float64)
-    from losslab.train.loop import _npz
-
-    io.atomic_write_bytes(out / "reference.npz", _npz(**arrays))
+    io.atomic_write_bytes(out / "reference.npz", io.npz_bytes(**arrays))
 
 
 def run_compare(

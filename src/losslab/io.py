@@ -52,6 +52,17 @@ def dumps(obj: Any) -> str:
     return json.dumps(_clean(obj), indent=2, sort_keys=False, allow_nan=False)
 
 
+def npz_bytes(**arrays) -> bytes:
+    """A compressed ``.npz`` archive of ``arrays`` as bytes (to pass to :func:`atomic_write_bytes`)."""
+    import io as _io
+
+    import numpy as np
+
+    buf = _io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as strict JSON (NaN/inf become null) atomically."""
     atomic_write_bytes(path, (dumps(obj) + "\n").encode())

@@ -27,7 +27,6 @@ loss has (``margin``; ``temperature`` and ``mining`` once the config has them);
 
 from __future__ import annotations
 
-import io as _io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,7 @@ from losslab.losses.contrastive import (
 )
 from losslab.metrics import representation as rep
 from losslab.models.encoder import ImageEncoder, LogitScale, TextEncoder, build_vocabulary
-from losslab.train.gan import _flatten_optimizer, _unflatten_optimizer
+from losslab.train.checkpoint import flatten_optimizer, unflatten_optimizer
 from losslab.train.steps import Diverged, grad_stats, make_optimizer
 
 FAMILY = "contrastive"
@@ -493,9 +492,7 @@ def artifacts(state: ContrastiveState, dataset, run_dir: str | Path) -> None:
         "data": np.array(str(dataset.name)),
         "g_updates": np.array(state.g_updates),
     }
-    buf = _io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    io.atomic_write_bytes(Path(run_dir) / "embedding.npz", buf.getvalue())
+    io.atomic_write_bytes(Path(run_dir) / "embedding.npz", io.npz_bytes(**arrays))
 
 
 def state_dict(state: ContrastiveState) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -504,7 +501,7 @@ def state_dict(state: ContrastiveState) -> tuple[dict[str, Tensor], dict[str, An
     meta: dict[str, Any] = {"g_updates": state.g_updates, "d_updates": state.d_updates, "family": FAMILY}
     for k, v in state.model.state_dict().items():
         tensors[f"model.{k}"] = v.detach().clone().contiguous()
-    _flatten_optimizer("opt", state.opt, tensors, meta)
+    flatten_optimizer("opt", state.opt, tensors, meta)
     tensors["rng"] = state.rng.get_state()
     return tensors, meta
 
@@ -512,7 +509,7 @@ def state_dict(state: ContrastiveState) -> tuple[dict[str, Tensor], dict[str, An
 def load_state_dict(state: ContrastiveState, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
     """Restore what :func:`state_dict` saved into a state built by :func:`init_state`."""
     state.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-    _unflatten_optimizer("opt", state.opt, tensors, meta)
+    unflatten_optimizer("opt", state.opt, tensors, meta)
     state.rng.set_state(tensors["rng"])
     state.g_updates = int(meta["g_updates"])
     state.d_updates = int(meta["d_updates"])

@@ -34,7 +34,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ from losslab.config import Config
 from losslab.errors import unknown_choice
 from losslab.losses.diffusion import DiffusionLoss, DiffusionObjective, get_diffusion_loss
 from losslab.models.denoiser import build_denoiser
-from losslab.train.gan import _flatten_optimizer, _unflatten_optimizer
+from losslab.train.checkpoint import flatten_optimizer, unflatten_optimizer
 from losslab.train.steps import Diverged, grad_stats
 
 FAMILY = "diffusion"
@@ -404,9 +403,7 @@ def artifacts(state: DiffusionState, dataset, run_dir: str | Path, *, seed: int 
         "eta": np.array(float(state.hp["eta"])),
         "g_updates": np.array(state.g_updates),
     }
-    buf = BytesIO()
-    np.savez_compressed(buf, **arrays)
-    io.atomic_write_bytes(Path(run_dir) / "diffusion.npz", buf.getvalue())
+    io.atomic_write_bytes(Path(run_dir) / "diffusion.npz", io.npz_bytes(**arrays))
 
 
 def state_dict(state: DiffusionState) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -417,7 +414,7 @@ def state_dict(state: DiffusionState) -> tuple[dict[str, Tensor], dict[str, Any]
     for name, module in modules:
         for k, v in module.state_dict().items():
             tensors[f"{name}.{k}"] = v.detach().clone().contiguous()
-    _flatten_optimizer("opt", state.opt, tensors, meta)
+    flatten_optimizer("opt", state.opt, tensors, meta)
     tensors["rng"] = state.rng.get_state()
     tensors["shift"] = state.shift.clone().contiguous()
     tensors["scale"] = state.scale.clone().contiguous()
@@ -431,7 +428,7 @@ def load_state_dict(state: DiffusionState, tensors: dict[str, Tensor], meta: dic
     modules = [("net", state.net)] + ([("ema", state.ema)] if state.ema is not None else [])
     for name, module in modules:
         module.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")})
-    _unflatten_optimizer("opt", state.opt, tensors, meta)
+    unflatten_optimizer("opt", state.opt, tensors, meta)
     state.rng.set_state(tensors["rng"])
     state.shift = tensors["shift"].clone()
     state.scale = tensors["scale"].clone()

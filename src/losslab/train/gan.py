@@ -10,6 +10,7 @@ from losslab.config import Config, loss_hparams
 from losslab.losses import get_gan_loss
 from losslab.losses.penalties import BEGANEquilibrium
 from losslab.models import build_gan
+from losslab.train.checkpoint import flatten_optimizer, unflatten_optimizer
 from losslab.train.steps import GANState, adversarial_step, make_optimizer
 
 FAMILY = "gan"
@@ -68,30 +69,6 @@ def sample(state: GANState, n: int, *, seed: int = 0, batch: int = 1000) -> torc
     return torch.cat(out)
 
 
-def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
-    sd = opt.state_dict()
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"{prefix}.state.{pid}.{k}"] = v.detach().clone().contiguous()
-            else:
-                meta.setdefault(f"{prefix}.scalars", {})[f"{pid}.{k}"] = v
-    meta[f"{prefix}.param_groups"] = sd["param_groups"]
-
-
-def _unflatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    head = f"{prefix}.state."
-    for key, v in tensors.items():
-        if key.startswith(head):
-            pid, name = key[len(head):].split(".", 1)
-            state.setdefault(int(pid), {})[name] = v
-    for key, v in meta.get(f"{prefix}.scalars", {}).items():
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": meta[f"{prefix}.param_groups"]})
-
-
 def state_dict(state: GANState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(tensors for safetensors, JSON metadata) that restore the run exactly."""
     tensors: dict[str, torch.Tensor] = {}
@@ -103,8 +80,8 @@ def state_dict(state: GANState) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     for name, module in (("G", state.G), ("D", state.D)):
         for k, v in module.state_dict().items():
             tensors[f"{name}.{k}"] = v.detach().clone().contiguous()
-    _flatten_optimizer("opt_g", state.opt_g, tensors, meta)
-    _flatten_optimizer("opt_d", state.opt_d, tensors, meta)
+    flatten_optimizer("opt_g", state.opt_g, tensors, meta)
+    flatten_optimizer("opt_d", state.opt_d, tensors, meta)
     tensors["rng"] = state.rng.get_state()
     return tensors, meta
 
@@ -113,8 +90,8 @@ def load_state_dict(state: GANState, tensors: dict[str, torch.Tensor], meta: dic
     for name, module in (("G", state.G), ("D", state.D)):
         sd = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
         module.load_state_dict(sd)
-    _unflatten_optimizer("opt_g", state.opt_g, tensors, meta)
-    _unflatten_optimizer("opt_d", state.opt_d, tensors, meta)
+    unflatten_optimizer("opt_g", state.opt_g, tensors, meta)
+    unflatten_optimizer("opt_d", state.opt_d, tensors, meta)
     state.rng.set_state(tensors["rng"])
     state.g_updates = int(meta["g_updates"])
     state.d_updates = int(meta["d_updates"])

@@ -19,7 +19,6 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save
 
@@ -148,7 +147,7 @@ def train_run(
             samples = fam.sample(state, cfg.train.n_eval, seed=seed)
             if not bool(torch.isfinite(samples).all()):
                 raise Diverged(state.g_updates, "generated samples")
-            io.atomic_write_bytes(run_dir / "samples.npz", _npz(samples=samples.numpy()))
+            io.atomic_write_bytes(run_dir / "samples.npz", io.npz_bytes(samples=samples.numpy()))
             if evaluate is not None:
                 result["metrics"] = evaluate(dataset, samples)
         result["sampling_nfe"] = fam.nfe(state)
@@ -168,12 +167,4 @@ def train_run(
     result["wall_seconds"] = wall0 + time.perf_counter() - t0
     io.atomic_write_json(run_dir / RESULT, result)
     return result
-
-
-def _npz(**arrays: np.ndarray) -> bytes:
-    import io as _io
-
-    buf = _io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    return buf.getvalue()
 
