@@ -27,6 +27,17 @@ def mnist_dir() -> Path:
     return d
 
 
+@pytest.fixture(scope="module")
+def single_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP oversubscription when the 2 cores are busy."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Each test session gets its own cache so no test reads a user's cache."""

@@ -33,13 +33,7 @@ from losslab.metrics import (
 from losslab.metrics import features as features_mod
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP oversubscription when the 2 cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def rng(seed: int = 0) -> np.random.Generator:

@@ -29,13 +29,7 @@ from losslab.metrics import (
 from losslab.metrics import images as images_mod
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Small tensors: one intra-op thread avoids oversubscription on the 2 shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def gaussian(n: int, d: int, seed: int, shift: float = 0.0) -> torch.Tensor:
