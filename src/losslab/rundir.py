@@ -1,0 +1,248 @@
+"""The run directory and the comparison directory: the one owner of their files.
+
+Every module that writes or reads a run goes through this one: the training
+loop writes a run, ``compare`` plans jobs and checks which are finished, the
+verdict and the report read runs back, ``losslab eval`` restores one. No other
+module spells a file name of a run directory.
+
+Layout::
+
+    OUT/                          a comparison (losslab compare --out OUT)
+      compare.json                what was asked: data, losses, seeds, config      (compare)
+      reference.npz               real samples (and true modes / density) for the report (compare)
+      results.json                runs, ranking, recommendation                    (verdict)
+      report.md, report.html      the report                                       (report)
+      runs/<loss>/seed<k>/        one run (below)
+
+    RUN/                          one (loss, seed) run
+      config.json                 {"run": {family, loss, seed, data}, data: {...}, model: {...}, ...}  (loop)
+      metrics.jsonl               one JSON object per logged step                  (loop)
+      checkpoint.safetensors      weights, optimizer and RNG state, step counts: ONE file,
+                                  written atomically (the metadata lives in its header)  (loop)
+      samples.npz                 "samples": (n, *shape) generated at the end      (loop)
+      result.json                 status, metrics, update counts, wall seconds     (loop)
+      diffusion.npz / embedding.npz   family artifacts for the report              (the family)
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+
+from losslab import io
+from losslab.config import SECTIONS, Config, apply_overrides
+from losslab.errors import UserError
+from losslab.losses import REGISTRIES, family_of
+
+# ----------------------------------------------------------------------------- file names
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoint.safetensors"
+SAMPLES = "samples.npz"
+RESULT = "result.json"
+COMPARE = "compare.json"
+RESULTS = "results.json"
+REFERENCE = "reference.npz"
+RUNS = "runs"
+
+FINAL_STATUSES = ("ok", "diverged")
+
+# Seed of the evaluation's real reference rows and noise: compare, eval and the
+# report all use it, so a re-evaluation repeats the run's result.json.
+REFERENCE_SEED = 12345
+
+# Key of the JSON metadata stored in the checkpoint's safetensors header.
+_META_KEY = "losslab"
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (loss, seed) run of a comparison; ``run_dir`` is relative to the comparison's OUT."""
+
+    loss: str
+    seed: int
+    run_dir: str
+    family: str = "gan"
+
+
+def run_path(loss: str, seed: int) -> str:
+    """The run directory of (loss, seed) relative to a comparison's OUT."""
+    return f"{RUNS}/{loss}/seed{seed}"
+
+
+def plan(losses: list[str], seeds: int, *, seed_start: int = 0) -> list[Job]:
+    """One job per (loss, seed), seeds ``seed_start .. seed_start + seeds - 1``.
+
+    Each loss is trained by the family whose registry holds it.
+
+    Raises:
+        UserError: an unknown loss name.
+    """
+    return [Job(loss, s, run_path(loss, s), family_of(loss))
+            for loss in losses for s in range(seed_start, seed_start + seeds)]
+
+
+def families_of(losses: list[str]) -> str:
+    """"gan", "diffusion", or "gan+diffusion" for a table that mixes them (registry order)."""
+    fams = {family_of(loss) for loss in losses}
+    return "+".join(f for f in REGISTRIES if f in fams)
+
+
+# ----------------------------------------------------------------------------- config.json
+
+
+def run_config(cfg: Config, *, family: str, loss: str, seed: int, data_name: str) -> dict[str, Any]:
+    """The content of a run's config.json: ``run`` says what was trained; the sections how."""
+    return {"run": {"family": family, "loss": loss, "seed": seed, "data": data_name}, **cfg.to_dict()}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run directory says about itself (from its config.json)."""
+
+    run_dir: Path
+    family: str
+    loss: str
+    seed: int
+    data: str
+    config: dict[str, Any]
+
+    def cfg(self) -> Config:
+        """The run's resolved :class:`~losslab.config.Config`, rebuilt from config.json."""
+        cfg = Config()
+        apply_overrides(cfg, {k: self.config[k] for k in SECTIONS if isinstance(self.config.get(k), dict)},
+                        str(self.run_dir / CONFIG))
+        return cfg
+
+
+def resolve_run_dir(path: str | Path) -> Path:
+    """The run directory of ``path``: the directory itself, or the folder of its checkpoint file.
+
+    Raises:
+        UserError: not a directory holding a config.json.
+    """
+    p = Path(path).expanduser()
+    if p.is_file() and p.name == CHECKPOINT:
+        p = p.parent
+    if not p.is_dir():
+        raise UserError(f"{path} is neither a run directory nor a {CHECKPOINT} file")
+    if not (p / CONFIG).is_file():
+        raise UserError(f"{p} is not a run directory ({CONFIG} missing)")
+    return p
+
+
+def read_run(path: str | Path) -> RunInfo:
+    """Read a run directory's config.json.
+
+    Raises:
+        UserError: not a run directory, an unreadable or malformed config.json,
+            or a loss name that no registry knows.
+    """
+    rd = resolve_run_dir(path)
+    c = read_json_file(rd / CONFIG)
+    run = c.get("run") if isinstance(c, dict) else None
+    if not isinstance(run, dict) or not all(k in run for k in ("family", "loss", "seed", "data")):
+        raise UserError(f"{rd / CONFIG}: no 'run' section with family, loss, seed and data; "
+                        "was it written by another version of losslab?")
+    family_of(run["loss"])  # unknown loss -> UserError listing the known ones
+    return RunInfo(run_dir=rd, family=str(run["family"]), loss=str(run["loss"]), seed=int(run["seed"]),
+                   data=str(run["data"]), config=c)
+
+
+def write_config(run_dir: Path, wanted: dict[str, Any]) -> None:
+    """Write config.json, refusing a run directory that holds a run of another configuration.
+
+    Raises:
+        UserError: ``run_dir`` already holds a different configuration.
+    """
+    path = Path(run_dir) / CONFIG
+    if path.exists() and read_json_file(path) != json.loads(io.dumps(wanted)):
+        raise UserError(f"{run_dir} holds a run with a different configuration; use a new --out directory")
+    io.atomic_write_json(path, wanted)
+
+
+# ----------------------------------------------------------------------------- result.json
+
+
+def read_json_file(path: str | Path) -> Any:
+    """Read a JSON file that losslab wrote.
+
+    Raises:
+        UserError: unreadable (OS error) or not valid JSON, naming the file.
+    """
+    try:
+        return io.read_json(path)
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is corrupt ({type(e).__name__}: {e}); delete it to redo that step") from None
+
+
+def read_result(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's result.json, or None when the run has none (not finished) or it is unreadable."""
+    p = Path(run_dir) / RESULT
+    if not p.exists():
+        return None
+    try:
+        r = io.read_json(p)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return r if isinstance(r, dict) else None
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """A run is finished when its result.json records ok or diverged."""
+    r = read_result(run_dir)
+    return r is not None and r.get("status") in FINAL_STATUSES
+
+
+def write_result(run_dir: str | Path, result: dict[str, Any]) -> None:
+    io.atomic_write_json(Path(run_dir) / RESULT, result)
+
+
+# ----------------------------------------------------------------------------- checkpoint
+
+
+def save_checkpoint(run_dir: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write the run state as ONE safetensors file, its JSON ``meta`` in the header, atomically.
+
+    Weights, optimizer state, RNG state and step counts can therefore never
+    disagree after a crash: a reader sees the old checkpoint or the new one.
+    """
+    blob = save(tensors, metadata={_META_KEY: io.dumps(meta)})
+    io.atomic_write_bytes(Path(run_dir) / CHECKPOINT, blob)
+
+
+def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The run state saved by :func:`save_checkpoint`, or None when there is none.
+
+    A checkpoint that cannot be read (truncated, not a safetensors file, no
+    metadata) is discarded with a warning, and the run restarts from scratch.
+    """
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        tensors: dict[str, torch.Tensor] = {}
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})[_META_KEY])
+            for k in f.keys():
+                tensors[k] = f.get_tensor(k)
+        if not isinstance(meta, dict):
+            raise ValueError("metadata is not an object")
+    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as e:
+        warnings.warn(f"{path} is unreadable ({type(e).__name__}: {e}); discarded, the run restarts", stacklevel=2)
+        path.unlink(missing_ok=True)
+        return None
+    return tensors, meta
