@@ -1,0 +1,48 @@
+"""Every explanation in one place, in docs-page order: :data:`EXPLANATIONS` and :data:`FAMILY_PAGES`.
+
+The prose itself lives in one module per family (``texts_gan``, ``texts_diffusion``,
+``texts_classification``, ``texts_contrastive``), each with its page's title and
+introduction (``PAGE``) and its losses (``EXPLANATIONS``). This module joins
+them and looks names up.
+"""
+
+from __future__ import annotations
+
+from losslab.errors import unknown_choice
+from losslab.explain import texts_classification, texts_contrastive, texts_diffusion, texts_gan
+from losslab.explain.explanation import Explanation
+
+# family -> its module, in the order of the docs pages
+_FAMILY_MODULES = {
+    "gan": texts_gan,
+    "diffusion": texts_diffusion,
+    "classification": texts_classification,
+    "contrastive": texts_contrastive,
+}
+
+# family -> (page title, page introduction)
+FAMILY_PAGES: dict[str, tuple[str, str]] = {family: module.PAGE for family, module in _FAMILY_MODULES.items()}
+
+# loss name -> explanation, for every loss of every registry (GAN, diffusion, classification, contrastive)
+EXPLANATIONS: dict[str, Explanation] = {
+    name: e for module in _FAMILY_MODULES.values() for name, e in module.EXPLANATIONS.items()
+}
+
+
+def families() -> list[str]:
+    """Families that have explanations, in page order."""
+    return [f for f in FAMILY_PAGES if any(e.family == f for e in EXPLANATIONS.values())]
+
+
+def get(name: str) -> Explanation:
+    """The explanation of loss ``name``.
+
+    Raises
+    ------
+    UserError
+        If ``name`` is unknown; the message lists every explained loss.
+    """
+    try:
+        return EXPLANATIONS[name]
+    except (KeyError, TypeError):
+        raise unknown_choice("loss", name, EXPLANATIONS) from None
