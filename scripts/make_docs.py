@@ -1,9 +1,9 @@
-"""Regenerate the loss docs from their one source, ``src/losslab/explain.py``.
+"""Regenerate the loss docs from their one source, the package ``src/losslab/explain/``.
 
 Writes ``docs/<family>.md`` (one page per loss family, :func:`losslab.explain.explain_markdown`)
-and the figures they show, ``docs/img/explain_*.png`` (:func:`losslab.explain.plot_loss`).
-With ``--check`` nothing is written: the script exits with status 1 if a page
-differs from what ``explain.py`` generates (figures are not compared).
+and the figures they show, ``docs/img/explain_*.png`` (the figure each explanation names,
+:attr:`losslab.explain.Explanation.figure`). With ``--check`` nothing is written: the script
+exits with status 1 if a page differs from what ``losslab.explain`` generates (figures are not compared).
 
 Usage:  .venv/bin/python scripts/make_docs.py [--check]     (or PYTHONPATH=src python ...)
 """
@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from losslab.explain import EXPLANATIONS, FAMILY_PAGES, explain_markdown, figure_file, plot_loss
+from losslab.explain import EXPLANATIONS, explain_markdown, families
 from losslab.io import atomic_write_bytes
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -24,9 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="only check that docs/*.md are up to date")
     args = ap.parse_args(argv)
-    families = [f for f in FAMILY_PAGES if any(e.family == f for e in EXPLANATIONS.values())]
     stale = []
-    for family in families:
+    for family in families():
         page, text = DOCS / f"{family}.md", explain_markdown(family)
         if args.check:
             if not page.exists() or page.read_text() != text:
@@ -39,11 +38,9 @@ def main(argv: list[str] | None = None) -> int:
             print("out of date (run scripts/make_docs.py): " + ", ".join(stale), file=sys.stderr)
             return 1
         return 0
-    drawn: set[str] = set()
-    for name in EXPLANATIONS:  # several losses share a figure: draw each file once
-        if figure_file(name) not in drawn:
-            drawn.add(figure_file(name))
-            print(f"wrote {plot_loss(name, DOCS / 'img' / figure_file(name))}")
+    figures = {e.figure.key: e.figure for e in EXPLANATIONS.values()}  # several losses share a figure
+    for figure in figures.values():
+        print(f"wrote {figure.save(DOCS / 'img' / figure.file_name)}")
     return 0
 
 

@@ -15,6 +15,7 @@ from scipy import stats
 from torch.testing import assert_close
 
 from losslab import explain as E
+from losslab.explain import figures as explain_figures
 from losslab.errors import UserError
 from losslab.losses import REGISTRIES, gan
 from losslab.losses.classification import CLASSIFICATION_LOSSES
@@ -39,7 +40,7 @@ def _f64(*values: float) -> torch.Tensor:
 
 @pytest.mark.parametrize("family,name", [(f, n) for f, r in _all_registries().items() for n in r])
 def test_every_registered_loss_has_a_complete_explanation(family, name):
-    assert name in E.EXPLANATIONS, f"{family} loss {name!r} has no explanation in losslab/explain.py"
+    assert name in E.EXPLANATIONS, f"{family} loss {name!r} has no explanation in losslab/explain/texts_{family}.py"
     e = E.EXPLANATIONS[name]
     assert e.name == name and e.family == family
     for field in ("formula_text", "formula_latex", "derivation", "source", "compare_command"):
@@ -120,6 +121,25 @@ def test_plot_loss_writes_a_decodable_png(name, tmp_path):
     with Image.open(out) as im:
         assert im.format == "PNG" and im.size[0] >= 500 and im.size[1] >= 200
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temp file left behind
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def test_each_explanation_names_its_figure_and_a_key_names_one_figure():
+    by_key: dict[str, E.LossFigure] = {}
+    for name, e in E.EXPLANATIONS.items():
+        assert isinstance(e.figure, E.LossFigure) and callable(e.figure.draw) and e.figure.caption.strip(), name
+        assert by_key.setdefault(e.figure.key, e.figure) is e.figure, f"two figures share the key {e.figure.key!r}"
+        assert E.figure_file(name) == e.figure.file_name == f"explain_{e.figure.key}.png"
+        assert _squeeze(e.figure.caption) in _squeeze(E.explain_text(name))  # the terminal text is wrapped
+    # losses share figures (minimax, ns and dragan show one); one file per figure; no figure is left unshown
+    assert E.EXPLANATIONS["minimax"].figure is E.EXPLANATIONS["ns"].figure is E.EXPLANATIONS["dragan"].figure
+    assert E.EXPLANATIONS["lsgan"].figure is not E.EXPLANATIONS["hinge"].figure
+    assert len(by_key) == len(_one_name_per_figure())
+    defined = {f.key for f in vars(explain_figures).values() if isinstance(f, E.LossFigure)}
+    assert defined == set(by_key)
 
 
 def test_families_have_one_figure_each_at_least():

@@ -41,7 +41,7 @@ from losslab.explain.curves import (
 from losslab.explain.explanation import Explanation
 from losslab.explain.figures import LossFigure
 from losslab.explain.render import explain_cli, explain_markdown, explain_text, figure_file, plot_loss
-from losslab.explain.texts import EXPLANATIONS, FAMILY_PAGES
+from losslab.explain.texts import EXPLANATIONS, FAMILY_PAGES, families
 
 __all__ = [
     "EXPLANATIONS",
@@ -54,6 +54,7 @@ __all__ = [
     "explain_cli",
     "explain_markdown",
     "explain_text",
+    "families",
     "figure_file",
     "focal_curves",
     "js_gaussians",
