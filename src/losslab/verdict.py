@@ -213,7 +213,7 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
         "runs": runs,
         "ranking": ranking,
         "recommendation": recommend(ranking, runs, primary, higher),
-        "notes": _notes(runs) + words.notes(ranking, spec["data"]),
+        "notes": _notes(runs) + words.notes(ranking, runs, spec["data"]),
     }
     io.atomic_write_json(out / rundir.RESULTS, results)
     return results

@@ -85,16 +85,23 @@ def _contrastive_panels(rows_all: Sequence[Sequence[dict]]) -> list[Panel]:
     return panels
 
 
-def _no_notes(entries: Sequence[dict], data: str) -> list[str]:
+def _no_notes(entries: Sequence[dict], runs: Sequence[dict], data: str) -> list[str]:
     return []
 
 
-def _contrastive_notes(entries: Sequence[dict], data: str) -> list[str]:
-    """Per loss, why random data cannot teach a contrastive encoder (only for the random dataset)."""
+def _contrastive_notes(entries: Sequence[dict], runs: Sequence[dict], data: str) -> list[str]:
+    """Per loss, why random data cannot teach a contrastive encoder (only for the random dataset).
+
+    The loss's metric means, plus the chance accuracy of its runs (a property
+    of the data, so the ranking's means leave it out).
+    """
     notes = []
     for e in entries:
         if e.get("metrics_mean"):
-            note = random_data_note(e["metrics_mean"], data=data)
+            chance = [r["metrics"]["chance"] for r in runs if r.get("loss") == e["loss"] and r.get("status") == "ok"
+                      and isinstance((r.get("metrics") or {}).get("chance"), (int, float))]
+            means = {**e["metrics_mean"], **({"chance": sum(chance) / len(chance)} if chance else {})}
+            note = random_data_note(means, data=data)
             if note:
                 notes.append(f"{e['loss']}: {note}")
     return notes
@@ -126,7 +133,7 @@ class Family:
     panels : callable
         ``panels(rows_of_every_seed) -> list[Panel]`` of the diagnostics figure.
     notes : callable
-        ``notes(ranking_entries, data_name) -> list[str]`` from measured numbers.
+        ``notes(ranking_entries, runs, data_name) -> list[str]`` from measured numbers.
     """
 
     name: str
@@ -138,7 +145,7 @@ class Family:
     overview_caption: str
     diagnostics_caption: str
     panels: Callable[[Sequence[Sequence[dict]]], list[Panel]] = field(repr=False)
-    notes: Callable[[Sequence[dict], str], list[str]] = field(repr=False, default=_no_notes)
+    notes: Callable[[Sequence[dict], Sequence[dict], str], list[str]] = field(repr=False, default=_no_notes)
 
     @property
     def unit(self) -> str:
@@ -228,6 +235,6 @@ def describe(family: str | None) -> Family:
                          "orders of magnitude marks a network that stopped learning.",
         diagnostics_caption=parts[0].diagnostics_caption,
         panels=parts[0].panels,
-        notes=lambda entries, data: [n for p in parts for n in p.notes(
-            [e for e in entries if e.get("family") in (None, p.name)], data)],
+        notes=lambda entries, runs, data: [n for p in parts for n in p.notes(
+            [e for e in entries if e.get("family") in (None, p.name)], runs, data)],
     )
