@@ -1,77 +1,30 @@
-"""The comparison: jobs, aggregation, confidence intervals, recommendation, resume."""
+"""The comparison: jobs on the local backend, the comparison directory, resume (statistics: test_verdict)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from scipy import stats
 
 from losslab import compare as cmp
 from losslab import config as C
-from losslab import io
+from losslab import io, rundir
+from losslab.backends import default_workers, run_jobs
 from losslab.errors import UserError
 
 
-def test_mean_ci95_matches_scipy_t_interval():
-    vals = [0.31, 0.42, 0.27, 0.5]
-    m, (lo, hi) = cmp.mean_ci95(vals)
-    ref = stats.t.interval(0.95, len(vals) - 1, loc=np.mean(vals), scale=stats.sem(vals))
-    np.testing.assert_allclose([m, lo, hi], [np.mean(vals), *ref], rtol=1e-12)
-    assert cmp.mean_ci95([2.0]) == (2.0, None)
+def test_plan_comes_from_rundir_and_names_each_run_directory():
+    jobs = rundir.plan(["ns", "ddpm"], 2)
+    assert [(j.loss, j.seed, j.run_dir, j.family) for j in jobs] == [
+        ("ns", 0, "runs/ns/seed0", "gan"), ("ns", 1, "runs/ns/seed1", "gan"),
+        ("ddpm", 0, "runs/ddpm/seed0", "diffusion"), ("ddpm", 1, "runs/ddpm/seed1", "diffusion")]
 
 
-def test_gradient_diagnosis_flags_a_vanished_generator_gradient():
-    rows = [{"g_grad_norm": 1.0 * 10 ** (-i / 10), "d_acc": 1.0} for i in range(40)]
-    d = cmp.gradient_diagnosis(rows)
-    assert d["g_grad_vanished"] is True
-    # median of the first 4 rows: the mean of the middle two
-    np.testing.assert_allclose(d["g_grad_norm_initial"], (10 ** -0.1 + 10 ** -0.2) / 2, rtol=1e-12)
-    flat = [{"g_grad_norm": 0.5 + 0.01 * (i % 3)} for i in range(40)]
-    assert cmp.gradient_diagnosis(flat)["g_grad_vanished"] is False
-
-
-def _fake_compare(out, runs):
-    """A compare directory written by hand: (loss, seed, status, w1, modes_covered)."""
-    losses = list(dict.fromkeys(r[0] for r in runs))
-    seeds = max(r[1] for r in runs) + 1
-    io.atomic_write_json(out / "compare.json", {"family": "gan", "data": "ring8", "losses": losses,
-                                                "seeds": seeds, "metric": None,
-                                                "config": C.Config().to_dict()})
-    for loss, seed, status, w1, modes in runs:
-        metrics = {"w1": w1, "modes_covered": modes, "num_modes": 8} if status == "ok" else {}
-        io.atomic_write_json(out / f"runs/{loss}/seed{seed}/result.json", {
-            "loss": loss, "seed": seed, "status": status, "metrics": metrics, "g_updates": 10,
-            "d_updates": 10, "wall_seconds": 1.0, "diverged_at": 5 if status == "diverged" else None})
-
-
-def test_ranking_and_recommendation_from_run_dirs_alone(tmp_path):
-    _fake_compare(tmp_path, [
-        ("ns", 0, "ok", 0.30, 8), ("ns", 1, "ok", 0.34, 8), ("ns", 2, "ok", 0.32, 7),
-        ("hinge", 0, "ok", 0.10, 8), ("hinge", 1, "diverged", None, None), ("hinge", 2, "ok", 0.12, 8),
-        ("lsgan", 0, "ok", 0.60, 3), ("lsgan", 1, "ok", 0.70, 2), ("lsgan", 2, "ok", 0.65, 8),
-    ])
-    res = cmp.aggregate(tmp_path)
-    assert [e["loss"] for e in res["ranking"]] == ["hinge", "ns", "lsgan"]  # by mean W1, lower first
-    ns = next(e for e in res["ranking"] if e["loss"] == "ns")
-    np.testing.assert_allclose(ns["mean"], 0.32, rtol=1e-12)
-    np.testing.assert_allclose(ns["collapse_rate"], 1 / 3, rtol=1e-12)
-    hinge = res["ranking"][0]
-    np.testing.assert_allclose(hinge["stability"], 2 / 3, rtol=1e-12)
-    # hinge is best on average but diverged once: the recommendation is ns, and says why.
-    rec = res["recommendation"]
-    assert rec["loss"] == "ns"
-    text = " ".join(rec["reasons"])
-    assert "diverged in 1/3 seeds" in text and "8/8, 8/8, 7/8" in text
-    assert "lsgan: mode collapse (at least one mode missed) in 2/3 seeds" in text
-    assert json.loads((tmp_path / "results.json").read_text())["ranking"][0]["loss"] == "hinge"
-
-
-def test_unknown_metric_lists_the_measured_ones(tmp_path):
-    _fake_compare(tmp_path, [("ns", 0, "ok", 0.3, 8)])
-    with pytest.raises(UserError, match="choose from: modes_covered, num_modes, w1"):
-        cmp.aggregate(tmp_path, metric="fid")
+def test_local_backend_runs_every_job_inline_with_its_progress():
+    seen, done = [], []
+    died = run_jobs(lambda job, progress: (seen.append(job), progress(job)), [3, 5, 7], workers=1,
+                    advance=done.append)
+    assert died == [] and seen == [3, 5, 7] and done == [3, 5, 7]
+    assert 1 <= default_workers() <= 8
 
 
 def _tiny(steps=8):
@@ -85,14 +38,28 @@ def test_tiny_compare_end_to_end_and_resume(tmp_path):
     res = cmp.run_compare(cfg, losses=["ns", "wgan-gp"], seeds=2, out=tmp_path, quiet=True)
     assert {(r["loss"], r["seed"], r["status"]) for r in res["runs"]} == {
         (l, s, "ok") for l in ("ns", "wgan-gp") for s in (0, 1)}
+    with np.load(tmp_path / rundir.REFERENCE) as z:
+        modes, std = z["modes"].astype(np.float64), float(z["mode_std"])
     for r in res["runs"]:
-        assert r["metrics"]["num_modes"] == 8 and 0 <= r["metrics"]["modes_covered"] <= 8
-        assert r["metrics"]["w1"] > 0
+        # The mode counts in result.json are those of the run's own samples.npz, recounted here by
+        # hand: nearest ring mode, high quality within 3 std (VEEGAN, arXiv:1705.07761, Sec. 5.1).
+        with np.load(tmp_path / r["run_dir"] / rundir.SAMPLES) as z:
+            x = z["samples"].astype(np.float64)
+        dist = np.linalg.norm(x[:, None, :] - modes[None], axis=2)
+        near, hq = dist.argmin(axis=1), dist.min(axis=1) <= 3 * std
+        counts = np.bincount(near[hq], minlength=8)
+        m = r["metrics"]
+        assert m["num_modes"] == 8 and m["mode_counts"] == counts.tolist()
+        assert m["modes_covered"] == int((counts > 0).sum())
+        np.testing.assert_allclose(m["high_quality"], hq.mean(), rtol=1e-12)
+        assert m["w1"] > 0
     wgp = next(e for e in res["ranking"] if e["loss"] == "wgan-gp")
     assert wgp["d_updates_mean"] == 8 * 5
     assert res["budget"]["g_updates"] == 8
-    with np.load(tmp_path / "reference.npz") as z:
+    with np.load(tmp_path / rundir.REFERENCE) as z:
         assert z["real"].shape == (300, 2) and z["modes"].shape == (8, 2)
+    spec = io.read_json(tmp_path / rundir.COMPARE)
+    assert (spec["family"], spec["kind"], spec["shape"], spec["losses"]) == ("gan", "vector", [2], ["ns", "wgan-gp"])
     # Resume: nothing is trained again.
     stamp = {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/*/result.json")}
     cmp.run_compare(cfg, losses=["ns", "wgan-gp"], seeds=2, out=tmp_path, quiet=True)

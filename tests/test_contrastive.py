@@ -20,6 +20,7 @@ from losslab.errors import UserError
 from losslab.losses import contrastive as L
 from losslab.metrics import representation as rep
 from losslab.models.encoder import LogitScale, TextEncoder, build_vocabulary, tokenize
+from losslab.report.contrastive import random_data_note
 from losslab.report.embedding import plot_embedding, plot_embedding_grid
 from losslab.train import contrastive as fam
 
@@ -382,7 +383,7 @@ def test_short_run_on_digits_beats_the_random_encoder(digits):
     # Wang & Isola's ranges on the unit sphere: alignment in [0, 4], uniformity in [-8, 0].
     assert_allclose(m["alignment"], 2.0, atol=2.0)
     assert_allclose(m["uniformity"], -4.0, atol=4.0)
-    assert fam.random_data_note(m) is None
+    assert random_data_note(m) is None
 
 
 def test_clip_learns_zero_shot_digits_and_moves_its_logit_scale(digits):
@@ -415,7 +416,7 @@ def test_random_data_stays_at_chance_and_the_note_says_why():
     # Labels are independent of pixels: every probe is at chance (0.1; binomial sd 0.0095 at n = 1000).
     for key in ("linear_probe", "knn", "linear_probe_pixels", "linear_probe_random_encoder"):
         assert_allclose(m[key], 0.1, atol=0.04, err_msg=key)
-    note = fam.random_data_note(m)
+    note = random_data_note(m)
     assert note is not None and f"{100 * m['linear_probe']:.1f}%" in note and "chance" in note
 
 

@@ -226,7 +226,7 @@ def test_ranking_table_follows_results_order_and_numbers(built):
     head = [c.strip() for c in _section(md, "Ranking").split("\n| ", 1)[1].split("\n")[0].strip("|").split(" | ")]
     hq = head.index("% high quality")
     assert table[0][hq] == "87.5%" and table[1][hq] == DASH  # None metric -> dash
-    gv = head.index("G gradient vanished")
+    gv = head.index("generator gradient vanished")
     assert table[0][gv] == "0%" and table[1][gv] == "50%"
     assert not any("num_modes" in h for h in head)
 

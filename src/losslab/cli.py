@@ -59,9 +59,13 @@ def _check_losses(names: list[str], family: str | None = None) -> list[str]:
 
 
 def cmd_compare(args) -> None:
+    # Imported here, not at the top: torch and the trainers would slow every `losslab --help`.
     from losslab import compare as cmp
     from losslab import io
+    from losslab.backends import default_workers
     from losslab.losses import REGISTRIES
+    from losslab.report import build_report
+    from losslab.rundir import RESULTS, plan
 
     if args.family is not None and args.family not in REGISTRIES:
         raise unknown_choice("family", args.family, REGISTRIES)
@@ -71,24 +75,24 @@ def cmd_compare(args) -> None:
         names = _check_losses(_split(args.losses), args.family)
     if args.seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.workers is not None and args.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {args.workers}")
     cfg, ds = _resolve_config(args)
-    workers = args.workers or cmp.default_workers()
+    workers = args.workers or default_workers()
     if args.dry_run:
         print(io.dumps({"config": cfg.to_dict(), "losses": names, "seeds": args.seeds, "workers": workers,
                         "dataset": {"name": ds.name, "kind": ds.kind, "shape": list(ds.shape)},
-                        "jobs": [j.run_dir for j in cmp.plan(names, args.seeds)]}))
+                        "jobs": [j.run_dir for j in plan(names, args.seeds)]}))
         return
     res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, workers=workers,
                           quiet=args.quiet, metric=args.metric)
-    from losslab.report import build_report
-
     paths = build_report(args.out)
     if not args.quiet:
         rec = res["recommendation"]
         print(f"recommendation: {rec['loss']}")
         for line in rec["reasons"][:2]:
             print(f"  {line}")
-    print(f"report: {paths['html']}  (also {paths['markdown']}, results: {Path(args.out) / 'results.json'})")
+    print(f"report: {paths['html']}  (also {paths['markdown']}, results: {Path(args.out) / RESULTS})")
 
 
 def cmd_train(args) -> None:
@@ -171,13 +175,14 @@ def cmd_eval(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from losslab import compare as cmp
+    # Imported here, not at the top: the verdict and matplotlib would slow every `losslab --help`.
     from losslab.report import build_report
+    from losslab.verdict import aggregate
 
     out = Path(args.out)
     if not out.is_dir():
         raise UserError(f"no such directory: {out}")
-    cmp.aggregate(out)
+    aggregate(out)
     paths = build_report(out)
     print(f"report: {paths['html']}  (also {paths['markdown']})")
 
@@ -219,7 +224,8 @@ def cmd_explain(args) -> None:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="ring8", help="built-in dataset (losslab list data) or a path: .csv, .npy, "
                                                    "or a folder of images (default: ring8)")
-    p.add_argument("--steps", type=int, default=None, help="generator updates per run: the equal budget")
+    p.add_argument("--steps", type=int, default=None, help="updates per run of the trained network (generator, "
+                                                                 "denoiser or encoder): the equal budget")
     p.add_argument("--set", action="append", default=None, metavar="SECTION.KEY=VALUE",
                    help="override a config value, e.g. --set loss.lr_d=1e-4 (repeatable)")
     p.add_argument("--config", default=None, help="TOML file with [data] [model] [train] [loss] tables")
@@ -238,10 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--losses", default="all", help="comma-separated loss names, or 'all' (default)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per loss (default 3)")
     p.add_argument("--out", default="losslab-out", help="output directory; rerun to resume (default losslab-out)")
-    p.add_argument("--family", default=None, help="model family whose losses 'all' means: gan (default) or "
-                                                   "diffusion; without it --losses may mix families")
-    p.add_argument("--workers", type=int, default=None, help="parallel runs (default: CPU cores)")
-    p.add_argument("--metric", default=None, help="primary metric of the ranking (default: w1 / swd / fid)")
+    p.add_argument("--family", default=None, help="model family whose losses 'all' means: gan (default), "
+                                                   "diffusion or contrastive; without it --losses may mix "
+                                                   "families")
+    p.add_argument("--workers", type=int, default=None, help="parallel runs (default: the CPU cores, at most 8)")
+    p.add_argument("--metric", default=None, help="primary metric of the ranking (default: linear_probe for "
+                                                   "contrastive losses, fid for images, w1 for vectors with "
+                                                   "d <= 2, swd for d > 2; losslab list metrics)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("train", help="train one loss into a new numbered run directory")

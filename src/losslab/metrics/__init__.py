@@ -139,22 +139,46 @@ from losslab.metrics.representation import METRIC_INFO_REPRESENTATION  # noqa: E
 METRIC_INFO.update(METRIC_INFO_REPRESENTATION)
 
 
-def primary_metric(dataset: Any) -> tuple[str, bool]:
-    """Name of the metric that ranks losses on this dataset, and whether higher is better.
+def primary_metric(dataset: Any = None, *, family: str = "gan", kind: str | None = None,
+                   shape: Any = None) -> tuple[str, bool]:
+    """Name of the metric that ranks losses, and whether higher is better: the one place that picks it.
 
-    ``("w1", False)`` for vectors with d <= 2, ``("swd", False)`` for d > 2,
-    ``("fid", False)`` for images.
+    ================================  ==========================
+    family / data                     primary metric
+    ================================  ==========================
+    contrastive (any part of family)  ``("linear_probe", True)``
+    images                            ``("fid", False)``
+    vectors, d <= 2                   ``("w1", False)``
+    vectors, d > 2                    ``("swd", False)``
+    ================================  ==========================
+
+    Parameters
+    ----------
+    dataset : Dataset, optional
+        Gives ``kind`` and ``shape`` when they are not passed.
+    family : str
+        Model family, or a mixed table's ``"gan+contrastive"``.
+    kind : {"vector", "image"}, optional
+        Data kind.
+    shape : sequence of int, optional
+        Shape of one sample, ``(d,)`` for vectors (needed for them).
 
     Raises
     ------
     ValueError
-        If ``dataset.kind`` is neither "vector" nor "image".
+        If the kind is neither "vector" nor "image", or a vector shape is unknown.
     """
-    if dataset.kind == "image":
+    if "contrastive" in str(family).split("+"):
+        return "linear_probe", True
+    kind = kind if kind is not None else getattr(dataset, "kind", None)
+    shape = shape if shape is not None else getattr(dataset, "shape", None)
+    if kind == "image":
         return "fid", False
-    if dataset.kind == "vector":
-        return ("w1", False) if int(np.prod(dataset.shape)) <= 2 else ("swd", False)
-    raise ValueError(f"unknown dataset kind {dataset.kind!r}")
+    if kind == "vector":
+        if shape is None:
+            raise ValueError("the primary metric of vectors needs their shape (d,)")
+        return ("w1", False) if int(np.prod(shape)) <= 2 else ("swd", False)
+    raise ValueError(f"unknown dataset kind {kind!r}")
 
 
 def evaluate(

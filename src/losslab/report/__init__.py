@@ -21,7 +21,11 @@ import numpy as np
 
 from losslab.errors import UserError
 from losslab.io import atomic_write_bytes, read_json, read_jsonl
+from losslab.rundir import METRICS, REFERENCE, RESULTS, SAMPLES
 from losslab.report import plots
+from losslab.report.diffusion import plot_diffusion
+from losslab.report.embedding import EMBEDDING_FILE, plot_embedding_grid
+from losslab.report.families import describe
 from losslab.report.render import report_blocks, to_html, to_markdown
 
 __all__ = ["build_report"]
@@ -32,7 +36,7 @@ __all__ = ["build_report"]
 
 def load_results(out: Path) -> dict:
     """Parsed ``OUT/results.json``; ``UserError`` when it is missing or not a JSON object."""
-    path = out / "results.json"
+    path = out / RESULTS
     if not path.is_file():
         raise UserError(f"no results.json in {out}; run `losslab compare --out {out}` first")
     try:
@@ -56,7 +60,7 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 def load_reference(out: Path, kind: str) -> dict[str, Any]:
     """``OUT/reference.npz`` as a dict: ``real``, optional ``modes``, ``pdf_x``, ``pdf_y``, plus
     ``project`` ((n, d) -> (n, 2): PCA fitted on ``real`` when d > 2; Pearson 1901)."""
-    ref: dict[str, Any] = _load_npz(out / "reference.npz")
+    ref: dict[str, Any] = _load_npz(out / REFERENCE)
     real = ref.get("real")
     if real is not None and kind != "image":
         real = ref["real"] = real.reshape(len(real), -1).astype(np.float64)
@@ -72,7 +76,7 @@ def _samples(out: Path, run: dict, shape: list | None) -> np.ndarray | None:
     """``samples`` of a run's ``samples.npz`` reshaped to ``(n, *shape)``, or ``None``."""
     if not run.get("run_dir"):
         return None
-    x = _load_npz(out / str(run["run_dir"]) / "samples.npz").get("samples")
+    x = _load_npz(out / str(run["run_dir"]) / SAMPLES).get("samples")
     if x is None or x.ndim == 0 or len(x) == 0:
         return None
     if shape and int(np.prod(shape)) == x[0].size:
@@ -85,7 +89,7 @@ def _rows(out: Path, run: dict) -> list[dict]:
     if not run.get("run_dir"):
         return []
     try:
-        return read_jsonl(out / str(run["run_dir"]) / "metrics.jsonl")
+        return read_jsonl(out / str(run["run_dir"]) / METRICS)
     except (OSError, UnicodeDecodeError):
         return []
 
@@ -99,6 +103,14 @@ def _is_primary_ok(run: dict, primary: str) -> bool:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", str(name))
+
+
+def _family_of_loss(loss: str, runs: list[dict], ranking: list[dict], family: Any) -> str:
+    """A loss's family: from its ranking row or its runs, else the table's (first) family."""
+    for r in [*ranking, *runs]:
+        if str(r.get("loss")) == loss and r.get("family"):
+            return str(r["family"])
+    return str(family or "gan").split("+")[0]
 
 
 def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
@@ -117,6 +129,7 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
     primary, hib = str(pm.get("name") or "?"), bool(pm.get("higher_is_better"))
     ranking = results.get("ranking") or []
     runs = results.get("runs") or []
+    words = describe(results.get("family"))
     losses = [str(r.get("loss")) for r in ranking]
     losses += sorted({str(r.get("loss")) for r in runs} - set(losses))
     by_loss = {loss: [r for r in runs if str(r.get("loss")) == loss] for loss in losses}
@@ -136,17 +149,11 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
         )
     )
 
-    # 2. Overview of the generator gradient norm.
-    plots.plot_overview({loss: [rows[id(r)] for r in rs] for loss, rs in by_loss.items()}, figdir / "overview.png")
-    figs.append(
-        (
-            "figures/overview.png",
-            "Generator gradient norm, all losses",
-            "Seed-mean L2 norm of the generator's gradient on a log scale: a curve that falls by orders of "
-            "magnitude marks a generator whose gradient vanished (a saturated discriminator); an exact zero is "
-            f"drawn at {plots.GRAD_FLOOR:g}.",
-        )
-    )
+    # 2. Overview of the gradient norm of the trained network (generator, denoiser or encoder).
+    plots.plot_overview({loss: [rows[id(r)] for r in rs] for loss, rs in by_loss.items()}, figdir / "overview.png",
+                        network=words.network)
+    figs.append(("figures/overview.png", f"{words.network.capitalize()} gradient norm, all losses",
+                 words.overview_caption))
 
     # 3. Samples: one run per loss (seed 0 if ok, else the first ok run with samples).
     ref = load_reference(out, kind)
@@ -184,29 +191,20 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
     if has_samples:
         figs.append(("figures/samples.png", "Samples", what))
 
-    # 4. Diagnostics per loss.
+    # 4. Diagnostics per loss, in the words and panels of the loss's own family.
     for loss, rs in by_loss.items():
+        fam = describe(_family_of_loss(loss, rs, ranking, results.get("family")))
         rel = f"figures/diagnostics_{_safe(loss)}.png"
         seed_runs = [(r.get("seed"), rows[id(r)], r.get("status") == "diverged") for r in rs]
-        plots.plot_diagnostics(loss, seed_runs, out / rel)
-        figs.append(
-            (
-                rel,
-                f"Diagnostics: {loss}",
-                f"Training curves of {loss}, one colour per seed: (a) losses, (b) gradient norms on a log scale, "
-                "where a G norm collapsing while D's stays large is the vanishing-gradient failure, (c) gradient "
-                "means, (d) mean D(x) against mean D(G(z)), whose widening gap means D wins; x marks where a "
-                "run diverged.",
-            )
-        )
+        plots.plot_diagnostics(loss, seed_runs, out / rel, panels=fam.panels([rw for _, rw, _ in seed_runs]),
+                               xlabel=f"{fam.network} update")
+        figs.append((rel, f"Diagnostics: {loss}", fam.diagnostics_caption.format(loss=loss)))
 
     # 5. Contrastive runs: 2-D embedding of the test set coloured by class, one panel per loss.
-    from losslab.report.embedding import plot_embedding_grid
-
     emb = []
     for loss, rs in by_loss.items():
         ok = sorted((r for r in rs if r.get("status") == "ok"), key=lambda r: r.get("seed") != 0)
-        run = next((r for r in ok if (out / str(r.get("run_dir"))).joinpath("embedding.npz").exists()), None)
+        run = next((r for r in ok if (out / str(r.get("run_dir"))).joinpath(EMBEDDING_FILE).exists()), None)
         if run is not None:
             emb.append((f"{loss} (seed {run.get('seed')})", out / str(run["run_dir"])))
     if emb and plot_embedding_grid(emb, figdir / "embedding.png") is not None:
@@ -215,8 +213,6 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
                      "separated clusters are what the linear probe and kNN measure."))
 
     # 6. Diffusion runs: forward strip, reverse trajectory, loss per timestep bucket.
-    from losslab.report.diffusion import plot_diffusion
-
     for loss, rs in by_loss.items():
         ok = sorted((r for r in rs if r.get("status") == "ok"), key=lambda r: r.get("seed") != 0)
         run = next((r for r in ok if (out / str(r.get("run_dir"))).joinpath("diffusion.npz").exists()), None)

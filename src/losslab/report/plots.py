@@ -235,21 +235,6 @@ def plot_samples(panels: Sequence[tuple[str, np.ndarray | None, str]], ref: dict
 # ------------------------------------------------------------- diagnostics
 
 
-def _diag_panels(rows_all: Sequence[Sequence[dict]]) -> list[tuple[str, list[tuple[str, str, str]], str]]:
-    """The four diagnostic panels: (title, [(key, label, linestyle)], y-scale)."""
-    has = lambda key: any(is_number(r.get(key)) for rows in rows_all for r in rows)  # noqa: E731
-    p = "p" if has("p_real") or has("p_fake") else "d"
-    outputs = [(f"{p}_real", "D(x)", "-"), (f"{p}_fake", "D(G(z))", "--")]
-    if has("w_estimate"):
-        outputs.append(("w_estimate", "W estimate", ":"))
-    return [
-        ("(a) losses", [("g_loss", "G loss", "-"), ("d_loss", "D loss", "--")], "linear"),
-        ("(b) gradient L2 norm", [("g_grad_norm", "G", "-"), ("d_grad_norm", "D", "--")], "log"),
-        ("(c) gradient mean", [("g_grad_mean", "G", "-"), ("d_grad_mean", "D", "--")], "symlog"),
-        ("(d) mean " + ("sigmoid " if p == "p" else "") + "critic output", outputs, "linear"),
-    ]
-
-
 def _plot_lines(ax, lines: Sequence[tuple[str, str, np.ndarray, np.ndarray, bool]], scale: str) -> None:
     """Draw (colour, linestyle, steps, values, diverged) lines on ``ax`` with the given y-scale."""
     vals = [v for *_, v, _ in lines if len(v)]
@@ -270,14 +255,27 @@ def _plot_lines(ax, lines: Sequence[tuple[str, str, np.ndarray, np.ndarray, bool
         ax.set_yscale("symlog", linthresh=float(max(np.percentile(nz, 10), GRAD_FLOOR)) if len(nz) else 1e-8)
 
 
-def plot_diagnostics(loss: str, runs: Sequence[tuple[Any, list[dict], bool]], path: Path) -> Path:
+def _bucket_series(rows: Sequence[dict], keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(bucket index, value)``: each key's mean over the last quarter of the rows that log it."""
+    xs, ys = [], []
+    for b, key in enumerate(keys):
+        _, v = series(rows, key)
+        if len(v):
+            xs.append(float(b))
+            ys.append(float(np.mean(v[-max(1, len(v) // 4):])))
+    return np.asarray(xs), np.asarray(ys)
+
+
+def plot_diagnostics(loss: str, runs: Sequence[tuple[Any, list[dict], bool]], path: Path, *,
+                     panels: Sequence[Any], xlabel: str) -> Path:
     """Training diagnostics of one loss, all seeds overlaid (one colour per seed).
 
-    Panels: (a) D and G loss; (b) G and D gradient L2 norm, log y (vanishing
-    gradients, Arjovsky & Bottou 2017, arXiv:1701.04862, Sec. 2.2); (c) G and
-    D gradient mean, symlog y; (d) mean D(x) vs mean D(G(z)) (sigmoid
-    probabilities for BCE losses) and the critic's Wasserstein estimate when
-    logged. A diverged run's last logged point carries an ``x``.
+    The family chooses the panels (:mod:`losslab.report.families`): for a GAN
+    the G and D losses, gradient norms (log y: vanishing gradients, Arjovsky &
+    Bottou 2017, arXiv:1701.04862, Sec. 2.2) and means, and mean D(x) vs
+    D(G(z)); for a diffusion model its loss and the loss per timestep bucket;
+    for a contrastive encoder its loss and pair similarities. A diverged run's
+    last logged point carries an ``x``.
 
     Parameters
     ----------
@@ -285,22 +283,39 @@ def plot_diagnostics(loss: str, runs: Sequence[tuple[Any, list[dict], bool]], pa
         Loss name (title).
     runs : list of (seed, rows, diverged)
         ``rows`` from the run's ``metrics.jsonl`` (may be empty).
+    panels : list of Panel
+        ``title``, ``lines`` ((key, label, linestyle), ...), ``scale``
+        ("linear" | "log" | "symlog"), ``x`` ("step": each key against the
+        step; "bucket": the keys as buckets against their index, one line per
+        seed), ``xlabel`` (None: ``xlabel``).
+    xlabel : str
+        Label of the step axis, the family's budget unit ("generator update").
     """
-    panels = _diag_panels([rows for _, rows, _ in runs])
-    fig = Figure(figsize=(11, 7.5), layout="constrained")
-    axes = fig.subplots(2, 2).ravel()
-    for ax, (title, keys, scale) in zip(axes, panels):
-        lines = [
-            (f"C{i % 10}", ls, *series(rows, key), diverged)
-            for i, (_, rows, diverged) in enumerate(runs)
-            for key, _, ls in keys
-        ]
-        _plot_lines(ax, lines, scale)
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("generator step", fontsize=8)
+    ncol = 2 if len(panels) <= 4 else 3
+    nrow = math.ceil(len(panels) / ncol)
+    fig = Figure(figsize=(5.5 * ncol, 3.75 * nrow), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrow, ncol, squeeze=False)).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes, panels):
+        if panel.x == "bucket":
+            keys = [key for key, _, _ in panel.lines]
+            lines = [(f"C{i % 10}", "-o", *_bucket_series(rows, keys), False) for i, (_, rows, _) in enumerate(runs)]
+            _plot_lines(ax, lines, panel.scale)
+        else:
+            lines = [
+                (f"C{i % 10}", ls, *series(rows, key), diverged)
+                for i, (_, rows, diverged) in enumerate(runs)
+                for key, _, ls in panel.lines
+            ]
+            _plot_lines(ax, lines, panel.scale)
+            if len(panel.lines) > 1:
+                ax.legend(handles=[Line2D([], [], color="k", ls=ls, label=label) for _, label, ls in panel.lines],
+                          fontsize=7)
+        ax.set_title(panel.title, fontsize=10)
+        ax.set_xlabel(panel.xlabel or xlabel, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        ax.legend(handles=[Line2D([], [], color="k", ls=ls, label=label) for _, label, ls in keys], fontsize=7)
     handles = [
         Line2D([], [], color=f"C{i % 10}", label=f"seed {seed}" + ("" if rows else " (no metrics logged)"))
         for i, (seed, rows, _) in enumerate(runs)
@@ -327,13 +342,15 @@ def seed_mean(rowsets: Sequence[Sequence[dict]], key: str) -> tuple[np.ndarray, 
     return steps, np.array([np.mean(acc[s]) for s in steps], dtype=np.float64)
 
 
-def plot_overview(curves: dict[str, list[list[dict]]], path: Path) -> Path:
-    """Seed-mean generator gradient L2 norm vs step, all losses on one log-scale axes.
+def plot_overview(curves: dict[str, list[list[dict]]], path: Path, *, network: str = "generator") -> Path:
+    """Seed-mean gradient L2 norm of the trained network (``g_grad_norm``) vs step, all losses on one log axes.
 
     Parameters
     ----------
     curves : dict
         Loss name -> list of ``metrics.jsonl`` row lists (one per seed).
+    network : str
+        What the budget trains, in the family's words ("generator", "denoiser", "encoder").
     """
     fig = Figure(figsize=(8, 4.5))
     ax = fig.subplots()
@@ -346,8 +363,8 @@ def plot_overview(curves: dict[str, list[list[dict]]], path: Path) -> Path:
         ax.legend(
             handles=[Line2D([], [], color=c, ls=ls, label=loss) for (c, ls, *_), loss in zip(lines, curves)], fontsize=8
         )
-    ax.set_xlabel("generator step")
-    ax.set_ylabel("||grad G||_2 (mean over seeds)")
+    ax.set_xlabel(f"{network} update")
+    ax.set_ylabel(f"{network} gradient L2 norm (mean over seeds)")
     ax.grid(alpha=0.3, which="both")
-    ax.set_title("generator gradient norm per loss")
+    ax.set_title(f"{network} gradient norm per loss")
     return save(fig, path)

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from losslab.report.families import describe
 from losslab.report.plots import is_number
 
 DASH = "\u2014"  # shown for a missing / NaN / null value
@@ -270,6 +271,7 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
     ds = results.get("dataset") or {}
     ds = ds if isinstance(ds, dict) else {"name": str(ds)}
     family = str(results.get("family") or "gan")
+    words = describe(family)
     budget = results.get("budget") or {}
     pm = results.get("primary_metric") or {}
     primary, hib = str(pm.get("name") or "?"), bool(pm.get("higher_is_better"))
@@ -282,7 +284,7 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
         [("b", "Model family: "), family.upper()],
         [
             ("b", "Budget: "),
-            f"{fmt_num(budget.get('g_updates'))} generator updates per run, batch size "
+            f"{fmt_num(budget.get('g_updates'))} {words.unit} per run, batch size "
             f"{fmt_num(budget.get('batch_size'))}"
             + (f"; {budget['note']}" if budget.get("note") else ", the same for every loss"),
         ],
@@ -305,11 +307,13 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
     extra = metric_columns(ranking, primary)
     modes_of = f" (of {ds['num_modes']})" if is_number(ds.get("num_modes")) else ""
     head = ["rank", "loss", f"{metric_label(primary)} {arrow} mean [95% CI]", "ok / seeds", "stability"]
-    head += ["collapse rate"]
-    vanished = any("vanished_rate" in r for r in ranking)  # written by losslab.compare when it diagnoses G
-    head += ["G gradient vanished"] if vanished else []
+    head += ["collapse rate"] if words.collapse else []
+    vanished = any("vanished_rate" in r for r in ranking)  # written by losslab.verdict from the gradient norms
+    head += [f"{words.network} gradient vanished"] if vanished else []
     head += [metric_label(k) + (modes_of if k == "modes_covered" else "") for k in extra]
-    head += ["wall s (mean)", "critic updates (mean)", "network evals / sample"]
+    head += ["wall s (mean)"]
+    head += [f"{words.second_player} (mean)"] if words.second_player else []
+    head += ["network evals / sample"] if words.generates else []
     rows = []
     for i, r in enumerate(ranking, 1):
         mm = r.get("metrics_mean") or {}
@@ -317,22 +321,27 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
             [str(i), [("b", str(r.get("loss")))]]
             + [fmt_ci(r.get("mean"), r.get("ci95"), percent=primary in PERCENT_METRICS)]
             + [f"{fmt_num(r.get('n_ok'))} / {fmt_num(r.get('n_runs'))}"]
-            + [fmt_num(r.get("stability"), percent=True), fmt_num(r.get("collapse_rate"), percent=True)]
+            + [fmt_num(r.get("stability"), percent=True)]
+            + ([fmt_num(r.get("collapse_rate"), percent=True)] if words.collapse else [])
             + ([fmt_num(r.get("vanished_rate"), percent=True)] if vanished else [])
             + [fmt_num(mm.get(k), percent=k in PERCENT_METRICS) for k in extra]
-            + [fmt_num(r.get("wall_seconds_mean")), fmt_num(r.get("d_updates_mean")), fmt_num(r.get("sampling_nfe"))]
+            + [fmt_num(r.get("wall_seconds_mean"))]
+            + ([fmt_num(r.get("d_updates_mean"))] if words.second_player else [])
+            + ([fmt_num(r.get("sampling_nfe"))] if words.generates else [])
         )
+    explain = ["stability is the share of runs that did not diverge"]
+    if words.collapse:
+        explain.append(f"collapse rate the share of ok runs that collapsed ({DASH} where not applicable or "
+                       "not measured)")
+    if words.generates and words.cost_note:
+        explain.append(f"network evals / sample is the sampling cost: {words.cost_note}")
+    if vanished:
+        explain.append(f"{words.network} gradient vanished is the share of runs whose {words.network} gradient "
+                       "norm fell by orders of magnitude")
     blocks += [
         ("h2", "Ranking"),
-        (
-            "p",
-            f"Best first by the seed mean of {primary} ({'higher' if hib else 'lower'} is better), over ok runs; "
-            "stability is the share of runs that did not diverge; collapse rate the share of ok runs that "
-            f"collapsed ({DASH} where not applicable or not measured); network evals / sample is the sampling "
-            "cost: 1 for a GAN, the sampler's steps for a diffusion model"
-            + ("; G gradient vanished is the share of runs whose generator gradient norm fell by orders of magnitude."
-               if vanished else "."),
-        ),
+        ("p", f"Best first by the seed mean of {primary} ({'higher' if hib else 'lower'} is better), over ok "
+              "runs; " + "; ".join(explain) + "."),
         ("table", head, rows),
     ]
 

@@ -427,43 +427,6 @@ def evaluate(state: ContrastiveState, dataset) -> dict[str, Any]:
     return out
 
 
-def random_data_note(metrics: dict[str, Any], data: str | None = None) -> str | None:
-    """Why the study's random-data experiment could not learn, with this run's numbers.
-
-    Parameters
-    ----------
-    metrics : dict
-        The metrics of a run (or the means of a comparison), as :func:`evaluate`
-        returns them.
-    data : str, optional
-        Dataset name; default ``metrics["dataset"]``.
-
-    Returns
-    -------
-    str or None
-        The note when the dataset is ``random``, else None.
-    """
-    if (data if data is not None else metrics.get("dataset")) != "random":
-        return None
-
-    def pct(key: str) -> str:
-        v = metrics.get(key)
-        return "n/a" if not isinstance(v, (int, float)) else f"{100 * float(v):.1f}%"
-
-    return (
-        "The random dataset cannot teach a representation anything about its labels: they are drawn "
-        "independently of the Gaussian-noise pixels, so no positive pair shares information about them. The study's "
-        "pairwise model saw random tensors with random same/different targets, so the best it could do "
-        "was predict 0.5 for every pair (BCE = ln 2 = 0.693) and score chance accuracy. Augmentation "
-        "defines positives here (two views of one noise image), and the encoder may learn to match them "
-        f"(held-out view matching {pct('view_match')}), but that invariance carries no information about "
-        f"the labels: the linear probe reaches {pct('linear_probe')} and the kNN {pct('knn')} against a "
-        f"chance level of {pct('chance')} (raw pixels: {pct('linear_probe_pixels')}). Contrastive learning "
-        "needs positives that share what the downstream task cares about: augmentations of real images "
-        "(the same digit under a crop, rotation and noise) or labels, as on digits, MNIST and Fashion-MNIST."
-    )
-
-
 def artifacts(state: ContrastiveState, dataset, run_dir: str | Path) -> None:
     """Write ``run_dir/embedding.npz``: the 2-D PCA of test representations, for the report.
 
