@@ -357,11 +357,22 @@ def parse_set(items: list[str] | None) -> dict[str, dict[str, str]]:
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file.
+
+    Raises:
+        UserError: missing, unreadable, not UTF-8 text, or invalid TOML (one line naming the file).
+    """
     p = Path(path)
     if not p.is_file():
         raise UserError(f"config file not found: {p}")
     try:
-        return tomllib.loads(p.read_text())
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{p}: not UTF-8 text (byte {e.start}); TOML files must be UTF-8, save it as UTF-8") from None
+    except OSError as e:
+        raise UserError(f"{p}: cannot read the config file ({e.strerror or e})") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{p}: invalid TOML ({e})") from None
 
