@@ -23,8 +23,8 @@ def test_set_is_type_checked():
         ("bogus.steps=1", "unknown section"),
         ("steps=1", "malformed --set"),
         ("train.steps", "malformed --set"),
-        ("train.steps=0", "must be >= 1"),
-        ("loss.optimizer=sgd", "adam or rmsprop"),
+        ("train.steps=0", "must be an integer >= 1"),
+        ("loss.optimizer=sgd", "one of adam, rmsprop"),
     ],
 )
 def test_bad_set_is_one_clear_error(item, fragment):
@@ -57,5 +57,5 @@ def test_lr_scale_multiplies_each_losses_own_rates_and_explicit_rates_win():
     hp = C.loss_hparams(defaults, C.LossConfig(lr_scale=4.0, lr_d=1e-3))
     assert (hp["lr_g"], hp["lr_d"]) == (2e-4, 1e-3)
     assert C.resolve("vector").loss.lr_scale == 5.0 and C.resolve("image").loss.lr_scale is None
-    with pytest.raises(UserError, match="lr_scale must be > 0"):
+    with pytest.raises(UserError, match="loss.lr_scale = 0.0: must be a finite number > 0"):
         C.resolve("vector", sets=["loss.lr_scale=0"])

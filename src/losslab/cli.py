@@ -301,8 +301,51 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _check_output_paths(args) -> None:
+    """Cheap checks of output paths before any work: a directory where a file goes, or the reverse.
+
+    Raises:
+        UserError: ``compare/train --out`` is an existing non-directory; ``eval --out`` or
+            ``explain --plot`` is an existing directory.
+    """
+    command = getattr(args, "command", None)
+    out = getattr(args, "out", None)
+    if command in ("compare", "train") and out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory; give a directory (new or a previous --out)")
+    if command == "eval" and out is not None and Path(out).is_dir():
+        raise UserError(f"--out {out}: is a directory; give a file name, e.g. {Path(out) / 'metrics.json'}")
+    plot = getattr(args, "plot", None)
+    if command == "explain" and plot is not None and Path(plot).is_dir():
+        raise UserError(f"--plot {plot}: is a directory; give a file name, e.g. {Path(plot) / 'loss.png'}")
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an operating-system error: ``FILENAME: STRERROR`` (and what to do for a full disk).
+
+    >>> import errno
+    >>> os_error_line(PermissionError(errno.EACCES, "Permission denied", "/x/y"))
+    '/x/y: Permission denied'
+    """
+    import errno
+
+    what = e.strerror or str(e) or type(e).__name__
+    if e.filename is not None:
+        where = f"{e.filename}" + (f" -> {e.filename2}" if getattr(e, "filename2", None) is not None else "")
+        what = f"{where}: {what}"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        what += "; free some space (or use another --out) and rerun the same command to resume"
+    elif e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        what += "; choose a writable location"
+    return " ".join(what.split())  # one line
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: UserError and usage errors become one line and exit code 2."""
+    """Entry point: UserError, usage errors and OS errors become one line and exit code 2.
+
+    Exit codes: 0 done; 2 ``losslab: error: ...`` (a user error, or an operating-system
+    error as ``FILENAME: STRERROR``: a read-only or full disk, a missing permission, a
+    file where a directory belongs); 130 interrupted (Ctrl-C or SIGTERM).
+    """
     import signal
 
     def _terminate(signum, frame):  # `kill`: stop like Ctrl-C, so workers are shut down and runs resume later
@@ -315,6 +358,7 @@ def main(argv: list[str] | None = None) -> None:
         if not getattr(args, "command", None):
             parser.print_help()
             sys.exit(0)
+        _check_output_paths(args)
         args.func(args)
     except UserError as e:
         print(f"losslab: error: {e}", file=sys.stderr)
@@ -322,5 +366,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("losslab: interrupted; rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
+    except OSError as e:  # last resort: PermissionError, IsADirectoryError, NotADirectoryError, ENOSPC, ...
+        print(f"losslab: error: {os_error_line(e)}", file=sys.stderr)
+        sys.exit(2)
     finally:
         signal.signal(signal.SIGTERM, previous)

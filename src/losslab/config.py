@@ -15,6 +15,7 @@ it for every loss that has that hyperparameter.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -100,6 +101,144 @@ class DiffusionConfig:
     """Adam learning rate of the denoiser (wins over loss.lr_scale)."""
 
 
+# ----------------------------------------------------------------------------- domains
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The values a config field accepts (``None``, "the default", is always accepted).
+
+    ``kind`` is "float" (a finite real number), "int", "choice" or "text";
+    ``lo``/``hi`` bound numbers (``lo_open``/``hi_open``: strict bound); ``step``
+    requires a multiple of it; ``choices`` lists the values of a choice field.
+    """
+
+    kind: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    step: int | None = None
+    choices: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """What is allowed, as the end of the sentence "must be ..."."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.kind == "text":
+            return "text"
+        what = "a finite number" if self.kind == "float" else "an integer"
+        if self.lo is not None and self.hi is not None:
+            left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
+            what += f" in {left}{self.lo:g}, {self.hi:g}{right}"
+        elif self.lo is not None:
+            what += f" {'>' if self.lo_open else '>='} {self.lo:g}"
+        elif self.hi is not None:
+            what += f" {'<' if self.hi_open else '<='} {self.hi:g}"
+        if self.step is not None:
+            what += f", a multiple of {self.step}"
+        return what
+
+    def accepts(self, value: Any) -> bool:
+        if self.kind == "text":
+            return isinstance(value, str)
+        if self.kind == "choice":
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind == "int" and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        if self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi):
+            return False
+        return self.step is None or value % self.step == 0
+
+
+def _num(kind: str, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+         hi_open: bool = False, step: int | None = None) -> Domain:
+    return Domain(kind, lo, hi, lo_open, hi_open, step)
+
+
+def _choice(*choices: str) -> Domain:
+    return Domain("choice", choices=choices)
+
+
+POSITIVE = _num("float", 0.0, lo_open=True)  # a learning rate, a temperature
+NONNEGATIVE = _num("float", 0.0)  # a weight or margin whose 0 switches the term off
+COUNT = _num("int", 1)
+
+DOMAINS: dict[str, Domain] = {
+    # [data]
+    "data.name": Domain("text"),
+    "data.data_dir": Domain("text"),
+    "data.image_size": _num("int", 4, step=4),  # the image models halve the side twice
+    "data.n_train": COUNT,
+    # [model]
+    "model.z_dim": COUNT,
+    "model.hidden": COUNT,
+    "model.layers": COUNT,
+    "model.code_dim": COUNT,
+    # [train]
+    "train.steps": COUNT,
+    "train.batch_size": COUNT,  # >= 2 where BatchNorm sees the batch: see check_batch_size
+    "train.log_every": COUNT,
+    "train.checkpoint_every": COUNT,
+    "train.n_eval": COUNT,
+    "train.threads": COUNT,
+    # [loss]
+    "loss.optimizer": _choice("adam", "rmsprop"),
+    "loss.lr_scale": POSITIVE,
+    "loss.lr_g": POSITIVE,
+    "loss.lr_d": POSITIVE,
+    "loss.beta1": _num("float", 0.0, 1.0, hi_open=True),  # Adam needs beta < 1 (Kingma & Ba 2015, Alg. 1)
+    "loss.beta2": _num("float", 0.0, 1.0, hi_open=True),
+    "loss.n_critic": COUNT,
+    "loss.clip": POSITIVE,  # WGAN weight clipping to [-c, c]: c = 0 zeroes every critic weight
+    "loss.gp_lambda": NONNEGATIVE,
+    "loss.dragan_c": NONNEGATIVE,  # 0: the penalty at the data points themselves
+    "loss.margin": NONNEGATIVE,
+    "loss.pt_weight": NONNEGATIVE,
+    "loss.gamma": _num("float", 0.0, 1.0, lo_open=True),  # BEGAN diversity ratio (Berthelot et al. 2017, Eq. 4)
+    "loss.lambda_k": NONNEGATIVE,  # 0: k stays at its start value
+    "loss.critic_norm": _choice("batch", "layer", "none"),
+    "loss.temperature": POSITIVE,
+    "loss.mining": _choice("random", "batch-hard"),
+    # [diffusion]
+    "diffusion.schedule": _choice("linear", "cosine"),
+    "diffusion.T": _num("int", 2),
+    "diffusion.sampler": _choice("ddim", "ddpm"),
+    "diffusion.sample_steps": COUNT,  # and <= diffusion.T (checked in validate)
+    "diffusion.eta": _num("float", 0.0, 1.0),
+    "diffusion.lr": POSITIVE,
+}
+"""Domain of every config field, keyed ``"section.key"`` (a test checks that none is missing)."""
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def check_value(key: str, value: Any) -> Any:
+    """Check one config value against its :data:`DOMAINS` entry; ``None`` (the default) always passes.
+
+    Returns
+    -------
+    The value.
+
+    Raises
+    ------
+    UserError
+        ``"loss.lr_d = inf: must be a finite number > 0"``: the key, the value and what is allowed.
+    """
+    dom = DOMAINS.get(key)
+    if value is None or dom is None or dom.accepts(value):
+        return value
+    raise UserError(f"{key} = {_show(value)}: must be {dom.describe()}")
+
+
 @dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
@@ -122,14 +261,25 @@ def _section_fields(section: str) -> dict[str, Any]:
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Convert ``value`` (a string from the command line or a TOML value) to type ``tp``."""
+    """Convert ``value`` (a string from the command line or a TOML value) to type ``tp``
+    and check it against the field's domain (:data:`DOMAINS`) before anything uses it.
+
+    Raises:
+        UserError: a value of the wrong type, or outside the field's domain (a non-finite
+            float, a learning rate <= 0, an unknown choice, ...), naming the key.
+    """
+    return check_value(key, _coerce_type(value, tp, key))
+
+
+def _coerce_type(value: Any, tp: Any, key: str) -> Any:
+    """Type conversion of :func:`_coerce` (no domain check)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         # "null" resets to the loss's default; "none" is a real value of critic_norm.
         if value is None or (isinstance(value, str) and value.lower() == "null"):
             return None
-        return _coerce(value, args[0], key)
+        return _coerce_type(value, args[0], key)
     if value is None:
         raise UserError(f"--set {key}: a value is required")
     try:
@@ -156,8 +306,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 raise ValueError
             return float(value)
         if tp is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError  # a TOML table, list or date is not a name
             return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         name = getattr(tp, "__name__", str(tp))
         raise UserError(f"{key}: expected {name}, got {value!r}") from None
     return value
@@ -205,11 +357,22 @@ def parse_set(items: list[str] | None) -> dict[str, dict[str, str]]:
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file.
+
+    Raises:
+        UserError: missing, unreadable, not UTF-8 text, or invalid TOML (one line naming the file).
+    """
     p = Path(path)
     if not p.is_file():
         raise UserError(f"config file not found: {p}")
     try:
-        return tomllib.loads(p.read_text())
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{p}: not UTF-8 text (byte {e.start}); TOML files must be UTF-8, save it as UTF-8") from None
+    except OSError as e:
+        raise UserError(f"{p}: cannot read the config file ({e.strerror or e})") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{p}: invalid TOML ({e})") from None
 
@@ -238,43 +401,67 @@ def resolve(
 
 
 def validate(cfg: Config) -> None:
-    """Range checks that types alone do not catch.
+    """Check every value of ``cfg`` against its domain (:data:`DOMAINS`) and the
+    rules that tie two fields together; run before anything is written or trained.
+
+    Cross-field rules: ``diffusion.sample_steps <= diffusion.T`` when both are set;
+    ``train.batch_size >= 2`` when ``loss.critic_norm = "batch"`` (BatchNorm needs
+    more than one sample per batch; :func:`check_batch_size` covers the losses whose
+    own default is BatchNorm).
 
     Raises:
-        UserError: a value out of range.
+        UserError: one line naming the key, the value and what is allowed.
     """
-    t = cfg.train
-    for name in ("steps", "batch_size", "log_every", "checkpoint_every", "n_eval", "threads"):
-        if getattr(t, name) < 1:
-            raise UserError(f"train.{name} must be >= 1, got {getattr(t, name)}")
-    if cfg.model.z_dim < 1 or cfg.model.hidden < 1 or cfg.model.layers < 1:
-        raise UserError("model.z_dim, model.hidden and model.layers must be >= 1")
-    lc = cfg.loss
-    if lc.optimizer is not None and lc.optimizer not in ("adam", "rmsprop"):
-        raise UserError(f"loss.optimizer must be adam or rmsprop, got {lc.optimizer!r}")
-    if lc.critic_norm is not None and lc.critic_norm not in ("batch", "layer", "none"):
-        raise UserError(f"loss.critic_norm must be batch, layer or none, got {lc.critic_norm!r}")
-    if lc.lr_scale is not None and not lc.lr_scale > 0:
-        raise UserError(f"loss.lr_scale must be > 0, got {lc.lr_scale}")
-    if lc.n_critic is not None and lc.n_critic < 1:
-        raise UserError(f"loss.n_critic must be >= 1, got {lc.n_critic}")
-    if lc.temperature is not None and not lc.temperature > 0:
-        raise UserError(f"loss.temperature must be > 0, got {lc.temperature}")
-    if lc.mining is not None and lc.mining not in ("random", "batch-hard"):
-        raise UserError(f"loss.mining must be random or batch-hard, got {lc.mining!r}")
+    for section in SECTIONS:
+        obj = getattr(cfg, section)
+        for f in dataclasses.fields(obj):
+            check_value(f"{section}.{f.name}", getattr(obj, f.name))
     dc = cfg.diffusion
-    if dc.schedule is not None and dc.schedule not in ("linear", "cosine"):
-        raise UserError(f"diffusion.schedule must be linear or cosine, got {dc.schedule!r}")
-    if dc.sampler is not None and dc.sampler not in ("ddim", "ddpm"):
-        raise UserError(f"diffusion.sampler must be ddim or ddpm, got {dc.sampler!r}")
-    if dc.T is not None and dc.T < 2:
-        raise UserError(f"diffusion.T must be >= 2, got {dc.T}")
-    if dc.sample_steps is not None and not 1 <= dc.sample_steps <= (dc.T or dc.sample_steps):
-        raise UserError(f"diffusion.sample_steps must be in 1..diffusion.T, got {dc.sample_steps}")
-    if dc.eta is not None and not 0.0 <= dc.eta <= 1.0:
-        raise UserError(f"diffusion.eta must be in [0, 1], got {dc.eta}")
-    if dc.lr is not None and not dc.lr > 0:
-        raise UserError(f"diffusion.lr must be > 0, got {dc.lr}")
+    if dc.sample_steps is not None and dc.T is not None and dc.sample_steps > dc.T:
+        raise UserError(f"diffusion.sample_steps = {dc.sample_steps}: must be <= diffusion.T = {dc.T}")
+    if cfg.loss.critic_norm == "batch" and cfg.train.batch_size < 2:
+        raise UserError(
+            f"train.batch_size = {cfg.train.batch_size}: must be >= 2 with loss.critic_norm = 'batch' "
+            "(BatchNorm needs more than one sample per batch)"
+        )
+
+
+def check_batch_size(cfg: Config, losses: list[str], kind: str) -> None:
+    """``train.batch_size >= 2`` wherever a network of ``losses`` uses BatchNorm.
+
+    BatchNorm in training mode needs more than one value per channel: a GAN critic
+    whose ``critic_norm`` (the user's, else the loss's default) is "batch", and the
+    image GAN generator (DCGAN-style BatchNorm, :mod:`losslab.models.conv`).
+
+    Parameters
+    ----------
+    cfg : Config
+        The resolved config.
+    losses : list of str
+        Loss names (any registry); unknown names are left to the caller's check.
+    kind : str
+        "vector" or "image".
+
+    Raises
+    ------
+    UserError
+        ``train.batch_size = 1: must be >= 2 for loss NAME (BatchNorm ...)``.
+    """
+    if cfg.train.batch_size >= 2:
+        return
+    from losslab.losses import GAN_LOSSES
+
+    for name in losses:
+        spec = GAN_LOSSES.get(name)
+        if spec is None:
+            continue
+        norm = cfg.loss.critic_norm or spec.defaults.get("critic_norm", "none")
+        if norm == "batch" or kind == "image":
+            where = "critic" if norm == "batch" else "image generator"
+            raise UserError(
+                f"train.batch_size = {cfg.train.batch_size}: must be >= 2 for loss {name} "
+                f"(its {where} uses BatchNorm, which needs more than one sample per batch)"
+            )
 
 
 def loss_hparams(defaults: dict[str, Any], overrides: LossConfig) -> dict[str, Any]:

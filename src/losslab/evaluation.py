@@ -166,31 +166,30 @@ def load_samples(path: str | Path, *, image_size: int = 28) -> Tensor:
         return read_image_folder(p, image_size=image_size)[0]
     suffix = p.suffix.lower()
     if suffix == ".npz":
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                keys = list(z.keys())
-                if "images" in keys:
-                    arr = z["images"]
-                elif "samples" in keys:  # losslab's own samples.npz: float32 in [-1, 1]
-                    arr = z["samples"].astype(np.float32)
-                    if arr.ndim != 4:
-                        raise UserError(f"{p}: losslab samples of shape {arr.shape} are not images (N, C, H, W)")
-                    if not np.all(np.isfinite(arr)):
-                        raise UserError(f"{p}: the samples contain NaN or infinite values")
-                    if arr.min() < -1 - 1e-5 or arr.max() > 1 + 1e-5:
-                        lo, hi = float(arr.min()), float(arr.max())
-                        raise UserError(f"{p}: losslab samples must be in [-1, 1], found [{lo:g}, {hi:g}]")
-                    return torch.from_numpy(np.clip(arr, -1.0, 1.0))
-                else:
-                    raise UserError(f"{p}: no array named 'images' (found: {', '.join(keys) or 'none'}); save with "
-                                    "numpy.savez(path, images=array)")
-        except (ValueError, OSError, EOFError) as e:
-            raise UserError(f"{p}: cannot read the .npz file ({e})") from None
+        from losslab import io
+
+        z = io.read_npz(p, keys=("images", "samples"))  # UserError: not a zip, truncated, corrupt
+        if "images" in z:
+            arr = z["images"]
+        elif "samples" in z:  # losslab's own samples.npz: float32 in [-1, 1]
+            arr = z["samples"].astype(np.float32)
+            if arr.ndim != 4:
+                raise UserError(f"{p}: losslab samples of shape {arr.shape} are not images (N, C, H, W)")
+            if not np.all(np.isfinite(arr)):
+                raise UserError(f"{p}: the samples contain NaN or infinite values")
+            if arr.min() < -1 - 1e-5 or arr.max() > 1 + 1e-5:
+                lo, hi = float(arr.min()), float(arr.max())
+                raise UserError(f"{p}: losslab samples must be in [-1, 1], found [{lo:g}, {hi:g}]")
+            return torch.from_numpy(np.clip(arr, -1.0, 1.0))
+        else:
+            with np.load(p, allow_pickle=False) as names:  # a readable archive (read_npz opened it)
+                keys = list(names.files)
+            raise UserError(f"{p}: no array named 'images' (found: {', '.join(keys) or 'none'}); save with "
+                            "numpy.savez(path, images=array)")
     elif suffix == ".npy":
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise UserError(f"{p}: cannot read the .npy file ({e})") from None
+        from losslab import io
+
+        arr = io.read_npy(p)  # UserError: not .npy, truncated, corrupt
     else:
         raise UserError(f"{p}: unsupported samples file {suffix!r}; give an .npz (array 'images'), an .npy, "
                         "or a folder of PNG/JPEG images")

@@ -10,9 +10,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Iterable
+
+from losslab.errors import UserError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -33,6 +38,129 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+# mkstemp's names: PREFIX + 8 characters of "a-z0-9_" + SUFFIX (CPython's tempfile._RandomNameSequence).
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def is_stale_temp(name: str) -> bool:
+    """True for a name :func:`atomic_write_bytes` gives its temporary files: ``.NAME.XXXXXXXX.tmp``."""
+    return bool(_TEMP_NAME.match(name))
+
+
+def clean_stale_temps(directory: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
+    """Remove the temporary files that an interrupted :func:`atomic_write_bytes` left behind.
+
+    Only regular files named ``.NAME.XXXXXXXX.tmp`` (see :func:`is_stale_temp`) are
+    removed; nothing else is touched and symbolic links are not followed. Call it
+    only while no other writer uses ``directory`` (hold
+    :func:`losslab.rundir.lock_dir`): a live writer's temp file looks the same.
+
+    Parameters
+    ----------
+    directory : path-like
+        Where to look; a missing directory removes nothing.
+    recursive : bool
+        Also look in every subdirectory (the run directories of a comparison).
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    root = Path(directory)
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    walk = os.walk(root) if recursive else [(str(root), [], os.listdir(root))]
+    for folder, _dirs, names in walk:
+        for name in names:
+            p = Path(folder) / name
+            if is_stale_temp(name) and p.is_file() and not p.is_symlink():
+                try:
+                    p.unlink()
+                except FileNotFoundError:  # another cleaner got there first
+                    continue
+                removed.append(p)
+    return removed
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
+_NUMPY_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError)
+
+
+def _magic(path: Path, n: int) -> bytes:
+    if not path.is_file():
+        raise UserError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def read_npy(path: str | os.PathLike) -> Any:
+    """Read one array saved with ``numpy.save`` (no pickled objects).
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.npy`` file.
+
+    Returns
+    -------
+    ndarray
+        The array, fully read.
+
+    Raises
+    ------
+    UserError
+        Missing file, not a ``.npy`` file (wrong magic bytes), truncated or corrupt
+        data, or an object array: one line naming the file and what to do.
+    """
+    import numpy as np
+
+    path = Path(path)
+    if _magic(path, len(_NPY_MAGIC)) != _NPY_MAGIC:
+        raise UserError(f"{path}: not a NumPy .npy file (wrong magic bytes); save the array with numpy.save")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except _NUMPY_READ_ERRORS as e:
+        raise UserError(f"{path}: corrupt or truncated .npy file ({e}); save the array again with numpy.save") from None
+    return arr
+
+
+def read_npz(path: str | os.PathLike, keys: Iterable[str] | None = None) -> dict[str, Any]:
+    """Read the arrays of a ``numpy.savez`` archive (no pickled objects), every byte checked.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.npz`` file.
+    keys : iterable of str, optional
+        Read only these names (those the archive has); default: every array.
+
+    Returns
+    -------
+    dict
+        ``{name: ndarray}``, fully read (a corrupt member fails here, not later).
+
+    Raises
+    ------
+    UserError
+        Missing file, not a zip archive, a truncated archive, a bad CRC or deflate
+        stream, or an object array: one line naming the file and what to do.
+    """
+    import numpy as np
+
+    path = Path(path)
+    if _magic(path, 4) not in _ZIP_MAGICS:
+        raise UserError(f"{path}: not a NumPy .npz archive (not a zip file); save the arrays with numpy.savez")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = list(z.keys()) if keys is None else [k for k in keys if k in z.files]
+            return {k: z[k] for k in names}
+    except _NUMPY_READ_ERRORS as e:
+        raise UserError(f"{path}: corrupt or truncated .npz archive ({e}); write it again") from None
 
 
 def _clean(obj: Any) -> Any:

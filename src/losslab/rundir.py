@@ -246,3 +246,69 @@ def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[
         path.unlink(missing_ok=True)
         return None
     return tensors, meta
+
+
+# ----------------------------------------------------------------------------- lock
+
+import contextlib  # noqa: E402  (this section's own imports, kept with it)
+import os  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def lock_dir(out: str | Path) -> Iterator[Path]:
+    """Hold an exclusive OS lock on a comparison directory for the duration of a ``with`` block.
+
+    ``fcntl.flock(LOCK_EX | LOCK_NB)`` on ``OUT/.lock`` (created if needed, never
+    deleted: deleting it would let two processes lock two different files). The
+    kernel drops the lock when its holder exits in any way, SIGKILL included, so a
+    killed compare never blocks the next one. The file holds the holder's pid, only
+    to name it in the error. Forked children share the lock (they keep it until they
+    exit too); a child started with exec does not inherit it. Where ``fcntl`` is
+    missing (Windows) nothing is locked.
+
+    Parameters
+    ----------
+    out : path-like
+        The directory (created with its parents if missing).
+
+    Yields
+    ------
+    Path
+        The lock file ``OUT/.lock``.
+
+    Raises
+    ------
+    UserError
+        ``OUT is in use by another losslab process (pid N); wait for it or use another --out``,
+        or ``OUT`` exists and is not a directory.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        fcntl = None
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory; give a directory as --out")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by exec'd children
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                raise UserError(
+                    f"{out} is in use by another losslab process (pid {holder}); wait for it or use another --out"
+                ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)  # released: no stale pid for the next reader
+    finally:
+        os.close(fd)  # closing the last descriptor releases the flock

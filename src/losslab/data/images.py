@@ -143,6 +143,103 @@ def uint8_to_unit(arr: np.ndarray) -> Tensor:
     return torch.from_numpy(x)
 
 
+# Full-scale value of each integer pixel mode (Pillow mode -> the bit depth's maximum).
+_FULL_SCALE = {"L": 255.0, "I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0,
+               "I": 65535.0}
+_ALPHA_MODES = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB"}
+
+
+def pil_to_unit(img, path: str | os.PathLike = "image") -> np.ndarray:
+    """A Pillow image as float32 intensities in ``[0, 1]``, scaled by its own bit depth.
+
+    * ``1`` (1-bit): 0 or 1.
+    * ``L`` (8-bit): ``v / 255``; ``I;16``, ``I;16B``, ``I;16L`` (16-bit PNG) and
+      ``I`` (how older Pillow opens a 16-bit PNG): ``v / 65535``. A plain
+      ``convert("L")`` would clip 16-bit values to 255 (an all-white image).
+    * ``P`` (palette): its colours, as RGB (RGBA when the palette has transparency).
+    * Alpha (``LA``, ``RGBA``, ``PA``, a transparent palette): composited on black,
+      i.e. each channel is multiplied by the alpha in ``[0, 1]`` (premultiplied
+      alpha; fully transparent pixels are 0, whatever colour they store).
+    * ``RGB`` and other colour modes (``CMYK``, ``YCbCr`` JPEGs): Pillow's RGB, ``v / 255``.
+
+    Parameters
+    ----------
+    img : PIL.Image.Image
+        A loaded image.
+    path : path-like
+        Named in error messages.
+
+    Returns
+    -------
+    ndarray
+        float32, ``(H, W)`` for a greyscale mode, ``(H, W, 3)`` for colour, values in ``[0, 1]``.
+
+    Raises
+    ------
+    UserError
+        A mode without a known full scale (``F``: 32-bit float), or an ``I`` image with
+        values outside ``[0, 65535]``.
+    """
+    mode = img.mode
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in _ALPHA_MODES:
+        a = np.asarray(img.convert("RGBA" if _ALPHA_MODES[mode] == "RGB" else "LA"), dtype=np.float32) / 255.0
+        colour, alpha = a[..., :-1], a[..., -1:]
+        out = colour * alpha  # composite on black
+        return np.ascontiguousarray(out[..., 0] if out.shape[-1] == 1 else out)
+    if mode == "1":
+        return np.asarray(img, dtype=np.float32)  # bool -> 0.0 / 1.0
+    if mode in _FULL_SCALE:
+        a = np.asarray(img)
+        if mode == "I" and a.size and (int(a.min()) < 0 or int(a.max()) > 65535):
+            raise UserError(f"{path}: 32-bit integer image with values in [{a.min()}, {a.max()}]; "
+                            "save it as an 8-bit or 16-bit PNG")
+        return a.astype(np.float32) / np.float32(_FULL_SCALE[mode])
+    if mode == "F" or mode.startswith("I"):
+        raise UserError(f"{path}: image mode {mode} has no known value range; save it as an 8-bit or 16-bit PNG")
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / np.float32(255.0)
+
+
+def open_image(path: str | os.PathLike):
+    """Open and fully decode one image file with Pillow, refusing decompression bombs.
+
+    Parameters
+    ----------
+    path : path-like
+        A PNG or JPEG file.
+
+    Returns
+    -------
+    PIL.Image.Image
+        The loaded image (detached from the file).
+
+    Raises
+    ------
+    UserError
+        A file Pillow cannot read (truncated, corrupt, not an image), or an image whose
+        pixel count exceeds Pillow's decompression-bomb limit ``Image.MAX_IMAGE_PIXELS``
+        (a small file that would expand to gigabytes): one line naming the file.
+    """
+    import struct
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                return img.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise UserError(f"{path}: refusing a possible decompression bomb ({e}); "
+                        "shrink the image or remove it from the folder") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error) as e:
+        raise UserError(f"{path}: Pillow cannot read this image ({e}); replace or remove the file") from None
+
+
 # ----------------------------------------------------------------------------- digits
 
 

@@ -6,7 +6,8 @@
   ``(N, C, H, W)`` or ``(N, H, W, C)`` with ``C`` in {1, 3} -> images. Image pixels
   must be uint8 in ``[0, 255]`` or floats in ``[0, 1]``; both are mapped to ``[-1, 1]``.
 * a folder: every ``*.png`` / ``*.jpg`` / ``*.jpeg`` below it (hidden files
-  skipped). Grayscale if every image is grayscale, else RGB (alpha dropped).
+  skipped), each scaled by its bit depth (8-bit, 16-bit, 1-bit, palette).
+  Grayscale if every image is grayscale, else RGB (alpha composited on black).
   Center-cropped to a square and resized to ``image_size`` (default 28). When
   every image lies in a subfolder, the first-level subfolder names are the class
   labels (torchvision's ImageFolder convention), sorted.
@@ -26,7 +27,7 @@ import torch
 from torch import Tensor
 
 from losslab.data import Dataset
-from losslab.data.images import check_image_size, resize_images, uint8_to_unit
+from losslab.data.images import check_image_size, open_image, pil_to_unit, resize_images, uint8_to_unit
 from losslab.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -74,6 +75,8 @@ def read_csv(path: str | Path) -> np.ndarray:
                     rows.append((reader.line_num, row))
     except (UnicodeDecodeError, csv.Error) as e:
         raise UserError(f"{path}: not a readable CSV text file ({e})") from None
+    except OSError as e:  # unreadable (permissions), a directory named .csv, ...
+        raise UserError(f"{path}: cannot read the CSV file ({e.strerror or e})") from None
     if rows and all(_number(c) is None for c in rows[0][1]):
         header: list[str] | None = [c.strip() for c in rows[0][1]]
         rows = rows[1:]
@@ -147,11 +150,10 @@ def read_npy(path: str | Path, *, image_size: int | None = None) -> tuple[str, T
         Unreadable file, non-numeric dtype, non-finite values, any other number of
         dimensions, image values out of range, bad image size.
     """
+    from losslab import io
+
     path = Path(path)
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise UserError(f"{path}: cannot read the .npy file ({e})") from None
+    arr = io.read_npy(path)  # UserError: not .npy, truncated, corrupt
     if not isinstance(arr, np.ndarray):
         raise UserError(f"{path}: expected a single array saved with numpy.save")
     if arr.dtype.kind not in "biuf":
@@ -178,18 +180,21 @@ def read_npy(path: str | Path, *, image_size: int | None = None) -> tuple[str, T
     return "image", _fit_size(x, image_size, path)
 
 
-def _is_grayscale(img) -> bool:
-    """True for grayscale modes, and for palette/RGB images whose three channels are equal."""
-    if img.mode in ("1", "L", "LA", "I", "I;16", "F"):
+def _is_grayscale(a: np.ndarray) -> bool:
+    """True for a ``(H, W)`` array, and for an ``(H, W, 3)`` one whose three channels are equal."""
+    if a.ndim == 2:
         return True
-    rgb = np.asarray(img.convert("RGB"))
-    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
+    return bool(np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 1], a[..., 2]))
 
 
 def read_image_folder(
     path: str | Path, *, image_size: int = DEFAULT_IMAGE_SIZE
 ) -> tuple[Tensor, Tensor | None, list[str] | None]:
     """Read every PNG/JPEG image below ``path`` (recursively, hidden files skipped).
+
+    Each image is scaled by its own bit depth (8-bit ``/255``, 16-bit ``/65535``,
+    1-bit 0/1), palettes keep their colours, and alpha is composited on black
+    (channels multiplied by alpha): see :func:`losslab.data.images.pil_to_unit`.
 
     Parameters
     ----------
@@ -204,7 +209,7 @@ def read_image_folder(
     -------
     x : Tensor
         ``(N, C, S, S)`` float32 in ``[-1, 1]``; ``C = 1`` if every image is
-        grayscale, else 3.
+        grayscale (or colour with three equal channels), else 3.
     labels : Tensor or None
         ``(N,)`` int64.
     class_names : list of str or None
@@ -212,10 +217,9 @@ def read_image_folder(
     Raises
     ------
     UserError
-        No images, a file Pillow cannot read (named), bad image size.
+        No images, a file Pillow cannot read or a decompression bomb (named), a
+        pixel mode without a known range, bad image size.
     """
-    from PIL import Image, UnidentifiedImageError
-
     root = Path(path)
     size = check_image_size(image_size)
     files = sorted(
@@ -227,20 +231,20 @@ def read_image_folder(
     )
     if not files:
         raise UserError(f"{root}: no PNG/JPEG images found in this folder or its subfolders")
-    images = []
+    arrays = []
     for p in files:
-        try:
-            with Image.open(p) as img:
-                img.load()
-                images.append(img.copy())
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise UserError(f"{p}: Pillow cannot read this image ({e})") from None
-    mode = "L" if all(_is_grayscale(img) for img in images) else "RGB"
+        with open_image(p) as img:
+            arrays.append(pil_to_unit(img, p))  # (H, W) or (H, W, 3) in [0, 1]
+    grey = all(_is_grayscale(a) for a in arrays)
     tensors = []
-    for img in images:
-        a = np.asarray(img.convert(mode), dtype=np.uint8)  # (H, W) or (H, W, 3)
-        t = uint8_to_unit(a)
-        t = t[None] if mode == "L" else t.permute(2, 0, 1)  # (C, H, W)
+    for a in arrays:
+        if grey:
+            a = a if a.ndim == 2 else a[..., 0]
+            t = torch.from_numpy(np.ascontiguousarray(a))[None]  # (1, H, W)
+        else:
+            a = a if a.ndim == 3 else np.repeat(a[..., None], 3, axis=2)
+            t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)  # (3, H, W)
+        t = t * 2.0 - 1.0  # [0, 1] -> [-1, 1]
         tensors.append(resize_images(t[None], size)[0])
     x = torch.stack(tensors)  # (N, C, S, S)
 
