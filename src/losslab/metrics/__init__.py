@@ -37,12 +37,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from losslab.data.stacked import mode_digits
 from losslab.metrics.features import STACKED_NAME, ClassifierNet, StackedDigitNet, extract, get_feature_net
 from losslab.metrics.fid import (class_histogram_stats, class_stats_from_predictions, fid, fid_from_features,
                                  frechet_distance)
 from losslab.metrics.images import (ImageMetrics, inception_score, kid, metrics_from_features, prdc,
                                     two_sample_accuracy)
 from losslab.metrics.modes import mode_stats
+from losslab.metrics.representation import METRIC_INFO_REPRESENTATION
 from losslab.metrics.stacked import stacked_mnist_modes
 from losslab.metrics.wasserstein import ks_1d, sliced_wasserstein, wasserstein1_1d, wasserstein_ot
 
@@ -132,9 +134,6 @@ METRIC_INFO: dict[str, dict[str, Any]] = {
     "n_real": {"description": "number of real (held-out) samples compared against", "higher_is_better": None},
     "num_classes": {"description": "number of classes of the data", "higher_is_better": None},
 }
-
-
-from losslab.metrics.representation import METRIC_INFO_REPRESENTATION  # noqa: E402
 
 METRIC_INFO.update(METRIC_INFO_REPRESENTATION)
 
@@ -295,8 +294,6 @@ def _evaluate_images(
         train_labels = getattr(dataset, "train_labels", None)
         probs = None
         if train_labels is not None:  # true mode distribution: product of the per-channel digit frequencies
-            from losslab.data.stacked import mode_digits
-
             digits = mode_digits(train_labels)  # (N, 3)
             probs = torch.stack([torch.bincount(digits[:, c], minlength=10) for c in range(3)]).double()
         out.update(stacked_mnist_modes(x, clf.digit_net, digit_probs=probs))

@@ -38,11 +38,18 @@ import numpy as np
 import scipy.stats
 import torch
 import torch.nn.functional as F
+from prdc import compute_prdc
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.image.kid import poly_kernel
 
 from losslab.errors import UserError
+from losslab.metrics.features import ClassifierNet, accuracy, as_features, extract
+from losslab.metrics.fid import fid_from_features
+from losslab.metrics.wasserstein import sliced_wasserstein
 
 # Binkowski et al. 2018 (and torchmetrics / torch-fidelity): 100 subsets of 1,000.
 KID_SUBSETS = 100
@@ -53,16 +60,6 @@ PRDC_K = 5
 IS_SPLITS = 10
 # Above this many rows the full kernel matrices (8 n^2 bytes each) are not built; KID goes subset by subset.
 _KID_FULL_KERNEL_MAX = 5000
-
-
-def as_features(x: Tensor | np.ndarray, name: str) -> Tensor:
-    """(N, F) float64 CPU copy of features; ValueError if not 2-D or not finite."""
-    t = torch.as_tensor(x).detach().to("cpu", torch.float64)
-    if t.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (N, F) array, got shape {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} contain NaN or inf")
-    return t
 
 
 # ----------------------------------------------------------------------------- KID
@@ -266,8 +263,6 @@ def prdc(real: Tensor | np.ndarray, fake: Tensor | np.ndarray, *, k: int = PRDC_
     Generative Models", arXiv:2002.09797, Eqs. 1-4; Kynkaanniemi et al. 2019,
     arXiv:1904.06991 (precision and recall).
     """
-    from prdc import compute_prdc
-
     x, y = as_features(real, "real features"), as_features(fake, "generated features")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"feature widths differ: {x.shape[1]} vs {y.shape[1]}")
@@ -359,10 +354,6 @@ def two_sample_accuracy(
         acc = _cnn_accuracy(data[train], labels[train], data[test], labels[test],
                             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     else:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
         flat = data.reshape(data.shape[0], -1).double().numpy()
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
         with warnings.catch_warnings():
@@ -378,8 +369,6 @@ def two_sample_accuracy(
 def _cnn_accuracy(x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor, *,
                   epochs: int, batch_size: int, lr: float, seed: int) -> float:
     """Train a 2-class ClassifierNet (Adam, cross-entropy) and return its held-out accuracy."""
-    from losslab.metrics.features import ClassifierNet, accuracy
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = ClassifierNet(tuple(x_train.shape[1:]), num_classes=2, num_features=64)
@@ -457,8 +446,6 @@ class ImageMetrics(Metric):
 
     def update(self, images: Tensor, real: bool) -> None:  # type: ignore[override]
         """Add a batch ``(n, C, H, W)`` of real (``real=True``) or generated images."""
-        from losslab.metrics.features import extract
-
         want_logits = (not real) and hasattr(self.feature_net, "logits")
         feats, logits = extract(self.feature_net, images, chunk_size=self.chunk_size, logits=want_logits)
         if real:
@@ -519,9 +506,6 @@ def metrics_from_features(
     UserError
         If either set has fewer than 2 rows.
     """
-    from losslab.metrics.fid import fid_from_features
-    from losslab.metrics.wasserstein import sliced_wasserstein
-
     real, fake = as_features(real, "real features"), as_features(fake, "generated features")
     n = min(real.shape[0], fake.shape[0])
     out: dict[str, Any] = {"fid": fid_from_features(real, fake)}
