@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from losslab.data import Dataset
+from losslab.data.dataset import Dataset
 from losslab.data.images import check_image_size, resize_images, uint8_to_unit
 from losslab.errors import UserError
 
@@ -98,8 +99,14 @@ def read_csv(path: str | Path) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _images_to_unit(arr: np.ndarray, path: Path) -> Tensor:
-    """uint8 [0, 255] or float [0, 1] images -> float32 tensor in [-1, 1]."""
+def images_to_unit(arr: np.ndarray, path: Path) -> Tensor:
+    """uint8 [0, 255] or float [0, 1] images -> float32 tensor in [-1, 1], same shape.
+
+    Raises
+    ------
+    UserError
+        Another dtype, NaN / inf, or float values outside [0, 1]; the message names ``path``.
+    """
     if arr.dtype == np.uint8:
         return uint8_to_unit(arr)
     if arr.dtype.kind == "f":
@@ -174,7 +181,7 @@ def read_npy(path: str | Path, *, image_size: int | None = None) -> tuple[str, T
             f"{path}: array of shape {arr.shape}; expected (N, d) vectors or (N, H, W), (N, C, H, W), "
             "(N, H, W, C) images with C in 1 or 3"
         )
-    x = _images_to_unit(np.ascontiguousarray(arr), path)
+    x = images_to_unit(np.ascontiguousarray(arr), path)
     return "image", _fit_size(x, image_size, path)
 
 
@@ -214,8 +221,6 @@ def read_image_folder(
     UserError
         No images, a file Pillow cannot read (named), bad image size.
     """
-    from PIL import Image, UnidentifiedImageError
-
     root = Path(path)
     size = check_image_size(image_size)
     files = sorted(
@@ -266,6 +271,7 @@ def split_train_test(n: int, labels: Tensor | None, path: Path) -> tuple[np.ndar
     UserError
         Fewer than 2 rows.
     """
+    # scikit-learn only here: importing it costs about a second at start-up.
     from sklearn.model_selection import train_test_split
 
     if n < 2:
