@@ -272,14 +272,13 @@ def _evaluate_images(
     clf = classifier
     if clf is None:
         clf = net if hasattr(net, "logits") else (get_feature_net(dataset) if labelled else None)
-    chunk = 200 if int(getattr(net, "num_features", 0)) > 512 else 1000  # Inception: 299x299 inputs
-    f_real, _ = extract(net, ref, chunk_size=chunk)
-    f_fake, z_fake = extract(net, x, chunk_size=chunk, logits=clf is net)
-    if clf is not None and clf is not net:
-        _, z_fake = extract(clf, x, logits=True)
+    metric = ImageMetrics(net, classifier=clf)  # forward passes of 1,000 images (200 through Inception)
+    metric.update(ref, real=True)
+    metric.update(x, real=False)
 
     out: dict[str, Any] = {"n_real": int(ref.shape[0])}
-    out.update(metrics_from_features(f_real, f_fake, z_fake))
+    out.update(metric.compute())
+    f_real, f_fake, z_fake = metric.features()  # the same features, for the metrics below
     if full:
         m = MAX_OT_SAMPLES
         out["feature_w1"] = wasserstein_ot(f_real[:m], f_fake[:m])
