@@ -22,6 +22,7 @@ from losslab.metrics import (
     fid_from_features,
     inception_score,
     kid,
+    metrics_from_features,
     prdc,
     stacked_mnist_modes,
     two_sample_accuracy,
@@ -243,6 +244,41 @@ def test_chunked_updates_equal_one_update():
     assert chunked.real_features == [] and chunked.fake_features == []
 
 
+class FeaturesOnly(nn.Module):
+    """A feature net without a classifier head (as the Inception features)."""
+
+    def __init__(self, num_features: int = 5) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(7)
+        self.w = nn.Parameter(torch.randn(16, num_features, generator=g), requires_grad=False)
+        self.num_features = num_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x.flatten(1) @ self.w)
+
+
+def test_image_metrics_takes_the_inception_score_from_the_classifier():
+    g = torch.Generator().manual_seed(3)
+    real = torch.rand(50, 1, 4, 4, generator=g) * 2 - 1
+    fake = torch.rand(40, 1, 4, 4, generator=g) * 2 - 1
+    clf = LinearNet()
+    opts = dict(kid_subsets=5, kid_subset_size=30, prdc_k=3, is_splits=4)
+    metric = ImageMetrics(FeaturesOnly(), classifier=clf, **opts)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    out = metric.compute()
+    want_is = inception_score(clf.logits(fake).double(), splits=4)
+    assert_allclose((out["inception_score"], out["inception_score_std"]), want_is, rtol=1e-6)
+    f_real, f_fake, logits = metric.features()
+    assert_allclose(f_fake.numpy(), torch.tanh(fake.flatten(1) @ metric.feature_net.w).numpy(), rtol=1e-6)
+    assert_allclose(logits.numpy(), clf.logits(fake).numpy(), rtol=1e-6)
+    assert_allclose(out["fid"], fid_from_features(f_real, f_fake), rtol=1e-12)
+    alone = ImageMetrics(FeaturesOnly(), **opts)  # no logits anywhere: no Inception Score
+    alone.update(real, real=True)
+    alone.update(fake, real=False)
+    assert "inception_score" not in alone.compute() and alone.features()[2] is None
+
+
 def test_extract_restores_training_mode_and_gives_float64():
     net = LinearNet().train()
     feats, logits = extract(net, torch.zeros(3, 1, 4, 4), logits=True)
@@ -265,7 +301,8 @@ def test_two_sample_classifier_on_images_tells_shifted_images_apart():
     real = 0.1 * torch.randn(120, 1, 8, 8, generator=g) - 0.5
     fake = 0.1 * torch.randn(120, 1, 8, 8, generator=g) + 0.5
     out = two_sample_accuracy(real, fake, epochs=2)
-    assert_allclose(out["c2st_accuracy"], 1.0, atol=0.02) and out["c2st_n_test"] == 120
+    assert_allclose(out["c2st_accuracy"], 1.0, atol=0.02)  # at most 2 of the 120 held-out images misclassified
+    assert out["c2st_n_test"] == 120  # half of each set of 120 is held out
 
 
 # ----------------------------------------------------------------------------- evaluate (images)
@@ -287,6 +324,25 @@ def test_evaluate_images_reports_every_metric_with_the_feature_net():
         full = evaluate(ds, fake, n=80, feature_net=LinearNet(), full=True)
     assert {"feature_w1", "c2st_accuracy", "c2st_pvalue"} <= set(full) <= set(METRIC_INFO)
     assert_allclose(full["fid"], out["fid"], rtol=1e-12)
+
+
+def test_evaluate_images_equals_the_metrics_of_the_extracted_features():
+    # evaluate goes through ImageMetrics; the numbers are those of metrics_from_features on one feature pass.
+    g = torch.Generator().manual_seed(2)
+    real = torch.rand(120, 1, 4, 4, generator=g) * 2 - 1
+    fake = torch.rand(120, 1, 4, 4, generator=g) * 1.6 - 0.7
+    labels = torch.arange(120) % 3
+    ds = SimpleNamespace(name="toyimg", kind="image", shape=(1, 4, 4), test_labels=labels, train_labels=labels,
+                         num_classes=3, reference=lambda n, gen: real[:n])
+    net, clf = FeaturesOnly(), LinearNet()
+    with pytest.warns(UserWarning, match="KID subset size"):
+        out = evaluate(ds, fake, n=120, feature_net=net, classifier=clf)
+        want = metrics_from_features(extract(net, real)[0], extract(net, fake)[0],
+                                     extract(clf, fake, logits=True)[1])
+    for key, value in want.items():
+        assert out[key] == value, key  # bit for bit: the same features, the same code
+    counts = np.bincount(clf.logits(fake).argmax(1).numpy(), minlength=3)
+    assert out["class_counts"] == counts.tolist() and out["classifier_net"] == "linear-net"
 
 
 # ----------------------------------------------------------------------------- Stacked MNIST

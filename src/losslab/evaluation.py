@@ -43,14 +43,14 @@ def load_data(name: str, *, data_dir: str | None = None, image_size: int | None 
     UserError
         As :func:`losslab.data.load_dataset`.
     """
-    from losslab.data import DATASETS, _take_train_subset, load_dataset
+    from losslab.data import DATASETS, take_train_subset, load_dataset
     from losslab.data import stacked
 
     if name == stacked.NAME and name not in DATASETS:  # until load_dataset knows it: the same steps
         if image_size not in (None, 28):
             raise UserError(f"{stacked.NAME} is 28x28; remove the image size {image_size}")
         ds = stacked.load_stacked_mnist(data_dir=data_dir)
-        return ds if n_train is None else _take_train_subset(ds, n_train, 0)
+        return ds if n_train is None else take_train_subset(ds, n_train, 0)
     return load_dataset(name, data_dir=data_dir, image_size=image_size, n_train=n_train)
 
 
@@ -155,7 +155,7 @@ def load_samples(path: str | Path, *, image_size: int = 28) -> Tensor:
         Missing path, unsupported type, no ``images`` array, wrong shape or dtype,
         values out of range, NaN / inf, unreadable images.
     """
-    from losslab.data.user import _images_to_unit
+    from losslab.data.user import images_to_unit
 
     p = Path(path).expanduser()
     if not p.exists():
@@ -200,7 +200,7 @@ def load_samples(path: str | Path, *, image_size: int = 28) -> Tensor:
     if arr.ndim != 4 or arr.shape[1] not in (1, 3) or arr.shape[0] == 0:
         raise UserError(f"{p}: images of shape {arr.shape}; expected (N, H, W), (N, C, H, W) or (N, H, W, C) "
                         "with N >= 1 and C in 1 or 3")
-    return _images_to_unit(np.ascontiguousarray(arr), p)
+    return images_to_unit(np.ascontiguousarray(arr), p)
 
 
 def _match_shape(x: Tensor, dataset, source: str) -> tuple[Tensor, str | None]:

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab.data import Dataset
+from losslab.data.dataset import Dataset
 from losslab.errors import UserError
 
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions (N, H, W)
@@ -255,6 +255,7 @@ def load_digits() -> Dataset:
     Dataset
         ``kind="image"``, ``shape=(1, 8, 8)``, labels 0..9, ``num_classes=10``.
     """
+    # scikit-learn only here: importing it costs about a second at start-up.
     from sklearn.datasets import load_digits as sk_load_digits
     from sklearn.model_selection import train_test_split
 

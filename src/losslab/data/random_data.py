@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from losslab.data import Dataset, stream_seed
+from losslab.data.dataset import Dataset, stream_seed
 from losslab.errors import UserError
 
 __all__ = ["RANDOM_DESCRIPTION", "load_random"]

@@ -28,7 +28,8 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor
 
-from losslab.data import Dataset, stream_seed
+from losslab.data.dataset import Dataset, stream_seed
+from losslab.data.images import load_idx_dataset
 from losslab.errors import UserError
 
 NAME = "stacked-mnist"
@@ -144,8 +145,6 @@ def load_stacked_mnist(*, data_dir: str | None = None, n_train: int | None = Non
     UserError
         Missing MNIST files while offline, and the errors of :func:`build_stacked_mnist`.
     """
-    from losslab.data.images import load_idx_dataset
-
     return build_stacked_mnist(load_idx_dataset("mnist", data_dir=data_dir, download=download),
                                n_train=n_train, seed=seed)
 

@@ -26,7 +26,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-from losslab.data import Dataset, stream_seed
+from losslab.data.dataset import Dataset, stream_seed
 
 N_TRAIN = 10_000
 N_TEST = 10_000

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from losslab.data import Dataset
+from losslab.data.dataset import Dataset
 from losslab.data.images import check_image_size, open_image, pil_to_unit, resize_images, uint8_to_unit
 from losslab.errors import UserError
 
@@ -101,8 +101,14 @@ def read_csv(path: str | Path) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _images_to_unit(arr: np.ndarray, path: Path) -> Tensor:
-    """uint8 [0, 255] or float [0, 1] images -> float32 tensor in [-1, 1]."""
+def images_to_unit(arr: np.ndarray, path: Path) -> Tensor:
+    """uint8 [0, 255] or float [0, 1] images -> float32 tensor in [-1, 1], same shape.
+
+    Raises
+    ------
+    UserError
+        Another dtype, NaN / inf, or float values outside [0, 1]; the message names ``path``.
+    """
     if arr.dtype == np.uint8:
         return uint8_to_unit(arr)
     if arr.dtype.kind == "f":
@@ -176,7 +182,7 @@ def read_npy(path: str | Path, *, image_size: int | None = None) -> tuple[str, T
             f"{path}: array of shape {arr.shape}; expected (N, d) vectors or (N, H, W), (N, C, H, W), "
             "(N, H, W, C) images with C in 1 or 3"
         )
-    x = _images_to_unit(np.ascontiguousarray(arr), path)
+    x = images_to_unit(np.ascontiguousarray(arr), path)
     return "image", _fit_size(x, image_size, path)
 
 
@@ -270,6 +276,7 @@ def split_train_test(n: int, labels: Tensor | None, path: Path) -> tuple[np.ndar
     UserError
         Fewer than 2 rows.
     """
+    # scikit-learn only here: importing it costs about a second at start-up.
     from sklearn.model_selection import train_test_split
 
     if n < 2:

@@ -25,6 +25,8 @@ from torch import Tensor
 
 from losslab.errors import unknown_choice
 from losslab.losses import gan
+from losslab.losses.contrastive import CONTRASTIVE_LOSSES
+from losslab.losses.diffusion import DIFFUSION_LOSSES
 
 
 @dataclass(frozen=True)
@@ -246,9 +248,6 @@ def get_gan_loss(name: str) -> GANLoss:
     except (KeyError, TypeError):
         raise unknown_choice("loss", name, GAN_LOSSES) from None
 
-
-from losslab.losses.contrastive import CONTRASTIVE_LOSSES  # noqa: E402
-from losslab.losses.diffusion import DIFFUSION_LOSSES  # noqa: E402  (after GANLoss: no cycle)
 
 # Every registry, keyed by the model family that trains its losses. Loss names
 # are unique across registries, so `--losses ns,ddpm` can mix families in one

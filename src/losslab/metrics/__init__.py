@@ -37,12 +37,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from losslab.data.stacked import mode_digits
 from losslab.metrics.features import STACKED_NAME, ClassifierNet, StackedDigitNet, extract, get_feature_net
 from losslab.metrics.fid import (class_histogram_stats, class_stats_from_predictions, fid, fid_from_features,
                                  frechet_distance)
 from losslab.metrics.images import (ImageMetrics, inception_score, kid, metrics_from_features, prdc,
                                     two_sample_accuracy)
 from losslab.metrics.modes import mode_stats
+from losslab.metrics.representation import METRIC_INFO_REPRESENTATION
 from losslab.metrics.stacked import stacked_mnist_modes
 from losslab.metrics.wasserstein import ks_1d, sliced_wasserstein, wasserstein1_1d, wasserstein_ot
 
@@ -132,9 +134,6 @@ METRIC_INFO: dict[str, dict[str, Any]] = {
     "n_real": {"description": "number of real (held-out) samples compared against", "higher_is_better": None},
     "num_classes": {"description": "number of classes of the data", "higher_is_better": None},
 }
-
-
-from losslab.metrics.representation import METRIC_INFO_REPRESENTATION  # noqa: E402
 
 METRIC_INFO.update(METRIC_INFO_REPRESENTATION)
 
@@ -297,14 +296,13 @@ def _evaluate_images(
     clf = classifier
     if clf is None:
         clf = net if hasattr(net, "logits") else (get_feature_net(dataset) if labelled else None)
-    chunk = 200 if int(getattr(net, "num_features", 0)) > 512 else 1000  # Inception: 299x299 inputs
-    f_real, _ = extract(net, ref, chunk_size=chunk)
-    f_fake, z_fake = extract(net, x, chunk_size=chunk, logits=clf is net)
-    if clf is not None and clf is not net:
-        _, z_fake = extract(clf, x, logits=True)
+    metric = ImageMetrics(net, classifier=clf)  # forward passes of 1,000 images (200 through Inception)
+    metric.update(ref, real=True)
+    metric.update(x, real=False)
 
     out: dict[str, Any] = {"n_real": int(ref.shape[0])}
-    out.update(metrics_from_features(f_real, f_fake, z_fake))
+    out.update(metric.compute())
+    f_real, f_fake, z_fake = metric.features()  # the same features, for the metrics below
     if full:
         m = MAX_OT_SAMPLES
         out["feature_w1"] = wasserstein_ot(f_real[:m], f_fake[:m])
@@ -319,8 +317,6 @@ def _evaluate_images(
         train_labels = getattr(dataset, "train_labels", None)
         probs = None
         if train_labels is not None:  # true mode distribution: product of the per-channel digit frequencies
-            from losslab.data.stacked import mode_digits
-
             digits = mode_digits(train_labels)  # (N, 3)
             probs = torch.stack([torch.bincount(digits[:, c], minlength=10) for c in range(3)]).double()
         out.update(stacked_mnist_modes(x, clf.digit_net, digit_probs=probs))

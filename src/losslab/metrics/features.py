@@ -27,11 +27,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import safetensors.torch
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from losslab.data.stacked import digit_view
 from losslab.errors import UserError
 from losslab.io import atomic_write_bytes, atomic_write_json
 
@@ -40,6 +42,16 @@ RECIPE_VERSION = 1
 
 # Name of the Stacked MNIST dataset (losslab.data.stacked); its feature network is StackedDigitNet.
 STACKED_NAME = "stacked-mnist"
+
+
+def as_features(x: Tensor | np.ndarray, name: str) -> Tensor:
+    """(N, F) float64 CPU copy of features; ValueError if not 2-D or not finite."""
+    t = torch.as_tensor(x).detach().to("cpu", torch.float64)
+    if t.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (N, F) array, got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} contain NaN or inf")
+    return t
 
 
 class ClassifierNet(nn.Module):
@@ -334,8 +346,6 @@ def get_feature_net(
     cannot be read, is reported with ``warnings.warn`` and retrained.
     """
     if getattr(dataset, "name", None) == STACKED_NAME:
-        from losslab.data.stacked import digit_view
-
         digit_net = get_feature_net(
             digit_view(dataset), cache_dir=cache_dir, epochs=epochs, max_train=max_train, seed=seed,
             batch_size=batch_size, lr=lr, num_features=num_features, progress=progress,

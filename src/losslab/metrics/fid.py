@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from losslab.errors import UserError
+from losslab.metrics.features import as_features, extract
 
 # Diagonal offset of the fallback, as in the reference TTUR implementation (Heusel et al. 2017).
 FALLBACK_EPS = 1e-6
@@ -116,8 +117,6 @@ def fid_from_features(real: Tensor | np.ndarray, fake: Tensor | np.ndarray) -> f
     Heusel et al. 2017, arXiv:1706.08500, Eq. 6; Chong & Forsyth 2020,
     arXiv:1911.07023 (the bias at finite N).
     """
-    from losslab.metrics.images import as_features
-
     real, fake = as_features(real, "real features"), as_features(fake, "generated features")
     n_real, n_fake = real.shape[0], fake.shape[0]
     if min(n_real, n_fake) < 2:
@@ -198,8 +197,6 @@ def fid(
     Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule Converge
     to a Local Nash Equilibrium", arXiv:1706.08500, Eq. 6.
     """
-    from losslab.metrics.features import extract
-
     real, fake = _as_images(real, "real images"), _as_images(fake, "generated images")
     if min(real.shape[0], fake.shape[0]) < 2:
         raise UserError(f"FID needs at least 2 real and 2 generated images, got {real.shape[0]} and {fake.shape[0]}")

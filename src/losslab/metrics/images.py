@@ -38,11 +38,18 @@ import numpy as np
 import scipy.stats
 import torch
 import torch.nn.functional as F
+from prdc import compute_prdc
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.image.kid import poly_kernel
 
 from losslab.errors import UserError
+from losslab.metrics.features import ClassifierNet, accuracy, as_features, extract
+from losslab.metrics.fid import fid_from_features
+from losslab.metrics.wasserstein import sliced_wasserstein
 
 # Binkowski et al. 2018 (and torchmetrics / torch-fidelity): 100 subsets of 1,000.
 KID_SUBSETS = 100
@@ -53,16 +60,6 @@ PRDC_K = 5
 IS_SPLITS = 10
 # Above this many rows the full kernel matrices (8 n^2 bytes each) are not built; KID goes subset by subset.
 _KID_FULL_KERNEL_MAX = 5000
-
-
-def as_features(x: Tensor | np.ndarray, name: str) -> Tensor:
-    """(N, F) float64 CPU copy of features; ValueError if not 2-D or not finite."""
-    t = torch.as_tensor(x).detach().to("cpu", torch.float64)
-    if t.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (N, F) array, got shape {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} contain NaN or inf")
-    return t
 
 
 # ----------------------------------------------------------------------------- KID
@@ -266,8 +263,6 @@ def prdc(real: Tensor | np.ndarray, fake: Tensor | np.ndarray, *, k: int = PRDC_
     Generative Models", arXiv:2002.09797, Eqs. 1-4; Kynkaanniemi et al. 2019,
     arXiv:1904.06991 (precision and recall).
     """
-    from prdc import compute_prdc
-
     x, y = as_features(real, "real features"), as_features(fake, "generated features")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"feature widths differ: {x.shape[1]} vs {y.shape[1]}")
@@ -359,10 +354,6 @@ def two_sample_accuracy(
         acc = _cnn_accuracy(data[train], labels[train], data[test], labels[test],
                             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     else:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
         flat = data.reshape(data.shape[0], -1).double().numpy()
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
         with warnings.catch_warnings():
@@ -378,8 +369,6 @@ def two_sample_accuracy(
 def _cnn_accuracy(x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor, *,
                   epochs: int, batch_size: int, lr: float, seed: int) -> float:
     """Train a 2-class ClassifierNet (Adam, cross-entropy) and return its held-out accuracy."""
-    from losslab.metrics.features import ClassifierNet, accuracy
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = ClassifierNet(tuple(x_train.shape[1:]), num_classes=2, num_features=64)
@@ -407,15 +396,18 @@ class ImageMetrics(Metric):
 
     Follows the torchmetrics contract: ``update(images, real=True|False)`` runs the
     injected feature network on a batch (eval mode, no gradients) and keeps its
-    float64 features (and, for generated images, logits); ``compute()`` returns a
-    dict; ``reset()`` empties it. Updating in chunks gives the same result as one
-    update, and every metric is computed from the same features.
+    float64 features (and, for generated images, the classifier's logits);
+    ``compute()`` returns a dict; ``reset()`` empties it. Updating in chunks gives
+    the same result as one update, and every metric is computed from the same
+    features. :func:`losslab.metrics.evaluate` computes its image metrics with it.
 
     Parameters
     ----------
     feature_net : nn.Module
-        ``forward(x) -> (n, F)`` features and int ``num_features``; with a
-        ``logits(x) -> (n, K)`` method the Inception Score is computed too.
+        ``forward(x) -> (n, F)`` features and int ``num_features``.
+    classifier : nn.Module, keyword-only, optional
+        Network with ``logits(x) -> (n, K)`` for the Inception Score; default
+        ``feature_net`` when it has a ``logits`` method, else no Inception Score.
     kid_subsets, kid_subset_size : int
         See :func:`kid`; the subset size is cut to the smaller set with a warning.
     prdc_k : int
@@ -424,6 +416,10 @@ class ImageMetrics(Metric):
         See :func:`inception_score`; cut to the number of generated images.
     seed : int
         Seed of the KID subsets and of the sliced-Wasserstein directions.
+    chunk_size : int, optional
+        Images per forward pass of either network (the result does not depend on
+        it, up to float32 round-off); default 200 for a network with more than 512
+        features (Inception: 299x299 inputs), else 1000, chosen per network.
 
     Attributes
     ----------
@@ -439,16 +435,20 @@ class ImageMetrics(Metric):
         self,
         feature_net: nn.Module,
         *,
+        classifier: nn.Module | None = None,
         kid_subsets: int = KID_SUBSETS,
         kid_subset_size: int = KID_SUBSET_SIZE,
         prdc_k: int = PRDC_K,
         is_splits: int = IS_SPLITS,
         seed: int = 0,
-        chunk_size: int = 1000,
+        chunk_size: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.feature_net = feature_net
+        if classifier is None and hasattr(feature_net, "logits"):
+            classifier = feature_net
+        self.classifier = classifier
         self.kid_subsets, self.kid_subset_size = int(kid_subsets), int(kid_subset_size)
         self.prdc_k, self.is_splits, self.seed, self.chunk_size = int(prdc_k), int(is_splits), int(seed), chunk_size
         self.add_state("real_features", [], dist_reduce_fx="cat")
@@ -457,24 +457,41 @@ class ImageMetrics(Metric):
 
     def update(self, images: Tensor, real: bool) -> None:  # type: ignore[override]
         """Add a batch ``(n, C, H, W)`` of real (``real=True``) or generated images."""
-        from losslab.metrics.features import extract
-
-        want_logits = (not real) and hasattr(self.feature_net, "logits")
-        feats, logits = extract(self.feature_net, images, chunk_size=self.chunk_size, logits=want_logits)
+        chunk = self._chunk(self.feature_net)
         if real:
+            feats, _ = extract(self.feature_net, images, chunk_size=chunk)
             self.real_features.append(feats)
-        else:
-            self.fake_features.append(feats)
-            if logits is not None:
-                self.fake_logits.append(logits)
+            return
+        shared = self.classifier is self.feature_net  # one pass gives features and logits
+        feats, logits = extract(self.feature_net, images, chunk_size=chunk, logits=shared)
+        if self.classifier is not None and not shared:
+            _, logits = extract(self.classifier, images, chunk_size=self._chunk(self.classifier), logits=True)
+        self.fake_features.append(feats)
+        if logits is not None:
+            self.fake_logits.append(logits)
+
+    def _chunk(self, net: nn.Module) -> int:
+        """Images per forward pass of ``net``: ``chunk_size``, or 200 for wide networks, else 1000."""
+        if self.chunk_size is not None:
+            return self.chunk_size
+        return 200 if int(getattr(net, "num_features", 0)) > 512 else 1000
+
+    def features(self) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The features seen so far: real ``(N, F)``, generated ``(M, F)`` and their logits ``(M, K)`` or None.
+
+        Raises
+        ------
+        UserError
+            If no real or no generated images were added.
+        """
+        if not self.real_features or not self.fake_features:
+            raise UserError("ImageMetrics needs real and generated images before compute()")
+        logits = torch.cat(self.fake_logits) if self.fake_logits else None
+        return torch.cat(self.real_features), torch.cat(self.fake_features), logits
 
     def compute(self) -> dict[str, Any]:  # type: ignore[override]
         """All metrics of the images seen so far (see :func:`metrics_from_features`)."""
-        if not self.real_features or not self.fake_features:
-            raise UserError("ImageMetrics needs real and generated images before compute()")
-        real = torch.cat(self.real_features)
-        fake = torch.cat(self.fake_features)
-        logits = torch.cat(self.fake_logits) if self.fake_logits else None
+        real, fake, logits = self.features()
         return metrics_from_features(
             real, fake, logits, kid_subsets=self.kid_subsets, kid_subset_size=self.kid_subset_size,
             prdc_k=self.prdc_k, is_splits=self.is_splits, seed=self.seed,
@@ -519,9 +536,6 @@ def metrics_from_features(
     UserError
         If either set has fewer than 2 rows.
     """
-    from losslab.metrics.fid import fid_from_features
-    from losslab.metrics.wasserstein import sliced_wasserstein
-
     real, fake = as_features(real, "real features"), as_features(fake, "generated features")
     n = min(real.shape[0], fake.shape[0])
     out: dict[str, Any] = {"fid": fid_from_features(real, fake)}

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.spatial.distance
 import torch
 
-from losslab.metrics.wasserstein import _as_cloud, _as_float64
+from losslab.metrics.wasserstein import as_cloud, as_float64
 
 
 def mode_stats(
@@ -73,8 +73,8 @@ def mode_stats(
     Srivastava et al. 2017, arXiv:1705.07761, Sec. 5.1; Lin et al. 2018,
     arXiv:1712.04086, Sec. 5.
     """
-    x = _as_cloud(samples, "samples")
-    mu = _as_cloud(modes, "modes")
+    x = as_cloud(samples, "samples")
+    mu = as_cloud(modes, "modes")
     if x.shape[1] != mu.shape[1]:
         raise ValueError(f"samples have dimension {x.shape[1]} but modes have {mu.shape[1]}")
     if not std > 0:
@@ -85,7 +85,7 @@ def mode_stats(
     if weights is None:
         w = np.full(k, 1.0 / k)
     else:
-        w = _as_float64(weights).reshape(-1)
+        w = as_float64(weights).reshape(-1)
         if w.shape[0] != k or (w < 0).any() or not w.sum() > 0:
             raise ValueError(f"weights must be {k} non-negative numbers with a positive sum")
         w = w / w.sum()

@@ -26,6 +26,11 @@ import numpy as np
 import torch
 from scipy.spatial.distance import pdist
 from scipy.special import logsumexp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 __all__ = [
@@ -129,11 +134,6 @@ def linear_probe_accuracy(
     ValueError
         Non-finite features, mismatched shapes, or fewer than two classes.
     """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     xtr, xte = _f64(train_x, "train_x", 2), _f64(test_x, "test_x", 2)
     ytr, yte = _labels(train_y, len(xtr), "train_y"), _labels(test_y, len(xte), "test_y")
     if len(np.unique(ytr)) < 2:
@@ -172,8 +172,6 @@ def knn_accuracy(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *, k: int
     ValueError
         Non-finite features or mismatched shapes.
     """
-    from sklearn.neighbors import KNeighborsClassifier
-
     xtr, xte = _f64(train_x, "train_x", 2), _f64(test_x, "test_x", 2)
     ytr, yte = _labels(train_y, len(xtr), "train_y"), _labels(test_y, len(xte), "test_y")
     mu = xtr.mean(axis=0, keepdims=True)

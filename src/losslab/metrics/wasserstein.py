@@ -21,7 +21,7 @@ import torch
 _EMD_MAX_ITER = 10_000_000
 
 
-def _as_float64(x: np.ndarray | torch.Tensor) -> np.ndarray:
+def as_float64(x: np.ndarray | torch.Tensor) -> np.ndarray:
     """Detached float64 numpy copy of an array or tensor."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
@@ -30,7 +30,7 @@ def _as_float64(x: np.ndarray | torch.Tensor) -> np.ndarray:
 
 def _as_1d(x: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
     """Flatten ``(N,)`` or ``(N, 1)`` to ``(N,)``; anything else is a ValueError."""
-    a = _as_float64(x)
+    a = as_float64(x)
     if a.ndim == 2 and a.shape[1] == 1:
         a = a[:, 0]
     if a.ndim != 1 or a.shape[0] == 0:
@@ -38,9 +38,9 @@ def _as_1d(x: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
     return a
 
 
-def _as_cloud(x: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
+def as_cloud(x: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
     """View ``(N,)`` as ``(N, 1)`` and ``(N, *shape)`` as ``(N, prod(shape))``."""
-    a = _as_float64(x)
+    a = as_float64(x)
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim > 2:
@@ -151,7 +151,7 @@ def wasserstein_ot(
     """
     if p < 1:
         raise ValueError(f"p must be >= 1, got {p}")
-    xs, ys = _as_cloud(x, "x"), _as_cloud(y, "y")
+    xs, ys = as_cloud(x, "x"), as_cloud(y, "y")
     if xs.shape[1] != ys.shape[1]:
         raise ValueError(f"x and y have different dimensions: {xs.shape[1]} vs {ys.shape[1]}")
     a = np.full(xs.shape[0], 1.0 / xs.shape[0])
@@ -215,7 +215,7 @@ def sliced_wasserstein(
     Measures", Sec. 2; Deshpande et al. 2018, arXiv:1803.11188, Sec. 3;
     computed by POT ``ot.sliced_wasserstein_distance``.
     """
-    xs, ys = _as_cloud(x, "x"), _as_cloud(y, "y")
+    xs, ys = as_cloud(x, "x"), as_cloud(y, "y")
     if xs.shape[1] != ys.shape[1]:
         raise ValueError(f"x and y have different dimensions: {xs.shape[1]} vs {ys.shape[1]}")
     value = ot.sliced_wasserstein_distance(xs, ys, n_projections=n_projections, p=p, seed=seed)

@@ -9,11 +9,10 @@ scalar per sample or an autoencoder (EBGAN / BEGAN) returning
 
 from __future__ import annotations
 
-import operator
-
 from torch import nn
 
 from losslab.errors import UserError, unknown_choice
+from losslab.models.checks import as_shape, positive_int
 from losslab.models.conv import DEFAULT_IMAGE_CODE_DIM, ConvAutoencoder, ConvDiscriminator, ConvGenerator
 from losslab.models.mlp import (
     CRITIC_NORMS,
@@ -24,27 +23,6 @@ from losslab.models.mlp import (
 )
 
 CRITICS = ("discriminator", "autoencoder")
-
-
-def _as_shape(shape: object) -> tuple[int, ...]:
-    """Tuple of positive ints from ints, numpy integers or a torch.Size; UserError otherwise."""
-    message = f"data shape must be positive integers (d,) or (C, H, W), got {shape!r}"
-    try:
-        dims = tuple(shape)  # type: ignore[arg-type]
-        if any(isinstance(s, bool) for s in dims):
-            raise TypeError
-        dims = tuple(operator.index(s) for s in dims)  # rejects floats and strings
-    except TypeError:
-        raise UserError(message) from None
-    if not dims or min(dims) < 1:
-        raise UserError(message)
-    return dims
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def build_gan(
@@ -103,12 +81,12 @@ def build_gan(
         raise unknown_choice("critic", critic, CRITICS)
     if critic_norm not in CRITIC_NORMS:
         raise unknown_choice("critic_norm", critic_norm, CRITIC_NORMS)
-    z_dim = _positive_int("z_dim", z_dim)
-    hidden = _positive_int("hidden", hidden)
-    layers = _positive_int("layers", layers)
+    z_dim = positive_int("z_dim", z_dim)
+    hidden = positive_int("hidden", hidden)
+    layers = positive_int("layers", layers)
     if code_dim is not None:
-        code_dim = _positive_int("code_dim", code_dim)
-    shape = _as_shape(shape)
+        code_dim = positive_int("code_dim", code_dim)
+    shape = as_shape(shape)
 
     if len(shape) == 1:
         (d,) = shape

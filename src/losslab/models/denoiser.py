@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from losslab.errors import UserError
+from losslab.models.checks import as_shape, positive_int
 
 __all__ = ["MLPDenoiser", "UNetDenoiser", "build_denoiser", "timestep_embedding"]
 
@@ -197,12 +198,10 @@ def build_denoiser(shape: tuple[int, ...], *, hidden: int, layers: int, base: in
     UserError
         Shape not ``(d,)`` or ``(C, S, S)`` with ``S % 4 == 0``; non-positive sizes.
     """
-    from losslab.models import _as_shape, _positive_int  # late: models/__init__ may import this module
-
-    hidden = _positive_int("hidden", hidden)
-    layers = _positive_int("layers", layers)
-    base = _positive_int("base", base)
-    shape = _as_shape(shape)
+    hidden = positive_int("hidden", hidden)
+    layers = positive_int("layers", layers)
+    base = positive_int("base", base)
+    shape = as_shape(shape)
     if len(shape) == 1:
         return MLPDenoiser(shape[0], hidden, layers)
     if len(shape) == 3:
