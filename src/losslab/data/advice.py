@@ -11,6 +11,7 @@ starting point; ``losslab compare`` on the suggested losses checks it.
 from __future__ import annotations
 
 import shlex
+import textwrap
 from dataclasses import dataclass
 from typing import Callable
 
@@ -145,7 +146,7 @@ def format_advice(data: str, advice: list[dict]) -> str:
                      "compare every loss:")
     for row in advice:
         lines.append(f"  {row['family']}: {', '.join(row['losses'])}  (when: {row['when']})")
-        lines.append(f"    {row['reason']}")
+        lines.extend(textwrap.wrap(row["reason"], width=100, initial_indent="    ", subsequent_indent="    "))
         for s in row["sources"]:
             lines.append(f"    source: {s}")
     lines.append("Check it:")
