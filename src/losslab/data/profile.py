@@ -34,11 +34,13 @@ Fields (``None`` where a field does not apply, e.g. ``channels`` for vectors):
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy import stats
 from scipy.spatial.distance import pdist
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
@@ -121,7 +123,10 @@ def estimate_num_modes(
     k_top = max(1, min(int(max_modes), n // 10))
     bics: dict[int, float] = {}
     best_k, best_fit = 1, None
-    with threadpool_limits(1):  # small matrices: BLAS threads only add overhead (and contention)
+    # Small matrices: BLAS threads only add overhead. A k larger than the number of distinct
+    # points warns (ConvergenceWarning); BIC then rejects that k, so the warning is noise here.
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
         for k in range(1, k_top + 1):
             gm = GaussianMixture(k, covariance_type="full", n_init=n_init, random_state=seed, reg_covar=1e-6)
             gm.fit(z)
@@ -458,7 +463,7 @@ def format_profile(p: dict) -> str:
                        "within-mode std"),
         ("intrinsic dim", f"{_fmt(p['intrinsic_dim'], '.2f')}  [TwoNN]"),
         ("tails", f"excess kurtosis max {_fmt(p['kurtosis_max'])}, mean {_fmt(p['kurtosis_mean'])}; "
-                  f"outliers {_fmt(None if p['outlier_share'] is None else 100 * p['outlier_share'], '.2f')}%"
+                  f"outliers {'n/a' if p['outlier_share'] is None else format(100 * p['outlier_share'], '.2f') + '%'}"
                   + ("  (heavy-tailed)" if p["heavy_tailed"] else "")),
     ]
     if p["kind"] == "image":
