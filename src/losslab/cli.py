@@ -1,4 +1,4 @@
-"""The ``losslab`` command line: compare | train | eval | report | list | explain.
+"""The ``losslab`` command line: compare | train | eval | report | list | explain | profile.
 
 A bad argument is one line on stderr and exit code 2, never a traceback.
 (argparse from the standard library: its errors can be made one line, and it
@@ -221,6 +221,23 @@ def cmd_explain(args) -> None:
     print(explain_cli(args.name, args.plot), end="")
 
 
+def cmd_profile(args) -> None:
+    from losslab.data import load_dataset
+    from losslab.data.advice import format_advice
+    from losslab.data.profile import format_profile, profile
+    from losslab.io import atomic_write_json
+
+    if args.max_samples < 10:
+        raise UserError(f"--max-samples must be >= 10, got {args.max_samples}")
+    ds = load_dataset(args.data, data_dir=args.data_dir)
+    prof = profile(ds, seed=args.seed, max_samples=args.max_samples)
+    if not args.quiet:
+        print(format_profile(prof) + format_advice(args.data, prof["advice"]), end="")
+    if args.out:
+        atomic_write_json(args.out, prof)
+        print(f"written: {args.out}")
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="ring8", help="built-in dataset (losslab list data) or a path: .csv, .npy, "
                                                    "or a folder of images (default: ring8)")
@@ -298,6 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", default=None, metavar="FILE.png",
                    help="also draw the loss and its gradient against its input")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("profile", help="what the data is like (modes, dimension, tails) and which losses to try first")
+    p.add_argument("data", help="built-in dataset (losslab list data) or a path: .csv, .npy, or a folder of images")
+    p.add_argument("--out", default=None, metavar="FILE.json", help="write the profile and advice as JSON")
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST / Fashion-MNIST IDX files "
+                                                    "(also $LOSSLAB_DATA)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the subsample and the mixture fits (default 0)")
+    p.add_argument("--max-samples", type=int, default=2000, help="rows the estimators see (default 2000)")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing but the written file's name")
+    p.set_defaults(func=cmd_profile)
     return ap
 
 
