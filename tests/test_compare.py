@@ -110,7 +110,7 @@ def test_killed_compare_stops_its_workers_and_resumes(tmp_path):
             "--set", "model.hidden=16", "--set", "train.batch_size=32"]
     p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
-    ck = out / "runs/ns/seed0/checkpoint.json"
+    ck = out / "runs/ns/seed0/checkpoint.safetensors"
     while not ck.exists() and time.time() < deadline:
         time.sleep(0.2)
     assert ck.exists(), "no checkpoint written"
@@ -125,7 +125,9 @@ def test_killed_compare_stops_its_workers_and_resumes(tmp_path):
         time.sleep(0.2)
     assert alive == []
     assert not (out / "runs/ns/seed0/result.json").exists()
-    done_before = io.read_json(ck)["g_updates"]
+    from losslab import rundir
+
+    done_before = rundir.load_checkpoint(ck.parent)[1]["g_updates"]
     assert 50 <= done_before < 4000
     # Resume with a budget the first run had: the config must match, so rerun the same command.
     p2 = subprocess.run(args, capture_output=True, text=True, timeout=600)

@@ -230,6 +230,15 @@ def test_registry_names_defaults_and_unknown_names():
         assert loss.defaults["optimizer"] == "adam" and loss.defaults["lr"] > 0
     assert L.CONTRASTIVE_LOSSES["supcon"].defaults["needs_labels"] is True
     assert L.CONTRASTIVE_LOSSES["clip"].defaults["text"] is True
+    # Each loss declares its input scheme; only the label scheme uses labels, only CLIP's text.
+    assert {n: loss.inputs for n, loss in L.CONTRASTIVE_LOSSES.items()} == {
+        "pairwise-bce": "pairs", "contrastive": "pairs", "triplet": "triplet", "nt-xent": "views",
+        "info-nce": "views", "supcon": "labels", "clip": "text"}
+    for name, loss in L.CONTRASTIVE_LOSSES.items():
+        assert loss.inputs in L.INPUT_SCHEMES
+        assert (loss.inputs == "labels") == loss.defaults["needs_labels"], name
+        assert (loss.inputs == "text") == loss.defaults["text"], name
+        assert set(loss.hparams) <= set(loss.defaults), name
     assert L.CONTRASTIVE_LOSSES["info-nce"].fn is L.info_nce_loss
     with pytest.raises(UserError, match="unknown loss 'simclr'"):
         L.get_contrastive_loss("simclr")
@@ -473,12 +482,9 @@ def test_loop_writes_run_directory_and_embedding_figure(digits, tmp_path, monkey
         assert xy.shape == (len(digits.test), 2) and labels.shape == (len(digits.test),)
     # PCA: centred coordinates whose variances are the two largest eigenvalues of the feature covariance.
     state = fam.init_state(cfg, digits, "triplet", 0)
-    from safetensors.torch import load_file
+    from losslab import rundir
 
-    from losslab import io
-
-    fam.load_state_dict(state, load_file(str(tmp_path / "run" / "checkpoint.safetensors")),
-                        io.read_json(tmp_path / "run" / "checkpoint.json"))
+    fam.load_state_dict(state, *rundir.load_checkpoint(tmp_path / "run"))
     _, te = fam._probe_rows(digits)
     h = fam._features(state.model["image"], digits.test[te]).numpy().astype(np.float64)
     top = np.linalg.eigvalsh(np.cov(h.T))[::-1][:2]

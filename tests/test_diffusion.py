@@ -20,7 +20,7 @@ from losslab.losses.diffusion import DIFFUSION_LOSSES, DiffusionLoss, DiffusionO
 from losslab.models.denoiser import MLPDenoiser, UNetDenoiser, build_denoiser, timestep_embedding
 from losslab.report.diffusion import plot_diffusion
 from losslab.train import diffusion as D
-from losslab.train.steps import Diverged
+from losslab.train.common import Diverged
 
 
 def _cfg(kind: str = "vector", *sets: str) -> C.Config:

@@ -180,9 +180,9 @@ def test_eval_run_dir_repeats_the_runs_result_and_adds_the_discriminator(run, tm
     C.apply_overrides(cfg, {k: c[k] for k in ("data", "model", "train", "loss")}, "test")
     ds = load_data("digits")
     state = gan.init_state(cfg, ds, "ns", 0)
-    from safetensors.torch import load_file
+    from losslab import rundir
 
-    gan.load_state_dict(state, load_file(str(run / "checkpoint.safetensors")), io.read_json(run / "checkpoint.json"))
+    gan.load_state_dict(state, *rundir.load_checkpoint(run))
     state.D.eval()
     with torch.no_grad():
         real = state.D(ds.reference(150, torch.Generator().manual_seed(12345)))

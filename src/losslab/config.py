@@ -58,13 +58,25 @@ class TrainConfig:
 
 @dataclass
 class LossConfig:
-    """Overrides of the losses' own defaults; ``None`` keeps each loss's default."""
+    """Overrides of the losses' own defaults; ``None`` keeps each loss's default.
+
+    ``optimizer``, ``beta1``, ``beta2``, ``lr_scale``, ``lr_g`` and ``lr_d``
+    apply to every family. The diffusion and contrastive families train a
+    single network (denoiser; encoder): ``lr_g`` or ``lr_d`` sets its learning
+    rate (setting both to different values for such a family is an error);
+    for diffusion an explicit ``diffusion.lr`` wins over them. The other keys
+    apply to the losses that have them (see :mod:`losslab.losses`); a key no
+    family of a comparison uses is refused (:func:`losslab.train.check_overrides`).
+    """
 
     optimizer: str | None = None
+    """"adam" or "rmsprop"."""
     lr_scale: float | None = None
-    """Multiplies each loss's own lr_g and lr_d (an explicit lr_g/lr_d wins)."""
+    """Multiplies each loss's own learning rates (an explicit lr_g/lr_d wins)."""
     lr_g: float | None = None
+    """Generator learning rate; for single-network families, the network's."""
     lr_d: float | None = None
+    """Critic learning rate; for single-network families, the network's."""
     beta1: float | None = None
     beta2: float | None = None
     n_critic: int | None = None
@@ -98,7 +110,7 @@ class DiffusionConfig:
     eta: float | None = None
     """DDIM stochasticity in [0, 1] (0: deterministic)."""
     lr: float | None = None
-    """Adam learning rate of the denoiser (wins over loss.lr_scale)."""
+    """Learning rate of the denoiser (wins over loss.lr_g / loss.lr_d and loss.lr_scale)."""
 
 
 # ----------------------------------------------------------------------------- domains
@@ -465,14 +477,20 @@ def check_batch_size(cfg: Config, losses: list[str], kind: str) -> None:
 
 
 def loss_hparams(defaults: dict[str, Any], overrides: LossConfig) -> dict[str, Any]:
-    """Merge a loss's own defaults with the user's overrides.
+    """Merge a loss's own defaults with the user's ``loss.*`` overrides.
 
     An override applies only to hyperparameters the loss has (``margin`` does
-    not touch WGAN); ``beta1``/``beta2`` replace the two entries of ``betas``.
+    not touch WGAN); ``beta1``/``beta2`` replace the two entries of ``betas``;
+    ``lr_scale`` multiplies each learning rate the loss has (``lr_g``, ``lr_d``,
+    ``lr``) before an explicit ``lr_g``/``lr_d`` replaces it. This is the
+    generic part of every family's resolution; a family's ``hparams``
+    (:mod:`losslab.train`) adds what only it knows (a single network's ``lr``
+    from ``lr_g``/``lr_d``, ``diffusion.*``). :func:`loss_keys` lists the
+    ``loss.*`` keys this function can apply to given defaults.
     """
     hp = dict(defaults)
     if overrides.lr_scale is not None:
-        for k in ("lr_g", "lr_d"):
+        for k in _LR_KEYS:
             if k in hp:
                 hp[k] = hp[k] * overrides.lr_scale
     for f in dataclasses.fields(overrides):
@@ -480,11 +498,46 @@ def loss_hparams(defaults: dict[str, Any], overrides: LossConfig) -> dict[str, A
         if v is None or f.name == "lr_scale":
             continue
         if f.name in ("beta1", "beta2"):
-            b = list(hp.get("betas", (0.9, 0.999)))
-            b[0 if f.name == "beta1" else 1] = v
-            hp["betas"] = tuple(b)
-        elif f.name in hp or f.name in ("optimizer", "lr_g", "lr_d", "n_critic", "critic_norm"):
+            if "betas" in hp:
+                b = list(hp["betas"])
+                b[0 if f.name == "beta1" else 1] = v
+                hp["betas"] = tuple(b)
+        elif f.name in hp:
             hp[f.name] = v
     if "betas" in hp:
         hp["betas"] = tuple(hp["betas"])
     return hp
+
+
+_LR_KEYS = ("lr_g", "lr_d", "lr")
+
+
+def loss_keys(defaults: dict[str, Any]) -> set[str]:
+    """The ``loss.*`` config keys that :func:`loss_hparams` applies to a loss with these ``defaults``.
+
+    ``loss.beta1``/``loss.beta2`` when it has ``betas``; ``loss.lr_scale`` when
+    it has a learning rate; every other field of :class:`LossConfig` when it
+    is a key of ``defaults``.
+    """
+    keys = {f"loss.{f.name}" for f in dataclasses.fields(LossConfig) if f.name in defaults}
+    if "betas" in defaults:
+        keys |= {"loss.beta1", "loss.beta2"}
+    if any(k in defaults for k in _LR_KEYS):
+        keys.add("loss.lr_scale")
+    return keys
+
+
+def explicit_keys(*tables: dict[str, Any] | None) -> set[str]:
+    """The ``section.key`` names present in parsed override tables.
+
+    Args:
+        tables: ``{section: {key: value}}`` dicts, e.g. :func:`parse_set`'s
+            result for ``--set`` and :func:`load_toml`'s for ``--config``
+            (pass only what the user wrote: a preset's keys are defaults, not
+            choices). ``None`` and non-table sections are skipped.
+
+    Returns:
+        e.g. ``{"loss.n_critic", "train.steps"}``.
+    """
+    return {f"{section}.{key}" for t in tables if t for section, kv in t.items() if isinstance(kv, dict)
+            for key in kv}

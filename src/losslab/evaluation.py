@@ -2,9 +2,12 @@
 
 * :func:`features_train` trains (or loads) a dataset's classifier feature
   network and reports its test accuracy, cache file and checksum.
-* :func:`eval_run_dir` evaluates a run directory (or its checkpoint) again:
-  every metric of :func:`losslab.metrics.evaluate`, plus the trained
-  discriminator's real-vs-fake accuracy on held-out data.
+* :func:`eval_run_dir` evaluates a run directory (or its checkpoint) of any
+  family again: for generative families (GAN, diffusion) every metric of
+  :func:`losslab.metrics.evaluate` on the run's samples, plus the family's
+  metrics of the trained model (GAN: the critic's real-vs-fake accuracy on
+  held-out data); for contrastive runs the family's own evaluation of the
+  restored encoder (linear probe, kNN, ...).
 * :func:`eval_samples` evaluates any generator's images, given as an ``.npz``
   file (array ``images``), an ``.npy`` array or a folder of PNG/JPEG files,
   against the dataset's test split.
@@ -23,14 +26,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from losslab import io
+from losslab import io, rundir
 from losslab.errors import UserError, unknown_choice
+from losslab.rundir import REFERENCE_SEED
 
 # Test accuracy each built-in dataset's classifier must reach (recorded in its cache JSON).
 ACCURACY_THRESHOLDS: dict[str, float] = {"mnist": 0.99, "fashion-mnist": 0.90}
 FEATURES = ("classifier", "inception")
-# Seed of the real reference rows: the one compare uses, so numbers match the run's result.json.
-REFERENCE_SEED = 12345
 _COUNT_KEYS = ("class_counts", "mode_counts")
 
 
@@ -290,105 +292,21 @@ def eval_samples(
     return result
 
 
-def _resolve_run(path: str | Path) -> Path:
-    """Run directory of ``path`` (the directory itself, or the folder of a checkpoint file)."""
-    p = Path(path).expanduser()
-    if p.is_file() and p.name.startswith("checkpoint"):
-        p = p.parent
-    if not p.is_dir():
-        raise UserError(f"{path} is neither a run directory nor a checkpoint file")
-    if not (p / "config.json").exists():
-        raise UserError(f"{p} is not a run directory (config.json missing)")
-    return p
-
-
-def _run_config(run_dir: Path):
-    from losslab import config as C
-
-    c = io.read_json(run_dir / "config.json")
-    cfg = C.Config()
-    C.apply_overrides(cfg, {k: c[k] for k in C.SECTIONS if isinstance(c.get(k), dict)}, str(run_dir / "config.json"))
-    return c, cfg
-
-
-def _loss_name(run_dir: Path, c: dict) -> str:
-    """The run's loss name: config.json's ``loss`` when it is a name, else result.json's, else the folder.
-
-    (config.json's ``loss`` key also names the ``[loss]`` config section, which wins
-    when both are written; compare's layout ``runs/<loss>/seed<k>`` names it too.)
-    """
-    from losslab.losses import family_of
-
-    if isinstance(c.get("run"), dict) and isinstance(c["run"].get("loss"), str):
-        return c["run"]["loss"]  # config.json's "run" section says what was trained
-    if isinstance(c.get("loss"), str):
-        return c["loss"]
-    res = run_dir / "result.json"
-    if res.exists():
-        name = io.read_json(res).get("loss")
-        if isinstance(name, str):
-            return name
-    for candidate in (run_dir.parent.name, run_dir.name):
-        try:
-            family_of(candidate)
-            return candidate
-        except UserError:
-            pass
-    raise UserError(f"{run_dir}: cannot tell which loss this run trained (no result.json)")
-
-
-def _load_state(run_dir: Path, c: dict, cfg, ds):
+def _restore(info: rundir.RunInfo, fam, cfg, ds):
     """The family state of the run restored from its checkpoint, or None without one."""
-    from safetensors.torch import load_file
-
-    from losslab.train.loop import FAMILIES
-
-    ck, meta_p = run_dir / "checkpoint.safetensors", run_dir / "checkpoint.json"
-    if not (ck.exists() and meta_p.exists()):
-        return None, None
-    family = c.get("family", "gan")
-    if family not in FAMILIES:
-        raise unknown_choice("model family", family, FAMILIES)
-    fam = FAMILIES[family]
-    state = fam.init_state(cfg, ds, _loss_name(run_dir, c), int(c.get("seed", 0)))
-    fam.load_state_dict(state, load_file(str(ck)), io.read_json(meta_p))
-    return fam, state
+    ck = rundir.load_checkpoint(info.run_dir)
+    if ck is None:
+        return None
+    state = fam.init_state(cfg, ds, info.loss, info.seed)
+    fam.load_state_dict(state, *ck)
+    return state
 
 
-@torch.no_grad()
 def discriminator_accuracy(state, real: Tensor, fake: Tensor, *, chunk_size: int = 1000) -> dict[str, float]:
-    """Real-vs-fake accuracy of a GAN's trained critic on held-out real and generated samples.
+    """Real-vs-fake accuracy of a GAN's trained critic: :func:`losslab.train.gan.critic_metrics`."""
+    from losslab.train.gan import critic_metrics
 
-    The threshold is the critic's natural one (logits 0, LSGAN scores 0.5; for
-    critic values and energies, the midpoint of the two means), as in training
-    (:func:`losslab.train.steps._accuracy`).
-
-    Parameters
-    ----------
-    state : GANState
-        Restored state with ``D`` and ``loss``.
-    real : (N, *shape) tensor
-        Held-out real samples (test split).
-    fake : (M, *shape) tensor
-        Generated samples.
-
-    Returns
-    -------
-    dict
-        ``d_accuracy`` in [0, 1] (0.5: the critic is fooled), ``d_real_mean``,
-        ``d_fake_mean`` (mean critic outputs: logits, scores, critic values or energies).
-    """
-    from losslab.train.steps import _accuracy, _critic_outputs
-
-    was_training = state.D.training
-    state.D.eval()
-    try:
-        r = torch.cat([_critic_outputs(state, c)[0].reshape(-1) for c in real.split(chunk_size)])
-        f = torch.cat([_critic_outputs(state, c)[0].reshape(-1) for c in fake.split(chunk_size)])
-    finally:
-        state.D.train(was_training)
-    return {"d_accuracy": _accuracy(state.loss.output, r, f), "d_real_mean": float(r.mean()),
-            "d_fake_mean": float(f.mean())}
+    return critic_metrics(state, real, fake, chunk_size=chunk_size)
 
 
 def eval_run_dir(
@@ -399,13 +317,21 @@ def eval_run_dir(
     features: str = "classifier",
     n: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a run directory (or its checkpoint file) again.
+    """Evaluate a run directory (or its checkpoint file) of any family and seed again.
 
-    Samples are the run's ``samples.npz``; a run without them (interrupted) is
-    sampled from its checkpoint. The reference rows are drawn as ``losslab
-    compare`` draws them, so with the defaults the metrics repeat the run's
-    ``result.json``. For GAN runs with a checkpoint, the trained
-    discriminator's accuracy on held-out real vs generated samples is added.
+    The run is read through :func:`losslab.rundir.read_run` (family, loss,
+    seed, resolved config) and evaluated by its family:
+
+    * generative families (GAN, diffusion): the run's ``samples.npz``; a run
+      without them (interrupted, deleted) is sampled from its checkpoint with
+      the run's seed, as the training loop sampled it. The reference rows are
+      drawn as ``losslab compare`` draws them (:data:`REFERENCE_SEED`), so with
+      the defaults the metrics repeat the run's ``result.json``. With a
+      checkpoint, the family's ``model_metrics`` are added (GAN: the trained
+      critic's accuracy on held-out real vs generated samples,
+      :func:`losslab.train.gan.critic_metrics`).
+    * families measured on the model itself (contrastive): the checkpoint is
+      restored and the family's ``evaluate`` runs (it repeats ``result.json``).
 
     Parameters
     ----------
@@ -416,50 +342,59 @@ def eval_run_dir(
     out : path-like, keyword-only, optional
         Write the result as JSON there.
     features : str, keyword-only
-        ``"classifier"`` or ``"inception"`` (images only).
+        ``"classifier"`` or ``"inception"`` (images only; generative families).
     n : int, keyword-only, optional
         Samples to evaluate; default the run's ``train.n_eval``.
 
     Returns
     -------
     dict
-        ``run_dir``, ``loss``, ``seed``, ``data``, ``feature_net`` (None for
-        vectors), ``n_eval``, ``n_real``, ``metrics``, ``notes``.
+        ``run_dir``, ``family``, ``loss``, ``seed``, ``data``, ``feature_net``
+        (None for vectors and contrastive runs), ``n_eval``, ``n_real`` (None for
+        contrastive runs), ``metrics``, ``notes``.
 
     Raises
     ------
     UserError
-        Not a run directory, no samples and no checkpoint, unknown feature network.
+        Not a run directory or an unreadable config.json; no samples and no
+        checkpoint (generative), no checkpoint (contrastive); unknown feature
+        network or family.
     """
     from losslab.metrics import evaluate
+    from losslab.train.loop import get_family
 
-    rd = _resolve_run(run_dir)
-    c, cfg = _run_config(rd)
+    info = rundir.read_run(run_dir)
+    rd = info.run_dir
+    cfg = info.cfg()
+    fam = get_family(info.family)
     d = cfg.data
     ds = load_data(d.name, data_dir=d.data_dir, image_size=d.image_size, n_train=d.n_train)
     n = cfg.train.n_eval if n is None else int(n)
     notes: list[str] = []
-    fam, state = _load_state(rd, c, cfg, ds)
-    if (rd / "samples.npz").exists():
-        with np.load(rd / "samples.npz") as z:
-            samples = torch.from_numpy(z["samples"])
-    elif state is not None:
-        samples = fam.sample(state, n, seed=int(c.get("seed", 0)))
-        notes.append(f"no samples.npz: {n} samples drawn from the checkpoint at generator update {state.g_updates}")
+    state = _restore(info, fam, cfg, ds)
+    head = {"run_dir": str(rd), "family": info.family, "loss": info.loss, "seed": info.seed, "data": ds.name}
+    if fam.evaluate is not None:  # measured on the model itself
+        if state is None:
+            raise UserError(f"{rd} has no {rundir.CHECKPOINT} to restore the {info.family} model from")
+        metrics = fam.evaluate(state, ds)
+        result = {**head, "feature_net": None, "n_eval": None, "n_real": None, "metrics": metrics, "notes": notes}
     else:
-        raise UserError(f"{rd} has neither samples.npz nor a checkpoint to sample from")
-    if not bool(torch.isfinite(samples).all()):
-        raise UserError(f"{rd}: the run's samples contain NaN or inf (the run diverged)")
-    net = feature_network(ds, features, progress=True) if ds.kind == "image" else None
-    gen = torch.Generator().manual_seed(REFERENCE_SEED)
-    metrics = evaluate(ds, samples, generator=gen, n=n, feature_net=net, full=full)
-    if state is not None and hasattr(state, "D"):
-        real = ds.reference(n, torch.Generator().manual_seed(REFERENCE_SEED))
-        metrics.update(discriminator_accuracy(state, real, samples[:n].float()))
-    loss = _loss_name(rd, c)
-    result = {"run_dir": str(rd), "loss": loss, "seed": (c.get("run") or c).get("seed"), "data": ds.name,
-              "feature_net": metrics.get("feature_net"), "n_eval": metrics["n_eval"],
-              "n_real": metrics.get("n_real", metrics["n_eval"]), "metrics": metrics, "notes": notes}
+        samples = rundir.read_samples(rd)
+        if samples is None:
+            if state is None:
+                raise UserError(f"{rd} has neither {rundir.SAMPLES} nor a checkpoint to sample from")
+            samples = fam.sample(state, n, seed=info.seed)
+            notes.append(f"no {rundir.SAMPLES}: {n} samples drawn from the checkpoint at generator update "
+                         f"{state.g_updates} with the run's seed {info.seed}")
+        if not bool(torch.isfinite(samples).all()):
+            raise UserError(f"{rd}: the run's samples contain NaN or inf (the run diverged)")
+        net = feature_network(ds, features, progress=True) if ds.kind == "image" else None
+        gen = torch.Generator().manual_seed(REFERENCE_SEED)
+        metrics = evaluate(ds, samples, generator=gen, n=n, feature_net=net, full=full)
+        if state is not None and fam.model_metrics is not None:
+            metrics.update(fam.model_metrics(state, ds, samples, n=n, seed=REFERENCE_SEED))
+        result = {**head, "feature_net": metrics.get("feature_net"), "n_eval": metrics["n_eval"],
+                  "n_real": metrics.get("n_real", metrics["n_eval"]), "metrics": metrics, "notes": notes}
     if out is not None:
         io.atomic_write_json(out, result)
     return result
@@ -474,8 +409,12 @@ def format_table(result: dict[str, Any]) -> str:
     from losslab.metrics import METRIC_INFO
 
     m = result["metrics"]
-    head = (f"data {result.get('data')}  feature net {result.get('feature_net')}  "
-            f"generated {result.get('n_eval')}  real {result.get('n_real')}")
+    if result.get("n_eval") is None and "n_probe_test" in m:  # a representation (contrastive run)
+        head = (f"data {result.get('data')}  representation probed on {m['n_probe_train']} train / "
+                f"{m['n_probe_test']} test images")
+    else:
+        head = (f"data {result.get('data')}  feature net {result.get('feature_net')}  "
+                f"generated {result.get('n_eval')}  real {result.get('n_real')}")
     rows = []
     for key, value in m.items():
         info = METRIC_INFO.get(key, {})

@@ -211,6 +211,49 @@ def write_result(run_dir: str | Path, result: dict[str, Any]) -> None:
     io.atomic_write_json(Path(run_dir) / RESULT, result)
 
 
+# ----------------------------------------------------------------------------- metrics.jsonl, samples.npz
+
+
+def append_metrics(run_dir: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Append logged steps to metrics.jsonl (fsynced: a crash loses at most the last line)."""
+    io.append_jsonl(Path(run_dir) / METRICS, rows)
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of metrics.jsonl (none when absent; a torn last line is skipped)."""
+    return io.read_jsonl(Path(run_dir) / METRICS)
+
+
+def truncate_metrics(run_dir: str | Path, step: int | None) -> None:
+    """Keep the metrics.jsonl rows with ``row["step"] <= step`` (atomically); ``None`` deletes the file.
+
+    On resume from a checkpoint at generator update ``step`` the rows logged
+    after it are dropped: training produces them again.
+    """
+    path = Path(run_dir) / METRICS
+    if step is None:
+        path.unlink(missing_ok=True)
+        return
+    rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
+    io.atomic_write_bytes(path, "".join(io.dumps(r).replace("\n", "") + "\n" for r in rows).encode())
+
+
+def write_samples(run_dir: str | Path, samples: torch.Tensor) -> None:
+    """Write samples.npz: array ``samples`` (n, *shape), atomically."""
+    io.atomic_write_bytes(Path(run_dir) / SAMPLES, io.npz_bytes(samples=samples.detach().cpu().numpy()))
+
+
+def read_samples(run_dir: str | Path) -> torch.Tensor | None:
+    """The run's generated samples (n, *shape) from samples.npz, or None when it has none."""
+    path = Path(run_dir) / SAMPLES
+    if not path.exists():
+        return None
+    import numpy as np
+
+    with np.load(path) as z:
+        return torch.from_numpy(z["samples"])
+
+
 # ----------------------------------------------------------------------------- checkpoint
 
 

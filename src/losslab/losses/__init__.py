@@ -54,6 +54,20 @@ class GANLoss:
         One line for ``losslab list``.
     source : str
         "Author et al. YEAR, arXiv:XXXX.XXXXX, Eq. N".
+    d_hparams, g_hparams : tuple of str
+        Hyperparameters (keys of ``defaults``) passed by name to ``d_loss`` /
+        ``g_loss`` besides the critic outputs (EBGAN: ``margin``; ``pt_weight``).
+    g_takes_code : bool
+        ``g_loss`` also takes ``code_fake``, the autoencoder critic's code of
+        the generated batch (EBGAN's pulling-away term).
+    equilibrium : bool
+        BEGAN's equilibrium: ``d_loss`` takes ``k``, the state carries a
+        :class:`~losslab.losses.penalties.BEGANEquilibrium` (``gamma``,
+        ``lambda_k``) updated after each generator update.
+
+    The critic outputs reach the losses as ``e_real`` / ``e_fake`` when
+    ``output == "energy"``, else as ``d_real`` / ``d_fake``; the training step
+    (:mod:`losslab.train.gan`) reads only these declarations, never the name.
     """
 
     name: str
@@ -66,6 +80,10 @@ class GANLoss:
     defaults: dict = field(hash=False)
     summary: str
     source: str
+    d_hparams: tuple[str, ...] = ()
+    g_hparams: tuple[str, ...] = ()
+    g_takes_code: bool = False
+    equilibrium: bool = False
 
 
 # DCGAN's optimiser settings (Radford et al. 2016, arXiv:1511.06434, Sec. 4:
@@ -196,6 +214,9 @@ GAN_LOSSES: dict[str, GANLoss] = {
         defaults={**_DCGAN, "margin": 1.0, "pt_weight": 0.1, "energy": "mse"},
         summary="energy-based GAN: autoencoder critic, margin loss, pulling-away term",
         source="Zhao et al. 2017, arXiv:1609.03126, Eqs. 1-2, Eq. 6",
+        d_hparams=("margin",),
+        g_hparams=("pt_weight",),
+        g_takes_code=True,
     ),
     "began": GANLoss(
         name="began",
@@ -220,6 +241,7 @@ GAN_LOSSES: dict[str, GANLoss] = {
         },
         summary="boundary-equilibrium GAN: autoencoder critic balanced by k_t",
         source="Berthelot et al. 2017, arXiv:1703.10717, Eq. 4",
+        equilibrium=True,
     ),
 }
 

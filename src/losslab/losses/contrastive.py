@@ -35,6 +35,7 @@ __all__ = [
     "CONTRASTIVE_LOSSES",
     "CONTRASTIVE_LOSS_NAMES",
     "ContrastiveLoss",
+    "INPUT_SCHEMES",
     "batch_hard_triplet_loss",
     "clip_loss",
     "contrastive_loss",
@@ -336,6 +337,23 @@ class ContrastiveLoss:
         One line for ``losslab list``.
     source : str
         "Author et al. YEAR, arXiv:XXXX.XXXXX, Eq. N".
+    inputs : str
+        What one batch feeds ``fn`` (one of :data:`INPUT_SCHEMES`):
+
+        * ``"pairs"``: ``(a, b, same)``, N positive pairs (the two views of an
+          image) then N negative pairs (view 1, view 2 of another image);
+        * ``"triplet"``: ``(anchor, positive, negative)`` = (view 1, view 2,
+          view 2 of another image); ``mining="batch-hard"`` uses
+          :func:`batch_hard_triplet_loss` on all 2N views instead;
+        * ``"views"``: the two views' projections ``(z1, z2)``;
+        * ``"labels"``: ``(z, labels)``, all 2N views and their class labels;
+        * ``"text"``: ``(image, text)`` embeddings of an image and a caption of
+          its class, plus ``logit_scale`` from the model.
+    args : tuple of str
+        The keyword names under which ``fn`` takes the scheme's tensors, in
+        the order listed above.
+    hparams : tuple of str
+        Keys of ``defaults`` passed to ``fn`` by name (``temperature``, ``margin``).
     """
 
     name: str
@@ -343,6 +361,13 @@ class ContrastiveLoss:
     defaults: dict = field(hash=False)
     summary: str
     source: str
+    inputs: str
+    args: tuple[str, ...]
+    hparams: tuple[str, ...] = ()
+
+
+INPUT_SCHEMES = ("pairs", "triplet", "views", "labels", "text")
+"""The input schemes of :attr:`ContrastiveLoss.inputs`."""
 
 
 # Adam with lr 1e-3 (Kingma & Ba 2015, arXiv:1412.6980, Sec. 2 defaults) for
@@ -359,6 +384,7 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         defaults={**_ADAM, "temperature": 1.0},
         summary="cosine similarity of a pair as a logit, BCE on same/different (the study's form)",
         source="Koch et al. 2015, siamese networks, Eq. 1; Bromley et al. 1993",
+        inputs="pairs", args=("a", "b", "same"), hparams=("temperature",),
     ),
     "contrastive": ContrastiveLoss(
         name="contrastive",
@@ -367,6 +393,7 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         defaults={**_ADAM, "margin": 1.0},
         summary="margin contrastive loss: pull positives together, push negatives beyond m",
         source="Hadsell, Chopra, LeCun 2006, CVPR, Eq. 4",
+        inputs="pairs", args=("a", "b", "same"), hparams=("margin",),
     ),
     "triplet": ContrastiveLoss(
         name="triplet",
@@ -376,6 +403,7 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         defaults={**_ADAM, "margin": 0.2, "mining": "random"},
         summary="triplet margin loss on anchor/positive/negative (random or batch-hard negatives)",
         source="Schroff et al. 2015, arXiv:1503.03832, Eq. 1; Hermans et al. 2017, arXiv:1703.07737, Eq. 5",
+        inputs="triplet", args=("anchor", "positive", "negative"), hparams=("margin",),
     ),
     "nt-xent": ContrastiveLoss(
         name="nt-xent",
@@ -383,6 +411,7 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         defaults={**_ADAM, "temperature": 0.5},  # SimCLR's CIFAR-10 setting (App. B.9)
         summary="SimCLR: softmax over 2N views, the other view of the same image is the positive",
         source="Chen et al. 2020, arXiv:2002.05709, Eq. 1",
+        inputs="views", args=("z1", "z2"), hparams=("temperature",),
     ),
     "info-nce": ContrastiveLoss(
         name="info-nce",
@@ -390,6 +419,7 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         defaults={**_ADAM, "temperature": 0.07},  # MoCo's tau (He et al. 2020, Sec. 3.3)
         summary="InfoNCE: cross-entropy of view-1 queries over view-2 keys, in-batch negatives",
         source="van den Oord et al. 2018, arXiv:1807.03748, Eq. 4",
+        inputs="views", args=("query", "key"), hparams=("temperature",),
     ),
     "supcon": ContrastiveLoss(
         name="supcon",
@@ -397,6 +427,7 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         defaults={**_ADAM, "temperature": 0.1, "needs_labels": True},  # our tau (see supcon_loss)
         summary="supervised contrastive: all same-class views are positives (uses labels)",
         source="Khosla et al. 2020, arXiv:2004.11362, Eq. 2",
+        inputs="labels", args=("z", "labels"), hparams=("temperature",),
     ),
     "clip": ContrastiveLoss(
         name="clip",
@@ -404,6 +435,7 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         defaults={**_ADAM, "text": True, "logit_scale_init": 1.0 / 0.07, "logit_scale_max": 100.0},
         summary="CLIP: symmetric cross-entropy between images and class captions, learnable scale",
         source="Radford et al. 2021, arXiv:2103.00020, Figure 3, Sec. 2.5",
+        inputs="text", args=("image_emb", "text_emb"),
     ),
 }
 

@@ -1,1 +1,7 @@
-"""Training: one loop (loop.py), one step function per model family (steps.py)."""
+"""Training: one loop (loop.py) calling one module per model family (gan.py,
+diffusion.py, contrastive.py) through the :class:`~losslab.train.loop.Family`
+protocol; common.py holds what the families share."""
+
+from losslab.train.loop import FAMILIES, LOOP_KEYS, Family, check_overrides, get_family, train_run
+
+__all__ = ["FAMILIES", "LOOP_KEYS", "Family", "check_overrides", "get_family", "train_run"]

@@ -1,8 +1,8 @@
-"""The contrastive model family: same interface as :mod:`losslab.train.gan`, plus ``evaluate``.
+"""The contrastive model family: its state, its step, its hyperparameters, its evaluation.
 
-The loop (:mod:`losslab.train.loop`) calls ``init_state``, ``step``,
-``sample``, ``nfe``, ``state_dict``, ``load_state_dict`` and ``artifacts``;
-this family adds :func:`evaluate`, which measures the learned representation
+The loop (:mod:`losslab.train.loop`) calls it through the
+:class:`~losslab.train.loop.Family` protocol. This family has an
+:func:`evaluate`, which measures the learned representation
 (linear probe, kNN, alignment, uniformity, CLIP zero-shot) against two
 baselines measured in the same call (raw pixels, a randomly initialised
 encoder of the same architecture), instead of comparing generated samples.
@@ -16,13 +16,12 @@ Budget: one encoder update counts as one generator update (``g_updates``);
    (:func:`losslab.data.augment.two_views`), or, for CLIP, one augmentation
    and the caption of the image's class under a random prompt template;
 3. project them with the encoder (both views in one batch, so batch norm sees
-   2N images, as in SimCLR) and evaluate the loss on the pairs it needs
-   (see :mod:`losslab.losses.contrastive`);
-4. one Adam step (CLIP: then clip the logit scale at 100).
+   2N images, as in SimCLR) and evaluate the loss on the inputs its
+   declared scheme builds (``ContrastiveLoss.inputs``, see :data:`SCHEMES`
+   and :mod:`losslab.losses.contrastive`);
+4. one optimizer step (CLIP: then clip the logit scale at 100).
 
-Hyperparameters: the loss's ``defaults``, overridden by ``cfg.loss`` fields the
-loss has (``margin``; ``temperature`` and ``mining`` once the config has them);
-``cfg.loss.lr_scale`` multiplies ``lr``.
+Hyperparameters: :func:`hparams`.
 """
 
 from __future__ import annotations
@@ -37,27 +36,36 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from losslab import io
-from losslab.config import Config, loss_hparams
+from losslab.config import Config, loss_hparams, loss_keys
 from losslab.data.augment import augment, two_views
 from losslab.errors import UserError
 from losslab.losses.contrastive import (
+    CONTRASTIVE_LOSSES,
     ContrastiveLoss,
     batch_hard_triplet_loss,
-    clip_loss,
-    contrastive_loss,
     get_contrastive_loss,
-    info_nce_loss,
-    nt_xent_loss,
-    pairwise_bce_loss,
-    supcon_loss,
-    triplet_loss,
 )
 from losslab.metrics import representation as rep
 from losslab.models.encoder import ImageEncoder, LogitScale, TextEncoder, build_vocabulary
-from losslab.train.checkpoint import flatten_optimizer, unflatten_optimizer
-from losslab.train.steps import Diverged, grad_stats, make_optimizer
+from losslab.train.common import (
+    Diverged,
+    grad_stats,
+    load_state,
+    make_optimizer,
+    save_state,
+    seeded_generator,
+    single_network_lr,
+)
 
-FAMILY = "contrastive"
+NAME = "contrastive"
+FAMILY = NAME  # the name this module had before the Family protocol
+
+KEYS: frozenset[str] = frozenset(
+    {"loss.lr_g", "loss.lr_d"} | set().union(*(loss_keys(loss.defaults) for loss in CONTRASTIVE_LOSSES.values()))
+)
+"""The config keys this family reads besides the loop's (see :data:`losslab.train.loop.LOOP_KEYS`)."""
+
+model_metrics = None  # evaluate() measures the model itself
 
 PROBE_TRAIN = 5000
 """At most this many training images fit the linear probe and the kNN index."""
@@ -86,7 +94,7 @@ class ContrastiveState:
         Over every parameter of ``model``.
     loss : ContrastiveLoss
     hp : dict
-        Resolved hyperparameters (loss defaults < ``cfg.loss``).
+        Resolved hyperparameters (:func:`hparams`).
     rng : torch.Generator
         Batches, augmentations, negatives and prompt templates of training.
     seed : int
@@ -150,6 +158,26 @@ def _build_image_encoder(shape: tuple[int, ...]) -> ImageEncoder:
     return ImageEncoder(shape[0], min(shape[1], shape[2]))
 
 
+def hparams(loss: ContrastiveLoss, cfg: Config, dataset=None) -> dict[str, Any]:
+    """The run's hyperparameters: the loss's ``defaults`` overridden by the config.
+
+    ``loss.*`` keys the loss has (``temperature``, ``margin``, ``mining``,
+    ``optimizer``, ``beta1``/``beta2``) replace its values
+    (:func:`losslab.config.loss_hparams`); ``loss.lr_scale`` multiplies its
+    ``lr``; ``loss.lr_g`` or ``loss.lr_d`` (the encoder is the family's one
+    network) replaces the ``lr``.
+
+    Raises:
+        UserError: ``loss.lr_g`` and ``loss.lr_d`` differ; a value out of range.
+    """
+    hp = loss_hparams(loss.defaults, cfg.loss)
+    lr = single_network_lr(cfg.loss, NAME)
+    if lr is not None:
+        hp["lr"] = lr
+    _check(hp)
+    return hp
+
+
 def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> ContrastiveState:
     """Encoder(s), optimizer and RNG of one (loss, seed) run.
 
@@ -172,15 +200,12 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> ContrastiveSt
     if dataset.train_labels is None or dataset.test_labels is None:
         raise UserError(f"contrastive runs are evaluated by a linear probe on class labels; {dataset.name!r} "
                         "has none (put the images in one subfolder per class)")
-    hp = loss_hparams(loss.defaults, cfg.loss)
-    if cfg.loss.lr_scale is not None:
-        hp["lr"] = hp["lr"] * cfg.loss.lr_scale
-    _check(hp)
+    hp = hparams(loss, cfg, dataset)
     shape = tuple(int(s) for s in dataset.shape)
     torch.manual_seed(seed)
     modules: dict[str, nn.Module] = {"image": _build_image_encoder(shape)}
     captions = None
-    if hp["text"]:
+    if loss.inputs == "text":
         captions = class_captions(list(dataset.class_names or []))
         if len(captions) < int(dataset.train_labels.max()) + 1:
             raise UserError(f"{dataset.name!r} has {len(captions)} class names but labels up to "
@@ -193,7 +218,7 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> ContrastiveSt
         opt=make_optimizer(model.parameters(), hp, hp["lr"]),
         loss=loss,
         hp=hp,
-        rng=torch.Generator().manual_seed(10_007 * seed + 1),
+        rng=seeded_generator(seed),
         seed=seed,
         shape=shape,
         data=dataset,
@@ -207,49 +232,68 @@ def _caption_table(state: ContrastiveState) -> Tensor:
     return state.model["text"](flat)
 
 
-def _loss_and_pairs(state: ContrastiveState, x: Tensor, idx: Tensor, y: Tensor | None):
-    """The loss of one batch, and the (u, v, positive-mask) the diagnostics compare.
+def _call(state: ContrastiveState, *tensors: Tensor, **extra) -> Tensor:
+    """``loss.fn`` on the scheme's tensors under the loss's declared ``args``, with its ``hparams``."""
+    loss = state.loss
+    return loss.fn(**dict(zip(loss.args, tensors, strict=True)), **{k: state.hp[k] for k in loss.hparams}, **extra)
 
-    Returns ``(loss, a, b, pos)``: ``a`` (N, d), ``b`` (M, d) projections whose
-    row pairs ``pos[i, j]`` are positives (for the logged similarities).
-    """
-    name, hp, rng, enc = state.loss.name, state.hp, state.rng, state.model["image"]
+
+def _projections(state: ContrastiveState, x: Tensor, idx: Tensor):
+    """Two augmented views of ``x`` projected in one batch: ``z`` (2N, d), ``z1``, ``z2`` (N, d), positives."""
     n = len(x)
-    if hp["text"]:  # CLIP: image <-> caption of its class under a random template
-        img = enc(augment(x, rng))
-        n_t = len(state.captions[0])
-        t = torch.randint(n_t, (n,), generator=rng)
-        txt = _caption_table(state)[y * n_t + t]  # (N, d)
-        loss = clip_loss(image_emb=img, text_emb=txt, logit_scale=state.model["scale"]())
-        return loss, img, txt, y[:, None] == y[None, :]
-    v1, v2 = two_views(x, rng)
-    z = enc(torch.cat([v1, v2]))  # (2N, d): one batch, batch norm sees both views
-    z1, z2 = z[:n], z[n:]
+    v1, v2 = two_views(x, state.rng)
+    z = state.model["image"](torch.cat([v1, v2]))  # (2N, d): one batch, batch norm sees both views
     pos = idx[:, None] == idx[None, :]  # same source image (rows are drawn with replacement)
-    if name in ("pairwise-bce", "contrastive", "triplet"):
-        k = int(torch.randint(1, n, (1,), generator=rng))
-        z2_neg = z2.roll(k, dims=0)  # row i: view 2 of image i - k, another image
-    if name in ("pairwise-bce", "contrastive"):
-        a, b = torch.cat([z1, z1]), torch.cat([z2, z2_neg])
-        same = torch.cat([torch.ones(n), torch.zeros(n)])
-        if name == "pairwise-bce":
-            loss = pairwise_bce_loss(a=a, b=b, same=same, temperature=hp["temperature"])
-        else:
-            loss = contrastive_loss(a=a, b=b, same=same, margin=hp["margin"])
-    elif name == "triplet":
-        if hp["mining"] == "batch-hard":
-            loss = batch_hard_triplet_loss(z=z, labels=torch.cat([idx, idx]), margin=hp["margin"])
-        else:
-            loss = triplet_loss(anchor=z1, positive=z2, negative=z2_neg, margin=hp["margin"])
-    elif name == "nt-xent":
-        loss = nt_xent_loss(z1=z1, z2=z2, temperature=hp["temperature"])
-    elif name == "info-nce":
-        loss = info_nce_loss(query=z1, key=z2, temperature=hp["temperature"])
-    elif name == "supcon":
-        loss = supcon_loss(z=z, labels=torch.cat([y, y]), temperature=hp["temperature"])
-    else:  # a registry entry without a branch here is a bug
-        raise AssertionError(f"no training step for contrastive loss {name!r}")
+    return z, z[:n], z[n:], pos
+
+
+def _other_image(state: ContrastiveState, z2: Tensor) -> Tensor:
+    """Row i: view 2 of image i - k, another image (one random shift k in 1..N-1 per batch)."""
+    k = int(torch.randint(1, len(z2), (1,), generator=state.rng))
+    return z2.roll(k, dims=0)
+
+
+def _pairs(state, x, idx, y):
+    z, z1, z2, pos = _projections(state, x, idx)
+    n = len(x)
+    z2_neg = _other_image(state, z2)
+    same = torch.cat([torch.ones(n), torch.zeros(n)])  # N positive pairs, then N negative pairs
+    return _call(state, torch.cat([z1, z1]), torch.cat([z2, z2_neg]), same), z1, z2, pos
+
+
+def _triplet(state, x, idx, y):
+    z, z1, z2, pos = _projections(state, x, idx)
+    z2_neg = _other_image(state, z2)  # drawn for both minings: one stream of random numbers
+    if state.hp["mining"] == "batch-hard":  # Hermans et al. 2017: hardest positive / negative in the batch
+        loss = batch_hard_triplet_loss(z=z, labels=torch.cat([idx, idx]), margin=state.hp["margin"])
+    else:
+        loss = _call(state, z1, z2, z2_neg)
     return loss, z1, z2, pos
+
+
+def _views(state, x, idx, y):
+    z, z1, z2, pos = _projections(state, x, idx)
+    return _call(state, z1, z2), z1, z2, pos
+
+
+def _labels(state, x, idx, y):
+    z, z1, z2, pos = _projections(state, x, idx)
+    return _call(state, z, torch.cat([y, y])), z1, z2, pos
+
+
+def _text(state, x, idx, y):
+    """CLIP: image <-> caption of its class under a random template."""
+    img = state.model["image"](augment(x, state.rng))
+    n_t = len(state.captions[0])
+    t = torch.randint(n_t, (len(x),), generator=state.rng)
+    txt = _caption_table(state)[y * n_t + t]  # (N, d)
+    return _call(state, img, txt, logit_scale=state.model["scale"]()), img, txt, y[:, None] == y[None, :]
+
+
+SCHEMES = {"pairs": _pairs, "triplet": _triplet, "views": _views, "labels": _labels, "text": _text}
+"""Batch builders by :attr:`ContrastiveLoss.inputs`: ``(state, x, idx, y) -> (loss, a, b, pos)``,
+``a`` (N, d), ``b`` (M, d) the projections whose row pairs ``pos[i, j]`` are
+positives (for the logged similarities)."""
 
 
 def step(state: ContrastiveState, data, batch_size: int, *, record: bool = False) -> dict[str, float]:
@@ -281,7 +325,7 @@ def step(state: ContrastiveState, data, batch_size: int, *, record: bool = False
     idx = torch.randint(len(data.train), (batch_size,), generator=state.rng)  # 1.
     x = data.train[idx]
     y = data.train_labels[idx] if data.train_labels is not None else None
-    loss, a, b, pos = _loss_and_pairs(state, x, idx, y)  # 2.-3.
+    loss, a, b, pos = SCHEMES[state.loss.inputs](state, x, idx, y)  # 2.-3.
     if not bool(torch.isfinite(loss)):
         raise Diverged(step_no, "contrastive loss")
     state.opt.zero_grad(set_to_none=True)  # 4.
@@ -460,19 +504,9 @@ def artifacts(state: ContrastiveState, dataset, run_dir: str | Path) -> None:
 
 def state_dict(state: ContrastiveState) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """(tensors for safetensors, JSON metadata) that restore the run exactly."""
-    tensors: dict[str, Tensor] = {}
-    meta: dict[str, Any] = {"g_updates": state.g_updates, "d_updates": state.d_updates, "family": FAMILY}
-    for k, v in state.model.state_dict().items():
-        tensors[f"model.{k}"] = v.detach().clone().contiguous()
-    flatten_optimizer("opt", state.opt, tensors, meta)
-    tensors["rng"] = state.rng.get_state()
-    return tensors, meta
+    return save_state(state, {"model": state.model}, {"opt": state.opt}, meta={"family": NAME})
 
 
 def load_state_dict(state: ContrastiveState, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
     """Restore what :func:`state_dict` saved into a state built by :func:`init_state`."""
-    state.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-    unflatten_optimizer("opt", state.opt, tensors, meta)
-    state.rng.set_state(tensors["rng"])
-    state.g_updates = int(meta["g_updates"])
-    state.d_updates = int(meta["d_updates"])
+    load_state(state, {"model": state.model}, {"opt": state.opt}, tensors, meta)

@@ -1,9 +1,9 @@
-"""The diffusion (DDPM) model family: same interface as :mod:`losslab.train.gan`.
+"""The diffusion (DDPM) model family: its state, its step, its hyperparameters.
 
-The loop (:mod:`losslab.train.loop`) calls ``init_state``, ``step``, ``sample``,
-``state_dict`` and ``load_state_dict``; this module adds ``nfe`` (network
-evaluations per generated sample) and ``artifacts`` (the data of the report's
-diffusion figure, ``RUN/diffusion.npz``).
+The loop (:mod:`losslab.train.loop`) calls it through the
+:class:`~losslab.train.loop.Family` protocol; ``nfe`` is the sampler's network
+evaluations per sample and ``artifacts`` writes the data of the report's
+diffusion figure (``RUN/diffusion.npz``).
 
 Budget: one denoiser update counts as one generator update (``g_updates``);
 ``d_updates`` stays 0. :func:`step` is Algorithm 1 of Ho et al. 2020
@@ -42,14 +42,33 @@ import torch
 from torch import Tensor, nn
 
 from losslab import io, schedules
-from losslab.config import Config
+from losslab.config import Config, DiffusionConfig, loss_hparams, loss_keys
 from losslab.errors import unknown_choice
-from losslab.losses.diffusion import DiffusionLoss, DiffusionObjective, get_diffusion_loss
+from losslab.losses.diffusion import DIFFUSION_LOSSES, DiffusionLoss, DiffusionObjective, get_diffusion_loss
 from losslab.models.denoiser import build_denoiser
-from losslab.train.checkpoint import flatten_optimizer, unflatten_optimizer
-from losslab.train.steps import Diverged, grad_stats
+from losslab.train.common import (
+    Diverged,
+    grad_stats,
+    load_state,
+    make_optimizer,
+    save_state,
+    seeded_generator,
+    single_network_lr,
+)
 
-FAMILY = "diffusion"
+NAME = "diffusion"
+FAMILY = NAME  # the name this module had before the Family protocol
+
+KEYS: frozenset[str] = frozenset(
+    {"model.hidden", "model.layers", "train.n_eval", "loss.lr_g", "loss.lr_d"}
+    | {f"diffusion.{f.name}" for f in dataclasses.fields(DiffusionConfig)}
+    | set().union(*(loss_keys(loss.defaults) for loss in DIFFUSION_LOSSES.values()))
+)
+"""The config keys this family reads besides the loop's (see :data:`losslab.train.loop.LOOP_KEYS`).
+``model.hidden`` applies to vector data only (images use the U-Net of :data:`UNET_BASE`)."""
+
+evaluate = None  # measured on its samples (losslab.metrics), not by the family
+model_metrics = None  # nothing beyond the samples' metrics
 
 MIN_VECTOR_WIDTH = 128
 """Smallest MLP width for vectors. Measured on ring8 (batch 256, 1,500 updates,
@@ -85,7 +104,7 @@ class DiffusionState:
     objective : DiffusionObjective
         Owns the schedule and the noise sampling.
     hp : dict
-        Resolved hyperparameters (loss defaults < ``cfg.diffusion``).
+        Resolved hyperparameters (:func:`hparams`).
     rng : torch.Generator
         Data batches, timesteps and noise of training.
     kind : str
@@ -119,22 +138,30 @@ class DiffusionState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def diffusion_hparams(loss: DiffusionLoss, cfg: Config, kind: str) -> dict[str, Any]:
-    """The loss's defaults overridden by ``cfg.diffusion`` (``None`` keeps the default).
+def hparams(loss: DiffusionLoss, cfg: Config, dataset) -> dict[str, Any]:
+    """The run's hyperparameters: the loss's ``defaults`` overridden by the config.
 
-    ``cfg.loss.lr_scale`` (the toy preset's 5x) multiplies the loss's ``lr``
-    as it multiplies the GAN losses' rates; an explicit ``diffusion.lr`` wins.
-    ``sample_steps = None`` becomes :data:`DEFAULT_SAMPLE_STEPS` of ``kind``.
+    Precedence of the learning rate: ``diffusion.lr`` > ``loss.lr_g`` /
+    ``loss.lr_d`` (the denoiser is the family's one network) > the loss's
+    ``lr`` x ``loss.lr_scale`` (the toy preset's 5x, as for the GAN losses).
+    ``loss.optimizer``, ``loss.beta1``, ``loss.beta2`` apply
+    (:func:`losslab.config.loss_hparams`); every set ``diffusion.*`` field
+    replaces the loss's value; ``sample_steps = None`` becomes
+    :data:`DEFAULT_SAMPLE_STEPS` of the data's kind.
+
+    Raises:
+        UserError: ``loss.lr_g`` and ``loss.lr_d`` set to different values.
     """
-    hp = dict(loss.defaults)
-    if cfg.loss.lr_scale is not None:
-        hp["lr"] = hp["lr"] * cfg.loss.lr_scale
+    hp = loss_hparams(loss.defaults, cfg.loss)
+    lr = single_network_lr(cfg.loss, NAME)
+    if lr is not None:
+        hp["lr"] = lr
     for f in dataclasses.fields(cfg.diffusion):
         v = getattr(cfg.diffusion, f.name)
         if v is not None:
             hp[f.name] = v
     if hp.get("sample_steps") is None:
-        hp["sample_steps"] = DEFAULT_SAMPLE_STEPS[kind]
+        hp["sample_steps"] = DEFAULT_SAMPLE_STEPS[dataset.kind]
     return hp
 
 
@@ -152,7 +179,7 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> DiffusionStat
     """
     loss = get_diffusion_loss(loss_name)
     kind = dataset.kind
-    hp = diffusion_hparams(loss, cfg, kind)
+    hp = hparams(loss, cfg, dataset)
     schedule = schedules.get_schedule(hp["schedule"], hp["T"])
     schedules.ddim_timesteps(schedule.T, hp["sample_steps"])  # validate now, not after training
     if hp["sampler"] not in schedules.SAMPLERS:
@@ -175,7 +202,8 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> DiffusionStat
     else:
         shift, scale = torch.zeros(1, *shape), torch.ones(1, *shape)
         lo, hi = -torch.ones(1, *shape), torch.ones(1, *shape)
-    opt = torch.optim.Adam(net.parameters(), lr=hp["lr"], betas=tuple(hp.get("betas", (0.9, 0.999))))
+    # foreach=None: PyTorch's default implementation, with which this family's results were made.
+    opt = make_optimizer(net.parameters(), hp, hp["lr"], foreach=None)
     return DiffusionState(
         net=net,
         ema=ema,
@@ -183,7 +211,7 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> DiffusionStat
         loss=loss,
         objective=DiffusionObjective(schedule, loss.objective),
         hp=hp,
-        rng=torch.Generator().manual_seed(10_007 * seed + 1),
+        rng=seeded_generator(seed),
         kind=kind,
         shape=shape,
         shift=shift,
@@ -406,33 +434,23 @@ def artifacts(state: DiffusionState, dataset, run_dir: str | Path, *, seed: int 
     io.atomic_write_bytes(Path(run_dir) / "diffusion.npz", io.npz_bytes(**arrays))
 
 
+_BOX = ("shift", "scale", "lo", "hi")
+
+
+def _parts(state: DiffusionState):
+    modules = {"net": state.net, **({"ema": state.ema} if state.ema is not None else {})}
+    return modules, {"opt": state.opt}
+
+
 def state_dict(state: DiffusionState) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """(tensors for safetensors, JSON metadata) that restore the run exactly."""
-    tensors: dict[str, Tensor] = {}
-    meta: dict[str, Any] = {"g_updates": state.g_updates, "d_updates": state.d_updates, "family": FAMILY}
-    modules = [("net", state.net)] + ([("ema", state.ema)] if state.ema is not None else [])
-    for name, module in modules:
-        for k, v in module.state_dict().items():
-            tensors[f"{name}.{k}"] = v.detach().clone().contiguous()
-    flatten_optimizer("opt", state.opt, tensors, meta)
-    tensors["rng"] = state.rng.get_state()
-    tensors["shift"] = state.shift.clone().contiguous()
-    tensors["scale"] = state.scale.clone().contiguous()
-    tensors["lo"] = state.lo.clone().contiguous()
-    tensors["hi"] = state.hi.clone().contiguous()
-    return tensors, meta
+    """(tensors for safetensors, JSON metadata) that restore the run exactly (with the data scaling)."""
+    modules, opts = _parts(state)
+    return save_state(state, modules, opts, tensors={k: getattr(state, k) for k in _BOX}, meta={"family": NAME})
 
 
 def load_state_dict(state: DiffusionState, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
     """Restore what :func:`state_dict` saved into a state built by :func:`init_state`."""
-    modules = [("net", state.net)] + ([("ema", state.ema)] if state.ema is not None else [])
-    for name, module in modules:
-        module.load_state_dict({k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")})
-    unflatten_optimizer("opt", state.opt, tensors, meta)
-    state.rng.set_state(tensors["rng"])
-    state.shift = tensors["shift"].clone()
-    state.scale = tensors["scale"].clone()
-    state.lo = tensors["lo"].clone()
-    state.hi = tensors["hi"].clone()
-    state.g_updates = int(meta["g_updates"])
-    state.d_updates = int(meta["d_updates"])
+    modules, opts = _parts(state)
+    load_state(state, modules, opts, tensors, meta)
+    for k in _BOX:
+        setattr(state, k, tensors[k].clone())

@@ -1,29 +1,93 @@
-"""The GAN model family: build the state of one run, sample from it, save and restore it."""
+"""The GAN model family: its state, its unrolled step, its hyperparameters.
+
+The loop (:mod:`losslab.train.loop`) knows nothing about GANs; it calls this
+module through the :class:`~losslab.train.loop.Family` protocol.
+:func:`step` is Algorithm 1 of the WGAN paper (Arjovsky et al. 2017,
+arXiv:1701.07875) generalised over losses:
+
+1. ``n_critic`` critic updates, each on a fresh real batch and fresh z, with
+   the loss's gradient penalty (WGAN-GP, DRAGAN) and weight clipping (WGAN);
+2. one generator update on fresh z;
+3. with BEGAN's equilibrium, the k_t update from this step's energies.
+
+What a loss needs is read from its declaration (:class:`~losslab.losses.GANLoss`:
+``output``, ``critic``, ``penalty``, ``clip``, ``d_hparams``, ``g_hparams``,
+``g_takes_code``, ``equilibrium``), never from its name.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import Tensor, nn
 
-from losslab.config import Config, loss_hparams
-from losslab.losses import get_gan_loss
-from losslab.losses.penalties import BEGANEquilibrium
+from losslab.config import Config, loss_keys, loss_hparams
+from losslab.losses import GAN_LOSSES, GANLoss, get_gan_loss
+from losslab.losses.gan import reconstruction_energy
+from losslab.losses.penalties import (
+    BEGANEquilibrium,
+    clip_weights_,
+    dragan_penalty,
+    gradient_penalty,
+)
 from losslab.models import build_gan
-from losslab.train.checkpoint import flatten_optimizer, unflatten_optimizer
-from losslab.train.steps import GANState, adversarial_step, make_optimizer
+from losslab.train.common import (
+    check_finite,
+    grad_stats,
+    load_state,
+    make_optimizer,
+    save_state,
+    seeded_generator,
+)
 
-FAMILY = "gan"
+NAME = "gan"
+
+KEYS: frozenset[str] = frozenset(
+    {"model.z_dim", "model.hidden", "model.layers", "model.code_dim", "train.n_eval"}
+    | set().union(*(loss_keys(loss.defaults) for loss in GAN_LOSSES.values()))
+)
+"""The config keys this family reads besides the loop's (see :data:`losslab.train.loop.LOOP_KEYS`)."""
+
+evaluate = None  # measured on its samples (losslab.metrics), not by the family
+artifacts = None  # no family-specific run file
+
+
+@dataclass
+class GANState:
+    """Everything a GAN run carries between steps (and saves in a checkpoint)."""
+
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    loss: GANLoss
+    hp: dict[str, Any]
+    rng: torch.Generator
+    z_dim: int
+    began: BEGANEquilibrium | None = None
+    g_updates: int = 0
+    d_updates: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def hparams(loss: GANLoss, cfg: Config, dataset=None) -> dict[str, Any]:
+    """The loss's ``defaults`` overridden by the ``loss.*`` keys it has (:func:`losslab.config.loss_hparams`)."""
+    return loss_hparams(loss.defaults, cfg.loss)
 
 
 def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> GANState:
     """Networks, optimizers and RNG of one (loss, seed) run.
 
     The seed fixes the initial weights (``torch.manual_seed``) and the stream of
-    data batches and latent codes (a dedicated ``torch.Generator``).
+    data batches and latent codes (:func:`~losslab.train.common.seeded_generator`).
+
+    Raises:
+        UserError: unknown loss; BEGAN hyperparameters out of range.
     """
     loss = get_gan_loss(loss_name)
-    hp = loss_hparams(loss.defaults, cfg.loss)
+    hp = hparams(loss, cfg, dataset)
     torch.manual_seed(seed)
     G, D = build_gan(
         tuple(dataset.shape),
@@ -34,10 +98,8 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> GANState:
         critic_norm=hp.get("critic_norm", "none"),
         code_dim=cfg.model.code_dim,
     )
-    rng = torch.Generator().manual_seed(10_007 * seed + 1)
-    began = None
-    if loss.name == "began":
-        began = BEGANEquilibrium(gamma=hp["gamma"], lambda_k=hp["lambda_k"])
+    rng = seeded_generator(seed)
+    began = BEGANEquilibrium(gamma=hp["gamma"], lambda_k=hp["lambda_k"]) if loss.equilibrium else None
     return GANState(
         G=G,
         D=D,
@@ -51,7 +113,183 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> GANState:
     )
 
 
-step = adversarial_step
+# ----------------------------------------------------------------------------- the critic
+
+
+def critic_outputs(state: GANState, x: Tensor) -> tuple[Tensor, Tensor | None]:
+    """Per-sample critic output ``(N,)`` and, for autoencoder critics, the code ``(N, c)``.
+
+    Discriminators return logits, scores or critic values (``loss.output``);
+    autoencoder critics (EBGAN, BEGAN) an energy, the per-sample
+    reconstruction error ``mean |x - D(x)|^p`` with p from ``hp["energy"]``
+    (:func:`~losslab.losses.gan.reconstruction_energy`).
+    """
+    if state.loss.critic == "autoencoder":
+        recon, code = state.D(x)
+        return reconstruction_energy(x, recon, state.hp["energy"]), code
+    return state.D(x).reshape(-1), None
+
+
+def critic_accuracy(output: str, real: Tensor, fake: Tensor) -> float:
+    """Real-vs-fake accuracy of the critic at its natural threshold, in [0, 1].
+
+    Args:
+        output: ``GANLoss.output``: "logit" (threshold 0), "score" (LSGAN's 0/1
+            targets: 0.5), "critic" or "energy" (no fixed threshold: the midpoint
+            of the two batch means; for energies, low means real).
+        real, fake: ``(N,)`` and ``(M,)`` critic outputs.
+    """
+    if output == "logit":
+        thr = 0.0
+    elif output == "score":
+        thr = 0.5
+    else:
+        thr = float(real.mean() + fake.mean()) / 2
+    if output == "energy":
+        correct = (real < thr).float().sum() + (fake >= thr).float().sum()
+    else:
+        correct = (real > thr).float().sum() + (fake <= thr).float().sum()
+    return float(correct) / (real.numel() + fake.numel())
+
+
+@torch.no_grad()
+def critic_metrics(state: GANState, real: Tensor, fake: Tensor, *, chunk_size: int = 1000) -> dict[str, float]:
+    """The trained critic on held-out real and generated samples, in eval mode.
+
+    Args:
+        state: a restored :class:`GANState`.
+        real: ``(N, *shape)`` held-out real samples.
+        fake: ``(M, *shape)`` generated samples.
+        chunk_size: rows per critic pass.
+
+    Returns:
+        ``d_accuracy`` (:func:`critic_accuracy`; 0.5: the critic is fooled),
+        ``d_real_mean``, ``d_fake_mean`` (mean critic outputs: logits, scores,
+        critic values or energies).
+    """
+    was_training = state.D.training
+    state.D.eval()
+    try:
+        r = torch.cat([critic_outputs(state, c)[0].reshape(-1) for c in real.split(chunk_size)])
+        f = torch.cat([critic_outputs(state, c)[0].reshape(-1) for c in fake.split(chunk_size)])
+    finally:
+        state.D.train(was_training)
+    return {"d_accuracy": critic_accuracy(state.loss.output, r, f), "d_real_mean": float(r.mean()),
+            "d_fake_mean": float(f.mean())}
+
+
+def model_metrics(state: GANState, dataset, samples: Tensor, *, n: int, seed: int) -> dict[str, float]:
+    """:func:`critic_metrics` on ``n`` reference rows of ``dataset`` (drawn with ``seed``) vs ``samples[:n]``."""
+    real = dataset.reference(n, torch.Generator().manual_seed(seed))
+    return critic_metrics(state, real, samples[:n].float())
+
+
+# ----------------------------------------------------------------------------- the step
+
+
+def _d_loss(state: GANState, out_real: Tensor, out_fake: Tensor) -> Tensor:
+    loss = state.loss
+    kw = {k: state.hp[k] for k in loss.d_hparams}
+    if loss.equilibrium:
+        kw["k"] = state.began.k
+    if loss.output == "energy":
+        return loss.d_loss(e_real=out_real, e_fake=out_fake, **kw)
+    return loss.d_loss(d_real=out_real, d_fake=out_fake, **kw)
+
+
+def _g_loss(state: GANState, out_fake: Tensor, code_fake: Tensor | None) -> Tensor:
+    loss = state.loss
+    kw = {k: state.hp[k] for k in loss.g_hparams}
+    if loss.g_takes_code:
+        kw["code_fake"] = code_fake
+    if loss.output == "energy":
+        return loss.g_loss(e_fake=out_fake, **kw)
+    return loss.g_loss(d_fake=out_fake, **kw)
+
+
+def step(state: GANState, data, batch_size: int, *, record: bool = False) -> dict[str, float]:
+    """One generator update preceded by ``n_critic`` critic updates.
+
+    Args:
+        state: the run's :class:`GANState` (modified in place).
+        data: a :class:`losslab.data.Dataset` (``sample(n, generator)``).
+        batch_size: samples per batch for both players.
+        record: compute the diagnostics (gradient norms, accuracies); off on
+            steps that are not logged, to save time.
+
+    Returns:
+        Diagnostics of this step (empty unless ``record``): see
+        docs/ARCHITECTURE.md for the keys.
+
+    Raises:
+        Diverged: a loss became NaN/inf.
+    """
+    G, D, hp, loss = state.G, state.D, state.hp, state.loss
+    step_no = state.g_updates + 1
+    G.train()
+    D.train()
+    log: dict[str, float] = {}
+
+    # 1. Critic: n_critic updates (Arjovsky et al. 2017, Algorithm 1, lines 2-8).
+    for _ in range(hp["n_critic"]):
+        x = data.sample(batch_size, state.rng)
+        z = torch.randn(batch_size, state.z_dim, generator=state.rng)
+        with torch.no_grad():
+            x_fake = G(z)
+        out_real, _ = critic_outputs(state, x)
+        out_fake, _ = critic_outputs(state, x_fake)
+        d_loss = _d_loss(state, out_real, out_fake)
+        penalty = None
+        if loss.penalty == "gp":  # Gulrajani et al. 2017, Eq. 3 / Algorithm 1, lines 6-7
+            penalty = gradient_penalty(D, x, x_fake, generator=state.rng)
+        elif loss.penalty == "dragan":  # Kodali et al. 2017, Sec. 4 and their reference code
+            penalty = dragan_penalty(D, x, generator=state.rng, c=hp["dragan_c"])
+        total = d_loss if penalty is None else d_loss + hp["gp_lambda"] * penalty
+        check_finite(total, "critic loss", step_no)
+        state.opt_d.zero_grad(set_to_none=True)
+        total.backward()
+        state.opt_d.step()
+        if loss.clip:  # Algorithm 1, line 7: w <- clip(w, -c, c)
+            clip_weights_(D, hp["clip"])
+        state.d_updates += 1
+
+    if record:
+        d_norm, d_mean = grad_stats(D)
+        log.update(d_loss=float(d_loss.detach()), d_grad_norm=d_norm, d_grad_mean=d_mean)
+        if penalty is not None:
+            log["penalty"] = float(penalty.detach())
+        r, f = out_real.detach(), out_fake.detach()
+        log.update(d_real=float(r.mean()), d_fake=float(f.mean()), d_acc=critic_accuracy(loss.output, r, f))
+        if loss.output == "logit":
+            log.update(p_real=float(torch.sigmoid(r).mean()), p_fake=float(torch.sigmoid(f).mean()))
+        if loss.output == "critic":
+            log["w_estimate"] = float(r.mean() - f.mean())  # the critic's W1 estimate
+
+    # 2. Generator: one update on fresh z (Algorithm 1, lines 9-11).
+    z = torch.randn(batch_size, state.z_dim, generator=state.rng)
+    x_fake = G(z)
+    out_fake, code_fake = critic_outputs(state, x_fake)
+    g_loss = _g_loss(state, out_fake, code_fake)
+    check_finite(g_loss, "generator loss", step_no)
+    state.opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    if record:
+        g_norm, g_mean = grad_stats(G)
+        log.update(g_loss=float(g_loss.detach()), g_grad_norm=g_norm, g_grad_mean=g_mean)
+    state.opt_g.step()
+    state.g_updates += 1
+
+    # 3. BEGAN: k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), 0, 1)
+    #    (Berthelot et al. 2017, Sec. 3.4), on this step's energies.
+    if state.began is not None:
+        e_real, e_fake = float(out_real.detach().mean()), float(out_fake.detach().mean())
+        state.began.update(e_real, e_fake)
+        if record:
+            log.update(k=state.began.k, m_global=state.began.convergence(e_real, e_fake))
+    return log
+
+
+# ----------------------------------------------------------------------------- sampling, checkpoint
 
 
 def nfe(state: GANState) -> int:
@@ -61,7 +299,7 @@ def nfe(state: GANState) -> int:
 
 @torch.no_grad()
 def sample(state: GANState, n: int, *, seed: int = 0, batch: int = 1000) -> torch.Tensor:
-    """``n`` generated samples (n, *shape), generator in eval mode, fixed latent seed."""
+    """``n`` generated samples (n, *shape), generator in eval mode, latent codes from ``seed``."""
     state.G.eval()
     g = torch.Generator().manual_seed(seed)
     out = [state.G(torch.randn(min(batch, n - i), state.z_dim, generator=g)) for i in range(0, n, batch)]
@@ -69,31 +307,19 @@ def sample(state: GANState, n: int, *, seed: int = 0, batch: int = 1000) -> torc
     return torch.cat(out)
 
 
+def _parts(state: GANState):
+    return {"G": state.G, "D": state.D}, {"opt_g": state.opt_g, "opt_d": state.opt_d}
+
+
 def state_dict(state: GANState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(tensors for safetensors, JSON metadata) that restore the run exactly."""
-    tensors: dict[str, torch.Tensor] = {}
-    meta: dict[str, Any] = {
-        "g_updates": state.g_updates,
-        "d_updates": state.d_updates,
-        "began_k": state.began.k if state.began is not None else None,
-    }
-    for name, module in (("G", state.G), ("D", state.D)):
-        for k, v in module.state_dict().items():
-            tensors[f"{name}.{k}"] = v.detach().clone().contiguous()
-    flatten_optimizer("opt_g", state.opt_g, tensors, meta)
-    flatten_optimizer("opt_d", state.opt_d, tensors, meta)
-    tensors["rng"] = state.rng.get_state()
-    return tensors, meta
+    """(tensors for safetensors, JSON metadata) that restore the run exactly (BEGAN: ``began_k``)."""
+    modules, opts = _parts(state)
+    return save_state(state, modules, opts, meta={"began_k": state.began.k if state.began is not None else None})
 
 
 def load_state_dict(state: GANState, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    for name, module in (("G", state.G), ("D", state.D)):
-        sd = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
-        module.load_state_dict(sd)
-    unflatten_optimizer("opt_g", state.opt_g, tensors, meta)
-    unflatten_optimizer("opt_d", state.opt_d, tensors, meta)
-    state.rng.set_state(tensors["rng"])
-    state.g_updates = int(meta["g_updates"])
-    state.d_updates = int(meta["d_updates"])
+    """Restore what :func:`state_dict` saved into a state built by :func:`init_state`."""
+    modules, opts = _parts(state)
+    load_state(state, modules, opts, tensors, meta)
     if state.began is not None and meta.get("began_k") is not None:
         state.began.k = float(meta["began_k"])
