@@ -391,7 +391,7 @@ def test_short_run_on_digits_beats_the_random_encoder(digits):
     assert m["n_probe_train"] == len(digits.train) and m["n_probe_test"] == len(digits.test)
     # Alignment and uniformity (Wang & Isola 2020, Sec. 4.1) recomputed in numpy from the same two views
     # of the same test rows (generator seeded 1), embedded by the trained encoder in eval mode.
-    _, te = fam._probe_rows(digits)
+    _, te = fam.probe_rows(digits)
     v1, v2 = two_views(digits.test[te], torch.Generator().manual_seed(1))
     enc = state.model["image"].eval()
     with torch.no_grad():
@@ -423,14 +423,15 @@ def test_every_loss_trains_and_logs_finite_diagnostics(digits, loss, monkeypatch
     if loss == "triplet-batch-hard":
         state.hp["mining"] = "batch-hard"
     before = [p.detach().clone() for p in state.model.parameters()]
-    seen, pairs = {}, fam._loss_and_pairs
+    seen, scheme = {}, state.loss.inputs
+    pairs = fam.SCHEMES[scheme]
 
     def spy(*args):  # keep the pairs the diagnostics are computed from
         out = pairs(*args)
         seen["a"], seen["b"], seen["pos"] = (t.detach().clone() for t in out[1:])
         return out
 
-    monkeypatch.setattr(fam, "_loss_and_pairs", spy)
+    monkeypatch.setitem(fam.SCHEMES, scheme, spy)
     log = fam.step(state, digits, 16, record=True)
     assert all(math.isfinite(v) for v in log.values()), log
     # The diagnostics recomputed in numpy: cosine similarities of row i of a with row j of b.
@@ -485,7 +486,7 @@ def test_loop_writes_run_directory_and_embedding_figure(digits, tmp_path, monkey
     from losslab import rundir
 
     fam.load_state_dict(state, *rundir.load_checkpoint(tmp_path / "run"))
-    _, te = fam._probe_rows(digits)
+    _, te = fam.probe_rows(digits)
     h = fam._features(state.model["image"], digits.test[te]).numpy().astype(np.float64)
     top = np.linalg.eigvalsh(np.cov(h.T))[::-1][:2]
     assert_allclose(xy.mean(axis=0), [0.0, 0.0], atol=1e-4)

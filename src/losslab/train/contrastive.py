@@ -382,7 +382,7 @@ def sample(state: ContrastiveState, n: int, *, seed: int = 0, dataset=None) -> T
     return _features(state.model["image"], ds.test[rows])
 
 
-def _probe_rows(dataset, seed: int = 0) -> tuple[Tensor, Tensor]:
+def probe_rows(dataset, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Fixed subsets (seed 0) of the train / test rows the evaluation uses."""
     g = torch.Generator().manual_seed(seed)
     tr = torch.randperm(len(dataset.train), generator=g)[:PROBE_TRAIN]
@@ -440,7 +440,7 @@ def evaluate(state: ContrastiveState, dataset) -> dict[str, Any]:
     ValueError
         Non-finite features (the loop records the run as failed).
     """
-    tr, te = _probe_rows(dataset)
+    tr, te = probe_rows(dataset)
     xtr, xte = dataset.train[tr], dataset.test[te]
     ytr, yte = dataset.train_labels[tr], dataset.test_labels[te]
     enc = state.model["image"]
@@ -482,7 +482,7 @@ def artifacts(state: ContrastiveState, dataset, run_dir: str | Path) -> None:
     from sklearn.decomposition import PCA
     from threadpoolctl import threadpool_limits
 
-    _, te = _probe_rows(dataset)
+    _, te = probe_rows(dataset)
     h = _features(state.model["image"], dataset.test[te]).numpy().astype(np.float64)
     if not np.isfinite(h).all():
         raise Diverged(state.g_updates, "test representations")
