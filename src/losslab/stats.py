@@ -123,8 +123,8 @@ def paired_test(a: Sequence[float], b: Sequence[float], *, higher: bool) -> dict
     n = int(ga.shape[0])
     with np.errstate(invalid="ignore"):
         d = ga - gb  # (n,) positive: a better
-    d[np.isnan(d)] = 0.0  # inf - inf: both the worst value, a tie
-    effect = float(np.mean(d)) if n else None
+        d[np.isnan(d)] = 0.0  # inf - inf: both the worst value, a tie
+        effect = float(np.mean(d)) if n else None  # NaN when infinite differences of both signs
     if effect is not None and math.isnan(effect):
         effect = None
     finite = bool(np.isfinite(ga).all() and np.isfinite(gb).all())
