@@ -170,6 +170,8 @@ def test_clear_winner_needs_a_significant_paired_gap(tmp_path):
     assert "ttest_rel" in res["statistics"]["method"] and "2000" in res["statistics"]["prob_improvement"]
     on_disk = json.loads((tmp_path / rundir.RESULTS).read_text())
     assert on_disk["recommendation"]["verdict"] == "clear winner" and on_disk["statistics"]["family"]
+    md = build_report(tmp_path)["markdown"].read_text()
+    assert "Verdict: clear winner; best group (not significantly worse than the best): hinge." in md
 
 
 def test_overlapping_losses_are_no_clear_winner(tmp_path):
@@ -238,6 +240,8 @@ def test_an_infinite_metric_is_ranked_last_not_missing(tmp_path):
     disk = json.loads((tmp_path / rundir.RESULTS).read_text())["ranking"][2]
     assert disk["mean"] is None and disk["n_inf"] == 1 and disk["values"] == [0.01, None, 0.02]
     assert any("1 of 3 seeds infinite" in s for s in res["recommendation"]["reasons"])
+    md = build_report(tmp_path)["markdown"].read_text()
+    assert "inf (1 seeds infinite)" in md
 
 
 def test_undertrained_when_fewer_than_half_the_runs_converged(tmp_path):
