@@ -406,6 +406,7 @@ def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool,
 
     direction = "highest" if higher else "lowest"
     m = sum(r["p_value"] is not None for r in pairs)
+    n_tests = f"{m} paired test" + ("s" if m != 1 else "")
     where = (f"{best['loss']} has the {direction} mean {primary} among losses that finished every seed: "
              f"{_ci_text(best)}")
     group_text = ", ".join(group)
@@ -414,13 +415,13 @@ def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool,
                  f"reliable at this budget; train longer (more --steps). Best group so far: {group_text}; {where}.")
     elif verdict == "clear winner":
         first = (f"Clear winner: {best['loss']} (best group: {group_text}); {where}; every other loss that finished "
-                 f"every seed is significantly worse (Holm-adjusted p < {lstats.ALPHA} over {m} paired tests).")
+                 f"every seed is significantly worse (Holm-adjusted p < {lstats.ALPHA} over {n_tests}).")
     elif not tested:
         first = (f"No clear winner: best group {group_text}; {where}; with fewer than 2 paired seeds there is no "
                  "test: rerun with --seeds 3 or more before trusting the order.")
     else:
         first = (f"No clear winner: best group {group_text} (not significantly worse than {best['loss']} at "
-                 f"Holm-adjusted p >= {lstats.ALPHA} over {m} paired tests); {where}.")
+                 f"Holm-adjusted p >= {lstats.ALPHA} over {n_tests}); {where}.")
     reasons = [first]
     ev = _evidence(best["loss"], runs)
     if ev:
@@ -500,7 +501,8 @@ def pareto(ranking: list[dict], runs: list[dict], *, family: str, kind: str) -> 
         higher = bool(METRIC_INFO.get(key, {}).get("higher_is_better", False))
         col = []
         for e in cands:
-            vals = [_seed_value(r["metrics"], key, higher) for r in ok if r["loss"] == e["loss"] and key in r["metrics"]]
+            vals = [_seed_value(r["metrics"], key, higher)
+                    for r in ok if r["loss"] == e["loss"] and key in r["metrics"]]
             col.append(float(np.mean(vals)) if vals else None)
         if cands and all(v is not None for v in col):
             keys.append(key)
