@@ -5,7 +5,9 @@
 ``metrics.jsonl``, and the shape of the real samples in ``reference.npz``),
 and writes ``results.json``: per run its metrics and gradient diagnosis; per
 loss the seed mean of the primary metric with its 95% Student-t confidence
-interval, stability, collapse rate and costs, ranked best first; a
+interval, stability, collapse rate and costs, ranked best first; paired
+tests over seeds with Holm's correction, the best group and the verdict
+(:mod:`losslab.stats`); the Pareto front over the family's key metrics; a
 recommendation whose reasons cite the measurements; and notes. It never
 trains and never loads a data set, so ``losslab report`` rebuilds it from the
 run directories alone. Words that depend on the family (budget unit, second
