@@ -13,6 +13,7 @@ from scipy import stats
 
 from losslab import config as C
 from losslab import io, rundir, verdict
+from losslab import stats as ls
 from losslab.errors import UserError
 from losslab.metrics import primary_metric
 from losslab.report import build_report
@@ -43,7 +44,8 @@ def write_comparison(out: Path, runs: list[dict], *, family: str, data: str, kin
                                  "g_updates": 10, "d_updates": r.get("d_updates", 0),
                                  "wall_seconds": r.get("wall", 1.0),
                                  "diverged_at": 5 if r["status"] == "diverged" else None,
-                                 "sampling_nfe": r.get("nfe", 1)})
+                                 "sampling_nfe": r.get("nfe", 1),
+                                 **({"converged": r["converged"]} if "converged" in r else {})})
         if rows is not None:
             io.append_jsonl(rd / rundir.METRICS, rows(r["loss"], r["seed"]))
     return spec
@@ -76,9 +78,35 @@ def test_gradient_diagnosis_flags_a_vanished_generator_gradient():
     assert d["g_grad_vanished"] is True
     # median of the first 4 rows: the mean of the middle two
     assert_allclose(d["g_grad_norm_initial"], (10 ** -0.1 + 10 ** -0.2) / 2, rtol=1e-12)
-    flat = [{"g_grad_norm": 0.5 + 0.01 * (i % 3)} for i in range(40)]
+    flat = [{"g_grad_norm": 0.5 + 0.01 * (i % 3), "d_acc": 1.0} for i in range(40)]
     assert verdict.gradient_diagnosis(flat)["g_grad_vanished"] is False
     assert verdict.gradient_diagnosis(flat[:3]) == {}
+
+
+def _shrinking(d_acc):
+    """40 rows whose generator gradient falls by 10^-3.9 while the critic's accuracy is d_acc."""
+    return [{"g_grad_norm": 10 ** (-i / 10), "d_acc": d_acc} for i in range(40)]
+
+
+def test_vanished_gradient_needs_a_critic_that_is_winning():
+    # D fooled (d_acc 0.5): a shrinking gradient is convergence, not a vanished gradient.
+    d = verdict.gradient_diagnosis(_shrinking(0.5), family="gan")
+    assert d["g_grad_vanished"] is False and d["d_acc_final"] == 0.5
+    assert verdict.gradient_diagnosis(_shrinking(0.5))["g_grad_vanished"] is False
+    # D winning (0.99) and the gradient collapsed: flagged.
+    assert verdict.gradient_diagnosis(_shrinking(0.99), family="gan")["g_grad_vanished"] is True
+    assert verdict.gradient_diagnosis(_shrinking(0.99))["g_grad_vanished"] is True
+    # The threshold is 0.9; a collapse of only ~7x (tail >= 1e-2 x head) is not flagged.
+    assert verdict.D_ACC_WINNING == 0.9
+    assert verdict.gradient_diagnosis(_shrinking(0.91), family="gan")["g_grad_vanished"] is True
+    assert verdict.gradient_diagnosis(_shrinking(0.89), family="gan")["g_grad_vanished"] is False
+    mild = [{"g_grad_norm": 10 ** (-i / 40), "d_acc": 0.99} for i in range(40)]
+    assert verdict.gradient_diagnosis(mild, family="gan")["g_grad_vanished"] is False
+    # No critic: a diffusion run is never flagged, even with a d_acc-like key; nor a run that logs no d_acc.
+    assert verdict.gradient_diagnosis(_shrinking(0.99), family="diffusion")["g_grad_vanished"] is False
+    no_acc = [{"g_grad_norm": 10 ** (-i / 10)} for i in range(40)]
+    assert verdict.gradient_diagnosis(no_acc)["g_grad_vanished"] is False
+    assert verdict.gradient_diagnosis(no_acc)["d_acc_final"] is None
 
 
 def test_ranking_means_and_cis_from_run_dirs_alone(tmp_path):
@@ -110,6 +138,150 @@ def test_ranking_means_and_cis_from_run_dirs_alone(tmp_path):
     assert on_disk["ranking"] == json.loads(io.dumps(res["ranking"]))
     assert on_disk["budget"]["note"] == describe("gan").budget_note
     assert "generator updates" in on_disk["budget"]["note"] and "critic updates" in on_disk["budget"]["note"]
+
+
+# --------------------------------------------------------------------------- paired statistics and the verdict
+
+def _w1(out: Path, table: dict[str, list], **extra):
+    """A ring8 GAN comparison whose w1 per (loss, seed) is ``table[loss][seed]``; all 8 modes covered."""
+    return _gan(out, [(loss, s, "ok", w, 8) for loss, ws in table.items() for s, w in enumerate(ws)])
+
+
+def _row(rec, a, b):
+    return next(r for r in rec["pairwise"] if r["a"] == a and r["b"] == b)
+
+
+def test_clear_winner_needs_a_significant_paired_gap(tmp_path):
+    _w1(tmp_path, {"hinge": [0.10, 0.12, 0.11], "ns": [0.40, 0.45, 0.41]})
+    res = verdict.aggregate(tmp_path)
+    rec = res["recommendation"]
+    assert rec["verdict"] == "clear winner" and rec["best_group"] == ["hinge"] and rec["loss"] == "hinge"
+    r = _row(rec, "hinge", "ns")
+    # Paired differences (lower is better, positive = hinge better): [0.30, 0.33, 0.30].
+    d = np.array([0.30, 0.33, 0.30])
+    assert r["n_paired"] == 3 and r["test"] == "paired t"
+    assert_allclose(r["effect"], d.mean(), rtol=1e-9)
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(3))
+    assert_allclose(r["p_value"], 2 * stats.t.sf(t, 2), rtol=1e-6)
+    assert_allclose(r["p_adjusted"], r["p_value"], rtol=1e-12)  # one test: Holm changes nothing
+    assert r["prob_improvement"] == 1.0 and r["prob_improvement_ci"] == [1.0, 1.0]
+    assert rec["reasons"][0].startswith("Clear winner: hinge (best group: hinge)")
+    assert res["statistics"]["correction"] == "holm" and res["statistics"]["alpha"] == 0.05
+    assert "ttest_rel" in res["statistics"]["method"] and "2000" in res["statistics"]["prob_improvement"]
+    on_disk = json.loads((tmp_path / rundir.RESULTS).read_text())
+    assert on_disk["recommendation"]["verdict"] == "clear winner" and on_disk["statistics"]["family"]
+    md = build_report(tmp_path)["markdown"].read_text()
+    assert "Verdict: clear winner; best group (not significantly worse than the best): hinge." in md
+
+
+def test_overlapping_losses_are_no_clear_winner(tmp_path):
+    _w1(tmp_path, {"hinge": [0.10, 0.30, 0.20], "ns": [0.25, 0.15, 0.22]})
+    rec = verdict.aggregate(tmp_path)["recommendation"]
+    assert rec["loss"] == "hinge"  # the lower mean (0.2 vs 0.2067) ...
+    assert rec["verdict"] == "no clear winner" and rec["best_group"] == ["hinge", "ns"]  # ... but not significantly
+    r = _row(rec, "hinge", "ns")
+    assert_allclose(r["p_value"], stats.ttest_rel([0.10, 0.30, 0.20], [0.25, 0.15, 0.22]).pvalue, rtol=1e-9)
+    assert r["p_adjusted"] > 0.05
+    # P(hinge better): hinge 0.10 beats all 3, 0.20 beats 0.22 and 0.25, 0.30 beats none: 5 / 9.
+    assert_allclose(r["prob_improvement"], 5 / 9, rtol=1e-12)
+    lo, hi = r["prob_improvement_ci"]
+    assert lo < 5 / 9 < hi
+    assert rec["reasons"][0].startswith("No clear winner: best group hinge, ns")
+    assert any(s.startswith("Within the best group") for s in rec["reasons"])
+
+
+def test_a_third_loss_is_compared_too_and_holm_corrects_for_all_pairs(tmp_path):
+    a, b = [0.10, 0.20, 0.15], [0.12, 0.17, 0.18]
+    c = [x + g for x, g in zip(a, [0.50, 0.52, 0.51])]
+    _w1(tmp_path, {"ns": b, "lsgan": c, "hinge": a})
+    rec = verdict.aggregate(tmp_path)["recommendation"]
+    # The old rule compared hinge with the runner-up ns only (overlapping intervals) and never lsgan.
+    assert rec["loss"] == "hinge" and rec["best_group"] == ["hinge", "ns"]
+    assert rec["verdict"] == "no clear winner"
+    assert [(r["a"], r["b"]) for r in rec["pairwise"]] == [("hinge", "ns"), ("hinge", "lsgan"), ("ns", "lsgan")]
+    p = [r["p_value"] for r in rec["pairwise"]]
+    assert_allclose(p, [stats.ttest_rel(a, b).pvalue, stats.ttest_rel(a, c).pvalue, stats.ttest_rel(b, c).pvalue],
+                    rtol=1e-9)
+    assert_allclose([r["p_adjusted"] for r in rec["pairwise"]], ls.holm(p), rtol=1e-12)
+    hc = _row(rec, "hinge", "lsgan")
+    assert hc["p_adjusted"] < 0.05 and hc["p_adjusted"] > hc["p_value"]
+    assert_allclose(hc["effect"], 0.51, rtol=1e-9)
+    assert any(s.startswith("lsgan:") and s.endswith("significantly worse.") for s in rec["reasons"])
+
+
+def test_one_seed_gives_no_p_value_and_no_clear_winner(tmp_path):
+    _w1(tmp_path, {"hinge": [0.10], "ns": [0.90]})
+    rec = verdict.aggregate(tmp_path)["recommendation"]
+    assert rec["verdict"] == "no clear winner" and rec["best_group"] == ["hinge", "ns"]
+    assert rec["pairwise"][0]["p_value"] is None and rec["pairwise"][0]["p_adjusted"] is None
+    assert "--seeds 3" in rec["reasons"][0]
+
+
+def test_an_infinite_metric_is_ranked_last_not_missing(tmp_path):
+    inf = math.inf
+    kl = {"hinge": [0.20, 0.25, 0.22], "ns": [0.30, 0.28, 0.35], "lsgan": [0.01, inf, 0.02]}
+    write_comparison(tmp_path, [
+        {"loss": loss, "seed": s, "status": "ok", "metrics": {"w1": 0.1, "reverse_kl": v, "num_modes": 8}}
+        for loss, vs in kl.items() for s, v in enumerate(vs)], family="gan", data="ring8", kind="vector", shape=[2])
+    on_disk = json.loads((tmp_path / rundir.run_path("lsgan", 1) / rundir.RESULT).read_text())
+    assert on_disk["metrics"]["reverse_kl"] is None  # JSON has no inf
+    res = verdict.aggregate(tmp_path, metric="reverse_kl")
+    # Dropping the inf seed would have put lsgan first (mean 0.015).
+    assert [e["loss"] for e in res["ranking"]] == ["hinge", "ns", "lsgan"]
+    ls_row = res["ranking"][2]
+    assert ls_row["mean"] == inf and ls_row["n_inf"] == 1 and ls_row["n_ok"] == 3 and ls_row["ci95"] is None
+    assert ls_row["values"] == [0.01, inf, 0.02] and ls_row["seeds"] == [0, 1, 2]
+    r = _row(res["recommendation"], "hinge", "lsgan")
+    # Per seed lsgan's 0.01 and 0.02 beat hinge, its inf loses by an infinite margin: effect +inf (hinge better).
+    assert r["test"] == "sign" and r["effect"] == inf
+    assert_allclose(r["p_value"], stats.binomtest(1, 3, 0.5).pvalue, rtol=1e-12)
+    # P(hinge better than lsgan): every hinge value beats lsgan's inf, none beats 0.01 or 0.02: 3 / 9.
+    assert_allclose(r["prob_improvement"], 3 / 9, rtol=1e-12)
+    disk = json.loads((tmp_path / rundir.RESULTS).read_text())["ranking"][2]
+    assert disk["mean"] is None and disk["n_inf"] == 1 and disk["values"] == [0.01, None, 0.02]
+    assert any("1 of 3 seeds infinite" in s for s in res["recommendation"]["reasons"])
+    md = build_report(tmp_path)["markdown"].read_text()
+    assert "inf (1 seeds infinite)" in md
+
+
+def test_undertrained_when_fewer_than_half_the_runs_converged(tmp_path):
+    runs = [{"loss": loss, "seed": s, "status": "ok", "converged": s == 0,
+             "metrics": {"w1": w, "modes_covered": 8, "num_modes": 8}, "d_updates": 10}
+            for loss, ws in {"hinge": [0.10, 0.12, 0.11], "ns": [0.40, 0.45, 0.41]}.items() for s, w in enumerate(ws)]
+    write_comparison(tmp_path, runs, family="gan", data="ring8", kind="vector", shape=[2])
+    rec = verdict.aggregate(tmp_path)["recommendation"]
+    # 2 of 6 converged: undertrained, although the paired gap alone would be a clear winner.
+    assert rec["verdict"] == "undertrained" and rec["best_group"] == ["hinge"] and rec["loss"] == "hinge"
+    assert rec["reasons"][0].startswith("Undertrained: only 2 of 6 finished runs converged")
+    for r in runs:
+        r["converged"] = r["seed"] != 2  # 4 of 6
+    write_comparison(tmp_path, runs, family="gan", data="ring8", kind="vector", shape=[2])
+    assert verdict.aggregate(tmp_path)["recommendation"]["verdict"] == "clear winner"
+
+
+def test_pareto_front_names_the_best_loss_per_goal(tmp_path):
+    #           w1 per seed         modes covered  high_quality
+    table = {"wgan-gp": ([0.10, 0.13], [6, 6], [0.90, 0.92]),
+             "hinge": ([0.30, 0.32], [8, 8], [0.80, 0.82]),
+             "ns": ([0.35, 0.39], [8, 7], [0.70, 0.72])}  # worse than hinge on every key metric
+    runs = [{"loss": loss, "seed": s, "status": "ok", "d_updates": 10,
+             "metrics": {"w1": w1[s], "modes_covered": m[s], "num_modes": 8, "high_quality": hq[s],
+                         "reverse_kl": 0.1}}
+            for loss, (w1, m, hq) in table.items() for s in (0, 1)]
+    write_comparison(tmp_path, runs, family="gan", data="ring8", kind="vector", shape=[2])
+    res = verdict.aggregate(tmp_path)
+    assert res["pareto_front"] == ["wgan-gp", "hinge"]
+    assert res["statistics"]["pareto_metrics"] == ["w1", "modes_covered", "high_quality", "reverse_kl"]
+    text = [s for s in res["recommendation"]["reasons"] if s.startswith("No single loss")]
+    assert len(text) == 1 and "for W1: wgan-gp" in text[0] and "for mode coverage: hinge;" in text[0]
+    assert "for reverse KL: wgan-gp, hinge, ns" in text[0]  # a tie names every loss
+    # Contrastive: one loss best on both key metrics -> a front of one and no sentence.
+    runs = [{"loss": loss, "seed": s, "status": "ok", "metrics": {"linear_probe": p + 0.01 * s * k, "knn": p}}
+            for loss, p, k in [("nt-xent", 0.80, 1), ("clip", 0.90, 3)] for s in (0, 1)]
+    write_comparison(tmp_path / "c", runs, family="contrastive", data="digits", kind="image", shape=[1, 8, 8])
+    res = verdict.aggregate(tmp_path / "c")
+    assert res["pareto_front"] == ["clip"] and res["statistics"]["pareto_metrics"] == ["linear_probe", "knn"]
+    assert not any(s.startswith("No single loss") for s in res["recommendation"]["reasons"])
 
 
 def test_missing_runs_are_listed_and_noted(tmp_path):

@@ -89,8 +89,9 @@ def cmd_compare(args) -> None:
     paths = build_report(args.out)
     if not args.quiet:
         rec = res["recommendation"]
+        print(f"verdict: {rec.get('verdict')}; best group: {', '.join(rec.get('best_group') or []) or 'none'}")
         print(f"recommendation: {rec['loss']}")
-        for line in rec["reasons"][:2]:
+        for line in rec["reasons"]:
             print(f"  {line}")
     print(f"report: {paths['html']}  (also {paths['markdown']}, results: {Path(args.out) / RESULTS})")
 

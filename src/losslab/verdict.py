@@ -5,7 +5,9 @@
 ``metrics.jsonl``, and the shape of the real samples in ``reference.npz``),
 and writes ``results.json``: per run its metrics and gradient diagnosis; per
 loss the seed mean of the primary metric with its 95% Student-t confidence
-interval, stability, collapse rate and costs, ranked best first; a
+interval, stability, collapse rate and costs, ranked best first; paired
+tests over seeds with Holm's correction, the best group and the verdict
+(:mod:`losslab.stats`); the Pareto front over the family's key metrics; a
 recommendation whose reasons cite the measurements; and notes. It never
 trains and never loads a data set, so ``losslab report`` rebuilds it from the
 run directories alone. Words that depend on the family (budget unit, second
@@ -23,12 +25,14 @@ import numpy as np
 from scipy import stats
 
 from losslab import io, rundir
+from losslab import stats as lstats
 from losslab.errors import UserError
 from losslab.losses import family_of
 from losslab.metrics import METRIC_INFO, primary_metric
 from losslab.report.families import describe
 
-__all__ = ["VANISH_RATIO", "aggregate", "gradient_diagnosis", "mean_ci95", "recommend"]
+__all__ = ["D_ACC_WINNING", "VANISH_RATIO", "aggregate", "gradient_diagnosis", "mean_ci95", "pareto",
+           "recommend"]
 
 # Counts that describe the evaluation rather than measure the model.
 _BOOKKEEPING = {"n_eval", "num_modes", "num_classes", "chance", "n_probe_train", "n_probe_test", "n_real",
@@ -37,6 +41,8 @@ _BOOKKEEPING = {"n_eval", "num_modes", "num_classes", "chance", "n_probe_train",
 # A network's gradient is called "vanished" when its norm over the last quarter
 # of training falls below this fraction of its norm over the first tenth.
 VANISH_RATIO = 1e-2
+# ... and only while the critic is winning: its real-vs-fake accuracy over the last quarter is at least this.
+D_ACC_WINNING = 0.9
 
 
 # --------------------------------------------------------------------------- statistics
@@ -56,15 +62,21 @@ def mean_ci95(values: list[float]) -> tuple[float, list[float] | None]:
     return m, [m - h, m + h]
 
 
-def gradient_diagnosis(rows: list[dict]) -> dict[str, Any]:
+def gradient_diagnosis(rows: list[dict], *, family: str | None = None) -> dict[str, Any]:
     """Initial and final gradient norms of the trained network from metrics.jsonl rows, and whether it vanished.
 
     ``g_grad_norm_initial`` is the median of ``g_grad_norm`` over the first
     tenth of the rows, ``g_grad_norm_final`` over the last quarter;
-    ``g_grad_vanished`` when final < ``VANISH_RATIO`` * initial or final < 1e-8
-    (the vanishing generator gradient of a saturated discriminator, Arjovsky &
-    Bottou 2017, arXiv:1701.04862, Sec. 2.2). ``d_acc_final`` is the mean
-    discriminator accuracy over the last quarter (GAN only, else None).
+    ``d_acc_final`` is the mean discriminator real-vs-fake accuracy ``d_acc``
+    over the last quarter (None where not logged). ``g_grad_vanished`` is the
+    vanishing generator gradient of a saturated discriminator (Arjovsky &
+    Bottou 2017, arXiv:1701.04862, Sec. 2.2), so it needs all three of: a
+    critic (``family == "gan"``; with ``family`` None, a run that logs
+    ``d_acc``, which only the GAN step does), the critic winning
+    (``d_acc_final >= D_ACC_WINNING`` = 0.9), and the generator's gradient
+    collapsing (final < ``VANISH_RATIO`` * initial = 1e-2 x, or final < 1e-8).
+    A converged run whose gradient shrinks while D is fooled (d_acc ~ 0.5) and
+    any diffusion or contrastive run are never flagged.
     Empty when fewer than 4 rows log ``g_grad_norm``.
     """
     g = [r["g_grad_norm"] for r in rows if r.get("g_grad_norm") is not None]
@@ -73,11 +85,14 @@ def gradient_diagnosis(rows: list[dict]) -> dict[str, Any]:
     head = statistics.median(g[: max(1, len(g) // 10)])
     tail = statistics.median(g[-max(1, len(g) // 4):])
     acc = [r["d_acc"] for r in rows[-max(1, len(rows) // 4):] if r.get("d_acc") is not None]
+    d_acc = float(np.mean(acc)) if acc else None
+    critic = family == "gan" if family is not None else d_acc is not None
+    winning = critic and d_acc is not None and d_acc >= D_ACC_WINNING
     return {
         "g_grad_norm_initial": head,
         "g_grad_norm_final": tail,
-        "g_grad_vanished": bool(tail < VANISH_RATIO * head or tail < 1e-8),
-        "d_acc_final": float(np.mean(acc)) if acc else None,
+        "g_grad_vanished": bool(winning and (tail < VANISH_RATIO * head or tail < 1e-8)),
+        "d_acc_final": d_acc,
     }
 
 
@@ -192,11 +207,12 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
     info = METRIC_INFO.get(primary, {})
     higher = bool(info.get("higher_is_better", False))
 
-    ranking = [_rank_entry(loss, runs, primary) for loss in spec["losses"]]
+    ranking = [_rank_entry(loss, runs, primary, higher) for loss in spec["losses"]]
     sign = -1.0 if higher else 1.0
     ranking.sort(key=lambda e: (e["mean"] is None, sign * e["mean"] if e["mean"] is not None else 0.0))
 
     first_ok = next((r for r in runs if r.get("status") == "ok"), None)
+    front = pareto(ranking, runs, family=family, kind=kind)
     results = {
         "dataset": {
             "name": spec["data"],
@@ -212,20 +228,40 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
                            "description": info.get("description", primary)},
         "runs": runs,
         "ranking": ranking,
-        "recommendation": recommend(ranking, runs, primary, higher),
+        "statistics": {**lstats.STATISTICS, "pareto_metrics": front["metrics"]},
+        "recommendation": recommend(ranking, runs, primary, higher, pareto=front),
+        "pareto_front": front["losses"],
         "notes": _notes(runs) + words.notes(ranking, runs, spec["data"]),
     }
     io.atomic_write_json(out / rundir.RESULTS, results)
     return results
 
 
-def _rank_entry(loss: str, runs: list[dict], primary: str) -> dict[str, Any]:
-    """One loss's row of the ranking: the primary metric's seed mean and CI, stability, costs."""
+def _seed_value(metrics: dict, key: str, higher: bool) -> float:
+    """A run's value of ``key``; null (how JSON writes inf) or non-finite is the worst value, +-inf."""
+    v = metrics.get(key)
+    worst = -math.inf if higher else math.inf
+    return worst if v is None or not math.isfinite(float(v)) else float(v)
+
+
+def _rank_entry(loss: str, runs: list[dict], primary: str, higher: bool) -> dict[str, Any]:
+    """One loss's row of the ranking: the primary metric's seed mean and CI, stability, costs.
+
+    A run whose primary metric is present but infinite (null in result.json,
+    e.g. reverse_kl with no high-quality sample) counts with the worst value:
+    ``mean`` is then +-inf (null on disk), ``ci95`` None, and ``n_inf`` counts
+    those seeds; ``values`` are in the order of ``seeds``.
+    """
     rs = [r for r in runs if r["loss"] == loss and r.get("status") != "missing"]
-    ok = [r for r in rs if r.get("status") == "ok" and r["metrics"].get(primary) is not None]
-    vals = [float(r["metrics"][primary]) for r in ok]
-    finite = [v for v in vals if math.isfinite(v)]
-    mean, ci = mean_ci95(finite) if finite else (None, None)
+    ok = [r for r in rs if r.get("status") == "ok" and primary in r["metrics"]]
+    vals = [_seed_value(r["metrics"], primary, higher) for r in ok]
+    n_inf = sum(not math.isfinite(v) for v in vals)
+    if not vals:
+        mean, ci = None, None
+    elif n_inf:  # the mean of a sample holding the worst value is that value
+        mean, ci = (-math.inf if higher else math.inf), None
+    else:
+        mean, ci = mean_ci95(vals)
     collapsed = [c for c in (_collapsed(r["metrics"]) for r in ok) if c is not None]
     numeric = sorted({k for r in ok for k, v in r["metrics"].items()
                       if isinstance(v, (int, float)) and not isinstance(v, bool)} - _BOOKKEEPING)
@@ -234,6 +270,8 @@ def _rank_entry(loss: str, runs: list[dict], primary: str) -> dict[str, Any]:
         "mean": mean,
         "ci95": ci,
         "values": vals,
+        "seeds": [r["seed"] for r in ok],
+        "n_inf": n_inf,
         "n_ok": len(ok),
         "n_runs": len(rs),
         "stability": (sum(r.get("status") != "diverged" for r in rs) / len(rs)) if rs else None,
@@ -260,6 +298,8 @@ def _fmt(x: float | None) -> str:
 
 
 def _ci_text(e: dict) -> str:
+    if e.get("n_inf"):
+        return f"{_fmt(e['mean'])} ({e['n_inf']} of {e['n_ok']} seeds infinite, the worst value)"
     if e["ci95"] is None:
         return f"{_fmt(e['mean'])} (one seed, no CI)"
     lo, hi = e["ci95"]
@@ -302,24 +342,89 @@ def _evidence(loss: str, runs: list[dict], kinds: tuple[str, ...] | None = None)
     return [text for kind, text in _evidence_items(loss, runs) if kinds is None or kind in kinds]
 
 
-def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool) -> dict[str, Any]:
-    """Pick the loss to use, with reasons that cite the measurements.
+def _pairwise(usable: list[dict], higher: bool) -> list[dict[str, Any]]:
+    """Every pair (a ranked above b) of ``usable`` ranking rows: paired test over common seeds,
+    Holm-adjusted over all pairs, and the probability of improvement with its bootstrap interval."""
+    rows = []
+    for i, a in enumerate(usable):
+        for b in usable[i + 1:]:
+            sa, sb = dict(zip(a["seeds"], a["values"])), dict(zip(b["seeds"], b["values"]))
+            common = sorted(set(sa) & set(sb), key=str)
+            t = lstats.paired_test([sa[k] for k in common], [sb[k] for k in common], higher=higher)
+            rows.append({"a": a["loss"], "b": b["loss"], "n_paired": t["n"], "test": t["test"],
+                         "effect": t["effect"], "p_value": t["p_value"],
+                         "prob_improvement": lstats.prob_improvement(a["values"], b["values"], higher=higher),
+                         "prob_improvement_ci": lstats.prob_improvement_ci(a["values"], b["values"], higher=higher)})
+    for r, p in zip(rows, lstats.holm([r["p_value"] for r in rows])):
+        r["p_adjusted"] = p
+    return rows
 
-    The recommended loss is the best mean of the primary metric among losses
-    none of whose seeds diverged or failed (a loss that is only sometimes
-    usable is not recommended over one that always is); ties within the
-    confidence interval are stated, and then the cheaper loss is named.
+
+def _p_text(p: float | None) -> str:
+    return "n/a" if p is None else ("< 1e-4" if p < 1e-4 else f"{p:.3g}")
+
+
+def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool, *,
+              pareto: dict | None = None) -> dict[str, Any]:
+    """Pick the loss to use and say how sure the pick is, with reasons that cite the measurements.
+
+    The best loss is the best mean of the primary metric among losses none of
+    whose seeds diverged or failed (a loss that is only sometimes usable is
+    not recommended over one that always is). Every pair of those losses is
+    compared over paired seeds (:func:`losslab.stats.paired_test`), the
+    p-values Holm-adjusted over all pairs (:func:`losslab.stats.holm`).
+
+    * ``best_group``: the best and every loss not significantly worse than it
+      (Holm-adjusted p >= ``ALPHA`` = 0.05, or no p-value), in ranking order.
+    * ``verdict``: "undertrained" when ok runs carry ``converged`` and fewer
+      than half of them converged (skipped when no run carries it); else
+      "clear winner" iff ``best_group == [best]``, the best has >= 2 seeds and
+      every comparison with it rests on >= 2 paired seeds; else "no clear winner".
 
     Returns:
-        ``{"loss": name or None, "reasons": [sentence, ...]}``.
+        ``{"loss": best or None, "verdict": str, "best_group": [loss, ...],
+        "pairwise": [{"a", "b", "n_paired", "test", "effect", "p_value",
+        "p_adjusted", "prob_improvement", "prob_improvement_ci"}, ...],
+        "reasons": [sentence, ...]}``; the first reason states the verdict and
+        the best group. ``effect`` is the mean per-seed difference in the
+        metric's units, positive when a is better.
     """
     usable = [e for e in ranking if e["mean"] is not None and e["n_ok"] == e["n_runs"] and e["n_ok"] > 0]
     if not usable:
-        return {"loss": None, "reasons": ["no loss finished all its seeds; see the per-run table for errors"]}
+        return {"loss": None, "verdict": "no clear winner", "best_group": [], "pairwise": [],
+                "reasons": ["no loss finished all its seeds; see the per-run table for errors"]}
     best = usable[0]
+    by = {e["loss"]: e for e in usable}
+    pairs = _pairwise(usable, higher)
+    vs_best = [r for r in pairs if r["a"] == best["loss"]]
+    worse = {r["b"] for r in vs_best if r["p_adjusted"] is not None and r["p_adjusted"] < lstats.ALPHA
+             and (r["effect"] is None or r["effect"] > 0)}
+    group = [e["loss"] for e in usable if e["loss"] not in worse]
+    tested = best["n_ok"] >= 2 and all(r["n_paired"] >= 2 for r in vs_best)
+    conv = [bool(r["converged"]) for r in runs if r.get("status") == "ok" and "converged" in r]
+    undertrained = bool(conv) and sum(conv) < len(conv) / 2
+    verdict = ("undertrained" if undertrained else
+               "clear winner" if group == [best["loss"]] and tested else "no clear winner")
+
     direction = "highest" if higher else "lowest"
-    reasons = [f"{best['loss']} has the {direction} mean {primary} among losses that finished every seed: "
-               f"{_ci_text(best)}."]
+    m = sum(r["p_value"] is not None for r in pairs)
+    n_tests = f"{m} paired test" + ("s" if m != 1 else "")
+    where = (f"{best['loss']} has the {direction} mean {primary} among losses that finished every seed: "
+             f"{_ci_text(best)}")
+    group_text = ", ".join(group)
+    if undertrained:
+        first = (f"Undertrained: only {sum(conv)} of {len(conv)} finished runs converged, so no pick is "
+                 f"reliable at this budget; train longer (more --steps). Best group so far: {group_text}; {where}.")
+    elif verdict == "clear winner":
+        first = (f"Clear winner: {best['loss']} (best group: {group_text}); {where}; every other loss that finished "
+                 f"every seed is significantly worse (Holm-adjusted p < {lstats.ALPHA} over {n_tests}).")
+    elif not tested:
+        first = (f"No clear winner: best group {group_text}; {where}; with fewer than 2 paired seeds there is no "
+                 "test: rerun with --seeds 3 or more before trusting the order.")
+    else:
+        first = (f"No clear winner: best group {group_text} (not significantly worse than {best['loss']} at "
+                 f"Holm-adjusted p >= {lstats.ALPHA} over {n_tests}); {where}.")
+    reasons = [first]
     ev = _evidence(best["loss"], runs)
     if ev:
         reasons.append(f"{best['loss']}: " + "; ".join(ev) + ".")
@@ -327,21 +432,24 @@ def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool)
         top = ranking[0]
         reasons.append(f"{top['loss']} has a better mean ({_ci_text(top)}) but did not finish every seed: "
                        + "; ".join(_evidence(top["loss"], runs)) + ".")
-    if len(usable) > 1:
-        second = usable[1]
-        overlap = (best["ci95"] is not None and second["ci95"] is not None
-                   and best["ci95"][0] <= second["ci95"][1] and second["ci95"][0] <= best["ci95"][1])
-        if best["ci95"] is None or second["ci95"] is None:
-            reasons.append(f"Runner-up {second['loss']}: {_ci_text(second)}; with a single seed there is no "
-                           "confidence interval: rerun with --seeds 3 or more before trusting the order.")
-        elif overlap:
-            cheaper = min((best, second), key=lambda e: e["wall_seconds_mean"] or 0.0)
-            reasons.append(
-                f"Runner-up {second['loss']}: {_ci_text(second)}; the confidence intervals overlap, so at this "
-                f"budget the two are not clearly different ({cheaper['loss']} is cheaper: "
-                f"{_fmt(cheaper['wall_seconds_mean'])} s per run).")
-        else:
-            reasons.append(f"Runner-up {second['loss']}: {_ci_text(second)}; the confidence intervals do not overlap.")
+    for r in vs_best:
+        other = by[r["b"]]
+        if r["p_value"] is None:
+            reasons.append(f"{r['b']}: {_ci_text(other)}; {r['n_paired']} paired seed(s) with {best['loss']}, "
+                           "too few for a test.")
+            continue
+        ci = r["prob_improvement_ci"]
+        pi = f"P({best['loss']} better) = {r['prob_improvement']:.2f}" + (
+            f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+        test = "paired t-test" if r["test"] == "paired t" else "sign test (infinite values)"
+        judged = "significantly worse" if r["b"] not in group else "not significantly different"
+        reasons.append(f"{r['b']}: {_ci_text(other)}; {best['loss']} better by {_fmt(r['effect'])} {primary} on "
+                       f"average over {r['n_paired']} paired seeds ({test} p = {_p_text(r['p_value'])}, "
+                       f"Holm-adjusted {_p_text(r['p_adjusted'])}; {pi}): {judged}.")
+    if len(group) > 1:
+        cheaper = min((by[k] for k in group), key=lambda e: e["wall_seconds_mean"] or 0.0)
+        reasons.append(f"Within the best group {cheaper['loss']} is the cheapest: "
+                       f"{_fmt(cheaper['wall_seconds_mean'])} s per run.")
     for e in ranking:
         if e["loss"] == best["loss"]:
             continue
@@ -351,7 +459,66 @@ def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool)
                          f"{round(e['collapse_rate'] * e['n_ok'])}/{e['n_ok']} seeds")
         if ev:
             reasons.append(f"{e['loss']}: " + "; ".join(ev) + ".")
-    return {"loss": best["loss"], "reasons": reasons}
+    if pareto and len(pareto["losses"]) > 1:
+        goals = "; ".join(f"for {_GOALS.get(k, k)}: {', '.join(v)}" for k, v in pareto["best_for"].items())
+        reasons.append(f"No single loss is best on every goal (Pareto front over the seed means of "
+                       f"{', '.join(pareto['metrics'])}: {', '.join(pareto['losses'])}): {goals}.")
+    return {"loss": best["loss"], "verdict": verdict, "best_group": group, "pairwise": pairs, "reasons": reasons}
+
+
+# Key metrics of the Pareto front per kind of data, and their names as goals.
+_PARETO_KEYS = {"mixture": ("w1", "modes_covered", "high_quality", "reverse_kl"),
+                "image": ("fid", "precision", "recall", "coverage"),
+                "contrastive": ("linear_probe", "knn"),
+                "vector": ("w1", "swd")}
+_GOALS = {"w1": "W1", "swd": "SWD", "modes_covered": "mode coverage", "high_quality": "sample quality",
+          "reverse_kl": "reverse KL", "fid": "FID", "precision": "precision", "recall": "recall",
+          "coverage": "coverage", "linear_probe": "linear probe", "knn": "kNN"}
+
+
+def pareto(ranking: list[dict], runs: list[dict], *, family: str, kind: str) -> dict[str, Any]:
+    """The Pareto front of the losses that finished every seed over the family's key metrics (seed means).
+
+    Key metrics: contrastive families ``linear_probe, knn``; images ``fid``
+    (lower is better), ``precision, recall, coverage``; mixtures (``num_modes``
+    > 1) ``w1``, ``modes_covered``, ``high_quality``, ``reverse_kl``; other
+    vectors ``w1, swd``; of those, the ones every candidate measured.
+    Directions from :data:`losslab.metrics.METRIC_INFO`; an infinite (null)
+    seed value is the worst value, so its mean is too.
+
+    Returns:
+        ``{"metrics": [key, ...], "losses": [front, ranking order],
+        "best_for": {key: [losses with the best seed mean]}}``.
+    """
+    cands = [e for e in ranking if e["mean"] is not None and e["n_ok"] == e["n_runs"] and e["n_ok"] > 0]
+    ok = [r for r in runs if r.get("status") == "ok" and r.get("metrics")]
+    if "contrastive" in family:
+        which = "contrastive"
+    elif kind == "image":
+        which = "image"
+    else:
+        which = "mixture" if any((r["metrics"].get("num_modes") or 0) > 1 for r in ok) else "vector"
+    keys, table = [], []
+    for key in _PARETO_KEYS[which]:
+        higher = bool(METRIC_INFO.get(key, {}).get("higher_is_better", False))
+        col = []
+        for e in cands:
+            vals = [_seed_value(r["metrics"], key, higher)
+                    for r in ok if r["loss"] == e["loss"] and key in r["metrics"]]
+            col.append(float(np.mean(vals)) if vals else None)
+        if cands and all(v is not None for v in col):
+            keys.append(key)
+            table.append(col)
+    if not keys:
+        return {"metrics": [], "losses": [e["loss"] for e in cands[:1]], "best_for": {}}
+    t = np.array(table).T  # (losses, keys)
+    hib = [bool(METRIC_INFO[k]["higher_is_better"]) for k in keys]
+    front = [cands[i]["loss"] for i in lstats.pareto_front(t, hib)]
+    best_for = {}
+    for c, (k, h) in enumerate(zip(keys, hib)):
+        top = t[:, c].max() if h else t[:, c].min()
+        best_for[k] = [cands[i]["loss"] for i in range(len(cands)) if t[i, c] == top]
+    return {"metrics": keys, "losses": front, "best_for": best_for}
 
 
 def _notes(runs: list[dict]) -> list[str]:

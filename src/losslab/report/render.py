@@ -319,7 +319,8 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
         mm = r.get("metrics_mean") or {}
         rows.append(
             [str(i), [("b", str(r.get("loss")))]]
-            + [fmt_ci(r.get("mean"), r.get("ci95"), percent=primary in PERCENT_METRICS)]
+            + [f"inf ({r['n_inf']} seeds infinite)" if r.get("n_inf")
+               else fmt_ci(r.get("mean"), r.get("ci95"), percent=primary in PERCENT_METRICS)]
             + [f"{fmt_num(r.get('n_ok'))} / {fmt_num(r.get('n_runs'))}"]
             + [fmt_num(r.get("stability"), percent=True)]
             + ([fmt_num(r.get("collapse_rate"), percent=True)] if words.collapse else [])
@@ -350,6 +351,9 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
     blocks.append(("h2", "Recommendation"))
     if rec.get("loss"):
         blocks.append(("p", ["Recommended loss: ", ("b", str(rec["loss"]))]))
+    if rec.get("verdict"):
+        blocks.append(("p", f"Verdict: {rec['verdict']}; best group (not significantly worse than the best): "
+                            f"{', '.join(rec.get('best_group') or []) or DASH}."))
     else:
         blocks.append(("p", "No loss can be recommended from these runs."))
     if rec.get("reasons"):
