@@ -42,7 +42,7 @@ STATISTICS: dict[str, Any] = {
               "per-seed differences, ties dropped), inf counting as the worst value; no p-value with fewer "
               "than 2 paired seeds",
     "correction": "holm",
-    "family": "all pairs of losses that finished every seed",
+    "family": "the best loss against each other loss that finished every seed (k - 1 comparisons)",
     "alpha": ALPHA,
     "prob_improvement": "P(a better than b) = mean over all (seed of a, seed of b) pairs of [a better] + 0.5 [tie], "
                         "the Mann-Whitney U statistic / (n m), inf the worst value (Agarwal et al. 2021, "
