@@ -207,9 +207,14 @@ def _user_error(job, progress):
 
 
 @needs_ray
-def test_user_error_in_a_task_is_raised_and_missing_shared_storage_is_refused(engine, tmp_path):
+def test_user_error_in_a_task_is_raised_and_impossible_tasks_are_refused(engine, tmp_path):
     with pytest.raises(UserError, match="bad job 7"):
         ray_backend.run_jobs(_user_error, [7], workers=2, advance=print)
     with pytest.raises(UserError, match="must be on storage every node shares"):
         ray_backend.run_jobs(_user_error, [1], workers=2, advance=print,
                              shared_path=str(tmp_path / "not-there" / rundir.COMPARE))
+    # A task no node can hold would wait forever: refused (each node here has 1-2 CPUs, no GPU).
+    with pytest.raises(UserError, match="asks for 1 GPUs but the largest node has 0"):
+        ray_backend.run_jobs(_user_error, [1], workers=2, advance=print, num_gpus_per_task=1)
+    with pytest.raises(UserError, match="asks for 3 CPUs but the largest node has [12]"):
+        ray_backend.run_jobs(_user_error, [1], workers=2, advance=print, num_cpus_per_task=3)

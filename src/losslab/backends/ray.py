@@ -20,6 +20,7 @@ imports it on first use, so importing it without Ray installed is harmless.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from pathlib import Path
@@ -97,8 +98,8 @@ def _task(job_fn: JobFn, job: Any, index: int, progress_actor, shared_path: str 
     return res
 
 
-def _connect(ray, address: str | None, workers: int) -> bool:
-    """Connect to Ray; True when this call started it (and must shut it down)."""
+def _connect(ray, address: str | None, num_cpus: int) -> bool:
+    """Connect to Ray (or start a local one of ``num_cpus``); True when this call did (and must shut it down)."""
     if ray.is_initialized():  # e.g. a caller (or a test) that holds its own connection
         return False
     if address:
@@ -107,8 +108,18 @@ def _connect(ray, address: str | None, workers: int) -> bool:
         except ConnectionError as e:
             raise UserError(f"cannot connect to a Ray cluster at --address {address}: {e}") from e
         return True
-    ray.init(num_cpus=workers, include_dashboard=False, logging_level="WARNING")
+    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING")
     return True
+
+
+def _check_feasible(ray, num_cpus: float, num_gpus: float) -> None:
+    """Raise UserError when no live node has the resources one task declares (Ray would wait forever)."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    for name, need in (("CPU", num_cpus), ("GPU", num_gpus)):
+        have = max((r.get(name, 0.0) for r in nodes), default=0.0)
+        if need > have:
+            raise UserError(f"each Ray task asks for {need:g} {name}s but the largest node has {have:g}; "
+                            f"ask for fewer (train.threads sets the CPUs) or add a node with more")
 
 
 def run_jobs(job_fn: JobFn, jobs: Sequence[Any], *, workers: int, advance: Callable[[int], None],
@@ -128,9 +139,10 @@ def run_jobs(job_fn: JobFn, jobs: Sequence[Any], *, workers: int, advance: Calla
     jobs : sequence
         Picklable job descriptions (e.g. :class:`losslab.rundir.Job`).
     workers : int
-        CPUs of the local Ray started when no ``address`` is given (and Ray
-        is not already initialised in this process); ignored on a cluster,
-        whose resources decide how many tasks run at once.
+        Tasks at once on the local Ray started when no ``address`` is given
+        (it gets ``workers * num_cpus_per_task`` CPUs); ignored on a cluster,
+        whose resources decide how many tasks run at once, and when Ray is
+        already initialised in this process (that connection is used as is).
     advance : callable
         ``advance(n)``, called in this process with the progress of all jobs.
     address : str, optional
@@ -156,9 +168,11 @@ def run_jobs(job_fn: JobFn, jobs: Sequence[Any], *, workers: int, advance: Calla
     Raises
     ------
     UserError
-        Ray is not installed; the cluster cannot be reached; ``shared_path``
-        is relative, or not visible on a node; a job raised one (re-raised
-        at once, the other tasks are cancelled).
+        Ray is not installed; the cluster cannot be reached; no node has
+        the resources a task declares (a cluster that autoscales must have
+        one such node up); ``shared_path`` is relative, or not visible on a
+        node; a job raised one (re-raised at once, the other tasks are
+        cancelled).
     KeyboardInterrupt
         Ctrl-C or SIGTERM: the tasks are cancelled first.
     """
@@ -170,8 +184,10 @@ def run_jobs(job_fn: JobFn, jobs: Sequence[Any], *, workers: int, advance: Calla
     ray = import_ray()
     from ray.exceptions import RayTaskError
 
-    started = _connect(ray, address, max(1, workers))
+    # A local Ray gets CPUs for `workers` tasks at once.
+    started = _connect(ray, address, max(1, math.ceil(max(1, workers) * num_cpus_per_task)))
     try:
+        _check_feasible(ray, num_cpus_per_task, num_gpus_per_task)
         Progress = _progress_actor(ray)
         actor = Progress.remote()
         task = ray.remote(_task).options(num_cpus=num_cpus_per_task, num_gpus=num_gpus_per_task,
