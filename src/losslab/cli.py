@@ -85,7 +85,7 @@ def cmd_compare(args) -> None:
                         "jobs": [j.run_dir for j in plan(names, args.seeds)]}))
         return
     res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, workers=workers,
-                          quiet=args.quiet, metric=args.metric)
+                          quiet=args.quiet, metric=args.metric, backend=args.backend, address=args.address)
     paths = build_report(args.out)
     if not args.quiet:
         rec = res["recommendation"]
@@ -266,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "diffusion or contrastive; without it --losses may mix "
                                                    "families")
     p.add_argument("--workers", type=int, default=None, help="parallel runs (default: the CPU cores, at most 8)")
+    p.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local: a process pool (default); ray: Ray tasks (pip install 'losslab[ray]')")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="with --backend ray: a running Ray cluster ('auto', HOST:6379 or ray://HOST:10001); "
+                        "--out must then be on storage every node shares. Default: a local Ray of --workers CPUs")
     p.add_argument("--metric", default=None, help="primary metric of the ranking (default: linear_probe for "
                                                    "contrastive losses, fid for images, w1 for vectors with "
                                                    "d <= 2, swd for d > 2; losslab list metrics)")

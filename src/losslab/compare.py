@@ -3,7 +3,7 @@
 This module runs jobs and nothing else. It checks and writes the
 comparison's ``compare.json`` and ``reference.npz`` (file names and job plan
 from :mod:`losslab.rundir`), runs every (loss, seed) job not yet finished on
-a backend (:mod:`losslab.backends.local`), and hands the run directories to
+a backend (:mod:`losslab.backends.local` or :mod:`losslab.backends.ray`), and hands the run directories to
 :func:`losslab.verdict.aggregate`, which writes ``results.json``. Each job
 writes only its own run directory ``OUT/runs/<loss>/seed<k>/``, so finished
 runs are never trained again and rerunning an interrupted comparison with
@@ -21,8 +21,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from losslab import io, rundir
-from losslab.backends import run_jobs
+from losslab import backends, io, rundir
 from losslab.config import Config
 from losslab.data import load_dataset
 from losslab.errors import UserError
@@ -136,17 +135,26 @@ def run_compare(
     workers: int = 1,
     quiet: bool = False,
     metric: str | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Run every (loss, seed) job not yet finished in ``out``, then the verdict.
+
+    ``backend`` "local" (a process pool of ``workers``) or "ray" (Ray tasks: a
+    local Ray of ``workers`` CPUs, or the cluster at ``address``; ``out`` must
+    then be on storage every node shares), see :func:`losslab.backends.select`.
 
     Returns:
         The content of ``OUT/results.json`` (:func:`losslab.verdict.aggregate`).
 
     Raises:
         UserError: ``out`` holds a comparison with another dataset or budget, an
-            unknown loss, or ``metric`` was not measured.
+            unknown loss, or ``metric`` was not measured; an unknown backend,
+            Ray missing, or ``out`` not visible on a Ray node.
     """
-    out = Path(out)
+    out = Path(out).absolute()  # the job function may run in another working directory or on another node
+    run_jobs = backends.select(backend, address=address, num_cpus_per_task=cfg.train.threads,
+                               shared_path=out / rundir.COMPARE if backend == "ray" else None)
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_data(cfg)
     write_spec(out, cfg, dataset, losses=losses, seeds=seeds, metric=metric)
