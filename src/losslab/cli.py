@@ -60,11 +60,13 @@ def _check_losses(names: list[str], family: str | None = None) -> list[str]:
 
 def cmd_compare(args) -> None:
     # Imported here, not at the top: torch and the trainers would slow every `losslab --help`.
+    import warnings
+
     from losslab import compare as cmp
     from losslab import io
     from losslab.backends import default_workers
     from losslab.losses import REGISTRIES
-    from losslab.report import build_report
+    from losslab.report import report_paths
     from losslab.rundir import RESULTS, plan
 
     if args.family is not None and args.family not in REGISTRIES:
@@ -79,14 +81,20 @@ def cmd_compare(args) -> None:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     cfg, ds = _resolve_config(args)
     workers = args.workers or default_workers()
+    cmp.check_request(cfg, ds, names, metric=args.metric)  # before any file is written
     if args.dry_run:
         print(io.dumps({"config": cfg.to_dict(), "losses": names, "seeds": args.seeds, "workers": workers,
                         "dataset": {"name": ds.name, "kind": ds.kind, "shape": list(ds.shape)},
                         "jobs": [j.run_dir for j in plan(names, args.seeds)]}))
         return
-    res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, workers=workers,
-                          quiet=args.quiet, metric=args.metric)
-    paths = build_report(args.out)
+    with warnings.catch_warnings(record=True) as caught:  # e.g. a corrupt result.json: that run is redone
+        warnings.simplefilter("always")
+        try:
+            res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, workers=workers,
+                                  quiet=args.quiet, metric=args.metric, report=True)
+        finally:
+            _print_warnings(caught)
+    paths = report_paths(args.out)
     if not args.quiet:
         rec = res["recommendation"]
         print(f"recommendation: {rec['loss']}")
@@ -105,6 +113,7 @@ def cmd_train(args) -> None:
 
     _check_losses([args.loss])
     cfg, ds = _resolve_config(args)
+    cmp.check_request(cfg, ds, [args.loss])  # before the run directory is made
     if args.dry_run:
         print(io.dumps(cfg.to_dict()))
         return
@@ -176,14 +185,9 @@ def cmd_eval(args) -> None:
 
 def cmd_report(args) -> None:
     # Imported here, not at the top: the verdict and matplotlib would slow every `losslab --help`.
-    from losslab.report import build_report
-    from losslab.verdict import aggregate
+    from losslab.report import rebuild
 
-    out = Path(args.out)
-    if not out.is_dir():
-        raise UserError(f"no such directory: {out}")
-    aggregate(out)
-    paths = build_report(out)
+    paths = rebuild(args.out)  # under the lock on OUT: refused while a compare writes there
     print(f"report: {paths['html']}  (also {paths['markdown']})")
 
 
