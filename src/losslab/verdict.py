@@ -170,11 +170,14 @@ def data_shape(out: Path, spec: dict[str, Any]) -> tuple[str, list[int] | None]:
     shape = None
     ref = out / rundir.REFERENCE
     if ref.exists():
-        real = io.read_npz(ref, keys=("real",)).get("real")  # UserError: corrupt or truncated
+        redo = f"delete it and rerun the same `losslab compare --out {out}` command to rewrite it"
+        try:
+            real = io.read_npz(ref, keys=("real",)).get("real")
+        except UserError as e:  # corrupt or truncated
+            raise UserError(f"{str(e).split('; ')[0]}; {redo}") from None
         if real is None or real.ndim not in (2, 4) or len(real) == 0:
             got = "no array 'real'" if real is None else f"'real' of shape {tuple(real.shape)}"
-            raise UserError(f"{ref}: {got}, expected (n, d) or (n, C, H, W); delete it and rerun the same "
-                            f"`losslab compare --out {out}` command to rewrite it")
+            raise UserError(f"{ref}: {got}, expected (n, d) or (n, C, H, W); {redo}")
         shape = list(real.shape[1:])
     shape = shape if shape is not None else spec.get("shape")
     kind = spec.get("kind") or (None if shape is None else ("image" if len(shape) == 3 else "vector"))
