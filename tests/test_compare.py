@@ -113,7 +113,7 @@ def test_killed_compare_stops_its_workers_and_resumes(tmp_path):
             "--set", "model.hidden=16", "--set", "train.batch_size=32"]
     p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
-    ck = out / "runs/ns/seed0/checkpoint.json"
+    ck = out / "runs/ns/seed0" / rundir.CHECKPOINT
     while not ck.exists() and time.time() < deadline:
         time.sleep(0.2)
     assert ck.exists(), "no checkpoint written"
@@ -128,7 +128,7 @@ def test_killed_compare_stops_its_workers_and_resumes(tmp_path):
         time.sleep(0.2)
     assert alive == []
     assert not (out / "runs/ns/seed0/result.json").exists()
-    done_before = io.read_json(ck)["g_updates"]
+    done_before = io.read_jsonl(out / "runs/ns/seed0" / rundir.METRICS)[-1]["step"]  # logged up to a checkpoint
     assert 50 <= done_before < 4000
     # Resume with a budget the first run had: the config must match, so rerun the same command.
     p2 = subprocess.run(args, capture_output=True, text=True, timeout=600)
@@ -382,6 +382,27 @@ def test_corrupt_checkpoint_of_an_unfinished_run_is_retrained_from_scratch(done,
     ck.write_bytes(ck.read_bytes()[:100])
     code, err = _cli(_compare_argv(out), capsys)
     assert code == 0, err
+    assert err.splitlines() == [l for l in err.splitlines() if l.startswith("losslab: warning: ")]
+    assert f"losslab: warning: {ck} is unreadable" in err
     got = io.read_json(rd / rundir.RESULT)
     assert {k: got.get(k) for k in ("status", "metrics", "g_updates", "d_updates")} == \
         {k: want[k] for k in ("status", "metrics", "g_updates", "d_updates")}
+
+
+@pytest.mark.parametrize("name, content, fragment", [
+    (rundir.CONFIG, b'{"run": {', "is corrupt (JSONDecodeError"),
+    (rundir.CONFIG, b"[1]", "no 'run' section"),
+    (rundir.SAMPLES, b"PK\x03\x04junk", "corrupt or truncated .npz archive"),
+    (rundir.SAMPLES, "other-key", "no array 'samples'; delete it"),
+    (rundir.CHECKPOINT, b"xx", "is corrupt (SafetensorError"),
+])
+def test_eval_of_a_run_with_a_corrupt_file_is_one_line_and_deletes_nothing(done, tmp_path, capsys, name, content,
+                                                                           fragment):
+    out = _copy(done, tmp_path)
+    f = out / "runs/ns/seed0" / name
+    f.write_bytes(io.npz_bytes(x=np.zeros(3)) if content == "other-key" else content)
+    files = sorted(p.name for p in f.parent.iterdir())
+    code, err = _cli(["eval", str(f.parent)], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and line.startswith(f"losslab: error: {f}") and fragment in line
+    assert sorted(p.name for p in f.parent.iterdir()) == files

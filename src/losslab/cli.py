@@ -157,6 +157,42 @@ def cmd_features(args) -> None:
     print(f"weights: {info['weights']}  sha256 {info['sha256']}")
 
 
+def _check_run_files(path: str) -> None:
+    """Read a run's own files before ``losslab eval`` uses them, so a corrupt one is one line, not a traceback.
+
+    config.json (:func:`losslab.rundir.read_run`), samples.npz (an array
+    ``samples`` of shape (n, ...)) and the header of checkpoint.safetensors,
+    which is never deleted here (a training run discards an unreadable one;
+    an evaluation must not).
+
+    Raises:
+        UserError: the file, what is wrong with it and what to do.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    from losslab import io, rundir
+
+    rd = rundir.read_run(path).run_dir
+    samples = rd / rundir.SAMPLES
+    if samples.exists():
+        try:
+            x = io.read_npz(samples, keys=("samples",)).get("samples")
+        except UserError as e:
+            x, why = None, str(e).split("; ")[0].removeprefix(f"{samples}: ")
+        else:
+            why = "no array 'samples'" if x is None else f"'samples' of shape {tuple(x.shape)}"
+        if x is None or x.ndim < 2 or len(x) == 0:
+            raise UserError(f"{samples}: {why}; delete it and rerun to draw the samples from the run's checkpoint")
+    ck = rd / rundir.CHECKPOINT
+    if ck.exists():
+        try:
+            with safe_open(str(ck), framework="pt") as f:
+                f.keys()
+        except (SafetensorError, OSError) as e:
+            raise UserError(f"{ck} is corrupt ({type(e).__name__}: {e}); train the run again (delete it and rerun "
+                            "the same losslab compare or train), or move it away to evaluate samples.npz alone") from None
+
+
 def cmd_eval(args) -> None:
     import warnings
 
@@ -176,6 +212,7 @@ def cmd_eval(args) -> None:
         else:
             if args.data is not None:
                 raise UserError("--data goes with --samples; a run directory knows its dataset")
+            _check_run_files(args.run_dir)
             res = ev.eval_run_dir(args.run_dir, full=args.full, out=args.out, features=args.features, n=args.n)
     _print_warnings(caught)
     print(ev.format_table(res))
