@@ -259,7 +259,8 @@ def test_second_compare_into_the_same_out_is_refused_while_the_first_runs(tmp_pa
                 finally:
                     os.close(fd)
         assert held, first.stderr.read() if first.poll() is not None else "the lock was never taken"
-        want = f"losslab: error: {out} is in use by another losslab process (pid {first.pid}); wait for it or use another --out"
+        want = (f"losslab: error: {out} is in use by another losslab process (pid {first.pid}); "
+                "wait for it or use another --out")
         for argv in (base + ["--steps", "1000000"], [sys.executable, "-m", "losslab", "report", str(out)]):
             second = subprocess.run(argv, capture_output=True, text=True, timeout=300)
             assert second.returncode == 2 and second.stderr.splitlines() == [want], second.stderr

@@ -113,7 +113,8 @@ def faults(kill_at: int | None = None, mode: str = "before"):
         mp.setattr(lio, "os", _OsInIo(f))
         # append_jsonl wherever it was looked up: the io module and any `from losslab.io import append_jsonl`.
         for name, mod in list(sys.modules.items()):
-            if (name == "losslab" or name.startswith("losslab.")) and getattr(mod, "append_jsonl", None) is _REAL_APPEND:
+            ours = name == "losslab" or name.startswith("losslab.")
+            if ours and getattr(mod, "append_jsonl", None) is _REAL_APPEND:
                 mp.setattr(mod, "append_jsonl", append)
         yield f
     finally:

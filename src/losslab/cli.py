@@ -189,8 +189,9 @@ def _check_run_files(path: str) -> None:
             with safe_open(str(ck), framework="pt") as f:
                 f.keys()
         except (SafetensorError, OSError) as e:
-            raise UserError(f"{ck} is corrupt ({type(e).__name__}: {e}); train the run again (delete it and rerun "
-                            "the same losslab compare or train), or move it away to evaluate samples.npz alone") from None
+            raise UserError(f"{ck} is corrupt ({type(e).__name__}: {e}); train the run again (delete it and "
+                            "rerun the same losslab compare or train), or move it away to evaluate samples.npz "
+                            "alone") from None
 
 
 def cmd_eval(args) -> None:

@@ -258,7 +258,7 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
 
 
 def report_paths(out_dir: str | Path) -> dict[str, Path]:
-    """Where :func:`build_report` writes: ``{"markdown": OUT/report.md, "html": OUT/report.html, "figures": OUT/figures}``."""
+    """Where :func:`build_report` writes: ``markdown`` OUT/report.md, ``html`` OUT/report.html, ``figures``."""
     out = Path(out_dir)
     return {"markdown": out / "report.md", "html": out / "report.html", "figures": out / "figures"}
 
