@@ -113,7 +113,7 @@ def test_killed_compare_stops_its_workers_and_resumes(tmp_path):
             "--set", "model.hidden=16", "--set", "train.batch_size=32"]
     p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
-    ck = out / "runs/ns/seed0" / rundir.CHECKPOINT
+    ck = out / "runs/ns/seed0/checkpoint.json"
     while not ck.exists() and time.time() < deadline:
         time.sleep(0.2)
     assert ck.exists(), "no checkpoint written"
@@ -128,7 +128,7 @@ def test_killed_compare_stops_its_workers_and_resumes(tmp_path):
         time.sleep(0.2)
     assert alive == []
     assert not (out / "runs/ns/seed0/result.json").exists()
-    done_before = io.read_jsonl(out / "runs/ns/seed0" / rundir.METRICS)[-1]["step"]  # logged up to a checkpoint
+    done_before = io.read_json(ck)["g_updates"]
     assert 50 <= done_before < 4000
     # Resume with a budget the first run had: the config must match, so rerun the same command.
     p2 = subprocess.run(args, capture_output=True, text=True, timeout=600)
