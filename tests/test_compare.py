@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -135,3 +138,274 @@ def test_killed_compare_stops_its_workers_and_resumes(tmp_path):
     res = io.read_json(out / "runs/ns/seed0/result.json")
     assert res["status"] == "ok" and res["g_updates"] == 4000
     assert os.path.exists(out / "report.html")
+
+
+# --------------------------------------------------------------------------- refused before any write
+
+def _cli(argv, capsys) -> tuple[int, str]:
+    """Run `losslab ARGV` in this process: (exit code, stderr)."""
+    from losslab.cli import main
+
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("losslab: error: "), err
+    return lines[0]
+
+
+def _png_folder(root, labelled: bool):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        d = root / (f"c{i % 2}" if labelled else "")
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(d / f"{i}.png")
+    return root
+
+
+TINY = ["--steps", "2", "--seeds", "1", "--workers", "1", "--quiet"]
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--losses", "ns", "--metric", "foo"], "--metric 'foo' is not a losslab metric; choose from: "),
+    (["--losses", "ns", "--metric", "fid"], "--metric 'fid' is not measured for gan losses on vector data"),
+    (["--losses", "ns", "--metric", "num_modes"], "--metric 'num_modes' describes the evaluation"),
+    (["--losses", "ns", "--metric", "linear_probe"], "--metric 'linear_probe' is not measured"),
+    (["--losses", "ns,simclr"], "simclr"),  # an unknown loss
+    (["--losses", "ns,nt-xent"], "loss nt-xent: the contrastive family needs images"),
+    (["--losses", "ddpm", "--set", "diffusion.sample_steps=100000"], "loss ddpm: "),
+    (["--losses", "wgan", "--set", "loss.critic_norm=batch", "--set", "train.batch_size=1"],
+     "train.batch_size = 1: must be >= 2 with loss.critic_norm = 'batch'"),
+    (["--data", "digits", "--losses", "ns", "--set", "train.batch_size=1"],
+     "train.batch_size = 1: must be >= 2 for loss ns (its "),
+])
+def test_refused_compare_writes_nothing(tmp_path, capsys, extra, fragment):
+    out = tmp_path / "out"
+    code, err = _cli(["compare", "--data", "ring8", "--out", str(out), *TINY, *extra], capsys)
+    assert code == 2 and fragment in _one_error_line(err)
+    assert not out.exists()
+
+
+def test_metric_choices_are_the_ones_a_run_measures(tmp_path, capsys):
+    """The names --metric accepts for ns on ring8 are exactly the rankable keys of a real run's result.json."""
+    from losslab.metrics import METRIC_INFO
+
+    res = cmp.run_compare(_tiny(steps=2), losses=["ns"], seeds=1, out=tmp_path, quiet=True)
+    keys = set(res["runs"][0]["metrics"])
+    assert cmp.measured_metrics("gan", cmp.load_data(_tiny()), n_eval=300) == frozenset(keys)
+    rankable = sorted(k for k in keys if METRIC_INFO[k]["higher_is_better"] is not None)
+    code, err = _cli(["compare", "--data", "ring8", "--out", str(tmp_path / "x"), *TINY, "--losses", "ns",
+                      "--metric", "foo"], capsys)
+    assert _one_error_line(err).endswith("choose from: " + ", ".join(rankable))
+    for m in rankable:  # each is accepted and ranks the runs
+        assert cmp.aggregate(tmp_path, metric=m)["primary_metric"]["name"] == m
+
+
+def test_generative_losses_on_unlabelled_images_are_refused_before_any_write(tmp_path, capsys):
+    folder = _png_folder(tmp_path / "imgs", labelled=False)
+    for losses, fragment in (("ns", "loss ns: the gan family is evaluated by FID"),
+                             ("ddpm", "loss ddpm: the diffusion family is evaluated by FID"),
+                             ("info-nce", "loss info-nce: contrastive runs are evaluated by a linear probe")):
+        out = tmp_path / f"out-{losses}"
+        code, err = _cli(["compare", "--data", str(folder), "--out", str(out), *TINY, "--losses", losses], capsys)
+        assert code == 2 and fragment in _one_error_line(err), err
+        assert not out.exists()
+
+
+def test_refused_train_makes_no_run_directory(tmp_path, capsys):
+    out = tmp_path / "runs"
+    code, err = _cli(["train", "--data", "ring8", "--loss", "nt-xent", "--steps", "2", "--quiet", "--out", str(out)],
+                     capsys)
+    assert code == 2 and "the contrastive family needs images" in _one_error_line(err)
+    code, err = _cli(["train", "--data", "digits", "--loss", "ns", "--set", "train.batch_size=1", "--quiet",
+                      "--out", str(out)], capsys)
+    assert code == 2 and "must be >= 2 for loss ns (its " in _one_error_line(err)
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------- one --out, one process
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX flock")
+def test_second_compare_into_the_same_out_is_refused_while_the_first_runs(tmp_path):
+    import fcntl
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    base = [sys.executable, "-m", "losslab", "compare", "--data", "ring8", "--losses", "ns", "--seeds", "1",
+            "--workers", "1", "--quiet", "--out", str(out), "--set", "model.hidden=8"]
+    first = subprocess.Popen(base + ["--steps", "1000000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        held = False
+        while not held and time.time() < deadline and first.poll() is None:
+            time.sleep(0.2)
+            if (out / rundir.LOCK).exists():
+                fd = os.open(out / rundir.LOCK, os.O_RDONLY)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                except BlockingIOError:
+                    held = True
+                finally:
+                    os.close(fd)
+        assert held, first.stderr.read() if first.poll() is not None else "the lock was never taken"
+        want = (f"losslab: error: {out} is in use by another losslab process (pid {first.pid}); "
+                "wait for it or use another --out")
+        for argv in (base + ["--steps", "1000000"], [sys.executable, "-m", "losslab", "report", str(out)]):
+            second = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+            assert second.returncode == 2 and second.stderr.splitlines() == [want], second.stderr
+        assert first.poll() is None  # the first one was not disturbed
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        first.stderr.close()
+
+
+# --------------------------------------------------------------------------- corrupt files
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """A finished tiny comparison (ns, 1 seed), copied by each test that damages it."""
+    out = tmp_path_factory.mktemp("done") / "out"
+    cmp.run_compare(_tiny(steps=8), losses=["ns"], seeds=1, out=out, quiet=True, report=True)
+    return out
+
+
+def _copy(done, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(done, tmp_path / "out"))
+
+
+def _compare_argv(out):
+    return ["compare", "--data", "ring8", "--losses", "ns", "--seeds", "1", "--workers", "1", "--quiet",
+            "--out", str(out), "--set", "train.steps=8", "--set", "train.batch_size=64", "--set", "train.log_every=4",
+            "--set", "train.checkpoint_every=4", "--set", "train.n_eval=300", "--set", "model.hidden=32",
+            "--set", "model.layers=2"]
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ('{"family": "gan", "data": ', "is corrupt (JSONDecodeError"),
+    ("[]", "is not a losslab comparison"),
+])
+def test_corrupt_compare_json_is_one_line_for_compare_and_report(done, tmp_path, capsys, content, fragment):
+    out = _copy(done, tmp_path)
+    (out / rundir.COMPARE).write_text(content)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    for argv in (_compare_argv(out), ["report", str(out)]):
+        code, err = _cli(argv, capsys)
+        line = _one_error_line(err)
+        assert code == 2 and line.startswith(f"losslab: error: {out / rundir.COMPARE} ") and fragment in line
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != rundir.LOCK} == \
+        {p: t for p, t in before.items() if p.name != rundir.LOCK}
+
+
+def test_compare_json_without_losses_is_refused_by_report(done, tmp_path, capsys):
+    out = _copy(done, tmp_path)
+    spec = io.read_json(out / rundir.COMPARE)
+    del spec["losses"]
+    io.atomic_write_json(out / rundir.COMPARE, spec)
+    code, err = _cli(["report", str(out)], capsys)
+    assert code == 2 and "is not a losslab comparison" in _one_error_line(err) and "rewrite it" in err
+
+
+@pytest.mark.parametrize("content", ['{"loss": "ns", "status": "o', "[1, 2, 3]"])
+def test_corrupt_result_json_fails_report_and_is_redone_by_compare(done, tmp_path, capsys, content):
+    out = _copy(done, tmp_path)
+    result = out / "runs/ns/seed0" / rundir.RESULT
+    want = io.read_json(result)
+    result.write_text(content)
+    code, err = _cli(["report", str(out)], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and line.startswith(f"losslab: error: {result} ") and "delete it" in line
+    code, err = _cli(_compare_argv(out), capsys)
+    assert code == 0, err
+    what = "is corrupt (JSONDecodeError" if content[0] == "{" else "is not a run result"
+    assert len(err.splitlines()) == 1 and err.startswith(f"losslab: warning: {result} {what}")
+    assert err.rstrip().endswith("; the run is trained again")
+    got = io.read_json(result)
+    assert {k: got[k] for k in ("status", "metrics", "g_updates", "d_updates")} == \
+        {k: want[k] for k in ("status", "metrics", "g_updates", "d_updates")}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "no-real"])
+def test_corrupt_reference_fails_report_and_is_rewritten_by_compare(done, tmp_path, capsys, damage):
+    out = _copy(done, tmp_path)
+    ref = out / rundir.REFERENCE
+    good = ref.read_bytes()
+    ref.write_bytes(good[: len(good) // 2] if damage == "truncate" else io.npz_bytes(modes=np.zeros((8, 2))))
+    code, err = _cli(["report", str(out)], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and line.startswith(f"losslab: error: {ref}: ") and line.endswith("to rewrite it")
+    code, err = _cli(_compare_argv(out), capsys)
+    assert code == 0, err
+    assert ref.read_bytes() == good  # the same real samples, drawn with the same seed
+
+
+def test_corrupt_samples_fail_report_naming_the_run(done, tmp_path, capsys):
+    out = _copy(done, tmp_path)
+    s = out / "runs/ns/seed0" / rundir.SAMPLES
+    s.write_bytes(b"PK\x03\x04" + b"\0" * 40)
+    code, err = _cli(["report", str(out)], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and line.startswith(f"losslab: error: {s}: ") and "draw the run's samples again" in line
+
+
+def test_corrupt_config_json_of_an_unfinished_run_is_one_line(done, tmp_path, capsys):
+    out = _copy(done, tmp_path)
+    rd = out / "runs/ns/seed0"
+    (rd / rundir.RESULT).unlink()
+    for content, fragment in (('{"run": {"fam', "is corrupt"), ('["run"]', "is not a run configuration")):
+        (rd / rundir.CONFIG).write_text(content)
+        code, err = _cli(_compare_argv(out), capsys)
+        line = _one_error_line(err)
+        assert code == 2 and line.startswith(f"losslab: error: {rd / rundir.CONFIG} ") and fragment in line
+        assert not (rd / rundir.RESULT).exists()
+
+
+def test_corrupt_checkpoint_of_an_unfinished_run_is_retrained_from_scratch(done, tmp_path, capsys):
+    """A truncated checkpoint: the run restarts (with a warning) and ends as an uninterrupted run does."""
+    out = _copy(done, tmp_path)
+    rd = out / "runs/ns/seed0"
+    want = io.read_json(rd / rundir.RESULT)
+    (rd / rundir.RESULT).unlink()
+    ck = rd / rundir.CHECKPOINT
+    ck.write_bytes(ck.read_bytes()[:100])
+    code, err = _cli(_compare_argv(out), capsys)
+    assert code == 0, err
+    assert err.splitlines() == [l for l in err.splitlines() if l.startswith("losslab: warning: ")]
+    assert f"losslab: warning: {ck} is unreadable" in err
+    got = io.read_json(rd / rundir.RESULT)
+    assert {k: got.get(k) for k in ("status", "metrics", "g_updates", "d_updates")} == \
+        {k: want[k] for k in ("status", "metrics", "g_updates", "d_updates")}
+
+
+@pytest.mark.parametrize("name, content, fragment", [
+    (rundir.CONFIG, b'{"run": {', "is corrupt (JSONDecodeError"),
+    (rundir.CONFIG, b"[1]", "no 'run' section"),
+    (rundir.SAMPLES, b"PK\x03\x04junk", "corrupt or truncated .npz archive"),
+    (rundir.SAMPLES, "other-key", "no array 'samples'; delete it"),
+    (rundir.CHECKPOINT, b"xx", "is corrupt (SafetensorError"),
+])
+def test_eval_of_a_run_with_a_corrupt_file_is_one_line_and_deletes_nothing(done, tmp_path, capsys, name, content,
+                                                                           fragment):
+    out = _copy(done, tmp_path)
+    f = out / "runs/ns/seed0" / name
+    f.write_bytes(io.npz_bytes(x=np.zeros(3)) if content == "other-key" else content)
+    files = sorted(p.name for p in f.parent.iterdir())
+    code, err = _cli(["eval", str(f.parent)], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and line.startswith(f"losslab: error: {f}") and fragment in line
+    assert sorted(p.name for p in f.parent.iterdir()) == files

@@ -251,15 +251,79 @@ def test_missing_results_json_is_a_user_error(tmp_path):
         build_report(tmp_path)
 
 
-def test_unreadable_run_files_do_not_stop_the_report(tmp_path):
+def test_missing_run_files_do_not_stop_the_report(tmp_path, monkeypatch):
+    from losslab.report import plots
+
+    drawn = []
+    real_plot = plots.plot_samples
+    monkeypatch.setattr(plots, "plot_samples", lambda panels, *a, **k: (
+        drawn.append([(label, x is None) for label, x, _ in panels]), real_plot(panels, *a, **k))[1])
     out, results = make_out(tmp_path, "2d")
-    (out / "runs/wgan-gp/seed0/samples.npz").write_bytes(b"not an npz")  # corrupt: seed 1 is used instead
+    (out / "runs/wgan-gp/seed0/samples.npz").unlink()  # seed 1 is used instead
     (out / "runs/ns/seed0/samples.npz").unlink()  # ns has no sample at all now
     (out / "runs/ns/seed0/metrics.jsonl").unlink()
     (out / "reference.npz").unlink()
     paths = build_report(out, quiet=True)
     assert mpimg.imread(paths["figures"] / "samples.png").ndim == 3
     assert "diverged at step 50" in paths["markdown"].read_text()
+    assert drawn == [[("data", True), ("wgan-gp (seed 1)", False), ("ns", True)]]
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (b"not an npz", "not a NumPy .npz archive"),
+    ("truncate", "corrupt or truncated .npz archive"),
+    ("other-key", "no array 'samples'"),
+    ("wrong-shape", "'samples' of shape (7, 3)"),
+])
+def test_corrupt_samples_stop_the_report_with_one_line_naming_the_file(tmp_path, damage, fragment):
+    """A samples.npz that exists but cannot be drawn is not silently replaced by another seed's."""
+    from losslab.io import npz_bytes
+
+    out, _ = make_out(tmp_path, "2d")
+    f = out / "runs/wgan-gp/seed0/samples.npz"
+    if damage == "truncate":
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    elif damage == "other-key":
+        f.write_bytes(npz_bytes(x=np.zeros((7, 2), np.float32)))
+    elif damage == "wrong-shape":
+        f.write_bytes(npz_bytes(samples=np.zeros((7, 3), np.float32)))
+    else:
+        f.write_bytes(damage)
+    with pytest.raises(UserError) as e:
+        build_report(out)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{f}: ") and fragment in msg
+    assert msg.endswith("command to draw the run's samples again")
+    assert f"delete {out / 'runs/wgan-gp/seed0/result.json'}" in msg
+    assert not (out / "report.md").exists()
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (b"PK\x03\x04garbage", "corrupt or truncated .npz archive"),
+    ("no-real", "'real'"),
+])
+def test_corrupt_reference_stops_the_report(tmp_path, damage, fragment):
+    from losslab.io import npz_bytes
+
+    out, _ = make_out(tmp_path, "2d")
+    f = out / "reference.npz"
+    f.write_bytes(npz_bytes(modes=np.zeros((8, 2))) if damage == "no-real" else damage)
+    with pytest.raises(UserError) as e:
+        build_report(out)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{f}") and fragment in msg and "rewrite it" in msg
+
+
+@pytest.mark.parametrize("content", ['{"runs": [', "[1, 2]", '{"runs": {}, "ranking": []}'])
+def test_corrupt_results_json_is_one_line_naming_the_file(tmp_path, content):
+    (tmp_path / "results.json").write_text(content)
+    with pytest.raises(UserError) as e:
+        build_report(tmp_path)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(str(tmp_path / "results.json"))
+    words = msg.replace(str(tmp_path), "OUT")
+    assert words.startswith("OUT/results.json ") and words.count("OUT") == 1 + words.count("losslab report OUT")
+    assert ("is corrupt" in words) == (content == '{"runs": [')
 
 
 def test_high_dimensional_vectors_are_shown_in_pca_coordinates(tmp_path):

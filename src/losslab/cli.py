@@ -60,11 +60,13 @@ def _check_losses(names: list[str], family: str | None = None) -> list[str]:
 
 def cmd_compare(args) -> None:
     # Imported here, not at the top: torch and the trainers would slow every `losslab --help`.
+    import warnings
+
     from losslab import compare as cmp
     from losslab import io
     from losslab.backends import default_workers
     from losslab.losses import REGISTRIES
-    from losslab.report import build_report
+    from losslab.report import report_paths
     from losslab.rundir import RESULTS, plan
 
     if args.family is not None and args.family not in REGISTRIES:
@@ -79,14 +81,21 @@ def cmd_compare(args) -> None:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     cfg, ds = _resolve_config(args)
     workers = args.workers or default_workers()
+    cmp.check_request(cfg, ds, names, metric=args.metric)  # before any file is written
     if args.dry_run:
         print(io.dumps({"config": cfg.to_dict(), "losses": names, "seeds": args.seeds, "workers": workers,
                         "dataset": {"name": ds.name, "kind": ds.kind, "shape": list(ds.shape)},
                         "jobs": [j.run_dir for j in plan(names, args.seeds)]}))
         return
-    res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, workers=workers,
-                          quiet=args.quiet, metric=args.metric, backend=args.backend, address=args.address)
-    paths = build_report(args.out)
+    with warnings.catch_warnings(record=True) as caught:  # e.g. a corrupt result.json: that run is redone
+        warnings.simplefilter("always")
+        try:
+            res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, workers=workers,
+                                  quiet=args.quiet, metric=args.metric, report=True,
+                                  backend=args.backend, address=args.address)
+        finally:
+            _print_warnings(caught)
+    paths = report_paths(args.out)
     if not args.quiet:
         rec = res["recommendation"]
         print(f"verdict: {rec.get('verdict')}; best group: {', '.join(rec.get('best_group') or []) or 'none'}")
@@ -106,6 +115,7 @@ def cmd_train(args) -> None:
 
     _check_losses([args.loss])
     cfg, ds = _resolve_config(args)
+    cmp.check_request(cfg, ds, [args.loss])  # before the run directory is made
     if args.dry_run:
         print(io.dumps(cfg.to_dict()))
         return
@@ -149,6 +159,43 @@ def cmd_features(args) -> None:
     print(f"weights: {info['weights']}  sha256 {info['sha256']}")
 
 
+def _check_run_files(path: str) -> None:
+    """Read a run's own files before ``losslab eval`` uses them, so a corrupt one is one line, not a traceback.
+
+    config.json (:func:`losslab.rundir.read_run`), samples.npz (an array
+    ``samples`` of shape (n, ...)) and the header of checkpoint.safetensors,
+    which is never deleted here (a training run discards an unreadable one;
+    an evaluation must not).
+
+    Raises:
+        UserError: the file, what is wrong with it and what to do.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    from losslab import io, rundir
+
+    rd = rundir.read_run(path).run_dir
+    samples = rd / rundir.SAMPLES
+    if samples.exists():
+        try:
+            x = io.read_npz(samples, keys=("samples",)).get("samples")
+        except UserError as e:
+            x, why = None, str(e).split("; ")[0].removeprefix(f"{samples}: ")
+        else:
+            why = "no array 'samples'" if x is None else f"'samples' of shape {tuple(x.shape)}"
+        if x is None or x.ndim < 2 or len(x) == 0:
+            raise UserError(f"{samples}: {why}; delete it and rerun to draw the samples from the run's checkpoint")
+    ck = rd / rundir.CHECKPOINT
+    if ck.exists():
+        try:
+            with safe_open(str(ck), framework="pt") as f:
+                f.keys()
+        except (SafetensorError, OSError) as e:
+            raise UserError(f"{ck} is corrupt ({type(e).__name__}: {e}); train the run again (delete it and "
+                            "rerun the same losslab compare or train), or move it away to evaluate samples.npz "
+                            "alone") from None
+
+
 def cmd_eval(args) -> None:
     import warnings
 
@@ -168,6 +215,7 @@ def cmd_eval(args) -> None:
         else:
             if args.data is not None:
                 raise UserError("--data goes with --samples; a run directory knows its dataset")
+            _check_run_files(args.run_dir)
             res = ev.eval_run_dir(args.run_dir, full=args.full, out=args.out, features=args.features, n=args.n)
     _print_warnings(caught)
     print(ev.format_table(res))
@@ -177,14 +225,9 @@ def cmd_eval(args) -> None:
 
 def cmd_report(args) -> None:
     # Imported here, not at the top: the verdict and matplotlib would slow every `losslab --help`.
-    from losslab.report import build_report
-    from losslab.verdict import aggregate
+    from losslab.report import rebuild
 
-    out = Path(args.out)
-    if not out.is_dir():
-        raise UserError(f"no such directory: {out}")
-    aggregate(out)
-    paths = build_report(out)
+    paths = rebuild(args.out)  # under the lock on OUT: refused while a compare writes there
     print(f"report: {paths['html']}  (also {paths['markdown']})")
 
 

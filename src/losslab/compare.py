@@ -8,11 +8,21 @@ a backend (:mod:`losslab.backends.local` or :mod:`losslab.backends.ray`), and ha
 writes only its own run directory ``OUT/runs/<loss>/seed<k>/``, so finished
 runs are never trained again and rerunning an interrupted comparison with
 the same ``--out`` resumes it.
+
+Nothing is written before everything that can be checked is checked
+(:func:`check_request`: batch size, family against data, ``--metric``), so a
+refused command leaves no directory behind. From its first write to its
+report, a comparison holds :func:`losslab.rundir.lock_dir` on ``OUT``: a
+second ``losslab compare`` or ``losslab report`` into the same directory is
+refused with one line, and the temporary files of an interrupted write are
+removed before anything else.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import warnings
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable
@@ -22,15 +32,19 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from losslab import backends, io, rundir
-from losslab.config import Config
+from losslab.config import Config, check_batch_size
 from losslab.data import load_dataset
 from losslab.errors import UserError
-from losslab.metrics import evaluate
+from losslab.losses import family_of
+from losslab.metrics import MAX_OT_SAMPLES, METRIC_INFO, evaluate
+from losslab.metrics.features import STACKED_NAME
+from losslab.metrics.representation import METRIC_INFO_REPRESENTATION
 from losslab.metrics.features import get_feature_net
 from losslab.train.loop import train_run
 from losslab.verdict import aggregate
 
-__all__ = ["feature_net_for", "load_data", "make_evaluator", "run_compare", "run_job", "write_reference"]
+__all__ = ["check_family_data", "check_metric", "check_request", "feature_net_for", "load_data", "make_evaluator",
+           "measured_metrics", "run_compare", "run_job", "write_reference"]
 
 
 # --------------------------------------------------------------------------- data and evaluation
@@ -75,6 +89,145 @@ def run_job(cfg: Config, out: str, job: rundir.Job, progress: Callable[[int], No
     dataset = load_data(cfg)
     return train_run(Path(out) / job.run_dir, cfg, dataset, loss=job.loss, seed=job.seed, family=job.family,
                      evaluate=make_evaluator(cfg, dataset), progress=progress)
+
+
+# --------------------------------------------------------------------------- checks before any write
+
+# Keys of METRIC_INFO that a generative run in a comparison never measures on images:
+_VECTOR_ONLY = frozenset({"w1", "ks", "ks_pvalue", "swd", "high_quality"})  # vectors (metrics.evaluate)
+_EVAL_ONLY = frozenset({"d_accuracy", "d_real_mean", "d_fake_mean"})  # the critic's, `losslab eval` only
+_FULL_ONLY = frozenset({"feature_w1", "c2st_accuracy", "c2st_pvalue", "c2st_n_test"})  # evaluate(full=True)
+_MODE_KEYS = frozenset({"modes_covered", "num_modes", "high_quality", "reverse_kl", "mode_counts"})
+
+
+def measured_metrics(family: str, dataset, *, n_eval: int) -> frozenset[str]:
+    """Names of the metrics a run of ``family`` on ``dataset`` records in its result.json.
+
+    Derived from :data:`losslab.metrics.METRIC_INFO` and the rules of
+    :func:`losslab.metrics.evaluate` (exact for vectors):
+
+    - contrastive: the representation metrics (linear probe, kNN, alignment, ...);
+      ``zero_shot`` only for CLIP, so it is included here;
+    - generative on vectors (d,): ``w1``, ``ks``, ``ks_pvalue`` (d = 1); ``w1``
+      (d = 2); ``swd`` and, when ``n_eval <= 2500``, ``w1`` (d > 2); the mode
+      statistics when the data are a known mixture; ``n_eval``;
+    - generative on images: every other metric of METRIC_INFO except the
+      vector-only ones, the critic's (``losslab eval`` only) and those of
+      ``evaluate(full=True)`` (an upper bound: class or mode keys depend on the data).
+    """
+    if family == "contrastive":
+        return frozenset(METRIC_INFO_REPRESENTATION)
+    if dataset.kind == "vector":
+        d = math.prod(int(s) for s in dataset.shape)
+        names = {"n_eval"}
+        if d == 1:
+            names |= {"w1", "ks", "ks_pvalue"}
+        elif d == 2:
+            names |= {"w1"}
+        else:
+            names |= {"swd"} | ({"w1"} if n_eval <= MAX_OT_SAMPLES else set())
+        if getattr(dataset, "modes", None) is not None and getattr(dataset, "mode_std", None) is not None:
+            names |= _MODE_KEYS
+        return frozenset(names)
+    return frozenset(set(METRIC_INFO) - set(METRIC_INFO_REPRESENTATION) - _VECTOR_ONLY - _EVAL_ONLY - _FULL_ONLY)
+
+
+def check_metric(metric: str, losses: list[str], dataset, *, n_eval: int) -> None:
+    """Refuse a ``--metric`` that cannot rank these losses on this data, before any training.
+
+    Raises:
+        UserError: an unknown name, a descriptive entry (a count or a name,
+            ``higher_is_better`` None), or a metric that none of the losses'
+            families measures on this data; the message lists the usable names.
+    """
+    measured: set[str] = set()
+    for fam in dict.fromkeys(family_of(n) for n in losses):
+        measured |= measured_metrics(fam, dataset, n_eval=n_eval)
+    usable = sorted(m for m in measured if METRIC_INFO.get(m, {}).get("higher_is_better") is not None)
+    choices = f"choose from: {', '.join(usable)}"
+    if metric not in METRIC_INFO:
+        raise UserError(f"--metric {metric!r} is not a losslab metric; {choices}")
+    if METRIC_INFO[metric].get("higher_is_better") is None:
+        raise UserError(f"--metric {metric!r} describes the evaluation and cannot rank losses; {choices}")
+    if metric not in measured:
+        raise UserError(f"--metric {metric!r} is not measured for {rundir.families_of(losses)} losses on "
+                        f"{dataset.kind} data {dataset.name!r}; {choices}")
+
+
+def check_family_data(cfg: Config, dataset, losses: list[str]) -> None:
+    """Refuse a loss whose family cannot train or be evaluated on ``dataset``, before any write.
+
+    Each loss's family builds its run state once (``init_state(cfg, dataset,
+    loss, 0)``, the check every run makes first: contrastive losses need
+    labelled images, CLIP class names, diffusion a valid schedule and sampler,
+    every family a supported data shape and hyperparameters in range), with the
+    global RNG restored afterwards; and a generative family on images needs
+    labels with at least 2 classes to train the FID feature network that
+    evaluates it (:func:`losslab.metrics.get_feature_net`).
+
+    Raises:
+        UserError: the family's own one-line message, prefixed with the loss.
+    """
+    from losslab.train.loop import FAMILIES
+
+    for loss in losses:
+        family = family_of(loss)
+        if family != "contrastive" and dataset.kind == "image" and dataset.name != STACKED_NAME:
+            labels = getattr(dataset, "train_labels", None)
+            if labels is None or int(torch.as_tensor(labels).max()) < 1:
+                raise UserError(f"loss {loss}: the {family} family is evaluated by FID on a classifier's "
+                                f"features, and {dataset.name!r} has no class labels to train it on (put the "
+                                "images in one subfolder per class)")
+        try:
+            with torch.random.fork_rng(devices=[]):
+                FAMILIES[family].init_state(cfg, dataset, loss, 0)
+        except UserError as e:
+            raise UserError(f"loss {loss}: {e}") from None
+
+
+def check_request(cfg: Config, dataset, losses: list[str], *, metric: str | None = None) -> None:
+    """Every check of a comparison (or a single run) that needs no file: run it before writing any.
+
+    :func:`losslab.config.check_batch_size`, :func:`check_family_data` and,
+    when given, :func:`check_metric`.
+
+    Raises:
+        UserError: the first problem, one line.
+    """
+    check_batch_size(cfg, losses, dataset.kind)
+    if metric is not None:
+        check_metric(metric, losses, dataset, n_eval=cfg.train.n_eval)
+    check_family_data(cfg, dataset, losses)
+
+
+def _is_done(run_dir: Path) -> bool:
+    """Whether a job's run directory holds a finished run; a corrupt result.json counts as not finished.
+
+    A result.json that is not a readable JSON object is reported with a
+    warning and the run is trained again (it resumes from its checkpoint), which
+    rewrites it. A corrupt config.json is a UserError (train_run could not tell
+    whether the directory holds this run).
+    """
+    path = run_dir / rundir.RESULT
+    if path.exists():
+        try:
+            r = rundir.read_json_file(path)
+        except UserError as e:
+            warnings.warn(f"{e.args[0].split(';')[0]}; the run is trained again", stacklevel=2)
+            return False
+        if not isinstance(r, dict):
+            warnings.warn(f"{path} is not a run result (not a JSON object); the run is trained again",
+                          stacklevel=2)
+            return False
+        if r.get("status") in rundir.FINAL_STATUSES:
+            return True
+    cfg_path = run_dir / rundir.CONFIG
+    if cfg_path.exists():
+        c = rundir.read_json_file(cfg_path)
+        if not isinstance(c, dict) or not isinstance(c.get("run"), dict):
+            raise UserError(f"{cfg_path} is not a run configuration (a JSON object with 'run' expected); "
+                            "delete it and rerun the same command to redo that run")
+    return False
 
 
 # --------------------------------------------------------------------------- the comparison directory
@@ -137,8 +290,18 @@ def run_compare(
     metric: str | None = None,
     backend: str = "local",
     address: str | None = None,
+    report: bool = False,
 ) -> dict[str, Any]:
-    """Run every (loss, seed) job not yet finished in ``out``, then the verdict.
+    """Run every (loss, seed) job not yet finished in ``out``, then the verdict (and the report).
+
+    Everything that needs no file is checked first (:func:`check_request`), so
+    a refused comparison writes nothing. Then, holding the lock on ``out``
+    (:func:`losslab.rundir.lock_dir`), it removes the temp files an
+    interrupted write left (:func:`losslab.io.clean_stale_temps`), writes
+    compare.json and reference.npz, trains the unfinished runs, writes
+    results.json and, with ``report``, the report
+    (:func:`losslab.report.build_report`). A run whose result.json is corrupt
+    is trained again with a warning (see :func:`_is_done`).
 
     ``backend`` "local" (a process pool of ``workers``) or "ray" (Ray tasks: a
     local Ray of ``workers`` CPUs, or the cluster at ``address``; ``out`` must
@@ -148,31 +311,44 @@ def run_compare(
         The content of ``OUT/results.json`` (:func:`losslab.verdict.aggregate`).
 
     Raises:
-        UserError: ``out`` holds a comparison with another dataset or budget, an
-            unknown loss, or ``metric`` was not measured; an unknown backend,
-            Ray missing, or ``out`` not visible on a Ray node.
+        UserError: ``out`` is in use by another losslab process, holds a
+            comparison with another dataset or budget, or a corrupt
+            compare.json or config.json; an unknown loss; a loss that cannot
+            train on the data; a ``metric`` that these losses do not measure;
+            an unknown backend, Ray missing, or ``out`` not visible on a Ray node.
     """
     out = Path(out).absolute()  # the job function may run in another working directory or on another node
     run_jobs = backends.select(backend, address=address, num_cpus_per_task=cfg.train.threads,
                                shared_path=out / rundir.COMPARE if backend == "ray" else None)
-    out.mkdir(parents=True, exist_ok=True)
     dataset = load_data(cfg)
-    write_spec(out, cfg, dataset, losses=losses, seeds=seeds, metric=metric)
-    write_reference(out, dataset, cfg.train.n_eval)
-    jobs = rundir.plan(losses, seeds)
-    if dataset.kind == "image" and any(j.family != "contrastive" for j in jobs):
-        feature_net_for(dataset, progress=not quiet)  # train once here, workers read the cache
+    check_request(cfg, dataset, losses, metric=metric)
+    if (out / rundir.COMPARE).exists():  # a corrupt or foreign compare.json: refused before any write
+        old = rundir.read_json_file(out / rundir.COMPARE)
+        if not isinstance(old, dict):
+            raise UserError(f"{out / rundir.COMPARE} is not a losslab comparison; use a new --out directory")
+    with rundir.lock_dir(out):
+        io.clean_stale_temps(out)
+        write_spec(out, cfg, dataset, losses=losses, seeds=seeds, metric=metric)
+        write_reference(out, dataset, cfg.train.n_eval)
+        jobs = rundir.plan(losses, seeds)
+        if dataset.kind == "image" and any(j.family != "contrastive" for j in jobs):
+            feature_net_for(dataset, progress=not quiet)  # train once here, workers read the cache
 
-    todo = [j for j in jobs if not rundir.is_finished(out / j.run_dir)]
-    columns = (TextColumn("[bold]compare[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("updates"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, disable=quiet, transient=False) as bar:
-        task = bar.add_task(f"{len(todo)} runs ({len(jobs) - len(todo)} done before)",
-                            total=len(todo) * cfg.train.steps)
-        died = run_jobs(partial(run_job, cfg, str(out)), todo, workers=workers,
-                        advance=lambda n: bar.advance(task, n))
-    for job, exc in died:  # the worker process itself died: record it; the next compare retries the job
-        rundir.write_result(out / job.run_dir, {
-            "loss": job.loss, "seed": job.seed, "family": job.family, "status": "failed",
-            "error": f"{type(exc).__name__}: {exc}", "metrics": {}})
-    return aggregate(out, metric=metric)
+        todo = [j for j in jobs if not _is_done(out / j.run_dir)]
+        columns = (TextColumn("[bold]compare[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("updates"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+        with Progress(*columns, disable=quiet, transient=False) as bar:
+            task = bar.add_task(f"{len(todo)} runs ({len(jobs) - len(todo)} done before)",
+                                total=len(todo) * cfg.train.steps)
+            died = run_jobs(partial(run_job, cfg, str(out)), todo, workers=workers,
+                            advance=lambda n: bar.advance(task, n))
+        for job, exc in died:  # the worker process itself died: record it; the next compare retries the job
+            rundir.write_result(out / job.run_dir, {
+                "loss": job.loss, "seed": job.seed, "family": job.family, "status": "failed",
+                "error": f"{type(exc).__name__}: {exc}", "metrics": {}})
+        results = aggregate(out, metric=metric)
+        if report:
+            from losslab.report import build_report
+
+            build_report(out)
+    return results

@@ -108,19 +108,43 @@ def _collapsed(metrics: dict) -> bool | None:
 # --------------------------------------------------------------------------- reading run directories
 
 def read_spec(out: Path) -> dict[str, Any]:
-    """``OUT/compare.json``.
+    """``OUT/compare.json``, checked: ``losses`` (names), ``seeds`` (>= 1), ``config`` with ``train``.
 
     Raises:
-        UserError: missing, unreadable or corrupt.
+        UserError: missing, unreadable, corrupt, or not of that shape; one line
+            naming the file and what to do.
     """
     path = out / rundir.COMPARE
     if not path.exists():
         raise UserError(f"no comparison in {out} ({rundir.COMPARE} missing); "
                         f"run `losslab compare --out {out}` first")
     spec = rundir.read_json_file(path)
-    if not isinstance(spec, dict) or not all(k in spec for k in ("losses", "seeds", "config")):
-        raise UserError(f"{path} is not a losslab comparison (losses, seeds and config expected)")
+    ok = (isinstance(spec, dict)
+          and isinstance(spec.get("losses"), list) and spec["losses"]
+          and all(isinstance(n, str) for n in spec["losses"])
+          and isinstance(spec.get("seeds"), int) and not isinstance(spec["seeds"], bool) and spec["seeds"] >= 1
+          and isinstance(spec.get("config"), dict) and isinstance(spec["config"].get("train"), dict)
+          and all(k in spec["config"]["train"] for k in ("steps", "batch_size")))
+    if not ok:
+        raise UserError(f"{path} is not a losslab comparison (an object with losses, seeds and config expected); "
+                        f"delete it and rerun the same `losslab compare --out {out}` command to rewrite it")
     return spec
+
+
+def read_result_file(path: Path) -> dict[str, Any]:
+    """One run's result.json, checked: a JSON object with a ``status`` and a ``metrics`` object.
+
+    Raises:
+        UserError: unreadable, corrupt, or not of that shape; one line naming
+            the file and what to do (``losslab compare`` trains such a run again).
+    """
+    r = rundir.read_json_file(path)
+    if not (isinstance(r, dict) and isinstance(r.get("status"), str)
+            and isinstance(r.get("metrics", {}), dict)):
+        raise UserError(f"{path} is not a run result (an object with status and metrics expected); "
+                        "delete it and rerun the same `losslab compare` command to redo that run")
+    r.setdefault("metrics", {})
+    return r
 
 
 def read_runs(out: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -129,7 +153,8 @@ def read_runs(out: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
     A run without result.json is ``{"status": "missing", ...}``.
 
     Raises:
-        UserError: a result.json that cannot be read.
+        UserError: a result.json that cannot be read or is not a run result
+            (:func:`read_result_file`).
     """
     runs = []
     for job in rundir.plan(spec["losses"], int(spec["seeds"])):
@@ -138,7 +163,9 @@ def read_runs(out: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
             runs.append({"loss": job.loss, "seed": job.seed, "status": "missing", "metrics": {},
                          "run_dir": job.run_dir, "error": "not run yet"})
             continue
-        r = rundir.read_json_file(rd / rundir.RESULT)
+        r = read_result_file(rd / rundir.RESULT)
+        r.setdefault("loss", job.loss)
+        r.setdefault("seed", job.seed)
         r["run_dir"] = job.run_dir
         r["diagnostics"] = gradient_diagnosis(io.read_jsonl(rd / rundir.METRICS))
         runs.append(r)
@@ -148,17 +175,25 @@ def read_runs(out: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
 def data_shape(out: Path, spec: dict[str, Any]) -> tuple[str, list[int] | None]:
     """(kind, shape) of the compared data: ``"vector"`` (d,) or ``"image"`` (C, H, W).
 
-    From ``compare.json`` (``kind``, ``shape``) where it says, else from the
-    real samples of ``reference.npz`` (3 dimensions per sample: images).
+    From the real samples of ``reference.npz`` where it exists (3 dimensions
+    per sample: images), else from ``compare.json`` (``kind``, ``shape``).
 
     Raises:
-        UserError: neither file says it.
+        UserError: neither file says it; a corrupt reference.npz, or one
+            without an array ``real`` of shape (n, d) or (n, C, H, W).
     """
     shape = None
     ref = out / rundir.REFERENCE
     if ref.exists():
-        with np.load(ref) as z:
-            shape = list(z["real"].shape[1:])
+        redo = f"delete it and rerun the same `losslab compare --out {out}` command to rewrite it"
+        try:
+            real = io.read_npz(ref, keys=("real",)).get("real")
+        except UserError as e:  # corrupt or truncated
+            raise UserError(f"{str(e).split('; ')[0]}; {redo}") from None
+        if real is None or real.ndim not in (2, 4) or len(real) == 0:
+            got = "no array 'real'" if real is None else f"'real' of shape {tuple(real.shape)}"
+            raise UserError(f"{ref}: {got}, expected (n, d) or (n, C, H, W); {redo}")
+        shape = list(real.shape[1:])
     shape = shape if shape is not None else spec.get("shape")
     kind = spec.get("kind") or (None if shape is None else ("image" if len(shape) == 3 else "vector"))
     if kind is None:
@@ -215,7 +250,7 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
     front = pareto(ranking, runs, family=family, kind=kind)
     results = {
         "dataset": {
-            "name": spec["data"],
+            "name": spec.get("data"),
             "kind": kind,
             "shape": shape,
             "num_modes": (first_ok or {}).get("metrics", {}).get("num_modes"),
@@ -231,7 +266,7 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
         "statistics": {**lstats.STATISTICS, "pareto_metrics": front["metrics"]},
         "recommendation": recommend(ranking, runs, primary, higher, pareto=front),
         "pareto_front": front["losses"],
-        "notes": _notes(runs) + words.notes(ranking, runs, spec["data"]),
+        "notes": _notes(runs) + words.notes(ranking, runs, spec.get("data", "")),
     }
     io.atomic_write_json(out / rundir.RESULTS, results)
     return results

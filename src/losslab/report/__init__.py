@@ -6,12 +6,15 @@ compare``), ``OUT/reference.npz`` and each run directory's ``metrics.jsonl`` and
 ``OUT/report.md``, a self-contained ``OUT/report.html`` with the same content
 (figures embedded as base64 PNG) and the figures under ``OUT/figures/``.
 A failed or diverged run without its files is shown as such; it never stops
-the report.
+the report. A file that exists but cannot be read (a corrupt results.json,
+reference.npz or samples.npz) stops it with one line naming the file and what
+to do, rather than drawing a report that silently leaves it out.
+:func:`rebuild` is ``losslab report``: the verdict and the report under the
+comparison's lock.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
@@ -20,48 +23,62 @@ from typing import Any
 import numpy as np
 
 from losslab.errors import UserError
-from losslab.io import atomic_write_bytes, read_json, read_jsonl
-from losslab.rundir import METRICS, REFERENCE, RESULTS, SAMPLES
+from losslab import io
+from losslab.io import atomic_write_bytes, read_jsonl
+from losslab.rundir import METRICS, REFERENCE, RESULT, RESULTS, SAMPLES, read_json_file
 from losslab.report import plots
 from losslab.report.diffusion import plot_diffusion
 from losslab.report.embedding import EMBEDDING_FILE, plot_embedding_grid
 from losslab.report.families import describe
 from losslab.report.render import report_blocks, to_html, to_markdown
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "rebuild", "report_paths"]
 
 
 # ------------------------------------------------------------------ loading
 
 
 def load_results(out: Path) -> dict:
-    """Parsed ``OUT/results.json``; ``UserError`` when it is missing or not a JSON object."""
+    """Parsed ``OUT/results.json``.
+
+    Raises:
+        UserError: missing, unreadable, corrupt, or not a JSON object with ``runs``
+            and ``ranking`` lists; one line naming the file and what to do.
+    """
     path = out / RESULTS
     if not path.is_file():
         raise UserError(f"no results.json in {out}; run `losslab compare --out {out}` first")
-    try:
-        results = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read {path}: {e}; rerun `losslab compare --out {out}`") from None
-    if not isinstance(results, dict):
-        raise UserError(f"{path} is not a losslab results file (expected a JSON object)")
+    results = read_json_file(path)
+    if not (isinstance(results, dict) and isinstance(results.get("runs"), list)
+            and isinstance(results.get("ranking"), list)):
+        raise UserError(f"{path} is not a losslab results file (an object with runs and ranking expected); "
+                        f"rebuild it with `losslab report {out}`")
     return results
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` file, or ``{}`` when it is missing or unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: np.asarray(f[k]) for k in f.files}
-    except (OSError, ValueError, EOFError):
+def _load_npz(path: Path, what_to_do: str) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` file, or ``{}`` when it is missing.
+
+    Raises:
+        UserError: the file exists but is corrupt (``path: ...; what_to_do``).
+    """
+    if not path.exists():
         return {}
+    try:
+        return io.read_npz(path)
+    except UserError as e:
+        raise UserError(f"{str(e).split('; ')[0]}; {what_to_do}") from None
 
 
 def load_reference(out: Path, kind: str) -> dict[str, Any]:
     """``OUT/reference.npz`` as a dict: ``real``, optional ``modes``, ``pdf_x``, ``pdf_y``, plus
     ``project`` ((n, d) -> (n, 2): PCA fitted on ``real`` when d > 2; Pearson 1901)."""
-    ref: dict[str, Any] = _load_npz(out / REFERENCE)
+    redo = f"delete it and rerun the same `losslab compare --out {out}` command to rewrite it"
+    ref: dict[str, Any] = _load_npz(out / REFERENCE, redo)
     real = ref.get("real")
+    if (out / REFERENCE).exists() and (real is None or real.ndim not in (2, 4) or len(real) == 0):
+        got = "no array 'real'" if real is None else f"'real' of shape {tuple(real.shape)}"
+        raise UserError(f"{out / REFERENCE}: {got}, expected (n, d) or (n, C, H, W); {redo}")
     if real is not None and kind != "image":
         real = ref["real"] = real.reshape(len(real), -1).astype(np.float64)
         if real.shape[1] > 2 and len(real) > 2:
@@ -76,10 +93,20 @@ def _samples(out: Path, run: dict, shape: list | None) -> np.ndarray | None:
     """``samples`` of a run's ``samples.npz`` reshaped to ``(n, *shape)``, or ``None``."""
     if not run.get("run_dir"):
         return None
-    x = _load_npz(out / str(run["run_dir"]) / SAMPLES).get("samples")
-    if x is None or x.ndim == 0 or len(x) == 0:
+    rd = out / str(run["run_dir"])
+    redo = (f"delete {rd / RESULT} and rerun the same `losslab compare --out {out}` command to draw the run's "
+            "samples again")
+    z = _load_npz(rd / SAMPLES, redo)
+    if not z:
         return None
-    if shape and int(np.prod(shape)) == x[0].size:
+    x = z.get("samples")
+    size = int(np.prod(shape)) if shape else None
+    if x is None or x.ndim < 2 or (size is not None and x[0].size != size):
+        got = "no array 'samples'" if x is None else f"'samples' of shape {tuple(x.shape)}"
+        raise UserError(f"{rd / SAMPLES}: {got}, expected (n, {', '.join(map(str, shape or ['...']))}); {redo}")
+    if len(x) == 0:
+        return None
+    if shape:
         x = x.reshape(len(x), *shape)
     return x.astype(np.float32)
 
@@ -230,8 +257,18 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
 # ------------------------------------------------------------------ entry
 
 
+def report_paths(out_dir: str | Path) -> dict[str, Path]:
+    """Where :func:`build_report` writes: ``markdown`` OUT/report.md, ``html`` OUT/report.html, ``figures``."""
+    out = Path(out_dir)
+    return {"markdown": out / "report.md", "html": out / "report.html", "figures": out / "figures"}
+
+
 def build_report(out_dir: str | Path, *, quiet: bool = True) -> dict[str, Path]:
     """Build ``report.md``, ``report.html`` and ``figures/`` from a comparison directory.
+
+    Takes no lock: call it while holding :func:`losslab.rundir.lock_dir` (as
+    :func:`rebuild` and :func:`losslab.compare.run_compare` do). Every file is
+    written atomically.
 
     Parameters
     ----------
@@ -244,18 +281,19 @@ def build_report(out_dir: str | Path, *, quiet: bool = True) -> dict[str, Path]:
     Returns
     -------
     dict
-        ``{"markdown": OUT/report.md, "html": OUT/report.html, "figures": OUT/figures}``.
+        :func:`report_paths`.
 
     Raises
     ------
     UserError
-        ``OUT/results.json`` is missing or unreadable.
+        ``OUT/results.json`` is missing, unreadable or malformed; a
+        reference.npz or samples.npz that exists is corrupt or wrongly shaped.
     """
     out = Path(out_dir)
     results = load_results(out)
     figures = make_figures(out, results)
     blocks = report_blocks(results, figures)
-    paths = {"markdown": out / "report.md", "html": out / "report.html", "figures": out / "figures"}
+    paths = report_paths(out)
     atomic_write_bytes(paths["markdown"], to_markdown(blocks).encode("utf-8"))
     title = blocks[0][1] if blocks and blocks[0][0] == "h1" else "losslab report"
     atomic_write_bytes(paths["html"], to_html(blocks, base=out, title=title).encode("utf-8"))
@@ -263,3 +301,33 @@ def build_report(out_dir: str | Path, *, quiet: bool = True) -> dict[str, Path]:
         for key, path in paths.items():
             print(f"{key}: {path}", file=sys.stderr)
     return paths
+
+
+def rebuild(out_dir: str | Path) -> dict[str, Path]:
+    """``losslab report OUT``: results.json and the report again, from the run directories alone.
+
+    Holds :func:`losslab.rundir.lock_dir` on ``OUT`` throughout and first
+    removes the temp files of interrupted writes (:func:`losslab.io.clean_stale_temps`),
+    then runs :func:`losslab.verdict.aggregate` and :func:`build_report`.
+
+    Returns
+    -------
+    dict
+        :func:`report_paths`.
+
+    Raises
+    ------
+    UserError
+        ``OUT`` is not a directory, is in use by another losslab process, or
+        holds a missing or corrupt comparison file (one line naming it).
+    """
+    from losslab.rundir import lock_dir
+    from losslab.verdict import aggregate  # here: the verdict imports losslab.report.families
+
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise UserError(f"no such directory: {out}")
+    with lock_dir(out):
+        io.clean_stale_temps(out)
+        aggregate(out)
+        return build_report(out)
