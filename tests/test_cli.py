@@ -92,3 +92,18 @@ def test_console_entry_point_no_traceback():
     assert p.returncode == 2
     assert p.stderr.strip().startswith("losslab: error: unknown loss 'xyz'")
     assert "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--losses", "ddpm", "--set", "loss.n_critic=3"],
+     "losslab: error: --set loss.n_critic: not used by the diffusion family (used by: gan)"),
+    (["--losses", "ns,hinge", "--set", "diffusion.T=100"],
+     "losslab: error: --set diffusion.T: not used by the gan family (used by: diffusion)"),
+])
+def test_a_set_key_no_family_of_the_comparison_reads_is_refused_before_any_write(tmp_path, argv, message):
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-m", "losslab", "compare", *argv, "--steps", "5", "--seeds", "1",
+                        "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert p.stderr.strip() == message
+    assert not out.exists()

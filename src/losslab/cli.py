@@ -45,6 +45,19 @@ def _resolve_config(args):
     return cfg, ds
 
 
+def _check_overrides(args, cfg, losses: list[str]) -> None:
+    """Every key the user set (--set, --config) must be read by a family of ``losses``; else one line, exit 2."""
+    from losslab import config as C
+    from losslab.losses import family_of
+    from losslab.train import check_overrides
+
+    explicit = {k: "--set" for k in C.explicit_keys(C.parse_set(args.set))}
+    if args.config:
+        explicit.update({k: str(args.config) for k in C.explicit_keys(C.load_toml(args.config))
+                         if k not in explicit})
+    check_overrides(cfg, [family_of(n) for n in losses], explicit)
+
+
 def _check_losses(names: list[str], family: str | None = None) -> list[str]:
     """Validate loss names against every registry (and ``family`` when it is given)."""
     from losslab.losses import family_of
@@ -81,6 +94,7 @@ def cmd_compare(args) -> None:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     cfg, ds = _resolve_config(args)
     workers = args.workers or default_workers()
+    _check_overrides(args, cfg, names)
     cmp.check_request(cfg, ds, names, metric=args.metric)  # before any file is written
     if args.dry_run:
         print(io.dumps({"config": cfg.to_dict(), "losses": names, "seeds": args.seeds, "workers": workers,
@@ -115,6 +129,7 @@ def cmd_train(args) -> None:
 
     _check_losses([args.loss])
     cfg, ds = _resolve_config(args)
+    _check_overrides(args, cfg, [args.loss])
     cmp.check_request(cfg, ds, [args.loss])  # before the run directory is made
     if args.dry_run:
         print(io.dumps(cfg.to_dict()))

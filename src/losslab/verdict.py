@@ -167,7 +167,7 @@ def read_runs(out: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
         r.setdefault("loss", job.loss)
         r.setdefault("seed", job.seed)
         r["run_dir"] = job.run_dir
-        r["diagnostics"] = gradient_diagnosis(io.read_jsonl(rd / rundir.METRICS))
+        r["diagnostics"] = gradient_diagnosis(io.read_jsonl(rd / rundir.METRICS), family=r.get("family"))
         runs.append(r)
     return runs
 
