@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from losslab import __version__
 from losslab.errors import UserError, unknown_choice
 
 
@@ -19,56 +20,26 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
-def _split(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
 def _resolve_config(args):
-    """Config for ``--data``: kind preset < --config < --set < --steps."""
-    from losslab import config as C
-    from losslab.data import load_dataset
+    """Config for ``--data``: kind preset < --config < --set < --steps (:func:`losslab.api.resolve_config`)."""
+    from losslab import api  # torch and the trainers: not needed for `losslab --help`
 
-    base = C.Config()
-    base.data.name = args.data
-    base.data.data_dir = args.data_dir
-    # data.* must be known before the data are loaded (image_size, n_train).
-    if args.config:
-        C.apply_overrides(base, {k: v for k, v in C.load_toml(args.config).items() if k == "data"}, args.config)
-    C.apply_overrides(base, {k: v for k, v in C.parse_set(args.set).items() if k == "data"}, "--set")
-    ds = load_dataset(base.data.name, data_dir=base.data.data_dir, image_size=base.data.image_size,
-                      n_train=base.data.n_train)
-    cfg = C.resolve(ds.kind, config_file=args.config, sets=args.set, base=base)
-    if args.steps is not None:
-        if args.steps < 1:
-            raise UserError(f"--steps must be >= 1, got {args.steps}")
-        cfg.train.steps = args.steps
-    return cfg, ds
+    return api.resolve_config(args.data, data_dir=args.data_dir, config_file=args.config, sets=args.set,
+                              steps=args.steps)
 
 
 def _check_overrides(args, cfg, losses: list[str]) -> None:
     """Every key the user set (--set, --config) must be read by a family of ``losses``; else one line, exit 2."""
-    from losslab import config as C
-    from losslab.losses import family_of
-    from losslab.train import check_overrides
+    from losslab import api
 
-    explicit = {k: "--set" for k in C.explicit_keys(C.parse_set(args.set))}
-    if args.config:
-        explicit.update({k: str(args.config) for k in C.explicit_keys(C.load_toml(args.config))
-                         if k not in explicit})
-    check_overrides(cfg, [family_of(n) for n in losses], explicit)
+    api.check_overrides(cfg, losses, sets=args.set, config_file=args.config)
 
 
-def _check_losses(names: list[str], family: str | None = None) -> list[str]:
+def _check_losses(names, family: str | None = None) -> list[str]:
     """Validate loss names against every registry (and ``family`` when it is given)."""
-    from losslab.losses import family_of
+    from losslab import api
 
-    if not names:
-        raise UserError("--losses is empty; give comma-separated names or 'all'")
-    for n in names:
-        fam = family_of(n)  # UserError listing every trainable loss
-        if family is not None and fam != family:
-            raise UserError(f"loss {n!r} belongs to the {fam} family, not {family}; drop --family to mix families")
-    return names
+    return api.select_losses(names, family)
 
 
 def cmd_compare(args) -> None:
@@ -78,16 +49,10 @@ def cmd_compare(args) -> None:
     from losslab import compare as cmp
     from losslab import io
     from losslab.backends import default_workers
-    from losslab.losses import REGISTRIES
     from losslab.report import report_paths
     from losslab.rundir import RESULTS, plan
 
-    if args.family is not None and args.family not in REGISTRIES:
-        raise unknown_choice("family", args.family, REGISTRIES)
-    if args.losses.strip() == "all":
-        names = list(REGISTRIES[args.family or "gan"])
-    else:
-        names = _check_losses(_split(args.losses), args.family)
+    names = _check_losses(args.losses, args.family)
     if args.seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {args.seeds}")
     if args.workers is not None and args.workers < 1:
@@ -174,66 +139,17 @@ def cmd_features(args) -> None:
     print(f"weights: {info['weights']}  sha256 {info['sha256']}")
 
 
-def _check_run_files(path: str) -> None:
-    """Read a run's own files before ``losslab eval`` uses them, so a corrupt one is one line, not a traceback.
-
-    config.json (:func:`losslab.rundir.read_run`), samples.npz (an array
-    ``samples`` of shape (n, ...)) and the header of checkpoint.safetensors,
-    which is never deleted here (a training run discards an unreadable one;
-    an evaluation must not).
-
-    Raises:
-        UserError: the file, what is wrong with it and what to do.
-    """
-    from safetensors import SafetensorError, safe_open
-
-    from losslab import io, rundir
-
-    rd = rundir.read_run(path).run_dir
-    samples = rd / rundir.SAMPLES
-    if samples.exists():
-        try:
-            x = io.read_npz(samples, keys=("samples",)).get("samples")
-        except UserError as e:
-            x, why = None, str(e).split("; ")[0].removeprefix(f"{samples}: ")
-        else:
-            why = "no array 'samples'" if x is None else f"'samples' of shape {tuple(x.shape)}"
-        if x is None or x.ndim < 2 or len(x) == 0:
-            raise UserError(f"{samples}: {why}; delete it and rerun to draw the samples from the run's checkpoint")
-    ck = rd / rundir.CHECKPOINT
-    if ck.exists():
-        try:
-            with safe_open(str(ck), framework="pt") as f:
-                f.keys()
-        except (SafetensorError, OSError) as e:
-            raise UserError(f"{ck} is corrupt ({type(e).__name__}: {e}); train the run again (delete it and "
-                            "rerun the same losslab compare or train), or move it away to evaluate samples.npz "
-                            "alone") from None
-
-
 def cmd_eval(args) -> None:
     import warnings
 
-    from losslab import evaluation as ev
+    from losslab import api, evaluation  # torch and the metrics: not needed for `losslab --help`
 
-    if (args.run_dir is None) == (args.samples is None):
-        raise UserError("give either RUN_DIR (or its checkpoint) or --samples FILE.npz|FOLDER with --data NAME")
-    if args.n is not None and args.n < 2:
-        raise UserError(f"--n must be >= 2, got {args.n}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if args.samples is not None:
-            if args.data is None:
-                raise UserError("--samples needs --data NAME: the dataset whose test split is the reference")
-            res = ev.eval_samples(args.samples, args.data, features=args.features, out=args.out, n=args.n,
-                                  full=args.full, data_dir=args.data_dir)
-        else:
-            if args.data is not None:
-                raise UserError("--data goes with --samples; a run directory knows its dataset")
-            _check_run_files(args.run_dir)
-            res = ev.eval_run_dir(args.run_dir, full=args.full, out=args.out, features=args.features, n=args.n)
+        res = api.evaluate(args.run_dir, samples=args.samples, data=args.data, data_dir=args.data_dir,
+                           features=args.features, n=args.n, full=args.full, out=args.out)
     _print_warnings(caught)
-    print(ev.format_table(res))
+    print(evaluation.format_table(res))
     if args.out:
         print(f"written: {args.out}")
 
@@ -304,7 +220,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                                                                  "denoiser or encoder): the equal budget")
     p.add_argument("--set", action="append", default=None, metavar="SECTION.KEY=VALUE",
                    help="override a config value, e.g. --set loss.lr_d=1e-4 (repeatable)")
-    p.add_argument("--config", default=None, help="TOML file with [data] [model] [train] [loss] tables")
+    p.add_argument("--config", default=None, help="TOML file with [data] [model] [train] [loss] [diffusion] tables")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST / Fashion-MNIST IDX files "
                                                     "(also $LOSSLAB_DATA)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -313,6 +229,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="losslab", description="losslab: which loss function suits my data, and why?")
+    ap.add_argument("--version", action="version", version=f"losslab {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("compare", help="train every loss x seed with an equal budget; rank; write a report")
@@ -337,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one loss into a new numbered run directory")
     _add_run_options(p)
     p.add_argument("--loss", required=True, help="loss name (losslab list losses)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, data order and noise (default 0)")
     p.add_argument("--out", default="runs", help="parent folder of the numbered run directories")
     p.set_defaults(func=cmd_train)
 

@@ -1,0 +1,245 @@
+"""The public Python API: run a comparison, read its results, evaluate samples, from a notebook.
+
+Every function validates its input exactly as the command line does (the CLI
+calls these same functions), so a bad argument raises
+:class:`losslab.errors.UserError` with the one-line message the CLI would
+print, before anything is written or trained.
+
+>>> from losslab.api import compare, evaluate, results
+>>> res = compare("ring8", losses=["ns", "wgan-gp"], seeds=2, steps=300, out="ring8-out")  # doctest: +SKIP
+>>> res["recommendation"]["verdict"], res["recommendation"]["best_group"]                      # doctest: +SKIP
+>>> results("ring8-out")["ranking"][0]["loss"]                                          # doctest: +SKIP
+>>> evaluate("ring8-out/runs/ns/seed0")["metrics"]["w1"]                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from safetensors import SafetensorError, safe_open
+
+from losslab import compare as cmp
+from losslab import config as C
+from losslab import evaluation as ev
+from losslab import io
+from losslab import rundir
+from losslab.backends import default_workers
+from losslab.data import Dataset, load_dataset
+from losslab.errors import UserError, unknown_choice
+from losslab.losses import REGISTRIES, family_of
+from losslab.train import check_overrides as check_family_keys
+
+__all__ = ["Request", "check_overrides", "check_run_files", "compare", "evaluate", "prepare", "resolve_config",
+           "results", "select_losses", "sets_from"]
+
+
+def sets_from(sets: Mapping[str, Any] | Iterable[str] | None) -> list[str]:
+    """``--set`` items from a mapping ``{"loss.lr_d": 1e-3}`` or an iterable of ``"loss.lr_d=1e-3"`` strings."""
+    if sets is None:
+        return []
+    if isinstance(sets, Mapping):
+        return [f"{k}={v}" for k, v in sets.items()]
+    if isinstance(sets, str):
+        return [sets]
+    return [str(s) for s in sets]
+
+
+def select_losses(losses: str | Iterable[str] = "all", family: str | None = None) -> list[str]:
+    """Loss names of a comparison: ``"all"`` (every loss of ``family``, default gan), a comma list, or names.
+
+    Raises:
+        UserError: an unknown family or loss (with aliases answered, e.g. ``bce``),
+            an empty list, or a loss of another family than ``family``.
+    """
+    if family is not None and family not in REGISTRIES:
+        raise unknown_choice("family", family, REGISTRIES)
+    if isinstance(losses, str):
+        if losses.strip() == "all":
+            return list(REGISTRIES[family or "gan"])
+        names = [v.strip() for v in losses.split(",") if v.strip()]
+    else:
+        names = [str(v).strip() for v in losses if str(v).strip()]
+    if not names:
+        raise UserError("--losses is empty; give comma-separated names or 'all'")
+    for n in names:
+        fam = family_of(n)  # UserError listing every trainable loss
+        if family is not None and fam != family:
+            raise UserError(f"loss {n!r} belongs to the {fam} family, not {family}; drop --family to mix families")
+    return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated comparison request: what :func:`compare` trains."""
+
+    cfg: C.Config
+    dataset: Dataset
+    losses: list[str]
+    seeds: int
+
+
+def resolve_config(data: str = "ring8", *, data_dir: str | None = None, config_file: str | None = None,
+                   sets: list[str] | None = None, steps: int | None = None) -> tuple[C.Config, Dataset]:
+    """Config for ``data``: defaults < the data kind's preset < ``config_file`` < ``sets`` < ``steps``.
+
+    Raises:
+        UserError: unknown data, a malformed or out-of-domain value, ``steps < 1``.
+    """
+    base = C.Config()
+    base.data.name = data
+    base.data.data_dir = data_dir
+    # data.* must be known before the data are loaded (image_size, n_train).
+    if config_file:
+        C.apply_overrides(base, {k: v for k, v in C.load_toml(config_file).items() if k == "data"}, config_file)
+    C.apply_overrides(base, {k: v for k, v in C.parse_set(sets).items() if k == "data"}, "--set")
+    ds = load_dataset(base.data.name, data_dir=base.data.data_dir, image_size=base.data.image_size,
+                      n_train=base.data.n_train)
+    cfg = C.resolve(ds.kind, config_file=config_file, sets=sets, base=base)
+    if steps is not None:
+        if steps < 1:
+            raise UserError(f"--steps must be >= 1, got {steps}")
+        cfg.train.steps = steps
+    return cfg, ds
+
+
+def check_overrides(cfg: C.Config, losses: list[str], *, sets: list[str] | None = None,
+                    config_file: str | None = None) -> None:
+    """Every key the user set (``sets``, ``config_file``) must be read by a family of ``losses``.
+
+    Raises:
+        UserError: one line naming the key and the families that would read it.
+    """
+    explicit = {k: "--set" for k in C.explicit_keys(C.parse_set(sets))}
+    if config_file:
+        explicit.update({k: str(config_file) for k in C.explicit_keys(C.load_toml(config_file))
+                         if k not in explicit})
+    check_family_keys(cfg, [family_of(n) for n in losses], explicit)
+
+
+def prepare(data: str = "ring8", *, losses: str | Iterable[str] = "all", family: str | None = None,
+            seeds: int = 3, steps: int | None = None, sets: Mapping[str, Any] | Iterable[str] | None = None,
+            config_file: str | None = None, data_dir: str | None = None, metric: str | None = None) -> Request:
+    """Validate a comparison without writing or training anything (the CLI's ``--dry-run``).
+
+    Raises:
+        UserError: anything the CLI refuses: unknown data, loss, family or metric;
+            an override no family reads; an out-of-domain value; a loss that
+            cannot train on the data.
+    """
+    names = select_losses(losses, family)
+    if seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {seeds}")
+    items = sets_from(sets)
+    cfg, ds = resolve_config(data, data_dir=data_dir, config_file=config_file, sets=items, steps=steps)
+    check_overrides(cfg, names, sets=items, config_file=config_file)
+    cmp.check_request(cfg, ds, names, metric=metric)
+    return Request(cfg=cfg, dataset=ds, losses=names, seeds=seeds)
+
+
+def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: int = 3,
+            out: str | Path = "losslab-out", steps: int | None = None,
+            sets: Mapping[str, Any] | Iterable[str] | None = None, config_file: str | None = None,
+            data_dir: str | None = None, family: str | None = None, metric: str | None = None,
+            workers: int | None = None, quiet: bool = True, report: bool = True,
+            backend: str = "local", address: str | None = None) -> dict[str, Any]:
+    """Run ``losslab compare`` from Python: losses x seeds on ``data``, equal budget, then the verdict.
+
+    Args:
+        data: a built-in dataset (``losslab list data``) or a path (.csv, .npy, image folder).
+        losses: ``"all"``, ``"ns,wgan-gp"`` or a list of names.
+        seeds: seeds per loss. out: the comparison directory (rerun to resume).
+        steps: generator (network) updates per run. sets: overrides, ``{"loss.lr_d": 1e-3}``.
+        workers: parallel runs (default: CPU cores, at most 8). report: also write report.md/html.
+
+    Returns:
+        The content of ``out/results.json``: ``ranking``, ``recommendation``
+        (``verdict``, ``best_group``, ``pairwise``, ``reasons``), ``runs``, ...
+
+    Raises:
+        UserError: as :func:`prepare`; ``out`` in use by another losslab process.
+    """
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    req = prepare(data, losses=losses, family=family, seeds=seeds, steps=steps, sets=sets,
+                  config_file=config_file, data_dir=data_dir, metric=metric)
+    return cmp.run_compare(req.cfg, losses=req.losses, seeds=req.seeds, out=out,
+                           workers=workers or default_workers(), quiet=quiet, metric=metric, report=report,
+                           backend=backend, address=address)
+
+
+def results(out: str | Path = "losslab-out") -> dict[str, Any]:
+    """The results.json of the comparison in ``out``.
+
+    Raises:
+        UserError: no comparison there, or an unreadable results.json.
+    """
+    path = Path(out) / rundir.RESULTS
+    if not path.is_file():
+        raise UserError(f"no results in {out} ({rundir.RESULTS} missing); run losslab compare --out {out} first")
+    res = rundir.read_json_file(path)
+    if not isinstance(res, dict) or "ranking" not in res:
+        raise UserError(f"{path} is not a losslab results file; rebuild it with: losslab report {out}")
+    return res
+
+
+def evaluate(run_dir: str | Path | None = None, *, samples: str | Path | None = None, data: str | None = None,
+             data_dir: str | None = None, features: str = "classifier", n: int | None = None,
+             full: bool = False, out: str | Path | None = None) -> dict[str, Any]:
+    """``losslab eval``: re-evaluate a run directory of any family, or any generator's samples.
+
+    Give either ``run_dir`` or ``samples`` with ``data`` (the dataset whose test split is the reference).
+
+    Returns:
+        ``{"metrics": {...}, "feature_net", "n_eval", "n_real", "notes", ...}``.
+
+    Raises:
+        UserError: both or neither of ``run_dir`` and ``samples``; ``samples`` without
+            ``data``; not a run directory; unreadable samples.
+    """
+    if (run_dir is None) == (samples is None):
+        raise UserError("give either RUN_DIR (or its checkpoint) or --samples FILE.npz|FOLDER with --data NAME")
+    if n is not None and n < 2:
+        raise UserError(f"--n must be >= 2, got {n}")
+    if samples is not None:
+        if data is None:
+            raise UserError("--samples needs --data NAME: the dataset whose test split is the reference")
+        return ev.eval_samples(samples, data, features=features, out=out, n=n, full=full, data_dir=data_dir)
+    if data is not None:
+        raise UserError("--data goes with --samples; a run directory knows its dataset")
+    check_run_files(run_dir)
+    return ev.eval_run_dir(run_dir, full=full, out=out, features=features, n=n)
+
+
+def check_run_files(path: str | Path) -> None:
+    """Read a run's own files before ``losslab eval`` uses them, so a corrupt one is one line, not a traceback.
+
+    config.json (:func:`losslab.rundir.read_run`), samples.npz (an array
+    ``samples`` of shape (n, ...)) and the header of checkpoint.safetensors,
+    which is never deleted here (a training run discards an unreadable one;
+    an evaluation must not).
+
+    Raises:
+        UserError: the file, what is wrong with it and what to do.
+    """
+    rd = rundir.read_run(path).run_dir
+    samples = rd / rundir.SAMPLES
+    if samples.exists():
+        try:
+            x = io.read_npz(samples, keys=("samples",)).get("samples")
+        except UserError as e:
+            x, why = None, str(e).split("; ")[0].removeprefix(f"{samples}: ")
+        else:
+            why = "no array 'samples'" if x is None else f"'samples' of shape {tuple(x.shape)}"
+        if x is None or x.ndim < 2 or len(x) == 0:
+            raise UserError(f"{samples}: {why}; delete it and rerun to draw the samples from the run's checkpoint")
+    ck = rd / rundir.CHECKPOINT
+    if ck.exists():
+        try:
+            with safe_open(str(ck), framework="pt") as f:
+                f.keys()
+        except (SafetensorError, OSError) as e:
+            raise UserError(f"{ck} is corrupt ({type(e).__name__}: {e}); train the run again (delete it and "
+                            "rerun the same losslab compare or train), or move it away to evaluate samples.npz "
+                            "alone") from None
