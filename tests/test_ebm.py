@@ -175,7 +175,7 @@ def test_cd_gradient_is_the_maximum_likelihood_gradient_plus_the_regulariser():
         for x in xs:
             e = net(x[None])[0]
             grads = torch.autograd.grad(e, params)
-            w = (sign + 2 * alpha * float(e)) / len(xs)
+            w = (sign + 2 * alpha * float(e.detach())) / len(xs)
             for acc, gr in zip(want, grads):
                 acc += w * gr
     for a, b in zip(got, want):
