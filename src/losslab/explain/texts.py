@@ -1,6 +1,6 @@
 """Every explanation in one place, in docs-page order: :data:`EXPLANATIONS` and :data:`FAMILY_PAGES`.
 
-The prose itself lives in one module per family (``texts_gan``, ``texts_diffusion``,
+The prose itself lives in one module per family (``texts_gan``, ``texts_diffusion``, ``texts_ebm``,
 ``texts_classification``, ``texts_contrastive``), each with its page's title and
 introduction (``PAGE``) and its losses (``EXPLANATIONS``). This module joins
 them and looks names up.
