@@ -113,6 +113,31 @@ class DiffusionConfig:
     """Learning rate of the denoiser (wins over loss.lr_g / loss.lr_d and loss.lr_scale)."""
 
 
+@dataclass
+class EBMConfig:
+    """Overrides of the energy-based losses' defaults (``ebm-cd``, ``ebm-dsm``);
+    ``None`` keeps each loss's default (see :mod:`losslab.losses.ebm`)."""
+
+    langevin_steps: int | None = None
+    """Langevin steps per training update (ebm-cd's negatives)."""
+    step_size: float | None = None
+    """Langevin step size s: x <- x - (s/2) grad E + noise_scale sqrt(s) eps."""
+    noise_scale: float | None = None
+    """Multiplies the Langevin noise (1: sample exp(-E); 0: gradient descent)."""
+    sample_steps: int | None = None
+    """Langevin steps per generated sample for evaluation, from fresh uniform noise."""
+    alpha: float | None = None
+    """Weight of the energy-magnitude regulariser of ebm-cd."""
+    buffer_size: int | None = None
+    """Replay buffer capacity of ebm-cd."""
+    reinit: float | None = None
+    """Share of ebm-cd chains started from fresh uniform noise instead of the buffer."""
+    sigma: float | None = None
+    """Noise standard deviation of ebm-dsm (standardised units for vectors, [-1, 1] pixels)."""
+    lr: float | None = None
+    """Learning rate of the energy (wins over loss.lr_g / loss.lr_d and loss.lr_scale)."""
+
+
 # ----------------------------------------------------------------------------- domains
 
 
@@ -225,6 +250,16 @@ DOMAINS: dict[str, Domain] = {
     "diffusion.sample_steps": COUNT,  # and <= diffusion.T (checked in validate)
     "diffusion.eta": _num("float", 0.0, 1.0),
     "diffusion.lr": POSITIVE,
+    # [ebm]
+    "ebm.langevin_steps": COUNT,
+    "ebm.step_size": POSITIVE,
+    "ebm.noise_scale": NONNEGATIVE,  # 0: noiseless gradient descent on the energy
+    "ebm.sample_steps": COUNT,
+    "ebm.alpha": NONNEGATIVE,
+    "ebm.buffer_size": COUNT,
+    "ebm.reinit": _num("float", 0.0, 1.0),
+    "ebm.sigma": POSITIVE,
+    "ebm.lr": POSITIVE,
 }
 """Domain of every config field, keyed ``"section.key"`` (a test checks that none is missing)."""
 
@@ -258,6 +293,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    ebm: EBMConfig = field(default_factory=EBMConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

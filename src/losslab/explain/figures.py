@@ -32,6 +32,7 @@ from losslab.explain.curves import (
     softmax_contrastive_curves,
     softmax_curves,
 )
+from losslab.explain.figures_ebm import draw_ebm_cd, draw_ebm_dsm
 from losslab.io import atomic_write_bytes
 from losslab.losses import GAN_LOSSES, gan
 from losslab.losses.classification import smoothed_optimal_logit_gap
@@ -352,4 +353,18 @@ CONTRASTIVE = LossFigure(
     "temperature gives log(2N - 1) when all similarities are equal, a small tau a steep loss and large "
     "gradients, tau = 1 a high floor and a weak pull. Right: the margin losses stop at their hinge, "
     "pairwise-bce (tau = 1) never does.",
+)
+EBM_CD = LossFigure(
+    "ebm_cd",
+    draw_ebm_cd,
+    "A double-well energy and its Boltzmann density exp(-E)/Z; 4,000 Langevin chains from uniform noise: "
+    "after 10 steps the samples are not yet distributed as exp(-E)/Z (short-run chains define their own "
+    "sampler), after 1,000 they are.",
+)
+EBM_DSM = LossFigure(
+    "ebm_dsm",
+    draw_ebm_dsm,
+    "Denoising score matching of a quadratic energy on Gaussian data: the loss is minimal where the energy's "
+    "score equals the noisy data's, c = 1/(s0^2 + sigma^2); right, the score of a two-mode mixture smoothed by "
+    "noise of several sigma, as in the noise levels of diffusion models.",
 )

@@ -1,6 +1,6 @@
 """Every explanation in one place, in docs-page order: :data:`EXPLANATIONS` and :data:`FAMILY_PAGES`.
 
-The prose itself lives in one module per family (``texts_gan``, ``texts_diffusion``,
+The prose itself lives in one module per family (``texts_gan``, ``texts_diffusion``, ``texts_ebm``,
 ``texts_classification``, ``texts_contrastive``), each with its page's title and
 introduction (``PAGE``) and its losses (``EXPLANATIONS``). This module joins
 them and looks names up.
@@ -9,7 +9,7 @@ them and looks names up.
 from __future__ import annotations
 
 from losslab.errors import unknown_choice
-from losslab.explain import texts_classification, texts_contrastive, texts_diffusion, texts_gan
+from losslab.explain import texts_classification, texts_contrastive, texts_diffusion, texts_ebm, texts_gan
 from losslab.explain.explanation import Explanation
 
 # family -> its module, in the order of the docs pages
@@ -18,6 +18,7 @@ _FAMILY_MODULES = {
     "diffusion": texts_diffusion,
     "classification": texts_classification,
     "contrastive": texts_contrastive,
+    "ebm": texts_ebm,
 }
 
 # family -> (page title, page introduction)

@@ -27,6 +27,7 @@ from losslab.errors import unknown_choice
 from losslab.losses import gan
 from losslab.losses.contrastive import CONTRASTIVE_LOSSES
 from losslab.losses.diffusion import DIFFUSION_LOSSES
+from losslab.losses.ebm import EBM_LOSSES
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,7 @@ REGISTRIES: dict[str, dict] = {
     "gan": GAN_LOSSES,
     "diffusion": DIFFUSION_LOSSES,
     "contrastive": CONTRASTIVE_LOSSES,
+    "ebm": EBM_LOSSES,
 }
 
 

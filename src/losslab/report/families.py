@@ -85,6 +85,22 @@ def _contrastive_panels(rows_all: Sequence[Sequence[dict]]) -> list[Panel]:
     return panels
 
 
+def _ebm_panels(rows_all: Sequence[Sequence[dict]]) -> list[Panel]:
+    """The energy loss, data vs negative energies, the gap, the Langevin chain, the gradient, the chains' box."""
+    panels = [
+        Panel("(a) energy loss", (("g_loss", "loss", "-"),)),
+        Panel("(b) mean energy", (("e_pos", "data E(x+)", "-"), ("e_neg", "negatives E(x-)", "--"))),
+        Panel("(c) energy gap E(x-) - E(x+)", (("energy_gap", "gap", "-"),), "symlog"),
+        Panel("(d) Langevin chain energy", (("chain_e_first", "first state", "-"), ("chain_e_last", "last state", "--"))),
+        Panel("(e) energy gradient L2 norm", (("g_grad_norm", "energy", "-"),), "log"),
+    ]
+    share = [("at_bounds", "coordinates on the clamp box", "-")]
+    if _has(rows_all, "fresh_share"):
+        share.append(("fresh_share", "chains from fresh noise", "--"))
+    panels.append(Panel("(f) shares of the negatives", tuple(share)))
+    return panels
+
+
 def _no_notes(entries: Sequence[dict], runs: Sequence[dict], data: str) -> list[str]:
     return []
 
@@ -202,6 +218,20 @@ FAMILIES: dict[str, Family] = {
                             "similar partner in the batch is a positive, and for CLIP (e) its learned logit scale; "
                             "x marks where a run diverged.",
         panels=_contrastive_panels, notes=_contrastive_notes),
+    "ebm": Family(
+        name="ebm", network="energy", second_player=None, generates=True, collapse=True,
+        cost_note="the Langevin steps for an energy-based model (each a forward and a backward pass)",
+        overview_caption="Seed-mean L2 norm of the energy network's gradient on a log scale: a curve that falls "
+                         "by orders of magnitude marks an energy that stopped learning; an exact zero is drawn at "
+                         "the floor of the axis.",
+        diagnostics_caption="Training curves of {loss}, one colour per seed: (a) the energy loss, (b) the mean "
+                            "energy of data and of the Langevin negatives, (c) their gap, which grows without "
+                            "bound when the energy separates data from samples the sampler can no longer reach, "
+                            "(d) the mean energy at a Langevin chain's first and last state, (e) the energy's "
+                            "gradient L2 norm on a log scale, (f) the share of the negatives' coordinates on the "
+                            "clamp box (samples saturating at the bounds) and, for contrastive divergence, the "
+                            "share of chains started from fresh noise; x marks where a run diverged.",
+        panels=_ebm_panels),
 }
 
 _GENERIC = Family(

@@ -26,7 +26,7 @@ from losslab import rundir
 from losslab.config import Config
 from losslab.errors import UserError, unknown_choice
 from losslab.rundir import FINAL_STATUSES, RESULT, is_finished, run_config  # noqa: F401  (re-exported)
-from losslab.train import contrastive, diffusion, gan
+from losslab.train import contrastive, diffusion, ebm, gan
 from losslab.train.common import Diverged, single_network_lr
 
 
@@ -80,7 +80,7 @@ class Family(Protocol):
 
 
 # Keys match losslab.losses.REGISTRIES.
-FAMILIES: dict[str, Family] = {"gan": gan, "diffusion": diffusion, "contrastive": contrastive}
+FAMILIES: dict[str, Family] = {"gan": gan, "diffusion": diffusion, "contrastive": contrastive, "ebm": ebm}
 
 LOOP_KEYS: frozenset[str] = frozenset(
     {"data.name", "data.data_dir", "data.image_size", "data.n_train",
