@@ -12,6 +12,7 @@ the same ``--out`` resumes it.
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import lru_cache, partial
 from pathlib import Path
@@ -23,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from losslab import io, rundir
 from losslab.backends import run_jobs
-from losslab.config import Config
+from losslab.config import Config, apply_overrides, validate
 from losslab.data import load_dataset
 from losslab.errors import UserError
 from losslab.metrics import evaluate
@@ -31,7 +32,8 @@ from losslab.metrics.features import get_feature_net
 from losslab.train.loop import train_run
 from losslab.verdict import aggregate
 
-__all__ = ["feature_net_for", "load_data", "make_evaluator", "run_compare", "run_job", "write_reference"]
+__all__ = ["feature_net_for", "load_data", "make_evaluator", "run_compare", "run_job", "with_overrides",
+           "write_reference"]
 
 
 # --------------------------------------------------------------------------- data and evaluation
@@ -54,28 +56,53 @@ def feature_net_for(dataset, *, progress: bool = False):
     return get_feature_net(dataset, progress=progress)
 
 
-def make_evaluator(cfg: Config, dataset) -> Callable[[Any, torch.Tensor], dict]:
-    """evaluate(dataset, samples) for generative families; the feature net loads on first use."""
+def make_evaluator(cfg: Config, dataset, *, n: int | None = None) -> Callable[[Any, torch.Tensor], dict]:
+    """evaluate(dataset, samples) for generative families on ``n`` generated and ``n`` real samples
+    (default ``train.n_eval``; the curve points use ``train.curve_n``); the feature net loads on first use."""
     fnet: list = []
+    n = cfg.train.n_eval if n is None else n
 
     def _eval(ds, samples):
         if not fnet:
             fnet.append(feature_net_for(dataset))
         return evaluate(ds, samples, generator=torch.Generator().manual_seed(rundir.REFERENCE_SEED),
-                        n=cfg.train.n_eval, feature_net=fnet[0])
+                        n=n, feature_net=fnet[0])
 
     return _eval
 
 
-def run_job(cfg: Config, out: str, job: rundir.Job, progress: Callable[[int], None]) -> dict:
+def with_overrides(cfg: Config, overrides: dict[str, Any] | None) -> Config:
+    """A copy of ``cfg`` with ``{"section.key": value}`` applied and checked (a tuned loss's settings).
+
+    Raises:
+        UserError: an unknown key or a value outside the field's domain.
+    """
+    if not overrides:
+        return cfg
+    tables: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        section, name = key.split(".", 1)
+        tables.setdefault(section, {})[name] = value
+    out = apply_overrides(copy.deepcopy(cfg), tables, "search")
+    validate(out)
+    return out
+
+
+def run_job(cfg: Config, out: str, job: rundir.Job, progress: Callable[[int], None], *,
+            overrides: dict[str, dict[str, Any]] | None = None) -> dict:
     """The job function of a comparison: train and evaluate one (loss, seed) run into its directory.
 
     Runs the same in this process or in a worker of any backend; ``progress(n)``
-    reports n more updates of the budget.
+    reports n more updates of the budget. ``overrides`` maps a loss to
+    ``{"section.key": value}`` settings of that loss only (``--search``'s best
+    settings; a search trial's own): they are applied to the run's config, so
+    its config.json records them.
     """
     dataset = load_data(cfg)
-    return train_run(Path(out) / job.run_dir, cfg, dataset, loss=job.loss, seed=job.seed, family=job.family,
-                     evaluate=make_evaluator(cfg, dataset), progress=progress)
+    run_cfg = with_overrides(cfg, (overrides or {}).get(job.loss))
+    return train_run(Path(out) / job.run_dir, run_cfg, dataset, loss=job.loss, seed=job.seed, family=job.family,
+                     evaluate=make_evaluator(run_cfg, dataset), progress=progress,
+                     curve_evaluate=make_evaluator(run_cfg, dataset, n=run_cfg.train.curve_n))
 
 
 # --------------------------------------------------------------------------- the comparison directory
