@@ -2,8 +2,9 @@
 
 Pure functions on the ``curve`` lists that :func:`losslab.train.loop.train_run`
 writes into each run's result.json (points ``{"g_updates", "wall_seconds",
-<metric>: value, ...}``). No torch, no data: the verdict and the report call
-them on run directories alone.
+<metric>: value, ...}``), and :func:`extend_results`, which adds what they say
+(and ``--search``'s trials) to results.json. No model, no data: the verdict
+and the report call them on run directories alone.
 
 The rules (also in docs/ARCHITECTURE.md):
 
@@ -18,22 +19,29 @@ The rules (also in docs/ARCHITECTURE.md):
   would not help it). Undetermined (``None``) with no point at or before
   ``0.75 B``, no point after it, or a non-finite value there.
 - **suggested budget** (:func:`suggested_budget`): per loss, the mean curve
-  over its seeds (points aligned by index). A loss whose mean curve has not
-  converged by the rule above needs more: the suggestion is 2x the current
-  budget (the curves cannot say how much more). A converged loss needs only up
-  to its *plateau*: the first curve point whose value is within 5% (relative)
-  of the mean curve's best value. The suggestion is the largest need over the
-  losses, rounded up to a whole update (or second).
+  over its seeds (points aligned by index). A converged mean curve needs no
+  more than the current budget ``B``. One that has not converged is
+  extrapolated: with ``r1`` its relative improvement over the third quarter
+  and ``r2`` over the last (each: best point of the quarter against the value
+  at its start), if ``0 < r2 < r1`` the improvement is taken to shrink by
+  ``q = r2 / r1`` per quarter, and it falls below 5% after
+  ``n = ceil(log(0.05 / r2) / log q)`` more quarters: the need is
+  ``B (1 + n / 4)``; otherwise (not shrinking, or undeterminable) ``2 B``.
+  The suggestion is the largest need over the losses, rounded up to a whole
+  update (or second).
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["CONVERGED_REL", "converged_rate", "is_converged", "mean_curve", "suggested_budget"]
+from losslab import rundir
+
+__all__ = ["CONVERGED_REL", "converged_rate", "extend_results", "is_converged", "mean_curve", "suggested_budget"]
 
 CONVERGED_REL = 0.05
 """Relative improvement over the last quarter of the budget below which a run counts as converged."""
@@ -54,6 +62,16 @@ def _gain(start: float, best: float, higher: bool) -> float:
     if abs(start) < 1e-12:
         return 0.0 if diff <= 0 else math.inf
     return diff / abs(start)
+
+
+def _quarter_gain(x: np.ndarray, y: np.ndarray, lo: float, hi: float, higher: bool) -> float | None:
+    """Relative improvement of the best point in (lo, hi] over the last point at or before lo."""
+    before = np.flatnonzero(x <= lo + 1e-9)
+    inside = np.flatnonzero((x > lo + 1e-9) & (x <= hi + 1e-9))
+    if len(before) == 0 or len(inside) == 0:
+        return None
+    tail = y[inside]
+    return _gain(float(y[before[-1]]), float(tail.max() if higher else tail.min()), higher)
 
 
 def is_converged(curve: list[dict], metric: str, higher: bool, *, budget: float | None = None,
@@ -147,17 +165,47 @@ def suggested_budget(curves_by_loss: dict[str, list[list[dict]]], metric: str, h
             per_loss[loss] = None
             continue
         pts = [{axis: float(a), metric: float(v)} for a, v in zip(m["x"], m["mean"])]
-        conv = is_converged(pts, metric, higher, budget=budget, axis=axis, rel=rel)
-        if not conv:
-            per_loss[loss] = 2.0 * budget
+        if is_converged(pts, metric, higher, budget=budget, axis=axis, rel=rel):
+            per_loss[loss] = float(budget)
             continue
-        best = float(m["mean"].max() if higher else m["mean"].min())
-        first = next(i for i, v in enumerate(m["mean"]) if _gain(float(v), best, higher) < rel)
-        per_loss[loss] = float(m["x"][first])
+        r1 = _quarter_gain(m["x"], m["mean"], 0.5 * budget, 0.75 * budget, higher)
+        r2 = _quarter_gain(m["x"], m["mean"], 0.75 * budget, budget, higher)
+        need = 2.0 * budget
+        if r1 is not None and r2 is not None and 0 < r2 < r1 and math.isfinite(r1):
+            n = math.ceil(math.log(rel / r2) / math.log(r2 / r1))
+            need = budget * (1 + max(n, 1) / 4)
+        per_loss[loss] = need
     needs = [v for v in per_loss.values() if v is not None]
     value: float | int | None = None
     if needs:
         value = int(math.ceil(max(needs))) if axis == "g_updates" else float(math.ceil(max(needs)))
     return {"value": value, "per_loss": per_loss,
-            "rule": f"2x the budget when a loss's mean curve still improved by >= {rel:.0%} over the last "
-                    f"quarter; else the first point within {rel:.0%} of its best; the largest need over the losses"}
+            "rule": f"the largest need over the losses: the current budget for a converged mean curve; else "
+                    f"the budget at which its per-quarter improvement, shrinking as from the third to the last "
+                    f"quarter, falls below {rel:.0%} (2x the budget when it does not shrink)"}
+
+
+def extend_results(out: str | Path, spec: dict[str, Any], runs: list[dict], results: dict[str, Any]) -> None:
+    """Add the curves' verdict and the search to a results.json dict (in place).
+
+    - each ranking row: ``converged_rate`` (:func:`converged_rate` of the loss's ok runs);
+    - ``budget``: ``seed_start``, ``seconds`` (the time budget, or None),
+      ``suggested_steps`` (updates) or, for a time budget, ``suggested_seconds``,
+      and ``suggested_rule`` (:func:`suggested_budget` on the ranked metric);
+    - ``search``: ``OUT/search/search.json`` when the comparison ran ``--search``, else None.
+    """
+    metric = results["primary_metric"]["name"]
+    higher = bool(results["primary_metric"]["higher_is_better"])
+    ok = [r for r in runs if r.get("status") == "ok"]
+    for row in results["ranking"]:
+        row["converged_rate"] = converged_rate(r for r in ok if r.get("loss") == row["loss"])
+    train = spec["config"]["train"]
+    seconds = train.get("budget_seconds")
+    axis, budget = ("wall_seconds", float(seconds)) if seconds is not None else ("g_updates", float(train["steps"]))
+    curves = {loss: [r["curve"] for r in ok if r.get("loss") == loss and r.get("curve")] for loss in spec["losses"]}
+    sug = suggested_budget({k: v for k, v in curves.items() if v}, metric, higher, budget, axis=axis)
+    b = results["budget"]
+    b.update(seed_start=int(spec.get("seed_start", 0)), seconds=seconds, suggested_rule=sug["rule"])
+    b["suggested_seconds" if seconds is not None else "suggested_steps"] = sug["value"]
+    path = Path(out) / rundir.SEARCH / rundir.SEARCH_RESULTS
+    results["search"] = rundir.read_json_file(path) if path.exists() else None

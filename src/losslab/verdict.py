@@ -23,6 +23,7 @@ import numpy as np
 from scipy import stats
 
 from losslab import io, rundir
+from losslab.convergence import extend_results
 from losslab.errors import UserError
 from losslab.losses import family_of
 from losslab.metrics import METRIC_INFO, primary_metric
@@ -117,7 +118,7 @@ def read_runs(out: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
         UserError: a result.json that cannot be read.
     """
     runs = []
-    for job in rundir.plan(spec["losses"], int(spec["seeds"])):
+    for job in rundir.plan(spec["losses"], int(spec["seeds"]), seed_start=int(spec.get("seed_start", 0))):
         rd = out / job.run_dir
         if not (rd / rundir.RESULT).exists():
             runs.append({"loss": job.loss, "seed": job.seed, "status": "missing", "metrics": {},
@@ -215,6 +216,7 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
         "recommendation": recommend(ranking, runs, primary, higher),
         "notes": _notes(runs) + words.notes(ranking, runs, spec["data"]),
     }
+    extend_results(out, spec, runs, results)  # converged_rate per row, budget.suggested_steps, search
     io.atomic_write_json(out / rundir.RESULTS, results)
     return results
 
