@@ -156,3 +156,15 @@ def test_same_seed_gives_every_loss_the_same_initial_generator(single_thread):
             torch.testing.assert_close(v, ref[k], rtol=0, atol=0)
     other = gan.init_state(cfg, ds, "ns", 8).G.state_dict()
     assert any(not torch.equal(v, ref[k]) for k, v in other.items())
+
+
+def test_contrastive_curve_uses_a_probe_on_a_subset(tmp_path, single_thread):
+    cfg = C.Config()
+    cfg.data.name = "digits"
+    cfg.train.steps, cfg.train.batch_size, cfg.train.curve_points, cfg.train.curve_n = 6, 32, 2, 200
+    ds = cmp.load_data(cfg)
+    res = train_run(tmp_path, cfg, ds, loss="nt-xent", seed=0, family="contrastive")
+    assert res["status"] == "ok" and res["curve_metric"] == "linear_probe"
+    assert [p["g_updates"] for p in res["curve"]] == [3, 6]
+    for p in res["curve"]:
+        assert 0.0 <= p["linear_probe"] <= 1.0 and 0.0 <= p["knn"] <= 1.0
