@@ -57,21 +57,31 @@ def cmd_compare(args) -> None:
         raise UserError(f"--seeds must be >= 1, got {args.seeds}")
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
+    if args.seed_start < 0:
+        raise UserError(f"--seed-start must be >= 0, got {args.seed_start}")
+    if args.search is not None and args.search < 1:
+        raise UserError(f"--search must be >= 1, got {args.search}")
     cfg, ds = _resolve_config(args)
+    if args.budget_seconds is not None:
+        if not args.budget_seconds > 0 or args.budget_seconds == float("inf"):
+            raise UserError(f"--budget-seconds must be a finite number > 0, got {args.budget_seconds}")
+        cfg.train.budget_seconds = args.budget_seconds
     workers = args.workers or default_workers()
     _check_overrides(args, cfg, names)
     cmp.check_request(cfg, ds, names, metric=args.metric)  # before any file is written
     if args.dry_run:
         print(io.dumps({"config": cfg.to_dict(), "losses": names, "seeds": args.seeds, "workers": workers,
+                        "seed_start": args.seed_start, "search": args.search,
                         "dataset": {"name": ds.name, "kind": ds.kind, "shape": list(ds.shape)},
-                        "jobs": [j.run_dir for j in plan(names, args.seeds)]}))
+                        "jobs": [j.run_dir for j in plan(names, args.seeds, seed_start=args.seed_start)]}))
         return
     with warnings.catch_warnings(record=True) as caught:  # e.g. a corrupt result.json: that run is redone
         warnings.simplefilter("always")
         try:
             res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, workers=workers,
                                   quiet=args.quiet, metric=args.metric, report=True,
-                                  backend=args.backend, address=args.address)
+                                  backend=args.backend, address=args.address,
+                                  seed_start=args.seed_start, search_trials=args.search)
         finally:
             _print_warnings(caught)
     paths = report_paths(args.out)
@@ -249,6 +259,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default=None, help="primary metric of the ranking (default: linear_probe for "
                                                    "contrastive losses, fid for images, w1 for vectors with "
                                                    "d <= 2, swd for d > 2; losslab list metrics)")
+    p.add_argument("--seed-start", type=int, default=0, metavar="N",
+                   help="train seeds N .. N+SEEDS-1 (default 0); seed k gives every loss the same initial "
+                        "generator weights where the architectures match")
+    p.add_argument("--budget-seconds", type=float, default=None, metavar="S",
+                   help="equal wall clock instead of equal updates: each run stops at the first update after "
+                        "S seconds of training (--steps is then ignored)")
+    p.add_argument("--search", type=int, default=None, metavar="N",
+                   help="tune each loss first: N trials per loss over its declared ranges (Optuna TPE), same "
+                        "budget per trial, seeds 10000+; then the best setting of each loss trains the final "
+                        "seeds and is ranked")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("train", help="train one loss into a new numbered run directory")

@@ -20,6 +20,7 @@ removed before anything else.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import warnings
@@ -31,12 +32,12 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from losslab import backends, io, rundir
-from losslab.config import Config, check_batch_size
+from losslab import backends, io, rundir, search
+from losslab.config import Config, apply_overrides, check_batch_size, validate
 from losslab.data import load_dataset
 from losslab.errors import UserError
 from losslab.losses import family_of
-from losslab.metrics import MAX_OT_SAMPLES, METRIC_INFO, evaluate
+from losslab.metrics import MAX_OT_SAMPLES, METRIC_INFO, evaluate, primary_metric
 from losslab.metrics.features import STACKED_NAME
 from losslab.metrics.representation import METRIC_INFO_REPRESENTATION
 from losslab.metrics.features import get_feature_net
@@ -44,7 +45,7 @@ from losslab.train.loop import train_run
 from losslab.verdict import aggregate
 
 __all__ = ["check_family_data", "check_metric", "check_request", "feature_net_for", "load_data", "make_evaluator",
-           "measured_metrics", "run_compare", "run_job", "write_reference"]
+           "measured_metrics", "run_compare", "run_job", "with_overrides", "write_reference"]
 
 
 # --------------------------------------------------------------------------- data and evaluation
@@ -67,28 +68,55 @@ def feature_net_for(dataset, *, progress: bool = False):
     return get_feature_net(dataset, progress=progress)
 
 
-def make_evaluator(cfg: Config, dataset) -> Callable[[Any, torch.Tensor], dict]:
-    """evaluate(dataset, samples) for generative families; the feature net loads on first use."""
+def make_evaluator(cfg: Config, dataset, *, n: int | None = None) -> Callable[[Any, torch.Tensor], dict]:
+    """evaluate(dataset, samples) for generative families on ``n`` generated and ``n`` real samples
+    (default ``train.n_eval``; the curve points use ``train.curve_n``); the feature net loads on first use."""
     fnet: list = []
+    n = cfg.train.n_eval if n is None else n
 
     def _eval(ds, samples):
         if not fnet:
             fnet.append(feature_net_for(dataset))
         return evaluate(ds, samples, generator=torch.Generator().manual_seed(rundir.REFERENCE_SEED),
-                        n=cfg.train.n_eval, feature_net=fnet[0])
+                        n=n, feature_net=fnet[0])
 
     return _eval
 
 
-def run_job(cfg: Config, out: str, job: rundir.Job, progress: Callable[[int], None]) -> dict:
+def with_overrides(cfg: Config, overrides: dict[str, Any] | None) -> Config:
+    """A copy of ``cfg`` with ``{"section.key": value}`` applied and checked (a tuned loss's settings).
+
+    Raises:
+        UserError: an unknown key or a value outside the field's domain.
+    """
+    if not overrides:
+        return cfg
+    tables: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        section, name = key.split(".", 1)
+        tables.setdefault(section, {})[name] = value
+    out = apply_overrides(copy.deepcopy(cfg), tables, "search")
+    validate(out)
+    return out
+
+
+def run_job(cfg: Config, out: str, job: rundir.Job | search.TrialJob, progress: Callable[[int], None], *,
+            overrides: dict[str, dict[str, Any]] | None = None) -> dict:
     """The job function of a comparison: train and evaluate one (loss, seed) run into its directory.
 
     Runs the same in this process or in a worker of any backend; ``progress(n)``
-    reports n more updates of the budget.
+    reports n more updates of the budget. ``overrides`` maps a loss to
+    ``{"section.key": value}`` settings of that loss only (``--search``'s best
+    settings); a job with its own ``overrides`` (a search trial,
+    :class:`losslab.search.TrialJob`) uses those. They are applied to the
+    run's config, so its config.json records them.
     """
     dataset = load_data(cfg)
-    return train_run(Path(out) / job.run_dir, cfg, dataset, loss=job.loss, seed=job.seed, family=job.family,
-                     evaluate=make_evaluator(cfg, dataset), progress=progress)
+    own = getattr(job, "overrides", None)
+    run_cfg = with_overrides(cfg, dict(own) if own else (overrides or {}).get(job.loss))
+    return train_run(Path(out) / job.run_dir, run_cfg, dataset, loss=job.loss, seed=job.seed, family=job.family,
+                     evaluate=make_evaluator(run_cfg, dataset), progress=progress,
+                     curve_evaluate=make_evaluator(run_cfg, dataset, n=run_cfg.train.curve_n))
 
 
 # --------------------------------------------------------------------------- checks before any write
@@ -255,15 +283,19 @@ def write_reference(out: Path, dataset, n: int) -> None:
 
 
 def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int,
-               metric: str | None) -> dict[str, Any]:
+               metric: str | None, seed_start: int = 0, search_trials: int | None = None) -> dict[str, Any]:
     """Write ``OUT/compare.json`` (what was asked), merging losses and seeds into an existing one.
 
+    Records ``seed_start`` (the final seeds are ``seed_start .. seed_start + seeds - 1``)
+    and ``search`` (``--search``'s trials per loss, or None).
+
     Raises:
-        UserError: ``out`` holds a comparison with another dataset or configuration, or a corrupt compare.json.
+        UserError: ``out`` holds a comparison with another dataset, configuration,
+            first seed or search, or a corrupt compare.json.
     """
     spec = {"family": rundir.families_of(losses), "data": cfg.data.name, "kind": dataset.kind,
-            "shape": list(dataset.shape), "losses": losses, "seeds": seeds, "metric": metric,
-            "config": cfg.to_dict()}
+            "shape": list(dataset.shape), "losses": losses, "seeds": seeds, "seed_start": seed_start,
+            "search": search_trials, "metric": metric, "config": cfg.to_dict()}
     path = out / rundir.COMPARE
     if path.exists():
         old = rundir.read_json_file(path)
@@ -272,6 +304,12 @@ def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int
         for key in ("data", "config"):
             if old.get(key) != json.loads(io.dumps(spec[key])):
                 raise UserError(f"{out} holds a comparison with a different {key}; use a new --out directory")
+        if int(old.get("seed_start", 0)) != seed_start:
+            raise UserError(f"{out} holds a comparison whose seeds start at {old.get('seed_start', 0)}, not "
+                            f"{seed_start}; use a new --out directory")
+        if old.get("search") != search_trials:
+            raise UserError(f"{out} holds a comparison with --search {old.get('search')}, not {search_trials}; "
+                            "use a new --out directory")
         spec["losses"] = list(dict.fromkeys(old.get("losses", []) + losses))
         spec["seeds"] = max(seeds, int(old.get("seeds", seeds)))
         spec["family"] = rundir.families_of(spec["losses"])
@@ -291,6 +329,8 @@ def run_compare(
     backend: str = "local",
     address: str | None = None,
     report: bool = False,
+    seed_start: int = 0,
+    search_trials: int | None = None,
 ) -> dict[str, Any]:
     """Run every (loss, seed) job not yet finished in ``out``, then the verdict (and the report).
 
@@ -307,16 +347,38 @@ def run_compare(
     local Ray of ``workers`` CPUs, or the cluster at ``address``; ``out`` must
     then be on storage every node shares), see :func:`losslab.backends.select`.
 
-    Returns:
+    Parameters
+    ----------
+    cfg : Config
+        The resolved configuration; its budget is ``train.steps`` updates, or
+        ``train.budget_seconds`` of training per run when set.
+    losses, seeds, out, workers, quiet, metric
+        What to compare, where, and how (see ``losslab compare --help``).
+    seed_start : int
+        The final runs train seeds ``seed_start .. seed_start + seeds - 1``.
+    search_trials : int, optional
+        ``--search N``: first tune every loss with N equal-budget trials on
+        seeds from :data:`losslab.search.TRIAL_SEED` (:func:`losslab.search.run_search`),
+        then train the final seeds with each loss's best setting.
+
+    Returns
+    -------
+    dict
         The content of ``OUT/results.json`` (:func:`losslab.verdict.aggregate`).
 
     Raises:
         UserError: ``out`` is in use by another losslab process, holds a
-            comparison with another dataset or budget, or a corrupt
-            compare.json or config.json; an unknown loss; a loss that cannot
-            train on the data; a ``metric`` that these losses do not measure;
-            an unknown backend, Ray missing, or ``out`` not visible on a Ray node.
+            comparison with another dataset, budget, first seed or search, or a
+            corrupt compare.json or config.json; an unknown loss; a loss that
+            cannot train on the data; a ``metric`` that these losses do not
+            measure; ``seed_start`` < 0 or overlapping the trial seeds; an
+            unknown backend, Ray missing, or ``out`` not visible on a Ray node.
     """
+    if seed_start < 0:
+        raise UserError(f"--seed-start must be >= 0, got {seed_start}")
+    if search_trials is not None and seed_start + seeds > search.TRIAL_SEED:
+        raise UserError(f"with --search the final seeds must stay below the trial seeds ({search.TRIAL_SEED}); "
+                        f"got --seed-start {seed_start} --seeds {seeds}")
     out = Path(out).absolute()  # the job function may run in another working directory or on another node
     run_jobs = backends.select(backend, address=address, num_cpus_per_task=cfg.train.threads,
                                shared_path=out / rundir.COMPARE if backend == "ray" else None)
@@ -328,19 +390,30 @@ def run_compare(
             raise UserError(f"{out / rundir.COMPARE} is not a losslab comparison; use a new --out directory")
     with rundir.lock_dir(out):
         io.clean_stale_temps(out)
-        write_spec(out, cfg, dataset, losses=losses, seeds=seeds, metric=metric)
+        write_spec(out, cfg, dataset, losses=losses, seeds=seeds, metric=metric, seed_start=seed_start,
+                   search_trials=search_trials)
         write_reference(out, dataset, cfg.train.n_eval)
-        jobs = rundir.plan(losses, seeds)
+        jobs = rundir.plan(losses, seeds, seed_start=seed_start)
         if dataset.kind == "image" and any(j.family != "contrastive" for j in jobs):
             feature_net_for(dataset, progress=not quiet)  # train once here, workers read the cache
 
-        todo = [j for j in jobs if not _is_done(out / j.run_dir)]
+        per_run = None if cfg.train.budget_seconds is not None else cfg.train.steps  # None: a time budget
         columns = (TextColumn("[bold]compare[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("updates"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+        overrides: dict[str, dict[str, Any]] = {}
         with Progress(*columns, disable=quiet, transient=False) as bar:
+            if search_trials is not None:
+                ranked = metric or primary_metric(dataset, family=rundir.families_of(losses))[0]
+                stask = bar.add_task(f"search: {search_trials} trials x {len(losses)} losses",
+                                     total=None if per_run is None else search_trials * len(losses) * per_run)
+                ledger = search.run_search(partial(run_job, cfg, str(out)), losses=losses, trials=search_trials,
+                                           out=out, metric=ranked, workers=workers,
+                                           advance=lambda n: bar.advance(stask, n), run_jobs=run_jobs)
+                overrides = search.final_overrides(ledger)
+            todo = [j for j in jobs if not _is_done(out / j.run_dir)]
             task = bar.add_task(f"{len(todo)} runs ({len(jobs) - len(todo)} done before)",
-                                total=len(todo) * cfg.train.steps)
-            died = run_jobs(partial(run_job, cfg, str(out)), todo, workers=workers,
+                                total=None if per_run is None else len(todo) * per_run)
+            died = run_jobs(partial(run_job, cfg, str(out), overrides=overrides), todo, workers=workers,
                             advance=lambda n: bar.advance(task, n))
         for job, exc in died:  # the worker process itself died: record it; the next compare retries the job
             rundir.write_result(out / job.run_dir, {

@@ -54,6 +54,12 @@ class TrainConfig:
     """Generated samples drawn at the end for evaluation."""
     threads: int = 1
     """torch intra-op threads per run (compare runs one job per worker)."""
+    curve_points: int = 8
+    """Evaluations of the primary metric spread over each run's budget (the quality curve; 0: none)."""
+    curve_n: int = 500
+    """Generated samples per curve point (fewer than n_eval: a curve point must be cheap)."""
+    budget_seconds: float | None = None
+    """Equal wall clock instead of equal updates: training seconds per run (None: ``steps`` is the budget)."""
 
 
 @dataclass
@@ -225,6 +231,9 @@ DOMAINS: dict[str, Domain] = {
     "train.checkpoint_every": COUNT,
     "train.n_eval": COUNT,
     "train.threads": COUNT,
+    "train.curve_points": _num("int", 0),  # 0 switches the curve off
+    "train.curve_n": _num("int", 2),
+    "train.budget_seconds": POSITIVE,
     # [loss]
     "loss.optimizer": _choice("adam", "rmsprop"),
     "loss.lr_scale": POSITIVE,

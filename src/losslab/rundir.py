@@ -13,10 +13,13 @@ Layout::
       results.json                runs, ranking, recommendation                    (verdict)
       report.md, report.html      the report                                       (report)
       runs/<loss>/seed<k>/        one run (below)
+      search/search.json          --search: per loss its trials (params, value) and best params (search)
+      search/<loss>/trial<k>/     one tuning trial: a run directory (below)             (search)
 
     RUN/                          one (loss, seed) run
       config.json                 {"run": {family, loss, seed, data}, data: {...}, model: {...}, ...}  (loop)
       metrics.jsonl               one JSON object per logged step                  (loop)
+      curve.jsonl                 the quality curve: one evaluation per curve point (loop)
       checkpoint.safetensors      weights, optimizer and RNG state, step counts: ONE file,
                                   written atomically (the metadata lives in its header)  (loop)
       samples.npz                 "samples": (n, *shape) generated at the end      (loop)
@@ -52,6 +55,9 @@ COMPARE = "compare.json"
 RESULTS = "results.json"
 REFERENCE = "reference.npz"
 RUNS = "runs"
+CURVE = "curve.jsonl"
+SEARCH = "search"
+SEARCH_RESULTS = "search.json"
 
 FINAL_STATUSES = ("ok", "diverged")
 
@@ -235,6 +241,29 @@ def truncate_metrics(run_dir: str | Path, step: int | None) -> None:
         path.unlink(missing_ok=True)
         return
     rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
+    io.atomic_write_bytes(path, "".join(io.dumps(r).replace("\n", "") + "\n" for r in rows).encode())
+
+
+def append_curve(run_dir: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Append quality-curve points to curve.jsonl (fsynced, like metrics.jsonl)."""
+    io.append_jsonl(Path(run_dir) / CURVE, rows)
+
+
+def read_curve(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The quality-curve points of curve.jsonl (none when absent; a torn last line is skipped)."""
+    return io.read_jsonl(Path(run_dir) / CURVE)
+
+
+def truncate_curve(run_dir: str | Path, g_updates: int | None) -> None:
+    """Keep the curve points with ``row["g_updates"] <= g_updates``; ``None`` deletes curve.jsonl.
+
+    On resume from a checkpoint the points after it are evaluated again.
+    """
+    path = Path(run_dir) / CURVE
+    if g_updates is None:
+        path.unlink(missing_ok=True)
+        return
+    rows = [r for r in read_curve(run_dir) if r.get("g_updates", 0) <= g_updates]
     io.atomic_write_bytes(path, "".join(io.dumps(r).replace("\n", "") + "\n" for r in rows).encode())
 
 

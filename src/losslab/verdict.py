@@ -26,6 +26,7 @@ from scipy import stats
 
 from losslab import io, rundir
 from losslab import stats as lstats
+from losslab.convergence import extend_results
 from losslab.errors import UserError
 from losslab.losses import family_of
 from losslab.metrics import METRIC_INFO, primary_metric
@@ -157,7 +158,7 @@ def read_runs(out: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
             (:func:`read_result_file`).
     """
     runs = []
-    for job in rundir.plan(spec["losses"], int(spec["seeds"])):
+    for job in rundir.plan(spec["losses"], int(spec["seeds"]), seed_start=int(spec.get("seed_start", 0))):
         rd = out / job.run_dir
         if not (rd / rundir.RESULT).exists():
             runs.append({"loss": job.loss, "seed": job.seed, "status": "missing", "metrics": {},
@@ -268,6 +269,7 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
         "pareto_front": front["losses"],
         "notes": _notes(runs) + words.notes(ranking, runs, spec.get("data", "")),
     }
+    extend_results(out, spec, runs, results)  # converged_rate per row, budget.suggested_steps, search
     io.atomic_write_json(out / rundir.RESULTS, results)
     return results
 

@@ -65,6 +65,11 @@ class GANLoss:
         BEGAN's equilibrium: ``d_loss`` takes ``k``, the state carries a
         :class:`~losslab.losses.penalties.BEGANEquilibrium` (``gamma``,
         ``lambda_k``) updated after each generator update.
+    search_space : dict
+        What ``losslab compare --search`` tunes (:mod:`losslab.search`):
+        ``{key: (kind, lo, hi)}`` with kind "log" (log-uniform float), "float"
+        or "int" (uniform, bounds included); a key is a ``loss.*`` config field,
+        or ``"lr"``: ``lr_g`` and ``lr_d`` set to the same value.
 
     The critic outputs reach the losses as ``e_real`` / ``e_fake`` when
     ``output == "energy"``, else as ``d_real`` / ``d_fake``; the training step
@@ -85,12 +90,23 @@ class GANLoss:
     g_hparams: tuple[str, ...] = ()
     g_takes_code: bool = False
     equilibrium: bool = False
+    search_space: dict = field(default_factory=dict, hash=False)
 
 
 # DCGAN's optimiser settings (Radford et al. 2016, arXiv:1511.06434, Sec. 4:
 # Adam, lr 2e-4, beta1 0.5; beta2 is Adam's default 0.999), one D step per G
 # step, batch norm in the critic. Used where a paper gives no settings of its own.
 _DCGAN = {"optimizer": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "n_critic": 1, "critic_norm": "batch"}
+
+# Tuning ranges of --search, from the large-scale equal-budget study of Lucic et
+# al. 2018 ("Are GANs Created Equal?", arXiv:1711.10337, Sec. 5 and its
+# hyperparameter table): learning rate log-uniform in [1e-5, 1e-2], Adam's beta1
+# in [0, 1] (here [0, 0.9]: Adam needs beta1 < 1, and 0.9 is its default),
+# n_disc in [1, 5] and the gradient-penalty weight log-uniform in [0.1, 100].
+# One learning rate for both players, as there.
+_LR = ("log", 1e-5, 1e-2)
+_ADAM_SPACE = {"lr": _LR, "beta1": ("float", 0.0, 0.9), "n_critic": ("int", 1, 5)}
+_GP_SPACE = {**_ADAM_SPACE, "gp_lambda": ("log", 0.1, 100.0)}
 
 GAN_LOSSES: dict[str, GANLoss] = {
     "minimax": GANLoss(
@@ -104,6 +120,7 @@ GAN_LOSSES: dict[str, GANLoss] = {
         defaults={**_DCGAN},  # DCGAN settings (see _DCGAN)
         summary="original saturating minimax game: G minimises E log(1 - D(G(z)))",
         source="Goodfellow et al. 2014, arXiv:1406.2661, Eq. 1",
+        search_space=_ADAM_SPACE,
     ),
     "ns": GANLoss(
         name="ns",
@@ -116,6 +133,7 @@ GAN_LOSSES: dict[str, GANLoss] = {
         defaults={**_DCGAN},  # DCGAN settings; DCGAN itself trains with this loss
         summary="non-saturating GAN: G minimises -E log D(G(z)) (the -log D trick)",
         source="Goodfellow et al. 2014, arXiv:1406.2661, Sec. 3",
+        search_space=_ADAM_SPACE,
     ),
     "wgan": GANLoss(
         name="wgan",
@@ -138,6 +156,7 @@ GAN_LOSSES: dict[str, GANLoss] = {
         },
         summary="Wasserstein GAN: critic estimates W1, Lipschitz via weight clipping",
         source="Arjovsky et al. 2017, arXiv:1701.07875, Algorithm 1",
+        search_space={"lr": _LR, "n_critic": ("int", 1, 5)},  # RMSprop: no betas
     ),
     "wgan-gp": GANLoss(
         name="wgan-gp",
@@ -160,6 +179,7 @@ GAN_LOSSES: dict[str, GANLoss] = {
         },
         summary="WGAN with a per-sample gradient penalty at random interpolates",
         source="Gulrajani et al. 2017, arXiv:1704.00028, Eq. 3, Algorithm 1",
+        search_space=_GP_SPACE,
     ),
     "lsgan": GANLoss(
         name="lsgan",
@@ -172,6 +192,7 @@ GAN_LOSSES: dict[str, GANLoss] = {
         defaults={**_DCGAN},  # DCGAN settings (Mao et al. also use Adam with beta1 = 0.5)
         summary="least-squares GAN with 0-1 coding (a=0, b=1, c=1)",
         source="Mao et al. 2017, arXiv:1611.04076, Eq. 2",
+        search_space=_ADAM_SPACE,
     ),
     "hinge": GANLoss(
         name="hinge",
@@ -186,6 +207,7 @@ GAN_LOSSES: dict[str, GANLoss] = {
         defaults={**_DCGAN},
         summary="hinge loss: D margin at +-1, G maximises the raw discriminator output",
         source="Lim & Ye 2017, arXiv:1705.02894; Miyato et al. 2018, arXiv:1802.05957",
+        search_space=_ADAM_SPACE,
     ),
     "dragan": GANLoss(
         name="dragan",
@@ -200,6 +222,7 @@ GAN_LOSSES: dict[str, GANLoss] = {
         defaults={**_DCGAN, "critic_norm": "layer", "gp_lambda": 10.0, "dragan_c": 0.5},
         summary="non-saturating GAN with a gradient penalty around perturbed real data",
         source="Kodali et al. 2017, arXiv:1705.07215, Sec. 4",
+        search_space=_GP_SPACE,
     ),
     "ebgan": GANLoss(
         name="ebgan",
@@ -218,6 +241,7 @@ GAN_LOSSES: dict[str, GANLoss] = {
         d_hparams=("margin",),
         g_hparams=("pt_weight",),
         g_takes_code=True,
+        search_space=_ADAM_SPACE,
     ),
     "began": GANLoss(
         name="began",
@@ -243,6 +267,7 @@ GAN_LOSSES: dict[str, GANLoss] = {
         summary="boundary-equilibrium GAN: autoencoder critic balanced by k_t",
         source="Berthelot et al. 2017, arXiv:1703.10717, Eq. 4",
         equilibrium=True,
+        search_space={**_ADAM_SPACE, "gamma": ("float", 0.3, 0.7)},  # gamma in [0.3, 0.7]: Berthelot et al.
     ),
 }
 

@@ -354,6 +354,8 @@ class ContrastiveLoss:
         the order listed above.
     hparams : tuple of str
         Keys of ``defaults`` passed to ``fn`` by name (``temperature``, ``margin``).
+    search_space : dict
+        What ``losslab compare --search`` tunes (see :class:`losslab.losses.GANLoss`).
     """
 
     name: str
@@ -364,6 +366,7 @@ class ContrastiveLoss:
     inputs: str
     args: tuple[str, ...]
     hparams: tuple[str, ...] = ()
+    search_space: dict = field(default_factory=dict, hash=False)
 
 
 INPUT_SCHEMES = ("pairs", "triplet", "views", "labels", "text")
@@ -375,6 +378,11 @@ INPUT_SCHEMES = ("pairs", "triplet", "views", "labels", "text")
 # batches of 4,096; losslab trains a small CNN with batches of 64 to 256.
 _ADAM = {"optimizer": "adam", "lr": 1e-3, "betas": (0.9, 0.999), "needs_labels": False, "text": False}
 
+# --search: Adam's learning rate a decade either side of its 1e-3; the temperature
+# over the range SimCLR sweeps (Chen et al. 2020, Table 5: 0.05 to 1).
+_LR_SPACE = {"lr": ("log", 1e-4, 1e-2)}
+_TAU_SPACE = {**_LR_SPACE, "temperature": ("log", 0.05, 1.0)}
+
 CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
     "pairwise-bce": ContrastiveLoss(
         name="pairwise-bce",
@@ -385,6 +393,7 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         summary="cosine similarity of a pair as a logit, BCE on same/different (the study's form)",
         source="Koch et al. 2015, siamese networks, Eq. 1; Bromley et al. 1993",
         inputs="pairs", args=("a", "b", "same"), hparams=("temperature",),
+        search_space=_LR_SPACE,
     ),
     "contrastive": ContrastiveLoss(
         name="contrastive",
@@ -394,6 +403,7 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         summary="margin contrastive loss: pull positives together, push negatives beyond m",
         source="Hadsell, Chopra, LeCun 2006, CVPR, Eq. 4",
         inputs="pairs", args=("a", "b", "same"), hparams=("margin",),
+        search_space=_LR_SPACE,
     ),
     "triplet": ContrastiveLoss(
         name="triplet",
@@ -404,6 +414,7 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         summary="triplet margin loss on anchor/positive/negative (random or batch-hard negatives)",
         source="Schroff et al. 2015, arXiv:1503.03832, Eq. 1; Hermans et al. 2017, arXiv:1703.07737, Eq. 5",
         inputs="triplet", args=("anchor", "positive", "negative"), hparams=("margin",),
+        search_space=_LR_SPACE,
     ),
     "nt-xent": ContrastiveLoss(
         name="nt-xent",
@@ -412,6 +423,7 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         summary="SimCLR: softmax over 2N views, the other view of the same image is the positive",
         source="Chen et al. 2020, arXiv:2002.05709, Eq. 1",
         inputs="views", args=("z1", "z2"), hparams=("temperature",),
+        search_space=_TAU_SPACE,
     ),
     "info-nce": ContrastiveLoss(
         name="info-nce",
@@ -420,6 +432,7 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         summary="InfoNCE: cross-entropy of view-1 queries over view-2 keys, in-batch negatives",
         source="van den Oord et al. 2018, arXiv:1807.03748, Eq. 4",
         inputs="views", args=("query", "key"), hparams=("temperature",),
+        search_space=_TAU_SPACE,
     ),
     "supcon": ContrastiveLoss(
         name="supcon",
@@ -428,6 +441,7 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         summary="supervised contrastive: all same-class views are positives (uses labels)",
         source="Khosla et al. 2020, arXiv:2004.11362, Eq. 2",
         inputs="labels", args=("z", "labels"), hparams=("temperature",),
+        search_space=_TAU_SPACE,
     ),
     "clip": ContrastiveLoss(
         name="clip",
@@ -436,6 +450,7 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         summary="CLIP: symmetric cross-entropy between images and class captions, learnable scale",
         source="Radford et al. 2021, arXiv:2103.00020, Figure 3, Sec. 2.5",
         inputs="text", args=("image_emb", "text_emb"),
+        search_space=_LR_SPACE,
     ),
 }
 

@@ -109,6 +109,8 @@ class DiffusionLoss:
         One line for ``losslab list``.
     source : str
         "Author et al. YEAR, arXiv:XXXX.XXXXX, Eq. N".
+    search_space : dict
+        What ``losslab compare --search`` tunes (see :class:`losslab.losses.GANLoss`).
     """
 
     name: str
@@ -116,6 +118,7 @@ class DiffusionLoss:
     defaults: dict = field(hash=False)
     summary: str
     source: str
+    search_space: dict = field(default_factory=dict, hash=False)
 
 
 # Ho et al. 2020 (Sec. 4, App. B): Adam with lr 2e-4, batch 128, linear schedule
@@ -137,6 +140,10 @@ _HO = {
     "eta": 0.0,
 }
 
+# --search: the denoiser's learning rate, a decade either side of Ho et al.'s 2e-4
+# (they use 2e-5 for their largest images: App. B).
+_DIFFUSION_SPACE = {"lr": ("log", 2e-5, 2e-3)}
+
 DIFFUSION_LOSSES: dict[str, DiffusionLoss] = {
     "ddpm": DiffusionLoss(
         name="ddpm",
@@ -144,6 +151,7 @@ DIFFUSION_LOSSES: dict[str, DiffusionLoss] = {
         defaults={**_HO},
         summary="denoising diffusion, simple loss: predict the noise eps (DDIM sampling)",
         source="Ho et al. 2020, arXiv:2006.11239, Eq. 14, Algorithms 1-2",
+        search_space=_DIFFUSION_SPACE,
     ),
     "ddpm-x0": DiffusionLoss(
         name="ddpm-x0",
@@ -151,6 +159,7 @@ DIFFUSION_LOSSES: dict[str, DiffusionLoss] = {
         defaults={**_HO},
         summary="denoising diffusion predicting the clean sample x0",
         source="Ho et al. 2020, arXiv:2006.11239, Sec. 3.2 (x0 parametrisation)",
+        search_space=_DIFFUSION_SPACE,
     ),
     "ddpm-v": DiffusionLoss(
         name="ddpm-v",
@@ -159,6 +168,7 @@ DIFFUSION_LOSSES: dict[str, DiffusionLoss] = {
         defaults={**_HO, "schedule": "cosine"},
         summary="denoising diffusion predicting the velocity v, cosine schedule",
         source="Salimans & Ho 2022, arXiv:2202.00512, Sec. 4",
+        search_space=_DIFFUSION_SPACE,
     ),
 }
 

@@ -182,6 +182,9 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
     figs.append(("figures/overview.png", f"{words.network.capitalize()} gradient norm, all losses",
                  words.overview_caption))
 
+    # Quality curves and the search (losslab.convergence, losslab.search): self-contained block.
+    figs += _curve_and_search_figures(figdir, results, by_loss, primary, hib)
+
     # 3. Samples: one run per loss (seed 0 if ok, else the first ok run with samples).
     ref = load_reference(out, kind)
     real = ref.get("real")
@@ -261,6 +264,38 @@ def report_paths(out_dir: str | Path) -> dict[str, Path]:
     """Where :func:`build_report` writes: ``markdown`` OUT/report.md, ``html`` OUT/report.html, ``figures``."""
     out = Path(out_dir)
     return {"markdown": out / "report.md", "html": out / "report.html", "figures": out / "figures"}
+
+
+def _curve_and_search_figures(figdir: Path, results: dict, by_loss: dict[str, list[dict]], primary: str,
+                              hib: bool) -> list[tuple[str, str, str]]:
+    """The quality-curve figure (when runs have curves) and the search figure (after ``--search``)."""
+    figs: list[tuple[str, str, str]] = []
+    curves = {loss: [r["curve"] for r in rs if r.get("status") == "ok" and r.get("curve")]
+              for loss, rs in by_loss.items()}
+    curves = {k: v for k, v in curves.items() if v}
+    if curves:
+        plots.plot_curves(curves, primary, hib, figdir / "curves.png")
+        b = results.get("budget") or {}
+        rates = ", ".join(f"{e['loss']} {e['converged_rate']:.0%}" for e in results.get("ranking") or []
+                          if plots.is_number(e.get("converged_rate")))
+        sug = b.get("suggested_steps") if b.get("suggested_steps") is not None else b.get("suggested_seconds")
+        unit = "updates" if b.get("suggested_steps") is not None else "seconds"
+        figs.append(("figures/curves.png", "Quality during training",
+                     f"{primary} at evenly spaced points of each run's budget, on fewer samples than the final "
+                     "evaluation. A run counts as converged when its best point in the last quarter improves on "
+                     f"the start of that quarter by less than 5%. Converged runs: {rates or 'n/a'}. "
+                     f"Budget the curves suggest: {sug if sug is not None else 'n/a'} {unit}."))
+    search = results.get("search")
+    if isinstance(search, dict) and search.get("losses"):
+        plots.plot_search(search, figdir / "search.png")
+        best = "; ".join(f"{loss}: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                                 for k, v in (e.get("best_params") or {}).items())
+                         for loss, e in search["losses"].items())
+        figs.append(("figures/search.png", "Equal-budget tuning",
+                     f"Each loss had {search.get('trials')} trials of the same budget on seeds from "
+                     f"{search.get('trial_seed')} (not the final seeds); the ranking above uses each loss's best "
+                     f"setting: {best or 'none finished (defaults kept)'}."))
+    return figs
 
 
 def build_report(out_dir: str | Path, *, quiet: bool = True) -> dict[str, Path]:

@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from losslab.convergence import mean_curve
 from losslab.io import atomic_write_bytes
 
 DPI = 100
@@ -367,4 +368,85 @@ def plot_overview(curves: dict[str, list[list[dict]]], path: Path, *, network: s
     ax.set_ylabel(f"{network} gradient L2 norm (mean over seeds)")
     ax.grid(alpha=0.3, which="both")
     ax.set_title(f"{network} gradient norm per loss")
+    return save(fig, path)
+
+
+# ----------------------------------------------------------------- quality curves and search
+
+
+def plot_curves(curves: dict[str, list[list[dict]]], metric: str, higher_is_better: bool, path: Path) -> Path:
+    """The ranked metric against generator updates (left) and training seconds (right), per loss.
+
+    Parameters
+    ----------
+    curves : dict
+        Loss name -> the ``curve`` lists of its ok runs (result.json: points
+        with ``g_updates``, ``wall_seconds`` and metric values).
+    metric, higher_is_better : str, bool
+        The ranked metric and its direction (axis label).
+
+    Each loss is its seed mean (line, points aligned by index) and the band
+    from the lowest to the highest seed (:func:`losslab.convergence.mean_curve`).
+    """
+    fig = Figure(figsize=(10, 3.8))
+    axes = fig.subplots(1, 2)
+    drawn = False
+    for i, (loss, cs) in enumerate(curves.items()):
+        for ax, axis in zip(axes, ("g_updates", "wall_seconds")):
+            m = mean_curve(cs, metric, axis)
+            if m is None:
+                continue
+            drawn = True
+            ax.plot(m["x"], m["mean"], marker="o", ms=3, color=f"C{i % 10}", label=f"{loss} ({len(cs)} seeds)")
+            if len(cs) > 1:
+                ax.fill_between(m["x"], m["lo"], m["hi"], color=f"C{i % 10}", alpha=0.15, lw=0)
+    for ax, label in zip(axes, ("generator updates", "training seconds (curve points excluded)")):
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"{metric} ({'higher' if higher_is_better else 'lower'} is better)")
+        ax.grid(alpha=0.3)
+        if not drawn:
+            _note(ax, "no quality curve in these runs")
+    if drawn:
+        axes[0].legend(fontsize=8)
+    fig.suptitle(f"{metric} during training: seed mean, band = min to max over seeds")
+    return save(fig, path)
+
+
+def plot_search(search: dict, path: Path) -> Path:
+    """Each loss's search trials: the ranked metric against the trial's learning rate (log axis).
+
+    Parameters
+    ----------
+    search : dict
+        results.json's ``search`` (``metric``, ``higher_is_better``,
+        ``losses`` -> ``trials`` with ``params`` and ``value``, ``best_trial``).
+
+    A failed or diverged trial is drawn as an x at the top of the axis; the
+    best trial of each loss is ringed.
+    """
+    metric = str(search.get("metric"))
+    fig = Figure(figsize=(6.5, 4.0))
+    ax = fig.subplots()
+    vals = [t["value"] for e in search.get("losses", {}).values() for t in e.get("trials", [])
+            if is_number(t.get("value"))]
+    top = (max(vals) if vals else 1.0)
+    for i, (loss, e) in enumerate(search.get("losses", {}).items()):
+        c = f"C{i % 10}"
+        ok = [t for t in e.get("trials", []) if is_number(t.get("value")) and is_number(t["params"].get("lr"))]
+        bad = [t for t in e.get("trials", []) if not is_number(t.get("value")) and is_number(t["params"].get("lr"))]
+        ax.scatter([t["params"]["lr"] for t in ok], [t["value"] for t in ok], color=c, s=22, label=loss)
+        if bad:
+            ax.scatter([t["params"]["lr"] for t in bad], [top] * len(bad), color=c, marker="x", s=30)
+        best = [t for t in ok if t.get("number") == e.get("best_trial")]
+        if best:
+            ax.scatter([best[0]["params"]["lr"]], [best[0]["value"]], s=120, facecolors="none", edgecolors=c, lw=1.5)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate of the trial")
+    ax.set_ylabel(f"{metric} ({'higher' if search.get('higher_is_better') else 'lower'} is better)")
+    ax.grid(alpha=0.3)
+    if vals:
+        ax.legend(fontsize=8)
+    else:
+        _note(ax, "no trial finished")
+    ax.set_title(f"--search: {search.get('trials')} trials per loss (ringed: best; x: diverged or failed)")
     return save(fig, path)

@@ -5,18 +5,29 @@ The loop calls a *family* (:class:`Family`: :mod:`losslab.train.gan`,
 the run directory through :mod:`losslab.rundir`, the one owner of its files:
 
 - ``config.json`` (what was asked), ``metrics.jsonl`` (every ``log_every`` steps),
+- ``curve.jsonl``: the quality curve, ``train.curve_points`` evaluations of the
+  metrics spread over the budget (:func:`curve_point`, on ``train.curve_n``
+  samples drawn with fixed seeds, so the points of a run and the runs of a
+  seed are comparable),
 - ``checkpoint.safetensors`` every ``checkpoint_every`` steps: weights,
   optimizer and RNG state and update counts in ONE atomically written file,
 - ``samples.npz`` (generative families) and ``result.json`` at the end,
 
 so an interrupted run resumes from its last checkpoint and a finished run is
 never trained again. A NaN/inf is recorded as ``status: "diverged"``.
+
+The budget is ``train.steps`` generator updates, or with
+``train.budget_seconds = S`` the wall clock: the run stops at the first
+generator update after S seconds of *training* (time spent on curve points is
+not counted; a resumed run counts the seconds its checkpoint had spent).
 """
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterable, Mapping, Protocol
 
@@ -24,7 +35,10 @@ import torch
 
 from losslab import rundir
 from losslab.config import Config
+from losslab.convergence import is_converged
 from losslab.errors import UserError, unknown_choice
+from losslab.metrics import METRIC_INFO, primary_metric
+from losslab.metrics.representation import knn_accuracy, linear_probe_accuracy
 from losslab.rundir import FINAL_STATUSES, RESULT, is_finished, run_config  # noqa: F401  (re-exported)
 from losslab.train import contrastive, diffusion, ebm, gan
 from losslab.train.common import Diverged, single_network_lr
@@ -84,7 +98,8 @@ FAMILIES: dict[str, Family] = {"gan": gan, "diffusion": diffusion, "contrastive"
 
 LOOP_KEYS: frozenset[str] = frozenset(
     {"data.name", "data.data_dir", "data.image_size", "data.n_train",
-     "train.steps", "train.batch_size", "train.log_every", "train.checkpoint_every", "train.threads"}
+     "train.steps", "train.batch_size", "train.log_every", "train.checkpoint_every", "train.threads",
+     "train.curve_points", "train.curve_n", "train.budget_seconds"}
 )
 """The config keys the loop (and the data loading) reads for every family."""
 
@@ -135,22 +150,104 @@ def check_overrides(cfg: Config, families: Iterable[str], explicit: Collection[s
             single_network_lr(cfg.loss, f)
 
 
-def _save_checkpoint(run_dir: Path, fam: Family, state, wall: float) -> None:
+# --------------------------------------------------------------------------- the quality curve
+
+CONTRASTIVE_CURVE_TRAIN = 2000
+"""Training images of a contrastive curve point's probes (the final evaluation uses up to 5,000)."""
+
+
+def curve_steps(steps: int, points: int) -> list[int]:
+    """The generator updates at which a run of ``steps`` updates evaluates its curve.
+
+    ``round(k * steps / points)`` for k = 1..points (at least 1, duplicates
+    dropped): evenly spread, the last at ``steps``. Empty when ``points`` is 0.
+    """
+    return sorted({max(1, round(k * steps / points)) for k in range(1, points + 1)}) if points > 0 else []
+
+
+@torch.no_grad()
+def _encoder_features(enc, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    was = enc.training
+    enc.eval()
+    out = torch.cat([enc.features(x[i:i + batch]) for i in range(0, len(x), batch)])
+    enc.train(was)
+    return out
+
+
+def _contrastive_point(state, dataset, n: int) -> dict[str, float]:
+    """``linear_probe`` and ``knn`` of the encoder's h on fixed subsets (seed 0) of ``n`` test and
+    :data:`CONTRASTIVE_CURVE_TRAIN` train images: the final evaluation's probes on fewer rows."""
+    g = torch.Generator().manual_seed(0)
+    tr = torch.randperm(len(dataset.train), generator=g)[:CONTRASTIVE_CURVE_TRAIN]
+    te = torch.randperm(len(dataset.test), generator=g)[:n]
+    enc = state.model["image"]
+    ftr, fte = _encoder_features(enc, dataset.train[tr]), _encoder_features(enc, dataset.test[te])
+    ytr, yte = dataset.train_labels[tr], dataset.test_labels[te]
+    return {"linear_probe": linear_probe_accuracy(ftr, ytr, fte, yte),
+            "knn": knn_accuracy(ftr, ytr, fte, yte)}
+
+
+def curve_point(fam: Family, state, dataset, cfg: Config,
+                evaluate: Callable[[Any, torch.Tensor], dict] | None, *, seed: int) -> dict[str, Any]:
+    """The metrics of a run's model now: one point of its quality curve.
+
+    Generative families: ``cfg.train.curve_n`` samples drawn with ``seed`` (the
+    final evaluation's seed, so with ``curve_n == n_eval`` the last point equals
+    the final metrics), measured by ``evaluate(dataset, samples)``. The
+    contrastive family: :func:`_contrastive_point` (linear probe and kNN on
+    ``curve_n`` test images; the full evaluation with its baselines would cost
+    more than the budget allows for 8 points). Only numeric scalars are kept.
+    The global torch RNG is restored afterwards, and warnings about the small
+    sample are silenced, so a point never changes the training.
+
+    Args:
+        fam: the run's family. state: its state. dataset: the run's data.
+        cfg: the run's configuration. evaluate: the generative evaluator (None:
+            no metrics for generative families). seed: the run's seed.
+
+    Returns:
+        ``{metric: value}``; ``{"finite": False}`` when the samples hold NaN/inf
+        (the training loss did not, so the run goes on).
+    """
+    n = cfg.train.curve_n
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if fam.evaluate is not None:
+            if getattr(dataset, "train_labels", None) is None:
+                return {}
+            m: dict[str, Any] = _contrastive_point(state, dataset, n)
+        else:
+            samples = fam.sample(state, n, seed=seed)
+            if not bool(torch.isfinite(samples).all()):
+                return {"finite": False}
+            m = evaluate(dataset, samples) if evaluate is not None else {}
+    return {k: float(v) for k, v in m.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _save_checkpoint(run_dir: Path, fam: Family, state, clock: dict[str, float]) -> None:
     tensors, meta = fam.state_dict(state)
-    meta["wall_seconds"] = wall
+    meta.update(clock)
     rundir.save_checkpoint(run_dir, tensors, meta)
 
 
-def _try_resume(run_dir: Path, fam: Family, state) -> float:
-    """Restore the last checkpoint if there is one; return the wall seconds already spent."""
+def _try_resume(run_dir: Path, fam: Family, state) -> dict[str, float]:
+    """Restore the last checkpoint if there is one; return its clocks (wall, train and curve seconds)."""
     ck = rundir.load_checkpoint(run_dir)
     if ck is None:
         rundir.truncate_metrics(run_dir, None)
-        return 0.0
+        rundir.truncate_curve(run_dir, None)
+        return {"wall_seconds": 0.0, "train_seconds": 0.0, "curve_seconds": 0.0}
     tensors, meta = ck
     fam.load_state_dict(state, tensors, meta)
     rundir.truncate_metrics(run_dir, state.g_updates)  # rows after the checkpoint will be produced again
-    return float(meta.get("wall_seconds", 0.0))
+    rundir.truncate_curve(run_dir, state.g_updates)
+    wall = float(meta.get("wall_seconds", 0.0))
+    return {"wall_seconds": wall, "train_seconds": float(meta.get("train_seconds", wall)),
+            "curve_seconds": float(meta.get("curve_seconds", 0.0))}
 
 
 def train_run(
@@ -163,6 +260,7 @@ def train_run(
     family: str = "gan",
     evaluate: Callable[[Any, torch.Tensor], dict] | None = None,
     progress: Callable[[int], None] | None = None,
+    curve_evaluate: Callable[[Any, torch.Tensor], dict] | None = None,
 ) -> dict[str, Any]:
     """Train one (loss, seed) run into ``run_dir`` and return its result.json content.
 
@@ -174,10 +272,18 @@ def train_run(
         evaluate: ``evaluate(dataset, samples) -> metrics`` called at the end
             for generative families (a family with its own ``evaluate`` uses that).
         progress: called with the number of generator updates just done.
+        curve_evaluate: the evaluator of the curve points (on ``train.curve_n``
+            samples); default ``evaluate``.
 
     Returns:
         The result dict also written to ``run_dir/result.json``: status
-        ``ok`` | ``diverged`` | ``failed``, metrics, update counts, wall seconds.
+        ``ok`` | ``diverged`` | ``failed``, metrics, update counts, wall seconds
+        (``wall_seconds`` all of it; ``train_seconds`` without the curve points,
+        whose cost is ``curve_seconds``), ``curve`` (the points of
+        curve.jsonl: ``g_updates``, ``wall_seconds`` (training seconds at the
+        point), metrics), ``curve_metric`` (the default primary metric) and
+        ``converged`` (:func:`losslab.convergence.is_converged` on it; None
+        when the curve cannot tell).
 
     Raises:
         UserError: ``run_dir`` holds a run of another configuration; a bad
@@ -189,35 +295,78 @@ def train_run(
     rundir.write_config(run_dir, run_config(cfg, family=family, loss=loss, seed=seed, data_name=dataset.name))
 
     torch.set_num_threads(cfg.train.threads)
+    tc = cfg.train
     result: dict[str, Any] = {
         "loss": loss, "seed": seed, "family": family, "status": "failed", "error": None,
         "metrics": {}, "g_updates": 0, "d_updates": 0, "wall_seconds": 0.0, "diverged_at": None,
+        "budget": {"seconds": tc.budget_seconds} if tc.budget_seconds is not None else {"steps": tc.steps},
     }
     state = None
     pending: list[dict] = []
     t0 = time.perf_counter()
-    wall0 = 0.0
+    clock0 = {"wall_seconds": 0.0, "train_seconds": 0.0, "curve_seconds": 0.0}
+    spent = [0.0]  # curve seconds of this session
+
+    def clock() -> dict[str, float]:
+        now = time.perf_counter() - t0
+        return {"wall_seconds": clock0["wall_seconds"] + now,
+                "train_seconds": clock0["train_seconds"] + now - spent[0],
+                "curve_seconds": clock0["curve_seconds"] + spent[0]}
+
+    curve_eval = curve_evaluate or evaluate
+    positions = curve_steps(tc.steps, tc.curve_points)
+    curve: list[dict] = []
+
+    def add_point() -> None:
+        c = time.perf_counter()
+        train_s = clock()["train_seconds"]
+        point = {"g_updates": state.g_updates, "wall_seconds": train_s,
+                 **curve_point(fam, state, dataset, cfg, curve_eval, seed=seed)}
+        rundir.append_curve(run_dir, [point])
+        curve.append(point)
+        spent[0] += time.perf_counter() - c
+
+    def point_due() -> bool:
+        if len(curve) >= tc.curve_points:
+            return False
+        if tc.budget_seconds is not None:
+            return clock()["train_seconds"] * tc.curve_points >= (len(curve) + 1) * tc.budget_seconds
+        return len(curve) < len(positions) and state.g_updates >= positions[len(curve)]
+
+    def more() -> bool:
+        if tc.budget_seconds is not None:
+            return clock()["train_seconds"] < tc.budget_seconds
+        return state.g_updates < tc.steps
+
     try:
         state = fam.init_state(cfg, dataset, loss, seed)
-        wall0 = _try_resume(run_dir, fam, state)
+        clock0 = _try_resume(run_dir, fam, state)
+        curve = rundir.read_curve(run_dir)
+        saved = state.g_updates
         if progress and state.g_updates:
             progress(state.g_updates)
-        tc = cfg.train
-        while state.g_updates < tc.steps:
+        while more():
             step_no = state.g_updates + 1
             record = step_no == 1 or step_no % tc.log_every == 0 or step_no == tc.steps
             log = fam.step(state, dataset, tc.batch_size, record=record)
             if record:
-                log = {"step": step_no, "d_updates": state.d_updates, **log,
-                       "wall": wall0 + time.perf_counter() - t0}
+                log = {"step": step_no, "d_updates": state.d_updates, **log, "wall": clock()["wall_seconds"]}
                 pending.append(log)
             if progress:
                 progress(1)
-            if step_no % tc.checkpoint_every == 0 or step_no == tc.steps:
+            if point_due():
+                add_point()
+            if step_no % tc.checkpoint_every == 0:
                 rundir.append_metrics(run_dir, pending)
                 pending = []
-                _save_checkpoint(run_dir, fam, state, wall0 + time.perf_counter() - t0)
+                _save_checkpoint(run_dir, fam, state, clock())
+                saved = state.g_updates
         rundir.append_metrics(run_dir, pending)
+        pending = []
+        if tc.curve_points and (not curve or curve[-1]["g_updates"] != state.g_updates):
+            add_point()  # a time budget ends between two due points: its last point is at the stop
+        if state.g_updates != saved:
+            _save_checkpoint(run_dir, fam, state, clock())
         if fam.evaluate is not None:
             # Representation families (contrastive) are measured on the model itself
             # (linear probe, kNN, ...), not on generated samples.
@@ -243,6 +392,21 @@ def train_run(
                       traceback=traceback.format_exc(limit=8))
     if state is not None:
         result.update(g_updates=state.g_updates, d_updates=state.d_updates)
-    result["wall_seconds"] = wall0 + time.perf_counter() - t0
+    result.update(clock())
+    result.update(_curve_summary(curve, dataset, family, tc))
     rundir.write_result(run_dir, result)
     return result
+
+
+def _curve_summary(curve: list[dict], dataset, family: str, tc) -> dict[str, Any]:
+    """result.json's ``curve``, ``curve_metric`` and ``converged`` (on the budget's own axis)."""
+    try:
+        metric, _ = primary_metric(dataset, family=family)
+    except ValueError:
+        return {"curve": curve, "curve_metric": None, "converged": None}
+    higher = bool(METRIC_INFO.get(metric, {}).get("higher_is_better", False))
+    if tc.budget_seconds is not None:
+        conv = is_converged(curve, metric, higher, budget=tc.budget_seconds, axis="wall_seconds")
+    else:
+        conv = is_converged(curve, metric, higher, budget=tc.steps, axis="g_updates")
+    return {"curve": curve, "curve_metric": metric, "converged": conv}

@@ -1,0 +1,269 @@
+"""``losslab compare --search N``: equal-budget tuning of every loss before the final ranking.
+
+Each loss gets the same number of trials, ``N``, each with the same budget as
+a final run (``train.steps`` or ``train.budget_seconds``), over the ranges it
+declares (``search_space`` of its registry entry, :mod:`losslab.losses`).
+Trial ``k`` trains seed ``TRIAL_SEED + k`` (disjoint from the final seeds,
+which start at ``--seed-start``) into its own run directory
+``OUT/search/<loss>/trial<k>/`` as an ordinary job of the backend's
+``run_jobs``. Its value is the ranked metric of its result.json; a diverged
+or failed trial is told to the sampler as failed. Then the best setting of
+each loss trains the final seeds, and those are ranked (:mod:`losslab.compare`).
+
+The sampler is Optuna's TPE (Bergstra et al. 2011, NeurIPS; its first
+``n_startup_trials = 10`` trials are independent random draws), driven
+through the ask/tell interface in rounds of :data:`ROUND` trials per loss, so
+a round of every loss runs in parallel on the pool. Trial ``k``'s sampler is
+seeded with ``SAMPLER_SEED + k``, and rounds have a fixed size, so the trials
+depend only on ``N`` and the trials before them, not on ``--workers`` nor on an
+interruption: ``OUT/search/search.json`` records each trial's parameters
+before it runs, so a resumed search reads finished trials back, reruns an
+unfinished one with its recorded parameters (resuming its checkpoint) and
+never trains a finished one again.
+
+A search-space key is a ``loss.*`` config field, or ``"lr"`` which sets
+``loss.lr_g`` and ``loss.lr_d`` to the same value (for the single-network
+families, the network's rate). The best setting reaches the final runs as
+per-loss config overrides (:func:`losslab.compare.run_job`), so each final
+run's config.json records it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+
+from losslab import io, rundir
+from losslab.backends import run_jobs as local_run_jobs
+from losslab.errors import UserError
+from losslab.losses import REGISTRIES, family_of
+from losslab.metrics import METRIC_INFO
+
+__all__ = ["ROUND", "SAMPLER_SEED", "TRIAL_SEED", "TrialJob", "distributions", "final_overrides", "read_search",
+           "run_search", "search_space", "to_overrides"]
+
+TRIAL_SEED = 10_000
+"""Trial k trains seed ``TRIAL_SEED + k``: disjoint from the final seeds (``--seed-start`` < 10,000)."""
+
+SAMPLER_SEED = 0
+"""Trial k's TPE sampler is seeded with ``SAMPLER_SEED + k`` (the same for every loss)."""
+
+ROUND = 4
+"""Trials asked per loss before any of them is told (the parallel batch of one round)."""
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """One search trial: a :class:`losslab.rundir.Job` with its own config overrides (picklable)."""
+
+    loss: str
+    seed: int
+    run_dir: str
+    family: str
+    overrides: tuple[tuple[str, Any], ...]
+
+
+def search_space(loss: str) -> dict[str, tuple]:
+    """The ranges loss ``loss`` declares for tuning (its registry entry's ``search_space``).
+
+    Raises:
+        UserError: an unknown loss; a loss that declares no range.
+    """
+    space = dict(getattr(REGISTRIES[family_of(loss)][loss], "search_space", {}) or {})
+    if not space:
+        raise UserError(f"loss {loss!r} declares no search space; --search cannot tune it")
+    return space
+
+
+def distributions(space: dict[str, tuple]) -> dict[str, BaseDistribution]:
+    """Optuna distributions of a search space: "log" and "float" -> FloatDistribution, "int" -> IntDistribution.
+
+    Raises:
+        ValueError: an unknown kind or lo > hi.
+    """
+    out: dict[str, BaseDistribution] = {}
+    for key, (kind, lo, hi) in space.items():
+        if lo > hi:
+            raise ValueError(f"search range of {key}: lo {lo} > hi {hi}")
+        if kind == "log":
+            out[key] = FloatDistribution(float(lo), float(hi), log=True)
+        elif kind == "float":
+            out[key] = FloatDistribution(float(lo), float(hi))
+        elif kind == "int":
+            out[key] = IntDistribution(int(lo), int(hi))
+        else:
+            raise ValueError(f"search range of {key}: unknown kind {kind!r} (log, float, int)")
+    return out
+
+
+def to_overrides(params: dict[str, Any]) -> dict[str, Any]:
+    """``{"section.key": value}`` config overrides of a trial's parameters (``lr`` -> ``loss.lr_g`` and ``loss.lr_d``)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if key == "lr":
+            out["loss.lr_g"] = out["loss.lr_d"] = value
+        else:
+            out[key if "." in key else f"loss.{key}"] = value
+    return out
+
+
+def _trial_value(res: dict | None, metric: str) -> float | None:
+    if not res or res.get("status") != "ok":
+        return None
+    v = (res.get("metrics") or {}).get(metric)
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def _best(trials: list[dict], higher: bool) -> dict | None:
+    done = [t for t in trials if t.get("value") is not None]
+    if not done:
+        return None
+    return (max if higher else min)(done, key=lambda t: t["value"])
+
+
+def read_search(out: str | Path) -> dict[str, Any] | None:
+    """``OUT/search/search.json``, or None when the comparison ran no search."""
+    path = Path(out) / rundir.SEARCH / rundir.SEARCH_RESULTS
+    return rundir.read_json_file(path) if path.exists() else None
+
+
+def _write(out: Path, ledger: dict[str, Any]) -> None:
+    io.atomic_write_json(out / rundir.SEARCH / rundir.SEARCH_RESULTS, ledger)
+
+
+def run_search(job_fn: Callable[[Any, Callable[[int], None]], Any], *, losses: list[str], trials: int,
+               out: str | Path, metric: str, workers: int = 1,
+               advance: Callable[[int], None] = lambda n: None,
+               run_jobs: Callable[..., list] = local_run_jobs) -> dict[str, Any]:
+    """Tune every loss with ``trials`` trials of the same budget; write and return ``OUT/search/search.json``.
+
+    Parameters
+    ----------
+    job_fn : callable
+        ``job_fn(job, progress)``, the comparison's job function
+        (:func:`losslab.compare.run_job` bound to its config and ``OUT``); it
+        applies a :class:`TrialJob`'s own ``overrides``.
+    losses : list of str
+        The losses to tune; each must declare a ``search_space``.
+    trials : int
+        Trials per loss (>= 1).
+    out : path
+        The comparison directory.
+    metric : str
+        The ranked metric (its ``higher_is_better`` from ``METRIC_INFO`` sets the direction).
+    workers : int
+        Parallel jobs of the backend.
+    advance : callable
+        ``advance(n)``: n more updates done (progress).
+    run_jobs : callable
+        The comparison's backend (:func:`losslab.backends.select`): trials run
+        on the same engine as the final runs (the local pool or Ray).
+
+    Returns
+    -------
+    dict
+        ``{"trials": N, "metric", "higher_is_better", "trial_seed", "sampler",
+        "losses": {loss: {"space", "trials": [{"number", "seed", "run_dir",
+        "params", "value", "status"}], "best_params", "best_value",
+        "best_trial"}}}``; ``best_params`` is ``{}`` (the loss's defaults) when
+        no trial finished.
+
+    Raises
+    ------
+    UserError
+        ``trials < 1``, a loss without search space, or ``OUT`` holds a search
+        with another number of trials or metric.
+    """
+    if trials < 1:
+        raise UserError(f"--search must be >= 1, got {trials}")
+    out = Path(out)
+    higher = bool(METRIC_INFO.get(metric, {}).get("higher_is_better", False))
+    spaces = {loss: search_space(loss) for loss in losses}
+    ledger = read_search(out) or {}
+    if ledger and (ledger.get("trials") != trials or ledger.get("metric") != metric):
+        raise UserError(f"{out} holds a search with {ledger.get('trials')} trials on {ledger.get('metric')}; "
+                        "use a new --out directory")
+    ledger.update(trials=trials, metric=metric, higher_is_better=higher, trial_seed=TRIAL_SEED,
+                  sampler=f"optuna TPESampler(seed={SAMPLER_SEED} + trial), rounds of {ROUND}")
+    ledger.setdefault("losses", {})
+    optuna.logging.set_verbosity(logging.WARNING)
+    studies = {}
+    live: dict[tuple[str, int], optuna.trial.Trial] = {}  # trials asked in this session, told after their run
+    for loss in losses:
+        entry = ledger["losses"].setdefault(loss, {"trials": []})
+        entry["space"] = {k: list(v) for k, v in spaces[loss].items()}
+        study = optuna.create_study(direction="maximize" if higher else "minimize")
+        dists = distributions(spaces[loss])
+        for t in entry["trials"]:  # finished trials are read back, unfinished ones asked again as recorded
+            res = rundir.read_result(out / t["run_dir"])
+            if res is not None and res.get("status") in rundir.FINAL_STATUSES:
+                t["value"], t["status"] = _trial_value(res, metric), res["status"]
+                study.add_trial(create_trial(
+                    state=TrialState.COMPLETE if t["value"] is not None else TrialState.FAIL,
+                    value=t["value"], params=t["params"], distributions=dists))
+        studies[loss] = (study, dists)
+
+    while True:
+        batch: list[TrialJob] = []
+        asked: dict[str, list[dict]] = {}
+        for loss in losses:
+            entry, (study, dists) = ledger["losses"][loss], studies[loss]
+            todo = [t for t in entry["trials"] if t.get("status") not in rundir.FINAL_STATUSES]
+            while len(todo) < ROUND and len(entry["trials"]) < trials:
+                k = len(entry["trials"])
+                study.sampler = optuna.samplers.TPESampler(seed=SAMPLER_SEED + k)
+                trial = study.ask(dists)
+                live[(loss, k)] = trial
+                params = dict(trial.params)
+                t = {"number": k, "seed": TRIAL_SEED + k, "run_dir": f"{rundir.SEARCH}/{loss}/trial{k}",
+                     "params": params, "value": None, "status": "pending"}
+                entry["trials"].append(t)
+                todo.append(t)
+            asked[loss] = todo
+            batch += [TrialJob(loss, t["seed"], t["run_dir"], family_of(loss),
+                               tuple(sorted(to_overrides(t["params"]).items()))) for t in todo]
+        if not batch:
+            break
+        _write(out, ledger)  # the parameters are on disk before their runs start
+        died = run_jobs(job_fn, batch, workers=workers, advance=advance)
+        dead = {job.run_dir: exc for job, exc in died}
+        for loss, todo in asked.items():
+            study, dists = studies[loss]
+            for t in todo:
+                res = rundir.read_result(out / t["run_dir"])
+                if t["run_dir"] in dead or res is None:
+                    t["status"] = "failed"
+                else:
+                    t["status"] = res.get("status", "failed")
+                t["value"] = _trial_value(res, metric)
+                state = TrialState.COMPLETE if t["value"] is not None else TrialState.FAIL
+                trial = live.pop((loss, t["number"]), None)
+                if trial is not None:
+                    study.tell(trial, t["value"] if state == TrialState.COMPLETE else None, state=state)
+                else:  # asked before an interruption: recorded parameters
+                    study.add_trial(create_trial(state=state, value=t["value"], params=t["params"],
+                                                 distributions=dists))
+
+    for loss in losses:
+        entry = ledger["losses"][loss]
+        best = _best(entry["trials"], higher)
+        entry["best_params"] = dict(best["params"]) if best else {}
+        entry["best_value"] = best["value"] if best else None
+        entry["best_trial"] = best["number"] if best else None
+    _write(out, ledger)
+    return ledger
+
+
+def final_overrides(ledger: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Per loss the ``{"section.key": value}`` overrides of its best trial (none for a loss without one)."""
+    if not ledger:
+        return {}
+    return {loss: to_overrides(e.get("best_params") or {}) for loss, e in ledger.get("losses", {}).items()
+            if e.get("best_params")}
