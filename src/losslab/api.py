@@ -78,6 +78,8 @@ class Request:
     dataset: Dataset
     losses: list[str]
     seeds: int
+    seed_start: int = 0
+    search: int | None = None
 
 
 def resolve_config(data: str = "ring8", *, data_dir: str | None = None, config_file: str | None = None,
@@ -120,7 +122,8 @@ def check_overrides(cfg: C.Config, losses: list[str], *, sets: list[str] | None 
 
 def prepare(data: str = "ring8", *, losses: str | Iterable[str] = "all", family: str | None = None,
             seeds: int = 3, steps: int | None = None, sets: Mapping[str, Any] | Iterable[str] | None = None,
-            config_file: str | None = None, data_dir: str | None = None, metric: str | None = None) -> Request:
+            config_file: str | None = None, data_dir: str | None = None, metric: str | None = None,
+            seed_start: int = 0, search: int | None = None, budget_seconds: float | None = None) -> Request:
     """Validate a comparison without writing or training anything (the CLI's ``--dry-run``).
 
     Raises:
@@ -131,11 +134,19 @@ def prepare(data: str = "ring8", *, losses: str | Iterable[str] = "all", family:
     names = select_losses(losses, family)
     if seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {seeds}")
+    if seed_start < 0:
+        raise UserError(f"--seed-start must be >= 0, got {seed_start}")
+    if search is not None and search < 1:
+        raise UserError(f"--search must be >= 1, got {search}")
     items = sets_from(sets)
     cfg, ds = resolve_config(data, data_dir=data_dir, config_file=config_file, sets=items, steps=steps)
+    if budget_seconds is not None:
+        if not 0 < budget_seconds < float("inf"):
+            raise UserError(f"--budget-seconds must be a finite number > 0, got {budget_seconds}")
+        cfg.train.budget_seconds = float(budget_seconds)
     check_overrides(cfg, names, sets=items, config_file=config_file)
     cmp.check_request(cfg, ds, names, metric=metric)
-    return Request(cfg=cfg, dataset=ds, losses=names, seeds=seeds)
+    return Request(cfg=cfg, dataset=ds, losses=names, seeds=seeds, seed_start=seed_start, search=search)
 
 
 def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: int = 3,
@@ -143,7 +154,8 @@ def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: 
             sets: Mapping[str, Any] | Iterable[str] | None = None, config_file: str | None = None,
             data_dir: str | None = None, family: str | None = None, metric: str | None = None,
             workers: int | None = None, quiet: bool = True, report: bool = True,
-            backend: str = "local", address: str | None = None) -> dict[str, Any]:
+            backend: str = "local", address: str | None = None, seed_start: int = 0,
+            search: int | None = None, budget_seconds: float | None = None) -> dict[str, Any]:
     """Run ``losslab compare`` from Python: losses x seeds on ``data``, equal budget, then the verdict.
 
     Args:
@@ -152,6 +164,9 @@ def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: 
         seeds: seeds per loss. out: the comparison directory (rerun to resume).
         steps: generator (network) updates per run. sets: overrides, ``{"loss.lr_d": 1e-3}``.
         workers: parallel runs (default: CPU cores, at most 8). report: also write report.md/html.
+        seed_start: seeds are ``seed_start .. seed_start + seeds - 1``. search: Optuna trials per
+        loss before the final runs (equal-budget tuning). budget_seconds: equal wall clock per run
+        instead of equal updates. backend, address: "local" or "ray" (and the Ray cluster).
 
     Returns:
         The content of ``out/results.json``: ``ranking``, ``recommendation``
@@ -163,10 +178,11 @@ def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: 
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     req = prepare(data, losses=losses, family=family, seeds=seeds, steps=steps, sets=sets,
-                  config_file=config_file, data_dir=data_dir, metric=metric)
+                  config_file=config_file, data_dir=data_dir, metric=metric, seed_start=seed_start,
+                  search=search, budget_seconds=budget_seconds)
     return cmp.run_compare(req.cfg, losses=req.losses, seeds=req.seeds, out=out,
                            workers=workers or default_workers(), quiet=quiet, metric=metric, report=report,
-                           backend=backend, address=address)
+                           backend=backend, address=address, seed_start=seed_start, search_trials=search)
 
 
 def results(out: str | Path = "losslab-out") -> dict[str, Any]:

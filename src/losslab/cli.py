@@ -46,29 +46,19 @@ def cmd_compare(args) -> None:
     # Imported here, not at the top: torch and the trainers would slow every `losslab --help`.
     import warnings
 
+    from losslab import api, io
     from losslab import compare as cmp
-    from losslab import io
     from losslab.backends import default_workers
     from losslab.report import report_paths
     from losslab.rundir import RESULTS, plan
 
-    names = _check_losses(args.losses, args.family)
-    if args.seeds < 1:
-        raise UserError(f"--seeds must be >= 1, got {args.seeds}")
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
-    if args.seed_start < 0:
-        raise UserError(f"--seed-start must be >= 0, got {args.seed_start}")
-    if args.search is not None and args.search < 1:
-        raise UserError(f"--search must be >= 1, got {args.search}")
-    cfg, ds = _resolve_config(args)
-    if args.budget_seconds is not None:
-        if not args.budget_seconds > 0 or args.budget_seconds == float("inf"):
-            raise UserError(f"--budget-seconds must be a finite number > 0, got {args.budget_seconds}")
-        cfg.train.budget_seconds = args.budget_seconds
+    req = api.prepare(args.data, losses=args.losses, family=args.family, seeds=args.seeds, steps=args.steps,
+                      sets=args.set, config_file=args.config, data_dir=args.data_dir, metric=args.metric,
+                      seed_start=args.seed_start, search=args.search, budget_seconds=args.budget_seconds)
+    cfg, ds, names = req.cfg, req.dataset, req.losses
     workers = args.workers or default_workers()
-    _check_overrides(args, cfg, names)
-    cmp.check_request(cfg, ds, names, metric=args.metric)  # before any file is written
     if args.dry_run:
         print(io.dumps({"config": cfg.to_dict(), "losses": names, "seeds": args.seeds, "workers": workers,
                         "seed_start": args.seed_start, "search": args.search,

@@ -112,6 +112,9 @@ class EBMLoss:
         One line for ``losslab list``.
     source : str
         "Author et al. YEAR, arXiv:XXXX.XXXXX, Sec. N".
+    search_space : dict
+        Ranges ``--search`` tunes (see :class:`losslab.losses.GANLoss`): the
+        learning rate, log-uniform over the same range as every other family's.
     """
 
     name: str
@@ -119,6 +122,7 @@ class EBMLoss:
     defaults: dict = field(hash=False)
     summary: str
     source: str
+    search_space: dict = field(default_factory=lambda: {"lr": ("log", 1e-5, 1e-2)}, hash=False)
 
 
 # Shared settings. Adam with betas (0.9, 0.999), a gradient-norm clip of 1 and
