@@ -54,6 +54,14 @@ class TrainConfig:
     """Generated samples drawn at the end for evaluation."""
     threads: int = 1
     """torch intra-op threads per run (compare runs one job per worker)."""
+    device: str = "auto"
+    """Where models, batches and random streams live: "auto" (a GPU when there is one), "cpu", "cuda",
+    "cuda:N" or "mps". Each device has its own random streams: a seed reproduces on one device."""
+    precision: str = "fp32"
+    """"fp32", or "bf16": autocast of the forward passes (matrix products in bfloat16)."""
+    batch_seeds: bool = True
+    """Train the seeds of one loss as one batched ensemble where that is possible (vector data; see
+    losslab.train.batched); false: one run after another."""
 
 
 @dataclass
@@ -120,7 +128,7 @@ class DiffusionConfig:
 class Domain:
     """The values a config field accepts (``None``, "the default", is always accepted).
 
-    ``kind`` is "float" (a finite real number), "int", "choice" or "text";
+    ``kind`` is "float" (a finite real number), "int", "choice", "bool" or "text";
     ``lo``/``hi`` bound numbers (``lo_open``/``hi_open``: strict bound); ``step``
     requires a multiple of it; ``choices`` lists the values of a choice field.
     """
@@ -139,6 +147,8 @@ class Domain:
             return "one of " + ", ".join(self.choices)
         if self.kind == "text":
             return "text"
+        if self.kind == "bool":
+            return "true or false"
         what = "a finite number" if self.kind == "float" else "an integer"
         if self.lo is not None and self.hi is not None:
             left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
@@ -152,6 +162,8 @@ class Domain:
         return what
 
     def accepts(self, value: Any) -> bool:
+        if self.kind == "bool":
+            return isinstance(value, bool)
         if self.kind == "text":
             return isinstance(value, str)
         if self.kind == "choice":
@@ -200,6 +212,9 @@ DOMAINS: dict[str, Domain] = {
     "train.checkpoint_every": COUNT,
     "train.n_eval": COUNT,
     "train.threads": COUNT,
+    "train.device": Domain("text"),  # checked against this machine by losslab.train.common.resolve_device
+    "train.precision": _choice("fp32", "bf16"),
+    "train.batch_seeds": Domain("bool"),
     # [loss]
     "loss.optimizer": _choice("adam", "rmsprop"),
     "loss.lr_scale": POSITIVE,
