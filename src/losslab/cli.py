@@ -42,6 +42,13 @@ def _resolve_config(args):
         if args.steps < 1:
             raise UserError(f"--steps must be >= 1, got {args.steps}")
         cfg.train.steps = args.steps
+    if getattr(args, "device", None) is not None:
+        cfg.train.device = args.device
+    if getattr(args, "no_batch_seeds", False):
+        cfg.train.batch_seeds = False
+    from losslab.train.common import resolve_device
+
+    resolve_device(cfg.train.device)  # a device this machine lacks: one line, exit 2, before any work
     return cfg, ds
 
 
@@ -250,6 +257,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                                                     "(also $LOSSLAB_DATA)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--device", default=None, help="auto (a GPU when there is one; default), cpu, cuda, cuda:N "
+                                                  "or mps (train.device)")
+    p.add_argument("--no-batch-seeds", action="store_true", help="train seeds one after another instead of "
+                                                                 "as one batched ensemble (train.batch_seeds)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,7 +31,8 @@ from losslab.metrics.features import get_feature_net
 from losslab.train.loop import train_run
 from losslab.verdict import aggregate
 
-__all__ = ["feature_net_for", "load_data", "make_evaluator", "run_compare", "run_job", "write_reference"]
+__all__ = ["feature_net_for", "group_jobs", "load_data", "make_evaluator", "run_compare", "run_group", "run_job",
+           "write_reference"]
 
 
 # --------------------------------------------------------------------------- data and evaluation
@@ -76,6 +77,38 @@ def run_job(cfg: Config, out: str, job: rundir.Job, progress: Callable[[int], No
     dataset = load_data(cfg)
     return train_run(Path(out) / job.run_dir, cfg, dataset, loss=job.loss, seed=job.seed, family=job.family,
                      evaluate=make_evaluator(cfg, dataset), progress=progress)
+
+
+def group_jobs(jobs: list[rundir.Job], cfg: Config, dataset) -> list[tuple[rundir.Job, ...]]:
+    """The jobs as backend tasks: the seeds of a loss that trains batched as one tuple, others one by one.
+
+    A loss's seeds go together when :func:`losslab.train.batched.batchable`
+    says so (vector data, MLP critics / denoisers, ``train.batch_seeds`` on).
+    """
+    from losslab.train.batched import batchable
+
+    by_loss: dict[str, list[rundir.Job]] = {}
+    for j in jobs:
+        by_loss.setdefault(j.loss, []).append(j)
+    out: list[tuple[rundir.Job, ...]] = []
+    for loss, js in by_loss.items():
+        if len(js) > 1 and batchable(cfg, dataset, loss, js[0].family) is None:
+            out.append(tuple(js))
+        else:
+            out.extend((j,) for j in js)
+    return out
+
+
+def run_group(cfg: Config, out: str, group: tuple[rundir.Job, ...], progress: Callable[[int], None]) -> list[dict]:
+    """The job function of a comparison: :func:`run_job` for one job, the batched seeds of one loss for several."""
+    if len(group) == 1:
+        return [run_job(cfg, out, group[0], progress)]
+    from losslab.train.batched import train_batched
+
+    dataset = load_data(cfg)
+    return train_batched([Path(out) / j.run_dir for j in group], cfg, dataset, loss=group[0].loss,
+                         seeds=[j.seed for j in group], family=group[0].family,
+                         evaluate=make_evaluator(cfg, dataset), progress=progress)
 
 
 # --------------------------------------------------------------------------- the comparison directory
@@ -161,10 +194,11 @@ def run_compare(
     with Progress(*columns, disable=quiet, transient=False) as bar:
         task = bar.add_task(f"{len(todo)} runs ({len(jobs) - len(todo)} done before)",
                             total=len(todo) * cfg.train.steps)
-        died = run_jobs(partial(run_job, cfg, str(out)), todo, workers=workers,
+        died = run_jobs(partial(run_group, cfg, str(out)), group_jobs(todo, cfg, dataset), workers=workers,
                         advance=lambda n: bar.advance(task, n))
-    for job, exc in died:  # the worker process itself died: record it; the next compare retries the job
-        rundir.write_result(out / job.run_dir, {
-            "loss": job.loss, "seed": job.seed, "family": job.family, "status": "failed",
-            "error": f"{type(exc).__name__}: {exc}", "metrics": {}})
+    for group, exc in died:  # the worker process itself died: record it; the next compare retries the job
+        for job in group:
+            rundir.write_result(out / job.run_dir, {
+                "loss": job.loss, "seed": job.seed, "family": job.family, "status": "failed",
+                "error": f"{type(exc).__name__}: {exc}", "metrics": {}})
     return aggregate(out, metric=metric)

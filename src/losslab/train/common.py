@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from typing import Any, Sequence
 
 import torch
@@ -61,6 +62,9 @@ def seeded_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gen
 # ----------------------------------------------------------------------------- devices and precision
 
 
+WORKER_INDEX_ENV = "LOSSLAB_WORKER_INDEX"
+"""Set by the local backend in each worker process (0, 1, ...): which GPU "auto" picks."""
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 """What ``train.device`` accepts."""
 
@@ -73,16 +77,19 @@ def resolve_device(name: str | None) -> torch.device:
             "cpu", "cuda", "cuda:N" or "mps"; None means "auto".
 
     Returns:
-        A ``torch.device``; "cuda" becomes "cuda:0".
+        A ``torch.device``. "auto" and "cuda" pick ``cuda:(i mod n)`` in
+        worker i of the local backend (environment variable
+        :data:`WORKER_INDEX_ENV`), ``cuda:0`` elsewhere; "cuda:N" is that GPU.
 
     Raises:
         UserError: an unknown name, or a device this machine does not have
             (one line: ``train.device = 'cuda:3': ...``).
     """
     name = "auto" if name is None else str(name).strip().lower()
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        # Workers of the local backend spread over the GPUs: worker i takes cuda:(i mod count).
+        return torch.device("cuda", int(os.environ.get(WORKER_INDEX_ENV, "0")) % torch.cuda.device_count())
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda:0")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
