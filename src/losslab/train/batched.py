@@ -300,7 +300,7 @@ class SeedBatch:
                 log = logs[i]
                 log.update(d_loss=float(d_loss[i].detach()), d_grad_norm=float(d_norm[i]), d_grad_mean=float(d_mean[i]))
                 if penalty is not None:
-                    log["penalty"] = float(penalty[i])
+                    log["penalty"] = float(penalty[i].detach())
                 log.update(d_real=float(r[i].mean()), d_fake=float(f[i].mean()),
                            d_acc=gan.critic_accuracy(loss.output, r[i], f[i]))
                 if loss.output == "logit":
@@ -323,7 +323,7 @@ class SeedBatch:
         if record:
             g_norm, g_mean = _per_seed_grad_stats(G, k)
             for i in range(k):
-                logs[i].update(g_loss=float(g_loss[i]), g_grad_norm=float(g_norm[i]), g_grad_mean=float(g_mean[i]))
+                logs[i].update(g_loss=float(g_loss[i].detach()), g_grad_norm=float(g_norm[i]), g_grad_mean=float(g_mean[i]))
         opt_g.step()  # a retired slot has zero gradients and state: it stays zero
         self.g_updates += 1
         for i in diverged:
@@ -362,7 +362,7 @@ class SeedBatch:
                 if not self.active[i]:
                     continue
                 log = logs[i]
-                log.update(g_loss=float(loss[i]), g_grad_norm=float(norm[i]), g_grad_mean=float(mean[i]))
+                log.update(g_loss=float(loss[i].detach()), g_grad_norm=float(norm[i]), g_grad_mean=float(mean[i]))
                 for b in range(diffusion.N_BUCKETS):
                     sel = buckets[i] == b
                     if bool(sel.any()):
