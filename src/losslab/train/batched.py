@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from losslab import rundir, schedules
 from losslab.config import Config
 from losslab.errors import UserError
-from losslab.losses import GAN_LOSSES, DIFFUSION_LOSSES
+from losslab.losses import DIFFUSION_LOSSES, GAN_LOSSES
 from losslab.losses.penalties import clip_weights_
 from losslab.models.ensemble import NotBatchable, ensemble_of, slot_pairs, slot_view
 from losslab.train import diffusion, gan
@@ -323,7 +323,8 @@ class SeedBatch:
         if record:
             g_norm, g_mean = _per_seed_grad_stats(G, k)
             for i in range(k):
-                logs[i].update(g_loss=float(g_loss[i].detach()), g_grad_norm=float(g_norm[i]), g_grad_mean=float(g_mean[i]))
+                logs[i].update(g_loss=float(g_loss[i].detach()), g_grad_norm=float(g_norm[i]),
+                               g_grad_mean=float(g_mean[i]))
         opt_g.step()  # a retired slot has zero gradients and state: it stays zero
         self.g_updates += 1
         for i in diverged:

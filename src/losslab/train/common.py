@@ -128,11 +128,14 @@ _ON_DEVICE: dict[tuple[int, str], Any] = {}
 
 
 def on_device(dataset, device: torch.device):
-    """``dataset`` with its tensors (and a toy's exact sampler) on ``device``; ``dataset`` itself on the CPU.
+    """``dataset`` for drawing *training batches* on ``device``; ``dataset`` itself on the CPU.
 
-    A toy's mixture sampler is rebuilt from its ``modes`` / ``mode_std`` /
-    ``weights`` on the device, so batches are drawn with a generator on that
-    device. Cached per (dataset, device).
+    The training rows move to the device. A toy's mixture sampler is rebuilt
+    from its ``modes`` / ``mode_std`` / ``weights`` on the device; other data
+    get a sampler drawing row indices on the generator's device (the same
+    rule as :meth:`losslab.data.Dataset.sample`). Batches are thus drawn with a
+    generator on that device. Use the result for ``sample`` only (its
+    ``reference`` may differ). Cached per (dataset, device).
 
     Raises:
         UserError: a dataset with a custom sampler and no mixture description
@@ -152,6 +155,14 @@ def on_device(dataset, device: torch.device):
 
         changes.update(modes=dataset.modes.to(device), weights=dataset.weights.to(device))
         changes["sampler"] = mixture_sampler(changes["modes"], dataset.mode_std, changes["weights"])
+    else:
+        rows = changes["train"]
+
+        def draw(n: int, generator: torch.Generator | None = None) -> Tensor:
+            where = generator.device if generator is not None else rows.device
+            return rows[torch.randint(len(rows), (n,), generator=generator, device=where).to(rows.device)]
+
+        changes["sampler"] = draw
     moved = dataclasses.replace(dataset, **changes)
     _ON_DEVICE[key] = (dataset, moved)
     return moved
