@@ -276,7 +276,7 @@ class SeedBatch:
             z = torch.stack([torch.randn(bs, G.z_dim, generator=r, device=dev) for r in rngs])  # (K, N, z)
             with torch.no_grad():
                 x_fake = G(z)
-            out_real, out_fake = D(torch.cat([x, x_fake], dim=1)).split(bs, dim=1)  # (K, N) each: one pass
+            out_real, out_fake = D(x), D(x_fake)  # (K, N)
             d_loss = d_vmap(out_real, out_fake)  # (K,)
             penalty = None
             if loss.penalty == "gp":

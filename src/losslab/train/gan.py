@@ -220,6 +220,13 @@ def _g_loss(state: GANState, out_fake: Tensor, code_fake: Tensor | None) -> Tens
     return loss.g_loss(d_fake=out_fake, **kw)
 
 
+def _draw_z(state: GANState, n: int) -> Tensor:
+    """``n`` latent codes ``(n, z_dim)`` from the run's stream, on its device."""
+    if state.device.type == "cpu":
+        return torch.randn(n, state.z_dim, generator=state.rng)
+    return torch.randn(n, state.z_dim, generator=state.rng, device=state.device)
+
+
 def step(state: GANState, data, batch_size: int, *, record: bool = False) -> dict[str, float]:
     """One generator update preceded by ``n_critic`` critic updates.
 
@@ -258,7 +265,7 @@ def step(state: GANState, data, batch_size: int, *, record: bool = False) -> dic
     # 1. Critic: n_critic updates (Arjovsky et al. 2017, Algorithm 1, lines 2-8).
     for _ in range(hp["n_critic"]):
         x = data.sample(batch_size, state.rng)
-        z = torch.randn(batch_size, state.z_dim, generator=state.rng, device=state.device)
+        z = _draw_z(state, batch_size)
         with autocast(state.device, state.precision):
             with torch.no_grad():
                 x_fake = G(z).float()
@@ -293,7 +300,7 @@ def step(state: GANState, data, batch_size: int, *, record: bool = False) -> dic
 
     # 2. Generator: one update on fresh z (Algorithm 1, lines 9-11); D is a
     #    fixed function here, so its weights take no gradient.
-    z = torch.randn(batch_size, state.z_dim, generator=state.rng, device=state.device)
+    z = _draw_z(state, batch_size)
     D.requires_grad_(False)
     try:
         with autocast(state.device, state.precision):
