@@ -207,8 +207,10 @@ def test_generator_update_changes_no_critic_parameter(ring8):
 def test_g_step_check_fails_when_the_generator_optimizer_also_moves_d(ring8):
     st = _state(ring8, "ns")
     st.opt_g = torch.optim.Adam(list(st.G.parameters()) + list(st.D.parameters()), lr=1e-2)
+    rec = _Rec(st, ring8)
+    rec.state.D.requires_grad_ = lambda flag=True: rec.state.D  # and D's weights take G's gradient
     with pytest.raises(AssertionError):
-        check_g_step_leaves_d(_Rec(st, ring8))
+        check_g_step_leaves_d(rec)
 
 
 def test_each_critic_gradient_is_that_of_its_own_loss(ring8):
@@ -375,3 +377,44 @@ def test_changed_config_in_same_dir_is_refused(tmp_path, ring8):
     train_run(tmp_path / "r", tiny_cfg(steps=4), ring8, loss="ns", seed=0)
     with pytest.raises(UserError, match="different configuration"):
         train_run(tmp_path / "r", tiny_cfg(steps=5), ring8, loss="ns", seed=0)
+
+
+# ----------------------------------------------------------------------------- no wasted work
+
+
+def _steps_with_d_grads(ring8, loss, n, *, freeze_d: bool):
+    """``n`` steps; the critic's gradients right after its last update, and D's after the step."""
+    st = gan.init_state(tiny_cfg(4), ring8, loss, seed=2)
+    if not freeze_d:  # the old step: D's weights also took gradients in the generator update
+        st.D.requires_grad_ = lambda flag=True: st.D
+    seen = []
+    inner = st.opt_d.step
+
+    def spy(*a, **k):
+        seen[:] = [p.grad.clone() for p in st.D.parameters()]
+        return inner(*a, **k)
+
+    st.opt_d.step = spy
+    for _ in range(n):
+        gan.step(st, ring8, 64)
+    return st, seen, [p.grad for p in st.D.parameters()]
+
+
+@pytest.mark.parametrize("loss", ["ns", "wgan-gp", "ebgan", "began"])
+def test_generator_update_gives_d_no_gradient_and_the_same_numbers(ring8, loss):
+    st, critic_grads, after = _steps_with_d_grads(ring8, loss, 3, freeze_d=True)
+    for a, b in zip(critic_grads, after, strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=0)  # the G update added nothing to D.grad
+    old, old_critic, old_after = _steps_with_d_grads(ring8, loss, 3, freeze_d=False)
+    assert any(not torch.equal(a, b) for a, b in zip(old_critic, old_after))  # the old step did
+    for p, q in zip([*st.G.parameters(), *st.D.parameters()], [*old.G.parameters(), *old.D.parameters()]):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)  # bitwise the same training
+
+
+def test_divergence_checked_once_per_update_reports_the_solo_step_and_critic_updates(tmp_path, ring8):
+    # wgan-gp: 5 data draws per generator update; the 8th draw is the first NaN batch,
+    # i.e. the 3rd critic update of generator update 2 (7 critic updates completed before it).
+    res = train_run(tmp_path / "r", tiny_cfg(), _PoisonAfter(ring8, 7), loss="wgan-gp", seed=0)
+    assert res["status"] == "diverged" and res["diverged_at"] == 2
+    assert res["d_updates"] == 7 and res["g_updates"] == 1
+    assert "critic loss is not finite at generator update 2" in res["error"]

@@ -30,6 +30,7 @@ from losslab.data import Dataset, load_dataset
 from losslab.errors import UserError, unknown_choice
 from losslab.losses import REGISTRIES, family_of
 from losslab.train import check_overrides as check_family_keys
+from losslab.train.common import resolve_device
 
 __all__ = ["Request", "check_overrides", "check_run_files", "compare", "evaluate", "prepare", "resolve_config",
            "results", "select_losses", "sets_from"]
@@ -83,11 +84,16 @@ class Request:
 
 
 def resolve_config(data: str = "ring8", *, data_dir: str | None = None, config_file: str | None = None,
-                   sets: list[str] | None = None, steps: int | None = None) -> tuple[C.Config, Dataset]:
-    """Config for ``data``: defaults < the data kind's preset < ``config_file`` < ``sets`` < ``steps``.
+                   sets: list[str] | None = None, steps: int | None = None, device: str | None = None,
+                   batch_seeds: bool | None = None) -> tuple[C.Config, Dataset]:
+    """Config for ``data``: defaults < the data kind's preset < ``config_file`` < ``sets`` < the arguments.
+
+    ``device`` ("auto", "cpu", "cuda", "cuda:N", "mps") and ``batch_seeds`` set
+    ``train.device`` and ``train.batch_seeds`` when given.
 
     Raises:
-        UserError: unknown data, a malformed or out-of-domain value, ``steps < 1``.
+        UserError: unknown data, a malformed or out-of-domain value, ``steps < 1``,
+            a device this machine does not have.
     """
     base = C.Config()
     base.data.name = data
@@ -103,6 +109,11 @@ def resolve_config(data: str = "ring8", *, data_dir: str | None = None, config_f
         if steps < 1:
             raise UserError(f"--steps must be >= 1, got {steps}")
         cfg.train.steps = steps
+    if device is not None:
+        cfg.train.device = device
+    if batch_seeds is not None:
+        cfg.train.batch_seeds = bool(batch_seeds)
+    resolve_device(cfg.train.device)  # a device this machine lacks: one line, before any work
     return cfg, ds
 
 
@@ -123,7 +134,8 @@ def check_overrides(cfg: C.Config, losses: list[str], *, sets: list[str] | None 
 def prepare(data: str = "ring8", *, losses: str | Iterable[str] = "all", family: str | None = None,
             seeds: int = 3, steps: int | None = None, sets: Mapping[str, Any] | Iterable[str] | None = None,
             config_file: str | None = None, data_dir: str | None = None, metric: str | None = None,
-            seed_start: int = 0, search: int | None = None, budget_seconds: float | None = None) -> Request:
+            seed_start: int = 0, search: int | None = None, budget_seconds: float | None = None,
+            device: str | None = None, batch_seeds: bool | None = None) -> Request:
     """Validate a comparison without writing or training anything (the CLI's ``--dry-run``).
 
     Raises:
@@ -139,7 +151,8 @@ def prepare(data: str = "ring8", *, losses: str | Iterable[str] = "all", family:
     if search is not None and search < 1:
         raise UserError(f"--search must be >= 1, got {search}")
     items = sets_from(sets)
-    cfg, ds = resolve_config(data, data_dir=data_dir, config_file=config_file, sets=items, steps=steps)
+    cfg, ds = resolve_config(data, data_dir=data_dir, config_file=config_file, sets=items, steps=steps,
+                             device=device, batch_seeds=batch_seeds)
     if budget_seconds is not None:
         if not 0 < budget_seconds < float("inf"):
             raise UserError(f"--budget-seconds must be a finite number > 0, got {budget_seconds}")
@@ -155,7 +168,8 @@ def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: 
             data_dir: str | None = None, family: str | None = None, metric: str | None = None,
             workers: int | None = None, quiet: bool = True, report: bool = True,
             backend: str = "local", address: str | None = None, seed_start: int = 0,
-            search: int | None = None, budget_seconds: float | None = None) -> dict[str, Any]:
+            search: int | None = None, budget_seconds: float | None = None, device: str | None = None,
+            batch_seeds: bool | None = None) -> dict[str, Any]:
     """Run ``losslab compare`` from Python: losses x seeds on ``data``, equal budget, then the verdict.
 
     Args:
@@ -179,7 +193,7 @@ def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: 
         raise UserError(f"--workers must be >= 1, got {workers}")
     req = prepare(data, losses=losses, family=family, seeds=seeds, steps=steps, sets=sets,
                   config_file=config_file, data_dir=data_dir, metric=metric, seed_start=seed_start,
-                  search=search, budget_seconds=budget_seconds)
+                  search=search, budget_seconds=budget_seconds, device=device, batch_seeds=batch_seeds)
     return cmp.run_compare(req.cfg, losses=req.losses, seeds=req.seeds, out=out,
                            workers=workers or default_workers(), quiet=quiet, metric=metric, report=report,
                            backend=backend, address=address, seed_start=seed_start, search_trials=search)

@@ -25,7 +25,8 @@ def _resolve_config(args):
     from losslab import api  # torch and the trainers: not needed for `losslab --help`
 
     return api.resolve_config(args.data, data_dir=args.data_dir, config_file=args.config, sets=args.set,
-                              steps=args.steps)
+                              steps=args.steps, device=getattr(args, "device", None),
+                              batch_seeds=False if getattr(args, "no_batch_seeds", False) else None)
 
 
 def _check_overrides(args, cfg, losses: list[str]) -> None:
@@ -225,6 +226,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                                                     "(also $LOSSLAB_DATA)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--device", default=None, help="auto (a GPU when there is one; default), cpu, cuda, cuda:N "
+                                                  "or mps (train.device)")
+    p.add_argument("--no-batch-seeds", action="store_true", help="train seeds one after another instead of "
+                                                                 "as one batched ensemble (train.batch_seeds)")
 
 
 def build_parser() -> argparse.ArgumentParser:

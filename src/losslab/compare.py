@@ -41,11 +41,13 @@ from losslab.metrics import MAX_OT_SAMPLES, METRIC_INFO, evaluate, primary_metri
 from losslab.metrics.features import STACKED_NAME
 from losslab.metrics.representation import METRIC_INFO_REPRESENTATION
 from losslab.metrics.features import get_feature_net
+from losslab.train.batched import batchable, train_batched
 from losslab.train.loop import train_run
 from losslab.verdict import aggregate
 
-__all__ = ["check_family_data", "check_metric", "check_request", "feature_net_for", "load_data", "make_evaluator",
-           "measured_metrics", "run_compare", "run_job", "with_overrides", "write_reference"]
+__all__ = ["check_family_data", "check_metric", "check_request", "feature_net_for", "group_jobs", "load_data",
+           "make_evaluator", "measured_metrics", "run_compare", "run_group", "run_job", "with_overrides",
+           "write_reference"]
 
 
 # --------------------------------------------------------------------------- data and evaluation
@@ -258,6 +260,40 @@ def _is_done(run_dir: Path) -> bool:
     return False
 
 
+def group_jobs(jobs: list[rundir.Job], cfg: Config, dataset) -> list[tuple[rundir.Job, ...]]:
+    """The jobs as backend tasks: the seeds of a loss that trains batched as one tuple, others one by one.
+
+    A loss's seeds go together when :func:`losslab.train.batched.batchable`
+    says so (vector data, MLP critics / denoisers, ``train.batch_seeds`` on).
+    """
+    by_loss: dict[str, list[rundir.Job]] = {}
+    for j in jobs:
+        by_loss.setdefault(j.loss, []).append(j)
+    out: list[tuple[rundir.Job, ...]] = []
+    for loss, js in by_loss.items():
+        if len(js) > 1 and batchable(cfg, dataset, loss, js[0].family) is None:
+            out.append(tuple(js))
+        else:
+            out.extend((j,) for j in js)
+    return out
+
+
+def run_group(cfg: Config, out: str, group: tuple[rundir.Job, ...], progress: Callable[[int], None], *,
+              overrides: dict[str, dict[str, Any]] | None = None) -> list[dict]:
+    """The job function of a comparison: :func:`run_job` for one job, the batched seeds of one loss for several.
+
+    ``overrides`` as in :func:`run_job` (one loss per group, so one setting for all its seeds).
+    """
+    if len(group) == 1:
+        return [run_job(cfg, out, group[0], progress, overrides=overrides)]
+    dataset = load_data(cfg)
+    run_cfg = with_overrides(cfg, (overrides or {}).get(group[0].loss))
+    return train_batched([Path(out) / j.run_dir for j in group], run_cfg, dataset, loss=group[0].loss,
+                         seeds=[j.seed for j in group], family=group[0].family,
+                         evaluate=make_evaluator(run_cfg, dataset), progress=progress,
+                         curve_evaluate=make_evaluator(run_cfg, dataset, n=run_cfg.train.curve_n))
+
+
 # --------------------------------------------------------------------------- the comparison directory
 
 def write_reference(out: Path, dataset, n: int) -> None:
@@ -413,12 +449,13 @@ def run_compare(
             todo = [j for j in jobs if not _is_done(out / j.run_dir)]
             task = bar.add_task(f"{len(todo)} runs ({len(jobs) - len(todo)} done before)",
                                 total=None if per_run is None else len(todo) * per_run)
-            died = run_jobs(partial(run_job, cfg, str(out), overrides=overrides), todo, workers=workers,
-                            advance=lambda n: bar.advance(task, n))
-        for job, exc in died:  # the worker process itself died: record it; the next compare retries the job
-            rundir.write_result(out / job.run_dir, {
-                "loss": job.loss, "seed": job.seed, "family": job.family, "status": "failed",
-                "error": f"{type(exc).__name__}: {exc}", "metrics": {}})
+            died = run_jobs(partial(run_group, cfg, str(out), overrides=overrides), group_jobs(todo, cfg, dataset),
+                            workers=workers, advance=lambda n: bar.advance(task, n))
+        for group, exc in died:  # the worker process itself died: record it; the next compare retries the job
+            for job in group:
+                rundir.write_result(out / job.run_dir, {
+                    "loss": job.loss, "seed": job.seed, "family": job.family, "status": "failed",
+                    "error": f"{type(exc).__name__}: {exc}", "metrics": {}})
         results = aggregate(out, metric=metric)
         if report:
             from losslab.report import build_report

@@ -60,6 +60,14 @@ class TrainConfig:
     """Generated samples per curve point (fewer than n_eval: a curve point must be cheap)."""
     budget_seconds: float | None = None
     """Equal wall clock instead of equal updates: training seconds per run (None: ``steps`` is the budget)."""
+    device: str = "auto"
+    """Where models, batches and random streams live: "auto" (a GPU when there is one), "cpu", "cuda",
+    "cuda:N" or "mps". Each device has its own random streams: a seed reproduces on one device."""
+    precision: str = "fp32"
+    """"fp32", or "bf16": autocast of the forward passes (matrix products in bfloat16)."""
+    batch_seeds: bool = True
+    """Train the seeds of one loss as one batched ensemble where that is possible (vector data; see
+    losslab.train.batched); false: one run after another."""
 
 
 @dataclass
@@ -151,7 +159,7 @@ class EBMConfig:
 class Domain:
     """The values a config field accepts (``None``, "the default", is always accepted).
 
-    ``kind`` is "float" (a finite real number), "int", "choice" or "text";
+    ``kind`` is "float" (a finite real number), "int", "choice", "bool" or "text";
     ``lo``/``hi`` bound numbers (``lo_open``/``hi_open``: strict bound); ``step``
     requires a multiple of it; ``choices`` lists the values of a choice field.
     """
@@ -170,6 +178,8 @@ class Domain:
             return "one of " + ", ".join(self.choices)
         if self.kind == "text":
             return "text"
+        if self.kind == "bool":
+            return "true or false"
         what = "a finite number" if self.kind == "float" else "an integer"
         if self.lo is not None and self.hi is not None:
             left, right = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
@@ -183,6 +193,8 @@ class Domain:
         return what
 
     def accepts(self, value: Any) -> bool:
+        if self.kind == "bool":
+            return isinstance(value, bool)
         if self.kind == "text":
             return isinstance(value, str)
         if self.kind == "choice":
@@ -234,6 +246,9 @@ DOMAINS: dict[str, Domain] = {
     "train.curve_points": _num("int", 0),  # 0 switches the curve off
     "train.curve_n": _num("int", 2),
     "train.budget_seconds": POSITIVE,
+    "train.device": Domain("text"),  # checked against this machine by losslab.train.common.resolve_device
+    "train.precision": _choice("fp32", "bf16"),
+    "train.batch_seeds": Domain("bool"),
     # [loss]
     "loss.optimizer": _choice("adam", "rmsprop"),
     "loss.lr_scale": POSITIVE,

@@ -105,12 +105,21 @@ def _in_worker(job_fn: JobFn, job: Any, queue, parent: int) -> Any:
     return res
 
 
+def _number_worker(counter, lock) -> None:
+    """Pool initializer: give this worker its index (0, 1, ...); ``train.device=auto`` maps it to a GPU."""
+    with lock:
+        os.environ["LOSSLAB_WORKER_INDEX"] = str(counter.value)
+        counter.value += 1
+
+
 def _run_pool(job_fn: JobFn, jobs: list, workers: int, advance: Callable[[int], None]) -> list:
     ctx = mp.get_context("spawn")
     died: list[tuple[Any, BaseException]] = []
     with mp.Manager() as manager:
         q = manager.Queue()
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        counter, lock = manager.Value("i", 0), manager.Lock()
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_number_worker,
+                                 initargs=(counter, lock)) as pool:
             futures = {pool.submit(_in_worker, job_fn, j, q, os.getpid()): j for j in jobs}
             pending = set(futures)
             try:

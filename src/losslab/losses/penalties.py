@@ -27,6 +27,17 @@ def _per_sample_shape(x: Tensor) -> tuple[int, ...]:
     return (x.shape[0],) + (1,) * (x.dim() - 1)
 
 
+def _rand(shape: tuple[int, ...], generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """``U[0, 1)`` draws of ``shape`` in ``like``'s dtype on ``like``'s device.
+
+    Drawn on the generator's own device (a CPU generator cannot fill a CUDA
+    tensor) and then moved, so a stream gives the same numbers wherever the
+    data lives; without a generator, drawn on ``like``'s device.
+    """
+    where = generator.device if generator is not None else like.device
+    return torch.rand(shape, generator=generator, dtype=like.dtype, device=where).to(like.device)
+
+
 def _gradient_norm_penalty(critic: Callable[[Tensor], Tensor], x_hat: Tensor) -> Tensor:
     """``mean_i (||grad_{x_hat_i} critic(x_hat)_i||_2 - 1)^2`` with a graph for backprop.
 
@@ -71,7 +82,8 @@ def gradient_penalty(
     fake : Tensor, same shape as ``real``
         Generated samples ``x~``.
     generator : torch.Generator, optional
-        Source of the interpolation weights ``eps``.
+        Source of the interpolation weights ``eps`` (on any device: the draws
+        are made on the generator's device and moved to ``real``'s).
 
     Returns
     -------
@@ -92,7 +104,7 @@ def gradient_penalty(
     if real.shape != fake.shape:
         raise ValueError(f"real has shape {tuple(real.shape)} but fake has {tuple(fake.shape)}")
     real, fake = real.detach(), fake.detach()
-    eps = torch.rand(_per_sample_shape(real), generator=generator, dtype=real.dtype, device=real.device)
+    eps = _rand(_per_sample_shape(real), generator, real)
     x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(True)  # (N, ...)
     return _gradient_norm_penalty(critic, x_hat)
 
@@ -148,9 +160,9 @@ def dragan_penalty(
     reference code (perturbation ``0.5 * X.std() * np.random.random(X.shape)``).
     """
     x = real.detach()
-    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    u = _rand(tuple(x.shape), generator, x)
     x_p = x + c * x.std(correction=0) * u  # (N, ...) perturbed reals
-    alpha = torch.rand(_per_sample_shape(x), generator=generator, dtype=x.dtype, device=x.device)
+    alpha = _rand(_per_sample_shape(x), generator, x)
     x_hat = (x + alpha * (x_p - x)).requires_grad_(True)  # (N, ...)
     return _gradient_norm_penalty(critic, x_hat)
 

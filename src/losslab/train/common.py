@@ -8,7 +8,10 @@ modules (:mod:`losslab.train.gan`, :mod:`losslab.train.diffusion`,
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import dataclasses
+import os
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -30,14 +33,139 @@ def check_finite(value: Tensor, what: str, step: int) -> None:
         raise Diverged(step, what)
 
 
-def seeded_generator(seed: int) -> torch.Generator:
+def first_nonfinite(values: Sequence[Tensor]) -> int | None:
+    """Index of the first of ``values`` (scalar tensors) that is NaN/inf, or None: ONE host sync.
+
+    The steps collect their losses (critic steps, then the generator's) and
+    check them once per generator update instead of after every critic step.
+    """
+    if not values:
+        return None
+    ok = torch.isfinite(torch.stack([v.detach().reshape(()) for v in values]))
+    if bool(ok.all()):
+        return None
+    return int((~ok).nonzero()[0, 0])
+
+
+def seeded_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
     """The training stream of run ``seed``: batches, latent codes, timesteps, noise, augmentations.
 
     Seeded with ``10_007 * seed + 1`` so that it differs from the stream that
     ``torch.manual_seed(seed)`` gives the initial weights, and from the
-    sampling generators (seeded with ``seed`` itself).
+    sampling generators (seeded with ``seed`` itself). The generator lives on
+    ``device``: a stream is reproducible on one device (CPU and CUDA streams of
+    one seed differ).
     """
-    return torch.Generator().manual_seed(10_007 * seed + 1)
+    return torch.Generator(device=torch.device(device)).manual_seed(10_007 * seed + 1)
+
+
+# ----------------------------------------------------------------------------- devices and precision
+
+
+WORKER_INDEX_ENV = "LOSSLAB_WORKER_INDEX"
+"""Set by the local backend in each worker process (0, 1, ...): which GPU "auto" picks."""
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+"""What ``train.device`` accepts."""
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """The torch device of ``train.device``, checked to exist before any work.
+
+    Args:
+        name: "auto" (the first CUDA GPU, else Apple's MPS, else the CPU),
+            "cpu", "cuda", "cuda:N" or "mps"; None means "auto".
+
+    Returns:
+        A ``torch.device``. "auto" and "cuda" pick ``cuda:(i mod n)`` in
+        worker i of the local backend (environment variable
+        :data:`WORKER_INDEX_ENV`), ``cuda:0`` elsewhere; "cuda:N" is that GPU.
+
+    Raises:
+        UserError: an unknown name, or a device this machine does not have
+            (one line: ``train.device = 'cuda:3': ...``).
+    """
+    name = "auto" if name is None else str(name).strip().lower()
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        # Workers of the local backend spread over the GPUs: worker i takes cuda:(i mod count).
+        return torch.device("cuda", int(os.environ.get(WORKER_INDEX_ENV, "0")) % torch.cuda.device_count())
+    if name == "auto":
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"train.device = {name!r}: must be one of {', '.join(DEVICE_CHOICES)}")
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = 0 if dev.index is None else dev.index
+        if index >= n:
+            have = f"{n} CUDA device(s)" if n else "no CUDA GPU"
+            raise UserError(f"train.device = {name!r}: this machine has {have}; use train.device=cpu or auto")
+        return torch.device("cuda", index)
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                                  and torch.backends.mps.is_available()):
+        raise UserError(f"train.device = {name!r}: MPS is not available here; use train.device=cpu or auto")
+    return dev
+
+
+def autocast(device: torch.device, precision: str | None):
+    """Autocast context of ``train.precision`` for forward passes: bf16 on CUDA (and CPU when asked).
+
+    ``"fp32"`` / None: a no-op context. ``"bf16"``: ``torch.autocast`` with
+    bfloat16 on CUDA and CPU (matrix products in bf16, reductions and losses in
+    float32); on MPS a no-op. Losses are computed on float32 outputs.
+    """
+    if precision != "bf16" or device.type not in ("cuda", "cpu"):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+_ON_DEVICE: dict[tuple[int, str], Any] = {}
+
+
+def on_device(dataset, device: torch.device):
+    """``dataset`` for drawing *training batches* on ``device``; ``dataset`` itself on the CPU.
+
+    The training rows move to the device. A toy's mixture sampler is rebuilt
+    from its ``modes`` / ``mode_std`` / ``weights`` on the device; other data
+    get a sampler drawing row indices on the generator's device (the same
+    rule as :meth:`losslab.data.Dataset.sample`). Batches are thus drawn with a
+    generator on that device. Use the result for ``sample`` only (its
+    ``reference`` may differ). Cached per (dataset, device).
+
+    Raises:
+        UserError: a dataset with a custom sampler and no mixture description
+            (cannot be sampled on another device).
+    """
+    if device.type == "cpu" or not hasattr(dataset, "train"):
+        return dataset
+    key = (id(dataset), str(device))
+    hit = _ON_DEVICE.get(key)
+    if hit is not None and hit[0] is dataset:
+        return hit[1]
+    changes: dict[str, Any] = {"train": dataset.train.to(device), "test": dataset.test.to(device)}
+    if dataset.sampler is not None:
+        if dataset.modes is None or dataset.weights is None or dataset.mode_std is None:
+            raise UserError(f"data {dataset.name}: its sampler runs on the CPU only; use train.device=cpu")
+        from losslab.data.toy import mixture_sampler
+
+        changes.update(modes=dataset.modes.to(device), weights=dataset.weights.to(device))
+        changes["sampler"] = mixture_sampler(changes["modes"], dataset.mode_std, changes["weights"])
+    else:
+        rows = changes["train"]
+
+        def draw(n: int, generator: torch.Generator | None = None) -> Tensor:
+            where = generator.device if generator is not None else rows.device
+            return rows[torch.randint(len(rows), (n,), generator=generator, device=where).to(rows.device)]
+
+        changes["sampler"] = draw
+    moved = dataclasses.replace(dataset, **changes)
+    _ON_DEVICE[key] = (dataset, moved)
+    return moved
 
 
 def make_optimizer(params, hp: dict[str, Any], lr: float, *, foreach: bool | None = True) -> torch.optim.Optimizer:

@@ -23,6 +23,10 @@ of width ``max(cfg.model.hidden, 128)`` and ``cfg.model.layers`` blocks
 (see :data:`MIN_VECTOR_WIDTH`). For images the small U-Net with widths
 16/32/64 (:data:`UNET_BASE`); ``model.hidden`` does not apply to it.
 
+Device: this family runs on the CPU whatever ``train.device`` says (the
+schedules' samplers and the objective draw on the CPU); the GAN family
+follows ``train.device``.
+
 Sampling for evaluation: the loss's sampler (DDIM, eta 0, by default) with
 ``sample_steps`` network evaluations per sample, by default
 :data:`DEFAULT_SAMPLE_STEPS` (vectors 100, images 25), using the exponential

@@ -34,10 +34,14 @@ from losslab.losses.penalties import (
 )
 from losslab.models import build_gan
 from losslab.train.common import (
-    check_finite,
+    Diverged,
+    autocast,
+    first_nonfinite,
     grad_stats,
     load_state,
     make_optimizer,
+    on_device,
+    resolve_device,
     save_state,
     seeded_generator,
 )
@@ -67,6 +71,8 @@ class GANState:
     rng: torch.Generator
     z_dim: int
     began: BEGANEquilibrium | None = None
+    device: torch.device = torch.device("cpu")
+    precision: str = "fp32"
     g_updates: int = 0
     d_updates: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -80,12 +86,16 @@ def hparams(loss: GANLoss, cfg: Config, dataset=None) -> dict[str, Any]:
 def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> GANState:
     """Networks, optimizers and RNG of one (loss, seed) run.
 
-    The seed fixes the initial weights (``torch.manual_seed``) and the stream of
-    data batches and latent codes (:func:`~losslab.train.common.seeded_generator`).
+    The seed fixes the initial weights (``torch.manual_seed``, built on the CPU
+    and then moved, so they are the same on every device) and the stream of
+    data batches and latent codes (:func:`~losslab.train.common.seeded_generator`,
+    a generator on ``cfg.train.device``).
 
     Raises:
-        UserError: unknown loss; BEGAN hyperparameters out of range.
+        UserError: unknown loss; BEGAN hyperparameters out of range; a device
+            this machine does not have.
     """
+    device = resolve_device(getattr(cfg.train, "device", "cpu"))
     loss = get_gan_loss(loss_name)
     hp = hparams(loss, cfg, dataset)
     torch.manual_seed(seed)
@@ -98,7 +108,8 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> GANState:
         critic_norm=hp.get("critic_norm", "none"),
         code_dim=cfg.model.code_dim,
     )
-    rng = seeded_generator(seed)
+    G, D = G.to(device), D.to(device)
+    rng = seeded_generator(seed, device)
     began = BEGANEquilibrium(gamma=hp["gamma"], lambda_k=hp["lambda_k"]) if loss.equilibrium else None
     return GANState(
         G=G,
@@ -110,6 +121,8 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> GANState:
         rng=rng,
         z_dim=cfg.model.z_dim,
         began=began,
+        device=device,
+        precision=getattr(cfg.train, "precision", None) or "fp32",
     )
 
 
@@ -126,8 +139,8 @@ def critic_outputs(state: GANState, x: Tensor) -> tuple[Tensor, Tensor | None]:
     """
     if state.loss.critic == "autoencoder":
         recon, code = state.D(x)
-        return reconstruction_energy(x, recon, state.hp["energy"]), code
-    return state.D(x).reshape(-1), None
+        return reconstruction_energy(x, recon.float(), state.hp["energy"]), code
+    return state.D(x).reshape(-1).float(), None
 
 
 def critic_accuracy(output: str, real: Tensor, fake: Tensor) -> float:
@@ -181,7 +194,7 @@ def critic_metrics(state: GANState, real: Tensor, fake: Tensor, *, chunk_size: i
 def model_metrics(state: GANState, dataset, samples: Tensor, *, n: int, seed: int) -> dict[str, float]:
     """:func:`critic_metrics` on ``n`` reference rows of ``dataset`` (drawn with ``seed``) vs ``samples[:n]``."""
     real = dataset.reference(n, torch.Generator().manual_seed(seed))
-    return critic_metrics(state, real, samples[:n].float())
+    return critic_metrics(state, real.to(state.device), samples[:n].float().to(state.device))
 
 
 # ----------------------------------------------------------------------------- the step
@@ -207,12 +220,26 @@ def _g_loss(state: GANState, out_fake: Tensor, code_fake: Tensor | None) -> Tens
     return loss.g_loss(d_fake=out_fake, **kw)
 
 
+def _draw_z(state: GANState, n: int) -> Tensor:
+    """``n`` latent codes ``(n, z_dim)`` from the run's stream, on its device."""
+    if state.device.type == "cpu":
+        return torch.randn(n, state.z_dim, generator=state.rng)
+    return torch.randn(n, state.z_dim, generator=state.rng, device=state.device)
+
+
 def step(state: GANState, data, batch_size: int, *, record: bool = False) -> dict[str, float]:
     """One generator update preceded by ``n_critic`` critic updates.
 
+    No wasted work: D's weights take no gradient in the generator update (the
+    generator's gradients are the same: d g_loss / d theta_G does not depend
+    on whether autograd also accumulates d g_loss / d theta_D); the losses are
+    checked for NaN/inf once per generator update (one host synchronisation),
+    not after every critic step; diagnostics are computed only when ``record``.
+
     Args:
         state: the run's :class:`GANState` (modified in place).
-        data: a :class:`losslab.data.Dataset` (``sample(n, generator)``).
+        data: a :class:`losslab.data.Dataset` (``sample(n, generator)``); moved
+            to ``state.device`` when that is not the CPU.
         batch_size: samples per batch for both players.
         record: compute the diagnostics (gradient norms, accuracies); off on
             steps that are not logged, to save time.
@@ -222,22 +249,28 @@ def step(state: GANState, data, batch_size: int, *, record: bool = False) -> dic
         docs/ARCHITECTURE.md for the keys.
 
     Raises:
-        Diverged: a loss became NaN/inf.
+        Diverged: a loss became NaN/inf in this generator update; ``step`` is
+            this update's number, ``d_updates`` counts the critic updates before
+            the first non-finite loss (as if the run had stopped there).
     """
     G, D, hp, loss = state.G, state.D, state.hp, state.loss
+    data = on_device(data, state.device)
     step_no = state.g_updates + 1
+    d_updates0 = state.d_updates
     G.train()
     D.train()
     log: dict[str, float] = {}
+    totals: list[Tensor] = []  # every loss of this update, checked once at the end
 
     # 1. Critic: n_critic updates (Arjovsky et al. 2017, Algorithm 1, lines 2-8).
     for _ in range(hp["n_critic"]):
         x = data.sample(batch_size, state.rng)
-        z = torch.randn(batch_size, state.z_dim, generator=state.rng)
-        with torch.no_grad():
-            x_fake = G(z)
-        out_real, _ = critic_outputs(state, x)
-        out_fake, _ = critic_outputs(state, x_fake)
+        z = _draw_z(state, batch_size)
+        with autocast(state.device, state.precision):
+            with torch.no_grad():
+                x_fake = G(z).float()
+            out_real, _ = critic_outputs(state, x)
+            out_fake, _ = critic_outputs(state, x_fake)
         d_loss = _d_loss(state, out_real, out_fake)
         penalty = None
         if loss.penalty == "gp":  # Gulrajani et al. 2017, Eq. 3 / Algorithm 1, lines 6-7
@@ -245,7 +278,7 @@ def step(state: GANState, data, batch_size: int, *, record: bool = False) -> dic
         elif loss.penalty == "dragan":  # Kodali et al. 2017, Sec. 4 and their reference code
             penalty = dragan_penalty(D, x, generator=state.rng, c=hp["dragan_c"])
         total = d_loss if penalty is None else d_loss + hp["gp_lambda"] * penalty
-        check_finite(total, "critic loss", step_no)
+        totals.append(total.detach())
         state.opt_d.zero_grad(set_to_none=True)
         total.backward()
         state.opt_d.step()
@@ -265,14 +298,25 @@ def step(state: GANState, data, batch_size: int, *, record: bool = False) -> dic
         if loss.output == "critic":
             log["w_estimate"] = float(r.mean() - f.mean())  # the critic's W1 estimate
 
-    # 2. Generator: one update on fresh z (Algorithm 1, lines 9-11).
-    z = torch.randn(batch_size, state.z_dim, generator=state.rng)
-    x_fake = G(z)
-    out_fake, code_fake = critic_outputs(state, x_fake)
-    g_loss = _g_loss(state, out_fake, code_fake)
-    check_finite(g_loss, "generator loss", step_no)
-    state.opt_g.zero_grad(set_to_none=True)
-    g_loss.backward()
+    # 2. Generator: one update on fresh z (Algorithm 1, lines 9-11); D is a
+    #    fixed function here, so its weights take no gradient.
+    z = _draw_z(state, batch_size)
+    D.requires_grad_(False)
+    try:
+        with autocast(state.device, state.precision):
+            x_fake = G(z).float()
+            out_fake, code_fake = critic_outputs(state, x_fake)
+        g_loss = _g_loss(state, out_fake, code_fake)
+        totals.append(g_loss.detach())
+        state.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+    finally:
+        D.requires_grad_(True)
+    bad = first_nonfinite(totals)
+    if bad is not None:
+        n_critic = len(totals) - 1
+        state.d_updates = d_updates0 + min(bad, n_critic)
+        raise Diverged(step_no, "critic loss" if bad < n_critic else "generator loss")
     if record:
         g_norm, g_mean = grad_stats(G)
         log.update(g_loss=float(g_loss.detach()), g_grad_norm=g_norm, g_grad_mean=g_mean)
@@ -299,10 +343,15 @@ def nfe(state: GANState) -> int:
 
 @torch.no_grad()
 def sample(state: GANState, n: int, *, seed: int = 0, batch: int = 1000) -> torch.Tensor:
-    """``n`` generated samples (n, *shape), generator in eval mode, latent codes from ``seed``."""
+    """``n`` generated samples (n, *shape) on the CPU, generator in eval mode, latent codes from ``seed``.
+
+    The latent codes come from a CPU generator (then moved), so a trained model
+    gives the same samples whatever device it runs on, up to float rounding.
+    """
     state.G.eval()
     g = torch.Generator().manual_seed(seed)
-    out = [state.G(torch.randn(min(batch, n - i), state.z_dim, generator=g)) for i in range(0, n, batch)]
+    out = [state.G(torch.randn(min(batch, n - i), state.z_dim, generator=g).to(state.device)).float().cpu()
+           for i in range(0, n, batch)]
     state.G.train()
     return torch.cat(out)
 
