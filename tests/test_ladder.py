@@ -58,21 +58,24 @@ def test_ladder_images_are_the_rungs_of_the_table():
     ds = _toy_labelled()
     ref, rungs, source = ladder_images(ds, n=100, seed=0)
     assert source == "labels" and tuple(rungs) == LADDER_RUNGS
-    assert ref.shape == (100, 1, 8, 8) and all(x.shape == (100, 1, 8, 8) for x in rungs.values())
+    assert ref.shape == (100, 1, 8, 8) and all(x.shape == (100, 1, 8, 8) for v in rungs.values() for x in v)
+    assert [len(rungs[r]) for r in LADDER_RUNGS] == [1, 1, 1, 1, 3, 3, 1]
     counts = np.bincount(ds.train_labels.numpy())
-    largest = np.argsort(-counts, kind="stable")
     label_of = lambda x: torch.round(x[:, 0, 0, 0] * 10).long()  # noqa: E731
-    assert set(label_of(rungs["one class"]).tolist()) == {int(largest[0])}
-    assert set(label_of(rungs["two classes"]).tolist()) == {int(largest[0]), int(largest[1])}
-    noise = rungs["noisy real"] - rungs["train rows"]
-    inside = rungs["noisy real"].abs() < 1  # unclipped pixels
-    torch.testing.assert_close(noise[inside].std(), torch.tensor(NOISE_SIGMA), atol=0.01, rtol=0)
-    u = rungs["uniform noise"]
+    ones = [label_of(x).unique().tolist() for x in rungs["one class"]]
+    assert all(len(c) == 1 for c in ones) and sorted(c[0] for c in ones) == [0, 1, 2]
+    assert ones[0] == [int(np.argmax(counts))]  # largest class first
+    for i, x in enumerate(rungs["two classes"]):  # pair (i, i + 1 mod 3), half of the rows each
+        lab = label_of(x)
+        assert lab[:50].unique().tolist() == ones[i] and lab[50:].unique().tolist() == ones[(i + 1) % 3]
+    (rows,), (noisy,) = rungs["train rows"], rungs["noisy real"]
+    inside = noisy.abs() < 1  # unclipped pixels
+    torch.testing.assert_close((noisy - rows)[inside].std(), torch.tensor(NOISE_SIGMA), atol=0.01, rtol=0)
+    (u,) = rungs["uniform noise"]
     assert -1 <= float(u.min()) and float(u.max()) <= 1
     torch.testing.assert_close(u.mean(), torch.tensor(0.0), atol=0.02, rtol=0)
-    torch.testing.assert_close(rungs["blurred real"], rungs["train rows"], atol=1e-5, rtol=0)  # constant images
-    # the test-split rung and the reference are disjoint rows of the test split
-    assert ref.shape[0] + rungs["test split"].shape[0] <= ds.test.shape[0]
+    torch.testing.assert_close(rungs["blurred real"][0], rows, atol=1e-5, rtol=0)  # constant images stay
+    assert ref.shape[0] + rungs["test split"][0].shape[0] <= ds.test.shape[0]
 
 
 def test_ladder_on_unlabelled_data_uses_clusters_and_needs_a_net():
@@ -94,6 +97,7 @@ def test_ladder_on_unlabelled_data_uses_clusters_and_needs_a_net():
     ladder = quality_ladder(ds, Pixels(), n=100, kid_subsets=5)
     assert [r["rung"] for r in ladder] == list(LADDER_RUNGS)
     assert ladder[0]["classes"].endswith("k-means clusters")
+    assert ladder[5]["sets"] >= 2 and ladder[5]["fid_range"][0] <= ladder[5]["fid"] <= ladder[5]["fid_range"][1]
     assert all(np.isfinite(r["fid"]) and np.isfinite(r["kid"]) for r in ladder)
     fid = {r["rung"]: r["fid"] for r in ladder}
     assert fid["test split"] < fid["uniform noise"] and fid["train rows"] < fid["one class"]
@@ -138,6 +142,7 @@ def test_ladder_is_ordered_as_a_person_orders_it(name, mnist_dir, real_nets):
         assert max(v["noisy real"], v["blurred real"]) < v["two classes"] < v["one class"] < v["uniform noise"], \
             (key, v)
     assert place_on_ladder(ladder["one class"]["fid"], list(ladder.values())) == "at 'one class'"
+    return ladder
 
 
 @pytest.mark.slow
@@ -146,7 +151,7 @@ def test_real_digits_of_two_classes_cover_two_classes(mnist_dir, real_nets):
     net = real_nets(ds)
     _, rungs, _ = ladder_images(ds, n=2000, seed=0)
     with torch.no_grad():
-        logits = net.logits(rungs["two classes"])
+        logits = net.logits(rungs["two classes"][0])
     out = confident_class_stats(logits, 10, ds.test_labels)
     assert out["classes_covered"] == 2
     assert out["cover_threshold"] == pytest.approx(40.0)

@@ -1,14 +1,14 @@
-"""A small classifier used as the feature network of FID, trained once per dataset.
+"""Feature networks of FID/KID/PRDC for any image data, trained once per dataset and cached.
 
-The Inception network of the original FID is trained on ImageNet and needs
-torchvision / downloaded weights; FID is defined for any feature embedding
-(Heusel et al. 2017, arXiv:1706.08500, Sec. 4), and for 28x28 digit-like data
-a small CNN trained on the dataset's own labels is the usual substitute. Its
-penultimate layer gives the features and its logits the predicted classes of
-generated samples (mode coverage over classes, as with the pretrained
-classifier of Lin et al. 2018, "PacGAN", arXiv:1712.04086, Sec. 5).
+FID is defined for any feature embedding (Heusel et al. 2017, arXiv:1706.08500, Sec. 4); the
+Inception network needs torchvision and downloads, so losslab trains small networks on the
+data itself (:func:`get_feature_net`): for unlabelled images a SimCLR encoder
+(:class:`SimCLREncoder`, Chen et al. 2020, arXiv:2002.05709); for labelled images that encoder
+beside a small classifier (:class:`ClassifierNet`), both L2-normalised (:class:`CalibratedNet`:
+the space in which FID orders the quality ladder of :mod:`losslab.metrics.ladder` as a person
+does); the classifier's logits give the classes of generated samples (PacGAN, arXiv:1712.04086).
 
-The trained network is cached under ``$LOSSLAB_CACHE/features/`` (default
+Each trained network is cached under ``$LOSSLAB_CACHE/features/`` (default
 ``~/.cache/losslab/features/``) as ``KEY.safetensors`` plus ``KEY.json``; the
 key depends on the dataset name and shape, a hash of a sample of its
 training data and labels, and the training hyperparameters, and the JSON
@@ -546,8 +546,8 @@ def get_ssl_feature_net(
     ----------
     dataset : Dataset-like
         Needs ``name``, ``shape`` (C, H, W) and ``train`` (N, C, H, W) float32 in [-1, 1];
-        ``test`` (M >= 2 rows) is used for the quality figures when present, else the last
-        1,000 training rows.
+        the quality figures use 1,000 images: the first rows of ``test`` (if any), topped up
+        with training rows when the test split is smaller.
     cache_dir : path, optional
         Cache root (see :func:`cache_root`); files ``<root>/features/simclr-KEY.{safetensors,json}``.
     steps, batch_size, lr, temperature : training hyperparameters
@@ -567,7 +567,7 @@ def get_ssl_feature_net(
     -------
     SimCLREncoder
         In eval mode, ``requires_grad`` off, with ``name`` ``"simclr-<sha8> on <data>"``,
-        ``quality`` (:func:`ssl_quality` on up to 1,000 held-out images), ``cache_file``, ``sha256``.
+        ``quality`` (:func:`ssl_quality` on up to 1,000 images), ``cache_file``, ``sha256``.
 
     Raises
     ------
@@ -596,7 +596,7 @@ def get_ssl_feature_net(
         _train_simclr(net, x, steps=steps, batch_size=batch_size, lr=lr, temperature=temperature, seed=seed,
                       progress=progress)
         test = getattr(dataset, "test", None)
-        held = test[:1000] if test is not None and len(test) >= 2 else x[-1000:]
+        held = x[:1000] if test is None else torch.cat([test[:1000], x[: max(0, 1000 - len(test))]])
         quality = ssl_quality(net, held, seed=seed)
         blob = safetensors.torch.save({k: v.contiguous() for k, v in net.state_dict().items()})
         sha = hashlib.sha256(blob).hexdigest()
