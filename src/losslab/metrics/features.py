@@ -424,16 +424,17 @@ class CalibratedNet(nn.Module):
     features ``c`` of the dataset's :class:`ClassifierNet` (what the image is: the class
     structure) beside the representation ``h`` of its :class:`SimCLREncoder` (how it looks:
     strokes, texture, noise, blur). ``logits`` are the classifier's (Inception Score, classes
-    covered). Each half has unit norm, so FID is in units of squared chord length and at most
-    ``4 * 2`` per dimension pair; neither network dominates by its scale.
+    covered). Each half has unit norm, so FID is in units of squared distance between unit
+    vectors (real vs real about 0.002 at n = 2,000, uniform noise about 1.1 on MNIST) and
+    neither network dominates by its scale.
 
-    Why: in the classifier's raw features (the space before) uniform noise and real digits
-    of one class were equally far from MNIST (FID 2,999 vs 2,999) and noisy / blurred digits
-    closer than two real classes only by a margin of class structure alone; the classifier
-    ignores what does not change the class. SimCLR features trained with noise and blur among
-    the augmentations see those changes, but weakly (they are invariances), and see pure noise
-    as far off. The concatenation orders the quality ladder of :mod:`losslab.metrics.ladder` as
-    a person does on MNIST and Fashion-MNIST (tests/test_ladder.py).
+    Why (the quality ladder of :mod:`losslab.metrics.ladder`, MNIST, n = 2,000): in the
+    classifier's raw features uniform noise was no farther than one real class (FID 2,999 vs
+    2,999 with the largest class); the classifier ignores what does not change the class.
+    SimCLR features, trained with noise and blur among the augmentations, see those changes
+    weakly and pure noise as far off. Together they order the ladder as a person does on
+    MNIST and Fashion-MNIST (MNIST: real 0.002 < blur 0.010, noise 0.053 < two classes 0.32 <
+    one class 0.52 < uniform noise 1.10; tests/test_ladder.py).
 
     Parameters
     ----------
