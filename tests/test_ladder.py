@@ -142,7 +142,6 @@ def test_ladder_is_ordered_as_a_person_orders_it(name, mnist_dir, real_nets):
         assert max(v["noisy real"], v["blurred real"]) < v["two classes"] < v["one class"] < v["uniform noise"], \
             (key, v)
     assert place_on_ladder(ladder["one class"]["fid"], list(ladder.values())) == "at 'one class'"
-    return ladder
 
 
 @pytest.mark.slow

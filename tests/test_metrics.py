@@ -454,8 +454,8 @@ def test_evaluate_images_with_an_injected_feature_net():
     assert_allclose(out["class_kl"], math.log(2), rtol=1e-12)  # KL((1/2, 1/2) || uniform over 4)
     assert out["feature_net"] == "linear-test" and set(out) <= set(METRIC_INFO)
     assert primary_metric(ds) == ("fid", False)
-    with pytest.raises(UserError, match="labelled"):
-        evaluate(ds, fake)  # no train labels and no feature net: FID cannot be computed
+    with pytest.raises(UserError, match="training images"):
+        evaluate(ds, fake)  # no training images to train a feature net on, and none given
 
 
 def test_metric_info_entries():

@@ -573,14 +573,17 @@ def get_ssl_feature_net(
     Raises
     ------
     UserError
-        If the data are not images or have fewer than 2 training rows.
+        If the data are not images or have no or fewer than 2 training rows.
 
     Source: Chen et al. 2020, SimCLR, arXiv:2002.05709 (Algorithm 1, NT-Xent Eq. 1).
     """
     shape = tuple(int(s) for s in dataset.shape)
     if len(shape) != 3:
         raise UserError(f"the feature network needs images (C, H, W); dataset {dataset.name!r} has shape {shape}")
-    x = dataset.train if max_train is None else dataset.train[:max_train]
+    x = getattr(dataset, "train", None)
+    if x is None:
+        raise UserError(f"{dataset.name!r} has no training images to train a feature network on (pass feature_net=)")
+    x = x if max_train is None else x[:max_train]
     if x.shape[0] < 2:
         raise UserError(f"the self-supervised feature network needs at least 2 images; {dataset.name!r} has {len(x)}")
     hparams = {"kind": "simclr", "steps": steps, "batch_size": batch_size, "lr": lr, "temperature": temperature,
