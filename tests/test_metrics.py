@@ -31,6 +31,7 @@ from losslab.metrics import (
     wasserstein_ot,
 )
 from losslab.metrics import features as features_mod
+from losslab.metrics.features import get_classifier_net
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -336,7 +337,7 @@ def train_counter(monkeypatch):
 
 
 def test_feature_net_is_trained_once_then_loaded(digits, tmp_path, train_counter):
-    net = get_feature_net(digits, cache_dir=tmp_path, epochs=3, batch_size=64)
+    net = get_classifier_net(digits, cache_dir=tmp_path, epochs=3, batch_size=64)
     assert len(train_counter) == 1
     files = sorted((tmp_path / "features").iterdir())
     weights = [f for f in files if f.suffix == ".safetensors"][0]
@@ -349,26 +350,26 @@ def test_feature_net_is_trained_once_then_loaded(digits, tmp_path, train_counter
     assert_allclose(net.test_accuracy, (pred == digits.test_labels).double().mean().item(), rtol=1e-12)
     assert 0.8 <= net.test_accuracy <= 1.0
 
-    again = get_feature_net(digits, cache_dir=tmp_path, epochs=3, batch_size=64)
+    again = get_classifier_net(digits, cache_dir=tmp_path, epochs=3, batch_size=64)
     assert len(train_counter) == 1  # loaded, not retrained
     assert again.name == net.name and again.test_accuracy == net.test_accuracy
     for (k1, v1), (k2, v2) in zip(net.state_dict().items(), again.state_dict().items()):
         assert k1 == k2
         torch.testing.assert_close(v1, v2, rtol=0, atol=0)
 
-    other = get_feature_net(digits, cache_dir=tmp_path, epochs=1, batch_size=64)
+    other = get_classifier_net(digits, cache_dir=tmp_path, epochs=1, batch_size=64)
     assert len(train_counter) == 2 and other.name != net.name  # hyperparameters are part of the key
 
 
 def test_corrupted_cache_is_detected_and_retrained(digits, tmp_path, train_counter, monkeypatch):
     monkeypatch.setenv("LOSSLAB_CACHE", str(tmp_path))
-    net = get_feature_net(digits, epochs=1, batch_size=64)
+    net = get_classifier_net(digits, epochs=1, batch_size=64)
     weights = next((tmp_path / "features").glob("*.safetensors"))
     blob = bytearray(weights.read_bytes())
     blob[-1] ^= 0xFF  # flip the last byte of the last tensor
     weights.write_bytes(bytes(blob))
     with pytest.warns(UserWarning, match="SHA-256"):
-        again = get_feature_net(digits, epochs=1, batch_size=64)
+        again = get_classifier_net(digits, epochs=1, batch_size=64)
     assert len(train_counter) == 2
     meta = json.loads(weights.with_suffix(".json").read_text())
     assert meta["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -377,10 +378,11 @@ def test_corrupted_cache_is_detected_and_retrained(digits, tmp_path, train_count
         torch.testing.assert_close(v1, v2, rtol=0, atol=0)
 
 
-def test_feature_net_needs_labelled_images(digits, tmp_path):
+def test_classifier_needs_labelled_images(digits, tmp_path):
+    # get_feature_net trains a self-supervised network instead (tests/test_features.py)
     unlabelled = SimpleNamespace(**{**vars(digits), "train_labels": None})
     with pytest.raises(UserError, match="labelled"):
-        get_feature_net(unlabelled, cache_dir=tmp_path)
+        get_classifier_net(unlabelled, cache_dir=tmp_path)
     vectors = SimpleNamespace(**{**vars(digits), "shape": (2,)})
     with pytest.raises(UserError):
         get_feature_net(vectors, cache_dir=tmp_path)
@@ -452,8 +454,8 @@ def test_evaluate_images_with_an_injected_feature_net():
     assert_allclose(out["class_kl"], math.log(2), rtol=1e-12)  # KL((1/2, 1/2) || uniform over 4)
     assert out["feature_net"] == "linear-test" and set(out) <= set(METRIC_INFO)
     assert primary_metric(ds) == ("fid", False)
-    with pytest.raises(UserError, match="labelled"):
-        evaluate(ds, fake)  # no train labels and no feature net: FID cannot be computed
+    with pytest.raises(UserError, match="training images"):
+        evaluate(ds, fake)  # no training images to train a feature net on, and none given
 
 
 def test_metric_info_entries():

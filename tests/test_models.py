@@ -16,10 +16,11 @@ CRITICS = ("discriminator", "autoencoder")
 SHAPES = [(1,), (2,), (5,), (1, 8, 8), (1, 28, 28), (3, 32, 32)]
 
 
-def _gan(shape, critic="discriminator", norm="none", z_dim=6, hidden=16, layers=3, code_dim=None, seed=0):
+def _gan(shape, critic="discriminator", norm="none", z_dim=6, hidden=16, layers=3, code_dim=None, seed=0,
+         arch="dcgan"):
     torch.manual_seed(seed)
     return build_gan(shape, critic=critic, z_dim=z_dim, hidden=hidden, layers=layers,
-                     critic_norm=norm, code_dim=code_dim)
+                     critic_norm=norm, code_dim=code_dim, arch=arch)
 
 
 # ---------------------------------------------------------------- shapes
@@ -74,7 +75,7 @@ def test_infogan_generator_parameter_count_mnist():
     dc2 = 64 * 1 * 4 * 4 + 1                  # ConvTranspose2d(64, 1, 4)
     expected = fc1 + bn1 + fc2 + bn2 + dc1 + bn3 + dc2
     assert expected == 6_640_193
-    g, _ = _gan((1, 28, 28), z_dim=62)
+    g, _ = _gan((1, 28, 28), z_dim=62, arch="infogan")
     assert count_parameters(g) == expected
 
 
@@ -90,7 +91,7 @@ def test_infogan_discriminator_parameter_count_mnist(norm):
     norms = 0 if norm == "none" else 2 * 128 + 2 * 1024
     expected = c1 + c2 + fc1 + fc2 + norms
     assert expected == (6_556_865 if norm == "none" else 6_559_169)
-    _, d = _gan((1, 28, 28), norm=norm, z_dim=62)
+    _, d = _gan((1, 28, 28), norm=norm, z_dim=62, arch="infogan")
     assert count_parameters(d) == expected
 
 
@@ -98,7 +99,7 @@ def test_conv_autoencoder_parameter_count():
     flat = 128 * 7 * 7
     enc = (1 * 64 * 16 + 64) + (64 * 128 * 16 + 128) + (flat * 32 + 32)
     dec = (32 * flat + flat) + (128 * 64 * 16 + 64) + (64 * 1 * 16 + 1)
-    _, d = _gan((1, 28, 28), "autoencoder", "none")
+    _, d = _gan((1, 28, 28), "autoencoder", "none", arch="infogan")
     assert count_parameters(d) == enc + dec
 
 
@@ -197,7 +198,7 @@ def test_layer_norm_for_feature_maps_is_layer_norm_over_chw():
 
 def test_conv_init_follows_reference():
     # N(0, 0.02) weights, zero biases (znxlwm/pytorch-generative-model-collections utils.py).
-    _, d = _gan((1, 28, 28))
+    _, d = _gan((1, 28, 28), arch="infogan")
     fc = d.fc[0]
     assert fc.weight.shape == (1024, 128 * 7 * 7)
     w = fc.weight.detach().double()
@@ -240,3 +241,56 @@ def test_bad_options_raise_user_error(kwargs):
 def test_unknown_critic_message_lists_choices():
     with pytest.raises(UserError, match="autoencoder, discriminator"):
         _gan((1, 8, 8), critic="energy")
+
+
+# ------------------------------------------------------- small DCGAN (default)
+
+
+def test_dcgan_is_the_default_image_arch_and_infogan_stays_available():
+    g, d = build_gan((1, 28, 28), z_dim=62, hidden=16, layers=3)
+    assert type(g).__name__ == "DCGANGenerator" and type(d).__name__ == "DCGANDiscriminator"
+    g, d = build_gan((1, 28, 28), z_dim=62, hidden=16, layers=3, arch="infogan")
+    assert type(g).__name__ == "ConvGenerator" and type(d).__name__ == "ConvDiscriminator"
+
+
+def test_dcgan_parameter_counts_mnist():
+    # w = 32: G = FC(62 -> 64*7*7)-BN1d, ConvT(64 -> 32, 4)-BN2d, ConvT(32 -> 1, 4)
+    flat = 64 * 7 * 7
+    g_expected = (62 * flat + flat) + 2 * flat + (64 * 32 * 16 + 32) + 2 * 32 + (32 * 1 * 16 + 1)
+    d_expected = (1 * 32 * 16 + 32) + (32 * 64 * 16 + 64) + (flat + 1)
+    assert (g_expected, d_expected) == (237_217, 36_513)
+    g, d = build_gan((1, 28, 28), z_dim=62, hidden=16, layers=3, arch="dcgan")
+    assert count_parameters(g) == g_expected
+    assert count_parameters(d) == d_expected
+    total = g_expected + d_expected
+    assert 100_000 <= total <= 500_000  # "a few hundred thousand" (infoGAN: 13.2M)
+
+
+def test_dcgan_autoencoder_parameter_count():
+    flat = 64 * 7 * 7
+    enc = (1 * 32 * 16 + 32) + (32 * 64 * 16 + 64) + (flat * 32 + 32)
+    dec = (32 * flat + flat) + (64 * 32 * 16 + 32) + (32 * 1 * 16 + 1)
+    _, d = build_gan((1, 28, 28), critic="autoencoder", z_dim=62, hidden=16, layers=3)
+    assert count_parameters(d) == enc + dec
+    recon, code = d(torch.randn(3, 1, 28, 28))
+    assert recon.shape == (3, 1, 28, 28) and code.shape == (3, 32)
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (2, 12, 12)])
+@pytest.mark.parametrize("arch", ["dcgan", "infogan"])
+def test_image_generators_reach_but_never_pass_the_tanh_bounds(shape, arch):
+    torch.manual_seed(0)
+    g, d = build_gan(shape, z_dim=8, hidden=16, layers=3, arch=arch)
+    last = [m for m in g.modules() if isinstance(m, nn.ConvTranspose2d)][-1]
+    with torch.no_grad():
+        last.weight.mul_(1e4)  # saturate the tanh: a linear output would leave [-1, 1]
+    x = g(torch.randn(16, 8))
+    assert x.shape == (16, *shape)
+    assert x.min() >= -1.0 and x.max() <= 1.0
+    torch.testing.assert_close(x.abs().max(), torch.tensor(1.0), atol=1e-6, rtol=0)
+    assert d(x).shape == (16,)
+
+
+def test_unknown_arch_is_a_user_error_listing_choices():
+    with pytest.raises(UserError, match="dcgan, infogan"):
+        build_gan((1, 8, 8), z_dim=4, hidden=8, layers=2, arch="resnet")

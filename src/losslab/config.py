@@ -41,6 +41,8 @@ class ModelConfig:
     hidden: int = 64
     layers: int = 3
     code_dim: int | None = None
+    arch: str = "dcgan"
+    """Image networks: "dcgan" (small DCGAN, the default) or "infogan" (losslab.models.conv)."""
 
 
 @dataclass
@@ -236,6 +238,7 @@ DOMAINS: dict[str, Domain] = {
     "model.hidden": COUNT,
     "model.layers": COUNT,
     "model.code_dim": COUNT,
+    "model.arch": _choice("dcgan", "infogan"),
     # [train]
     "train.steps": COUNT,
     "train.batch_size": COUNT,  # >= 2 where BatchNorm sees the batch: see check_batch_size

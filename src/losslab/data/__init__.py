@@ -5,7 +5,9 @@ Three sources, one :class:`Dataset` record:
 * toy Gaussian mixtures with an exact sampler (:mod:`losslab.data.toy`):
   ``gaussian1d``, ``mixture1d``, ``ring8``, ``grid25``;
 * image sets (:mod:`losslab.data.images`): ``digits`` (scikit-learn, bundled),
-  ``mnist`` and ``fashion-mnist`` (gzip IDX files, found locally or downloaded);
+  ``mnist`` and ``fashion-mnist`` (gzip IDX files, found locally or downloaded),
+  and ``stacked-mnist`` (:mod:`losslab.data.stacked`, built from MNIST; its
+  ``Dataset.default_n_eval`` is the protocol's 26,000 generated samples);
 * user files (:mod:`losslab.data.user`): a ``.csv`` matrix, a ``.npy`` array or
   a folder of PNG/JPEG images, selected when ``name_or_path`` is an existing path.
 

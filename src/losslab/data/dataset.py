@@ -49,6 +49,9 @@ class Dataset:
         1-D density ``pdf(x: ndarray) -> ndarray`` (1-D toys, for plots).
     class_names : list of str or None
         ``class_names[label]`` is the name of class ``label``.
+    default_n_eval : int or None
+        Generated samples an evaluation protocol of this dataset prescribes
+        (Stacked MNIST: 26,000), or None for the config's ``train.n_eval``.
     """
 
     name: str
@@ -65,6 +68,7 @@ class Dataset:
     sampler: Callable[[int, torch.Generator], Tensor] | None = field(default=None, repr=False)
     pdf: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
     class_names: list[str] | None = None
+    default_n_eval: int | None = None
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """A training batch: ``n`` fresh draws from ``sampler`` if set, else ``n`` random rows of ``train``.

@@ -112,7 +112,8 @@ def build_stacked_mnist(mnist: Dataset, *, n_train: int | None = None, n_test: i
     -------
     Dataset
         ``name="stacked-mnist"``, ``kind="image"``, ``shape=(3, H, W)``, labels
-        ``100 d_R + 10 d_G + d_B``, ``num_classes=1000``, class names ``"d_R d_G d_B"``.
+        ``100 d_R + 10 d_G + d_B``, ``num_classes=1000``, class names ``"d_R d_G d_B"``,
+        ``default_n_eval=26000`` (:data:`PROTOCOL_SAMPLES`, the VEEGAN / PacGAN protocol).
 
     Raises
     ------
@@ -133,6 +134,7 @@ def build_stacked_mnist(mnist: Dataset, *, n_train: int | None = None, n_test: i
         test_labels=y_te,
         num_classes=NUM_MODES,
         class_names=[f"{k // 100}{k // 10 % 10}{k % 10}" for k in range(NUM_MODES)],
+        default_n_eval=PROTOCOL_SAMPLES,
     )
 
 

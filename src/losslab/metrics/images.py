@@ -48,7 +48,7 @@ from torchmetrics.image.kid import poly_kernel
 
 from losslab.errors import UserError
 from losslab.metrics.features import ClassifierNet, accuracy, as_features, extract
-from losslab.metrics.fid import fid_from_features
+from losslab.metrics.fid import class_stats_from_predictions, fid_from_features
 from losslab.metrics.wasserstein import sliced_wasserstein
 
 # Binkowski et al. 2018 (and torchmetrics / torch-fidelity): 100 subsets of 1,000.
@@ -58,6 +58,11 @@ KID_SUBSET_SIZE = 1000
 PRDC_K = 5
 # Salimans et al. 2016 report the mean and std over 10 splits.
 IS_SPLITS = 10
+# Classes covered: a class counts when at least max(COVER_MIN_SAMPLES, COVER_MIN_SHARE * M / K) of the
+# M generated samples are classified to it with softmax probability >= COVER_MIN_PROB.
+COVER_MIN_PROB = 0.9
+COVER_MIN_SHARE = 0.2
+COVER_MIN_SAMPLES = 5
 # Above this many rows the full kernel matrices (8 n^2 bytes each) are not built; KID goes subset by subset.
 _KID_FULL_KERNEL_MAX = 5000
 
@@ -386,6 +391,71 @@ def _cnn_accuracy(x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tens
             loss.backward()
             opt.step()
     return accuracy(net, x_test, y_test)
+
+
+# ----------------------------------------------------------------------------- classes covered
+
+
+def confident_class_stats(
+    logits: Tensor | np.ndarray,
+    num_classes: int,
+    real_labels: Tensor | np.ndarray | None = None,
+    *,
+    min_prob: float = COVER_MIN_PROB,
+    min_share: float = COVER_MIN_SHARE,
+    min_samples: int = COVER_MIN_SAMPLES,
+) -> dict[str, Any]:
+    """Classes covered by generated images, counting only confident, repeated predictions.
+
+    A class is covered when at least ``max(min_samples, min_share * M / K)`` of the ``M``
+    samples are classified to it with softmax probability ``>= min_prob`` (defaults: 0.9,
+    and 5 samples or a fifth of the uniform share ``M / K``, e.g. 40 of 2,000 samples over
+    10 classes). Counting a class once a single sample is argmax-classified to it made
+    real digits of two classes "cover" 4 classes (misclassified strokes, and generated
+    noise lands in some class), and counted blobs no person would call a digit.
+    ``class_kl`` and ``class_counts`` keep the plain argmax histogram of
+    :func:`losslab.metrics.fid.class_stats_from_predictions`.
+
+    Parameters
+    ----------
+    logits : (M, K) tensor or array
+        Classifier logits of the generated images, M >= 1, K == num_classes.
+    num_classes : int
+    real_labels : (N,) ints, optional
+        Real labels defining ``p_real`` of ``class_kl``; None: uniform.
+    min_prob : float in (0, 1], keyword-only
+    min_share : float >= 0, keyword-only
+    min_samples : int >= 1, keyword-only
+
+    Returns
+    -------
+    dict
+        ``classes_covered`` (int), ``confident_counts`` (K ints: confident predictions
+        per class), ``cover_threshold`` (samples needed), ``class_kl``, ``class_counts``.
+
+    Raises
+    ------
+    ValueError
+        Logits not (M, K) with K == num_classes, M == 0, non-finite, or bad thresholds.
+
+    Reference: Lin et al. 2018, "PacGAN", arXiv:1712.04086, Sec. 5 (modes covered by
+    classifier predictions); the confidence and count thresholds are losslab's.
+    """
+    z = torch.as_tensor(logits).detach().to("cpu", torch.float64)
+    if z.ndim != 2 or z.shape[1] != num_classes or z.shape[0] == 0:
+        raise ValueError(f"logits must be (M >= 1, {num_classes}), got {tuple(z.shape)}")
+    if not torch.isfinite(z).all():
+        raise ValueError("logits contain NaN or inf")
+    if not (0.0 < min_prob <= 1.0 and min_share >= 0 and min_samples >= 1):
+        raise ValueError("need 0 < min_prob <= 1, min_share >= 0, min_samples >= 1")
+    prob, pred = torch.softmax(z, dim=1).max(dim=1)
+    confident = np.bincount(pred[prob >= min_prob].numpy(), minlength=num_classes)
+    threshold = max(float(min_samples), min_share * z.shape[0] / num_classes)
+    out = class_stats_from_predictions(pred, num_classes, real_labels)
+    out["classes_covered"] = int((confident >= threshold).sum())
+    out["confident_counts"] = [int(c) for c in confident]
+    out["cover_threshold"] = threshold
+    return out
 
 
 # ----------------------------------------------------------------------------- torchmetrics contract

@@ -1,8 +1,9 @@
 """Networks: a generator and a critic for a data shape.
 
 ``build_gan`` picks MLPs for vectors ``(d,)`` (:mod:`losslab.models.mlp`) and
-the infoGAN convolutional nets for images ``(C, S, S)`` with ``S % 4 == 0``
-(:mod:`losslab.models.conv`). The critic is either a discriminator with one
+convolutional nets for images ``(C, S, S)`` with ``S % 4 == 0``
+(:mod:`losslab.models.conv`): a small DCGAN by default (``arch="dcgan"``) or
+the infoGAN architecture (``arch="infogan"``). The critic is either a discriminator with one
 scalar per sample or an autoencoder (EBGAN / BEGAN) returning
 ``(reconstruction, code)``.
 """
@@ -13,7 +14,16 @@ from torch import nn
 
 from losslab.errors import UserError, unknown_choice
 from losslab.models.checks import as_shape, positive_int
-from losslab.models.conv import DEFAULT_IMAGE_CODE_DIM, ConvAutoencoder, ConvDiscriminator, ConvGenerator
+from losslab.models.conv import (
+    ARCHS,
+    DEFAULT_IMAGE_CODE_DIM,
+    ConvAutoencoder,
+    ConvDiscriminator,
+    ConvGenerator,
+    DCGANAutoencoder,
+    DCGANDiscriminator,
+    DCGANGenerator,
+)
 from losslab.models.mlp import (
     CRITIC_NORMS,
     MLPAutoencoder,
@@ -34,6 +44,7 @@ def build_gan(
     layers: int,
     critic_norm: str = "none",
     code_dim: int | None = None,
+    arch: str = "dcgan",
 ) -> tuple[nn.Module, nn.Module]:
     """Build a generator and a critic for data of the given shape.
 
@@ -41,8 +52,7 @@ def build_gan(
     ----------
     shape : tuple of int
         ``(d,)`` for vectors -> MLPs; ``(C, H, W)`` with ``H == W`` divisible
-        by 4 for images -> infoGAN conv nets (Chen et al. 2016,
-        arXiv:1606.03657, Appendix C.1).
+        by 4 for images -> conv nets of architecture ``arch``.
     critic : {"discriminator", "autoencoder"}
         ``"discriminator"``: ``D(x)`` returns ``(N,)``, one raw scalar per
         sample (logit, score or critic value). ``"autoencoder"``: ``D(x)``
@@ -54,7 +64,7 @@ def build_gan(
         ``(N, z_dim)``, to ``(N, *shape)`` and exposes ``G.z_dim``.
     hidden, layers : int
         Width and number of hidden layers of the MLPs (vectors). The conv
-        nets have the fixed infoGAN widths and ignore both (still validated).
+        nets have fixed widths and ignore both (still validated).
     critic_norm : {"batch", "layer", "none"}
         Normalisation in the critic's hidden layers, never on its first layer
         or output. "layer" keeps each sample's output independent of the rest
@@ -64,6 +74,12 @@ def build_gan(
     code_dim : int or None
         Code width of the autoencoder critic; ignored for a discriminator.
         Default: ``min(hidden, max(2, d))`` for vectors, 32 for images.
+    arch : {"dcgan", "infogan"}
+        Image architecture (ignored for vectors, still validated): ``"dcgan"``,
+        a small all-convolutional DCGAN (Radford et al. 2016, arXiv:1511.06434;
+        about 0.26M parameters for MNIST), or ``"infogan"`` (Chen et al. 2016,
+        arXiv:1606.03657, Appendix C.1; about 13M parameters, two large FC layers).
+        See :mod:`losslab.models.conv`.
 
     Returns
     -------
@@ -75,8 +91,10 @@ def build_gan(
     ------
     UserError
         Shape not ``(d,)`` or ``(C, S, S)`` with ``S % 4 == 0``, non-positive
-        sizes, unknown ``critic`` or ``critic_norm``.
+        sizes, unknown ``critic``, ``critic_norm`` or ``arch``.
     """
+    if arch not in ARCHS:
+        raise unknown_choice("model.arch", arch, ARCHS)
     if critic not in CRITICS:
         raise unknown_choice("critic", critic, CRITICS)
     if critic_norm not in CRITIC_NORMS:
@@ -100,11 +118,16 @@ def build_gan(
         c, h, w = shape
         if h != w or h % 4 != 0:
             raise UserError(f"image shape must be (C, S, S) with S divisible by 4, got {shape!r}")
-        g = ConvGenerator(z_dim, c, h)
-        if critic == "discriminator":
-            return g, ConvDiscriminator(c, h, critic_norm)
         code = code_dim if code_dim is not None else DEFAULT_IMAGE_CODE_DIM
-        return g, ConvAutoencoder(c, h, code, critic_norm)
+        if arch == "infogan":
+            g = ConvGenerator(z_dim, c, h)
+            if critic == "discriminator":
+                return g, ConvDiscriminator(c, h, critic_norm)
+            return g, ConvAutoencoder(c, h, code, critic_norm)
+        g = DCGANGenerator(z_dim, c, h)
+        if critic == "discriminator":
+            return g, DCGANDiscriminator(c, h, critic_norm)
+        return g, DCGANAutoencoder(c, h, code, critic_norm)
 
     raise UserError(f"data shape must be (d,) for vectors or (C, H, W) for images, got {shape!r}")
 
@@ -114,4 +137,4 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["CRITICS", "CRITIC_NORMS", "build_gan", "count_parameters"]
+__all__ = ["ARCHS", "CRITICS", "CRITIC_NORMS", "build_gan", "count_parameters"]
