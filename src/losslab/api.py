@@ -105,6 +105,9 @@ def resolve_config(data: str = "ring8", *, data_dir: str | None = None, config_f
     ds = load_dataset(base.data.name, data_dir=base.data.data_dir, image_size=base.data.image_size,
                       n_train=base.data.n_train)
     cfg = C.resolve(ds.kind, config_file=config_file, sets=sets, base=base)
+    explicit = C.explicit_keys(C.parse_set(sets), C.load_toml(config_file) if config_file else None)
+    if getattr(ds, "default_n_eval", None) and "train.n_eval" not in explicit:
+        cfg.train.n_eval = int(ds.default_n_eval)  # a protocol's sample count, e.g. Stacked MNIST's 26,000
     if steps is not None:
         if steps < 1:
             raise UserError(f"--steps must be >= 1, got {steps}")

@@ -115,17 +115,21 @@ def features_train(data: str, *, data_dir: str | None = None, image_size: int | 
     """
     ds = load_data(data, data_dir=data_dir, image_size=image_size)
     net = feature_network(ds, "classifier", progress=progress)
-    digit = getattr(net, "digit_net", net)  # Stacked MNIST: its per-channel digit classifier
+    # Stacked MNIST: its per-channel digit classifier; the calibrated space: its classifier half.
+    digit = getattr(net, "digit_net", None) or getattr(net, "classifier", net)
+    if not hasattr(digit, "num_classes"):
+        raise UserError(f"{ds.name!r} has no class labels: `losslab features train` trains the classifier; "
+                        "image metrics on unlabelled data use a self-supervised network trained by compare / eval")
     threshold = ACCURACY_THRESHOLDS.get("mnist" if digit is not net else ds.name)
     acc = digit.test_accuracy
     meets = None if threshold is None or acc is None else bool(acc >= threshold)
     if meets is False:
         warnings.warn(f"{digit.name}: test accuracy {acc:.4f} is below the {threshold:.2f} required for "
                       f"{ds.name}", stacklevel=2)
-    return {"data": ds.name, "name": net.name, "test_accuracy": acc, "threshold": threshold,
+    return {"data": ds.name, "name": digit.name, "test_accuracy": acc, "threshold": threshold,
             "meets_threshold": meets, "weights": getattr(digit, "cache_file", None),
-            "sha256": getattr(digit, "sha256", None), "num_classes": int(net.num_classes),
-            "num_features": int(net.num_features)}
+            "sha256": getattr(digit, "sha256", None), "num_classes": int(digit.num_classes),
+            "num_features": int(digit.num_features), "feature_net": net.name}
 
 
 # ----------------------------------------------------------------------------- samples

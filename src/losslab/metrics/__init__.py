@@ -41,8 +41,8 @@ from losslab.data.stacked import mode_digits
 from losslab.metrics.features import STACKED_NAME, ClassifierNet, StackedDigitNet, extract, get_feature_net
 from losslab.metrics.fid import (class_histogram_stats, class_stats_from_predictions, fid, fid_from_features,
                                  frechet_distance)
-from losslab.metrics.images import (ImageMetrics, inception_score, kid, metrics_from_features, prdc,
-                                    two_sample_accuracy)
+from losslab.metrics.images import (ImageMetrics, confident_class_stats, inception_score, kid, metrics_from_features,
+                                    prdc, two_sample_accuracy)
 from losslab.metrics.modes import mode_stats
 from losslab.metrics.representation import METRIC_INFO_REPRESENTATION
 from losslab.metrics.stacked import stacked_mnist_modes
@@ -325,6 +325,6 @@ def _evaluate_images(
     if labels is None:
         labels = getattr(dataset, "train_labels", None)
     num_classes = getattr(dataset, "num_classes", None) or int(getattr(clf, "num_classes"))
-    out.update(class_stats_from_predictions(z_fake.argmax(1), int(num_classes), labels))
+    out.update(confident_class_stats(z_fake, int(num_classes), labels))
     out["num_classes"] = int(num_classes)
     return out

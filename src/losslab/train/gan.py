@@ -107,6 +107,7 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> GANState:
         layers=cfg.model.layers,
         critic_norm=hp.get("critic_norm", "none"),
         code_dim=cfg.model.code_dim,
+        arch=cfg.model.arch,
     )
     G, D = G.to(device), D.to(device)
     rng = seeded_generator(seed, device)
