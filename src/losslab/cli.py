@@ -267,9 +267,9 @@ def cmd_list(args) -> None:
     elif args.what == "metrics":
         from losslab.metrics import METRIC_INFO
 
-        for name, info in METRIC_INFO.items():
-            arrow = "higher is better" if info.get("higher_is_better") else "lower is better"
-            print(f"{name:<16} {info.get('description', '')} ({arrow})")
+        directions = {True: " (higher is better)", False: " (lower is better)"}
+        for name, info in METRIC_INFO.items():  # counts and names (higher_is_better None) have no direction
+            print(f"{name:<16} {info.get('description', '')}{directions.get(info.get('higher_is_better'), '')}")
     else:
         raise unknown_choice("list", args.what, ("losses", "data", "metrics"))
 

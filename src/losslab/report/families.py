@@ -34,6 +34,7 @@ class Panel:
     scale: str = "linear"  # "linear" | "log" | "symlog"
     x: str = "step"
     xlabel: str | None = None  # default: the family's budget unit
+    hlines: tuple[tuple[float, str], ...] = ()  # (y, label): a reference level, e.g. EBGAN's margin
 
 
 def _has(rows_all: Sequence[Sequence[dict]], key: str) -> bool:
