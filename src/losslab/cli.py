@@ -111,6 +111,8 @@ def cmd_compare(args) -> None:
             _print_warnings(caught)
     paths = report_paths(args.out)
     if not args.quiet:
+        for sentence in res.get("answer") or []:  # the answer in words first (losslab.report.answer)
+            print(sentence)
         rec = res["recommendation"]
         print(f"verdict: {rec.get('verdict')}; best group: {', '.join(rec.get('best_group') or []) or 'none'}")
         print(f"recommendation: {rec['loss']}")

@@ -76,7 +76,11 @@ def loss_findings(results: dict, loss: str) -> list[dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {}
     covered: list[str] = []
     for r in runs:
+        seen: set[str] = set()
         for f in r.get("findings") or []:
+            if f["name"] in seen:  # one count per run
+                continue
+            seen.add(f["name"])
             m = merged.setdefault(f["name"], {"name": f["name"], "text": f["text"], "short": f.get("short") or f["text"],
                                               "severity": f.get("severity", "failure"), "seeds": 0,
                                               "n_runs": len(runs)})
