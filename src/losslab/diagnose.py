@@ -178,7 +178,7 @@ def oscillation(rows: Sequence[dict], key: str = "g_loss", loss: str = "") -> li
     if len(v) < 2 * MIN_ROWS:
         return []
     half = v[len(v) // 2:]
-    sm = ema(half, alpha=min(1.0, 5.0 / len(half)))
+    sm = ema(half, alpha=min(1.0, 20.0 / len(half)))  # a window of ~1/20 of the half: swings slower survive
     level = float(np.mean(np.abs(half))) + 1e-12
     swing = float(np.std(sm))
     t = np.arange(len(sm), dtype=np.float64)
