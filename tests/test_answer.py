@@ -6,7 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from test_verdict import write_comparison
 
+from losslab import config as C
+from losslab import io, rundir, verdict
+from losslab.losses import GAN_LOSSES
 from losslab.report.answer import LEARNABLE_MARGIN, answer, learnable, loss_findings
 
 
@@ -123,3 +127,33 @@ def test_loss_findings_merge_seeds_and_list_every_seeds_mode_count():
 def test_no_finished_loss_gives_a_no_answer_line():
     text = answer({"ranking": [], "runs": [], "recommendation": {}, "dataset": {"name": "ring8"}})
     assert len(text) == 1 and re.match(r"No answer: no loss finished", text[0])
+
+
+def test_aggregate_writes_the_answer_findings_and_effective_hyperparameters(tmp_path):
+    """verdict.aggregate -> results.json: ``answer`` sentences, each run's ``findings`` from its curves, and
+    ``hparams`` from its config.json through the family's resolution (preset lr_scale and --set applied)."""
+    def rows(loss, seed):  # fakes' energy above the margin (2.0) on 90% of the logged steps
+        return [{"step": i, "d_fake": 2.5 if i >= 10 else 1.0, "d_real": 0.3, "g_grad_norm": 1.0, "d_acc": 0.6}
+                for i in range(100)]
+
+    runs = [{"loss": loss, "seed": s, "status": "ok", "metrics": {"w1": 0.1 + 0.1 * s + (loss == "ns"),
+                                                                  "modes_covered": 8, "num_modes": 8}}
+            for loss in ("ebgan", "ns") for s in (0, 1)]
+    write_comparison(tmp_path, runs, family="gan", data="ring8", kind="vector", shape=[2], rows=rows)
+    cfg = C.Config()
+    cfg.loss.margin, cfg.loss.lr_scale = 2.0, 5.0
+    for r in runs:
+        rd = tmp_path / rundir.plan([r["loss"]], 1, seed_start=r["seed"])[0].run_dir
+        io.atomic_write_json(rd / rundir.CONFIG, rundir.run_config(cfg, family="gan", loss=r["loss"],
+                                                                   seed=r["seed"], data_name="ring8"))
+    res = verdict.aggregate(tmp_path)
+    on_disk = rundir.read_json_file(tmp_path / rundir.RESULTS)
+    assert on_disk["answer"] == res["answer"] and 2 <= len(res["answer"]) <= 4
+    ebgan = [r for r in res["runs"] if r["loss"] == "ebgan"]
+    assert all([f["name"] for f in r["findings"]] == ["above_margin"] for r in ebgan)
+    assert ebgan[0]["findings"][0]["values"] == {"share": 0.9, "margin": 2.0}
+    assert res["hparams"]["ebgan"]["margin"] == 2.0 and res["hparams"]["ebgan"]["lr_scale"] == 5.0
+    defaults = GAN_LOSSES["ns"].defaults
+    assert res["hparams"]["ns"]["lr_g"] == pytest.approx(5.0 * defaults["lr_g"])
+    assert "margin" not in res["hparams"]["ns"]
+    assert any("fakes stayed above the margin m = 2" in s for s in res["answer"])
