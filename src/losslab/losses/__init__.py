@@ -330,4 +330,5 @@ def family_of(name: str) -> str:
     raise unknown_loss(name, [n for r in REGISTRIES.values() for n in r])
 
 
-__all__ = ["ALIASES", "GAN_LOSSES", "GAN_LOSS_NAMES", "GANLoss", "REGISTRIES", "family_of", "get_gan_loss", "unknown_loss"]
+__all__ = ["ALIASES", "GAN_LOSSES", "GAN_LOSS_NAMES", "GANLoss", "REGISTRIES", "family_of", "get_gan_loss",
+           "unknown_loss"]

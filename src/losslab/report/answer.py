@@ -81,7 +81,8 @@ def loss_findings(results: dict, loss: str) -> list[dict[str, Any]]:
             if f["name"] in seen:  # one count per run
                 continue
             seen.add(f["name"])
-            m = merged.setdefault(f["name"], {"name": f["name"], "text": f["text"], "short": f.get("short") or f["text"],
+            m = merged.setdefault(f["name"], {"name": f["name"], "text": f["text"],
+                                              "short": f.get("short") or f["text"],
                                               "severity": f.get("severity", "failure"), "seeds": 0,
                                               "n_runs": len(runs)})
             m["seeds"] += 1

@@ -340,7 +340,7 @@ def plot_diagnostics(loss: str, runs: Sequence[tuple[Any, list[dict], bool]], pa
                           fontsize=7)
         ax.set_title(panel.title, fontsize=10)
         ax.set_xlabel(panel.xlabel or xlabel, fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
         ax.grid(alpha=0.3)
     handles = [
         Line2D([], [], color=color(i), label=f"seed {seed}" + ("" if rows else " (no metrics logged)"))

@@ -282,7 +282,7 @@ def step(state: GANState, data, batch_size: int, *, record: bool = False) -> dic
     if record:
         g_norm, g_mean = grad_stats(G)
         log.update(g_loss=float(g_loss.detach()), g_grad_norm=g_norm, g_grad_mean=g_mean)
-        if loss.g_takes_code and code_fake is not None:  # EBGAN-PT: the pulling-away term of this batch's codes
+        if loss.g_takes_code and code_fake is not None:  # EBGAN-PT: pulling-away term of this batch's codes
             log["pt"] = float(pulling_away_term(code_fake.detach()))
     state.opt_g.step()
     state.g_updates += 1
