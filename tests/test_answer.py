@@ -137,7 +137,7 @@ def test_aggregate_writes_the_answer_findings_and_effective_hyperparameters(tmp_
         return [{"step": i, "d_fake": 2.5 if i >= 10 else 1.0, "d_real": 0.3, "g_grad_norm": 1.0, "d_acc": 0.6}
                 for i in range(100)]
 
-    runs = [{"loss": loss, "seed": s, "status": "ok", "metrics": {"w1": 0.1 + 0.1 * s + (loss == "ns"),
+    runs = [{"loss": loss, "seed": s, "status": "ok", "metrics": {"w1": 0.1 + 0.1 * s + (loss == "ns") * (1 + 0.05 * s),
                                                                   "modes_covered": 8, "num_modes": 8}}
             for loss in ("ebgan", "ns") for s in (0, 1)]
     write_comparison(tmp_path, runs, family="gan", data="ring8", kind="vector", shape=[2], rows=rows)
