@@ -157,9 +157,21 @@ def _section(md: str, title: str) -> str:
     return md.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
+def _md_tables(section: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Every Markdown table of a section as (header, rows), in order."""
+    out, block = [], []
+    for ln in section.splitlines() + [""]:
+        if ln.startswith("|"):
+            block.append([c.strip() for c in ln.strip().strip("|").split(" | ")])
+        elif block:
+            out.append((block[0], block[2:]))
+            block = []
+    return out
+
+
 def _md_table(section: str) -> list[list[str]]:
-    lines = [ln for ln in section.splitlines() if ln.startswith("|")]
-    return [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines[2:]]
+    """The rows of a section's first table."""
+    return _md_tables(section)[0][1]
 
 
 @pytest.fixture(scope="module", params=["2d", "1d", "image"])
@@ -223,12 +235,16 @@ def test_ranking_table_follows_results_order_and_numbers(built):
     assert table[0][3] == "2 / 2" and table[1][3] == "1 / 2"
     assert table[0][4] == "100%" and table[1][4] == "50%"
     assert table[0][5] == "50%" and table[1][5] == DASH  # collapse rate null -> dash
-    head = [c.strip() for c in _section(md, "Ranking").split("\n| ", 1)[1].split("\n")[0].strip("|").split(" | ")]
-    hq = head.index("% high quality")
-    assert table[0][hq] == "87.5%" and table[1][hq] == DASH  # None metric -> dash
+    (head, _), (head2, table2) = _md_tables(_section(md, "Ranking"))
     gv = head.index("generator gradient vanished")
     assert table[0][gv] == "0%" and table[1][gv] == "50%"
-    assert not any("num_modes" in h for h in head)
+    # Secondary metrics: a second, collapsible table in the same order.
+    assert "<details><summary>Secondary metrics and costs</summary>" in _section(md, "Ranking")
+    assert [row[0] for row in table2] == ["**wgan-gp**", "**ns**"]
+    hq = head2.index("% high quality")
+    assert table2[0][hq] == "87.5%" and table2[1][hq] == DASH  # None metric -> dash
+    assert "% high quality" not in head  # the main table holds the primary metric and trust only
+    assert not any("num_modes" in h for h in head + head2)
 
 
 def test_per_run_table_marks_the_diverged_run(built):
@@ -369,3 +385,49 @@ def test_seed_mean_averages_over_seeds_at_each_step():
     steps, mean = seed_mean([a, b], "g_grad_norm")
     assert_allclose(steps, [0.0, 10.0, 20.0])
     assert_allclose(mean, [1.5, 3.0, 4.0])
+
+
+# ------------------------------------------------------------------ answer, clipping, hyperparameters
+
+
+def test_report_opens_with_the_answer_and_clips_intervals(tmp_path):
+    out, results = make_out(tmp_path, "2d")
+    results["ranking"][0]["ci95"] = [-0.25, 1.35]  # a t interval below W1's floor of 0
+    results["answer"] = ["wgan-gp is the clear winner on ring8: see `losslab explain wgan-gp`.", "Second."]
+    results["hparams"] = {"wgan-gp": {"lr_g": 0.0005, "betas": [0.0, 0.9], "lr_scale": 5.0}}
+    atomic_write_json(out / "results.json", results)
+    paths = build_report(out)
+    md, page = paths["markdown"].read_text(), paths["html"].read_text()
+    # The answer comes right after the title, before the header list, with its command as code.
+    assert md.split("\n\n")[1].startswith("> wgan-gp is the clear winner on ring8: see `losslab explain wgan-gp`.")
+    assert page.index('<div class="answer">') < page.index("<ul>")
+    assert "<code>losslab explain wgan-gp</code>" in page
+    # The interval is clipped to [0, ...) and the clipped bound marked, with a footnote.
+    cell = _md_table(_section(md, "Ranking"))[0][2]
+    assert cell == "0.55 [0\\*, 1.35]"
+    assert "clipped: the Student-t interval reaches past the values w1 can take (>= 0)" in md
+    # The learning-rate scaling is said, and the effective values are in a collapsible table.
+    assert "multiplied by 5" in md and "loss.lr_scale" in md
+    assert "<summary>Effective hyperparameters per loss (after presets and overrides)</summary>" in page
+    assert "lr_g=0.0005, betas=(0, 0.9), lr_scale=5" in md
+
+
+def test_unknown_loss_aliases_name_the_registered_losses():
+    from losslab.losses import family_of, get_gan_loss
+
+    with pytest.raises(UserError, match=r"bce is not a GAN loss name: the BCE GAN losses are minimax .* and ns"):
+        family_of("bce")
+    with pytest.raises(UserError, match=r"use --losses wgan,wgan-gp\. Choose from: .*wgan-gp"):
+        get_gan_loss("wasserstein")
+    with pytest.raises(UserError, match=r"^unknown loss 'nonsense'; choose from: "):
+        family_of("nonsense")
+
+
+def test_list_metrics_gives_counts_no_direction(capsys):
+    from losslab.cli import main
+
+    main(["list", "metrics"])
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines() if ln.strip()}
+    assert lines["w1"].endswith("(lower is better)") and lines["linear_probe"].endswith("(higher is better)")
+    for count in ("n_eval", "num_modes", "num_classes", "n_real", "chance"):
+        assert "better" not in lines[count], lines[count]

@@ -77,6 +77,8 @@ def cmd_compare(args) -> None:
             _print_warnings(caught)
     paths = report_paths(args.out)
     if not args.quiet:
+        for sentence in res.get("answer") or []:  # the answer in words first (losslab.report.answer)
+            print(sentence)
         rec = res["recommendation"]
         print(f"verdict: {rec.get('verdict')}; best group: {', '.join(rec.get('best_group') or []) or 'none'}")
         print(f"recommendation: {rec['loss']}")
@@ -184,9 +186,9 @@ def cmd_list(args) -> None:
     elif args.what == "metrics":
         from losslab.metrics import METRIC_INFO
 
-        for name, info in METRIC_INFO.items():
-            arrow = "higher is better" if info.get("higher_is_better") else "lower is better"
-            print(f"{name:<16} {info.get('description', '')} ({arrow})")
+        directions = {True: " (higher is better)", False: " (lower is better)"}
+        for name, info in METRIC_INFO.items():  # counts and names (higher_is_better None) have no direction
+            print(f"{name:<16} {info.get('description', '')}{directions.get(info.get('higher_is_better'), '')}")
     else:
         raise unknown_choice("list", args.what, ("losses", "data", "metrics"))
 

@@ -30,6 +30,7 @@ from losslab.convergence import extend_results
 from losslab.errors import UserError
 from losslab.losses import family_of
 from losslab.metrics import METRIC_INFO, primary_metric
+from losslab.report.answer import add_answer
 from losslab.report.families import describe
 
 __all__ = ["D_ACC_WINNING", "VANISH_RATIO", "aggregate", "gradient_diagnosis", "mean_ci95", "pareto",
@@ -270,6 +271,7 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
         "notes": _notes(runs) + words.notes(ranking, runs, spec.get("data", "")),
     }
     extend_results(out, spec, runs, results)  # converged_rate per row, budget.suggested_steps, search
+    add_answer(out, results)  # findings per run, effective hyperparameters, the answer in words
     io.atomic_write_json(out / rundir.RESULTS, results)
     return results
 

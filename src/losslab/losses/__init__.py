@@ -23,7 +23,7 @@ from typing import Callable
 
 from torch import Tensor
 
-from losslab.errors import unknown_choice
+from losslab.errors import UserError, unknown_choice
 from losslab.losses import gan
 from losslab.losses.contrastive import CONTRASTIVE_LOSSES
 from losslab.losses.diffusion import DIFFUSION_LOSSES
@@ -294,7 +294,7 @@ def get_gan_loss(name: str) -> GANLoss:
     try:
         return GAN_LOSSES[name]
     except (KeyError, TypeError):
-        raise unknown_choice("loss", name, GAN_LOSSES) from None
+        raise unknown_loss(name, GAN_LOSSES) from None
 
 
 # Every registry, keyed by the model family that trains its losses. Loss names
@@ -308,18 +308,54 @@ REGISTRIES: dict[str, dict] = {
 }
 
 
+# Names people use for losses that are registered under another name (or several): the error for
+# one of them says which registered names are meant; nothing is expanded silently.
+ALIASES: dict[str, tuple[tuple[str, ...], str]] = {
+    "bce": (("minimax", "ns"), "bce is not a GAN loss name: the BCE GAN losses are minimax (the saturating "
+                               "original) and ns (non-saturating, the -log D trick)"),
+    "gan": (("minimax", "ns"), "the original GAN's BCE losses are minimax and ns"),
+    "vanilla": (("minimax", "ns"), "the original GAN's BCE losses are minimax and ns"),
+    "wasserstein": (("wgan", "wgan-gp"), "the Wasserstein GAN losses are wgan (weight clipping) and wgan-gp "
+                                         "(gradient penalty)"),
+    "wgangp": (("wgan-gp",), "the gradient-penalty WGAN is wgan-gp"),
+    "ls": (("lsgan",), "the least-squares GAN is lsgan"),
+    "least-squares": (("lsgan",), "the least-squares GAN is lsgan"),
+    "simclr": (("nt-xent",), "SimCLR's loss is nt-xent"),
+    "ntxent": (("nt-xent",), "SimCLR's loss is nt-xent"),
+    "infonce": (("info-nce",), "InfoNCE is info-nce"),
+    "ddim": (("ddpm",), "ddpm trains the denoiser and samples with DDIM"),
+}
+
+
+def unknown_loss(name: str, choices) -> UserError:
+    """``UserError`` for an unknown loss: the valid names, led by what an alias (:data:`ALIASES`) means.
+
+    E.g. ``unknown_loss("wasserstein", ...)`` says "the Wasserstein GAN losses are wgan (weight clipping)
+    and wgan-gp (gradient penalty); use --losses wgan,wgan-gp" before the list of names.
+    """
+    err = unknown_choice("loss", name, choices)
+    alias = ALIASES.get(str(name).strip().lower()) if isinstance(name, str) else None
+    if alias is None:
+        return err
+    names, why = alias
+    return UserError(f"unknown loss {name!r}: {why}; use --losses {','.join(names)}. "
+                     + str(err).split("; ", 1)[1].capitalize())
+
+
 def family_of(name: str) -> str:
     """The model family whose registry holds loss ``name``.
 
     Raises
     ------
     UserError
-        If no registry has ``name``; the message lists every trainable loss.
+        If no registry has ``name``; the message lists every trainable loss,
+        led by the registered names an alias means (``bce``: minimax and ns).
     """
     for family, registry in REGISTRIES.items():
         if name in registry:
             return family
-    raise unknown_choice("loss", name, [n for r in REGISTRIES.values() for n in r])
+    raise unknown_loss(name, [n for r in REGISTRIES.values() for n in r])
 
 
-__all__ = ["GAN_LOSSES", "GAN_LOSS_NAMES", "GANLoss", "REGISTRIES", "family_of", "get_gan_loss"]
+__all__ = ["ALIASES", "GAN_LOSSES", "GAN_LOSS_NAMES", "GANLoss", "REGISTRIES", "family_of", "get_gan_loss",
+           "unknown_loss"]

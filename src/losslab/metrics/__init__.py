@@ -137,6 +137,22 @@ METRIC_INFO: dict[str, dict[str, Any]] = {
 
 METRIC_INFO.update(METRIC_INFO_REPRESENTATION)
 
+# domain: (lo, hi) of the values a metric can take (None: unbounded); the report clips intervals to it.
+_UNIT = (0.0, 1.0)
+_DOMAINS: dict[str, tuple[float | None, float | None]] = {
+    **{k: (0.0, None) for k in ("w1", "swd", "reverse_kl", "fid", "class_kl", "density", "feature_swd",
+                                "feature_w1", "modes_covered", "classes_covered")},
+    **{k: _UNIT for k in ("ks", "ks_pvalue", "high_quality", "precision", "recall", "coverage", "c2st_accuracy",
+                          "c2st_pvalue", "d_accuracy", "linear_probe", "knn", "zero_shot", "view_match",
+                          "linear_probe_pixels", "linear_probe_random_encoder", "knn_pixels", "knn_random_encoder")},
+    "inception_score": (1.0, None),
+    "alignment": (0.0, 4.0),  # squared distance of unit vectors
+    "uniformity": (None, 0.0),  # log of a mean of exp(-2 d^2) <= 1
+}
+for _k, _d in _DOMAINS.items():
+    if _k in METRIC_INFO:
+        METRIC_INFO[_k]["domain"] = _d
+
 
 def primary_metric(dataset: Any = None, *, family: str = "gan", kind: str | None = None,
                    shape: Any = None) -> tuple[str, bool]:

@@ -27,9 +27,11 @@ from losslab import io
 from losslab.io import atomic_write_bytes, read_jsonl
 from losslab.rundir import METRICS, REFERENCE, RESULT, RESULTS, SAMPLES, read_json_file
 from losslab.report import plots
+from losslab.report.answer import answer
 from losslab.report.diffusion import plot_diffusion
 from losslab.report.embedding import EMBEDDING_FILE, plot_embedding_grid
 from losslab.report.families import describe
+from losslab.report.signatures import diagnostics_caption, loss_panels
 from losslab.report.render import report_blocks, to_html, to_markdown
 
 __all__ = ["build_report", "rebuild", "report_paths"]
@@ -165,14 +167,15 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
 
     # 1. Ranking.
     seeds = {loss: [r["metrics"][primary] for r in rs if _is_primary_ok(r, primary)] for loss, rs in by_loss.items()}
-    plots.plot_ranking(ranking, seeds, primary, hib, figdir / "ranking.png")
+    upper = ds.get("num_modes") if primary == "modes_covered" and plots.is_number(ds.get("num_modes")) else None
+    plots.plot_ranking(ranking, seeds, primary, hib, figdir / "ranking.png", upper=upper)
     figs.append(
         (
             "figures/ranking.png",
             "Ranking",
             f"{primary} per loss, best first ({'higher' if hib else 'lower'} is better): the large dot is the seed "
-            "mean with its 95% CI, small dots are single seeds; trust an ordering only where the intervals "
-            "do not overlap.",
+            "mean with its 95% CI (clipped to the metric's possible values), small dots are single seeds; "
+            "trust an ordering only where the intervals do not overlap.",
         )
     )
 
@@ -226,9 +229,9 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
         fam = describe(_family_of_loss(loss, rs, ranking, results.get("family")))
         rel = f"figures/diagnostics_{_safe(loss)}.png"
         seed_runs = [(r.get("seed"), rows[id(r)], r.get("status") == "diverged") for r in rs]
-        plots.plot_diagnostics(loss, seed_runs, out / rel, panels=fam.panels([rw for _, rw, _ in seed_runs]),
-                               xlabel=f"{fam.network} update")
-        figs.append((rel, f"Diagnostics: {loss}", fam.diagnostics_caption.format(loss=loss)))
+        panels = loss_panels(loss, fam, [rw for _, rw, _ in seed_runs], (results.get("hparams") or {}).get(loss))
+        plots.plot_diagnostics(loss, seed_runs, out / rel, panels=panels, xlabel=f"{fam.network} update")
+        figs.append((rel, f"Diagnostics: {loss}", diagnostics_caption(loss, fam, panels)))
 
     # 5. Contrastive runs: 2-D embedding of the test set coloured by class, one panel per loss.
     emb = []
@@ -326,6 +329,8 @@ def build_report(out_dir: str | Path, *, quiet: bool = True) -> dict[str, Path]:
     """
     out = Path(out_dir)
     results = load_results(out)
+    if not isinstance(results.get("answer"), list):  # a results.json of an older version
+        results["answer"] = answer(results)
     figures = make_figures(out, results)
     blocks = report_blocks(results, figures)
     paths = report_paths(out)

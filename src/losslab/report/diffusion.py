@@ -160,14 +160,14 @@ def plot_diffusion(run_dir: str | Path, out_png: str | Path, *, reference: dict 
         n = len(fwd_x)
         _vector_row(top, fwd_x.reshape(n, fwd_x.shape[1], -1), fwd_titles, ref, "0.35")
         n = len(rev_x)
-        _vector_row(mid, rev_x.reshape(n, rev_x.shape[1], -1), rev_titles, ref, "C1")
+        _vector_row(mid, rev_x.reshape(n, rev_x.shape[1], -1), rev_titles, ref, "#E69F00")
 
     ax = bottom.subplots()
     edges, losses = data["bucket_edges"].astype(int), data["bucket_loss"].astype(float)
     labels = [f"{lo + 1}-{hi}" for lo, hi in zip(edges[:-1], edges[1:])]
     finite = np.isfinite(losses)
     if finite.any():
-        ax.bar(np.arange(len(losses))[finite], losses[finite], color="C0")
+        ax.bar(np.arange(len(losses))[finite], losses[finite], color="#0072B2")
         ax.set_xticks(range(len(losses)), labels, fontsize=7)
         pos = losses[finite]
         ax.set_yscale("log" if (pos > 0).all() and pos.max() / pos.min() > 30 else "linear")

@@ -34,6 +34,7 @@ class Panel:
     scale: str = "linear"  # "linear" | "log" | "symlog"
     x: str = "step"
     xlabel: str | None = None  # default: the family's budget unit
+    hlines: tuple[tuple[float, str], ...] = ()  # (y, label): a reference level, e.g. EBGAN's margin
 
 
 def _has(rows_all: Sequence[Sequence[dict]], key: str) -> bool:
@@ -106,21 +107,25 @@ def _no_notes(entries: Sequence[dict], runs: Sequence[dict], data: str) -> list[
 
 
 def _contrastive_notes(entries: Sequence[dict], runs: Sequence[dict], data: str) -> list[str]:
-    """Per loss, why random data cannot teach a contrastive encoder (only for the random dataset).
+    """Why random data cannot teach a contrastive encoder (only for the random dataset): one note,
+    with the numbers of the best-ranked loss and each loss's linear-probe accuracy.
 
     The loss's metric means, plus the chance accuracy of its runs (a property
     of the data, so the ranking's means leave it out).
     """
-    notes = []
-    for e in entries:
-        if e.get("metrics_mean"):
-            chance = [r["metrics"]["chance"] for r in runs if r.get("loss") == e["loss"] and r.get("status") == "ok"
-                      and isinstance((r.get("metrics") or {}).get("chance"), (int, float))]
-            means = {**e["metrics_mean"], **({"chance": sum(chance) / len(chance)} if chance else {})}
-            note = random_data_note(means, data=data)
-            if note:
-                notes.append(f"{e['loss']}: {note}")
-    return notes
+    scored = [e for e in entries if e.get("metrics_mean")]
+    if not scored:
+        return []
+    e = scored[0]
+    chance = [r["metrics"]["chance"] for r in runs if r.get("status") == "ok"
+              and isinstance((r.get("metrics") or {}).get("chance"), (int, float))]
+    means = {**e["metrics_mean"], **({"chance": sum(chance) / len(chance)} if chance else {})}
+    note = random_data_note(means, data=data)
+    if not note:
+        return []
+    per_loss = ", ".join(f"{x['loss']} {100 * x['metrics_mean']['linear_probe']:.1f}%" for x in scored
+                         if isinstance(x["metrics_mean"].get("linear_probe"), (int, float)))
+    return [f"{note} (Numbers of {e['loss']}, the best ranked; linear probe per loss: {per_loss}.)"]
 
 
 @dataclass(frozen=True)

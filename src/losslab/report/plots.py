@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 
 from losslab.convergence import mean_curve
 from losslab.io import atomic_write_bytes
+from losslab.report.style import OKABE_ITO, clip_ci, color, smooth
 
 DPI = 100
 MAX_POINTS = 2000  # scatter points per cloud (strided subsample), keeps PNGs small
@@ -118,7 +119,8 @@ def image_grid(x: np.ndarray, ncol: int = 8, pad: int = 1) -> np.ndarray:
 
 
 def plot_ranking(
-    ranking: Sequence[dict], seed_values: dict[str, list[float]], metric: str, higher_is_better: bool, path: Path
+    ranking: Sequence[dict], seed_values: dict[str, list[float]], metric: str, higher_is_better: bool, path: Path,
+    *, upper: float | None = None,
 ) -> Path:
     """Primary metric per loss (ranking order): seed mean with 95% CI bars, seeds as dots.
 
@@ -130,6 +132,10 @@ def plot_ranking(
         Loss name -> primary-metric value of each ok seed.
     metric, higher_is_better : str, bool
         Name and direction of the primary metric (axis label).
+    upper : float, optional
+        Upper bound of the metric where its domain has none (the number of
+        modes for ``modes_covered``). The drawn CI is clipped to the metric's
+        domain (:func:`losslab.report.style.clip_ci`).
     """
     fig = Figure(figsize=(max(4.5, 0.9 * len(ranking) + 2.0), 3.6))
     ax = fig.subplots()
@@ -140,16 +146,17 @@ def plot_ranking(
         mean, ci = row.get("mean"), row.get("ci95")
         if is_number(mean):
             yerr = None
-            if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(is_number(c) for c in ci):
+            ci, _ = clip_ci(metric, ci, upper=upper)
+            if ci is not None:
                 yerr = [[max(0.0, mean - ci[0])], [max(0.0, ci[1] - mean)]]
-            ax.errorbar(i, mean, yerr=yerr, fmt="o", color="C0", ms=7, capsize=5, lw=2, zorder=3)
+            ax.errorbar(i, mean, yerr=yerr, fmt="o", color=OKABE_ITO[0], ms=7, capsize=5, lw=2, zorder=3)
     ax.set_xticks(range(len(ranking)), [str(r.get("loss")) for r in ranking], rotation=30 if len(ranking) > 5 else 0)
     ax.set_xlim(-0.6, len(ranking) - 0.4)
     ax.set_ylabel(f"{metric} ({'higher' if higher_is_better else 'lower'} is better)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(
         handles=[
-            Line2D([], [], color="C0", marker="o", lw=2, label="seed mean, 95% CI"),
+            Line2D([], [], color=OKABE_ITO[0], marker="o", lw=2, label="seed mean, 95% CI"),
             Line2D([], [], color="0.55", marker="o", ls="", label="one seed"),
         ],
         fontsize=8,
@@ -180,7 +187,7 @@ def _draw_vectors(ax, x: np.ndarray, ref: dict, is_data: bool) -> None:
     if x.shape[1] == 1:
         lo, hi = _limits(real, x[:, :1])
         bins = np.linspace(lo[0], hi[0], 61)
-        ax.hist(x[:, 0], bins=bins, density=True, color="C1" if not is_data else "0.6", alpha=0.7)
+        ax.hist(x[:, 0], bins=bins, density=True, color=OKABE_ITO[1] if not is_data else "0.6", alpha=0.7)
         if ref.get("pdf_x") is not None and ref.get("pdf_y") is not None:
             ax.plot(ref["pdf_x"], ref["pdf_y"], color="k", lw=1.2)
         elif real is not None and not is_data:
@@ -193,7 +200,7 @@ def _draw_vectors(ax, x: np.ndarray, ref: dict, is_data: bool) -> None:
     modes_p = project(ref["modes"]) if ref.get("modes") is not None else None
     if real_p is not None and not is_data:
         ax.scatter(*_thin(real_p).T, s=2, color="0.75", rasterized=True)
-    ax.scatter(*_thin(p).T, s=2, color="0.45" if is_data else "C1", alpha=0.6, rasterized=True)
+    ax.scatter(*_thin(p).T, s=2, color="0.45" if is_data else OKABE_ITO[1], alpha=0.6, rasterized=True)
     if modes_p is not None:
         ax.scatter(*modes_p.T, s=40, marker="+", color="k", lw=1.2)
     lo, hi = _limits(real_p, modes_p, p)
@@ -236,24 +243,43 @@ def plot_samples(panels: Sequence[tuple[str, np.ndarray | None, str]], ref: dict
 # ------------------------------------------------------------- diagnostics
 
 
-def _plot_lines(ax, lines: Sequence[tuple[str, str, np.ndarray, np.ndarray, bool]], scale: str) -> None:
-    """Draw (colour, linestyle, steps, values, diverged) lines on ``ax`` with the given y-scale."""
+def _plot_lines(ax, lines: Sequence[tuple[str, str, np.ndarray, np.ndarray, bool]], scale: str, *,
+                hlines: Sequence[tuple[float, str]] = ()) -> None:
+    """Draw (colour, linestyle, steps, values, diverged) lines on ``ax`` with the given y-scale.
+
+    A curve of at least :data:`losslab.report.style.SMOOTH_MIN` points is drawn
+    faint as logged and bold as its EMA (:func:`losslab.report.style.smooth`).
+    ``"symlog"`` (a signed quantity such as a gradient mean) is drawn on a
+    linear axis with a zero line and scientific tick labels, the axis limited
+    to the 1-99% range of the values so that a spike does not flatten the rest.
+    ``hlines`` are reference levels (y, label), drawn dashed grey and labelled.
+    """
     vals = [v for *_, v, _ in lines if len(v)]
     if not vals:
         _note(ax, "not logged")
         return
-    for color, ls, s, v, diverged in lines:
+    for color_, ls, s, v, diverged in lines:
         if scale == "log":
             v = np.maximum(v, GRAD_FLOOR)
-        ax.plot(s, v, ls, color=color, lw=1.0)
+        sm = smooth(v, log=scale == "log") if ls not in ("-o",) else v
+        if sm is not v:
+            ax.plot(s, v, ls, color=color_, lw=0.6, alpha=0.3)
+        ax.plot(s, sm, ls, color=color_, lw=1.4)
         if diverged and len(s):
             ax.plot(s[-1], v[-1], "x", color="k", ms=9, mew=2, zorder=5)
+    for y, label in hlines:
+        ax.axhline(y, color="0.3", ls=(0, (4, 3)), lw=1.2, zorder=4)
+        ax.annotate(label, xy=(1.0, y), xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                    textcoords="offset points", ha="right", va="bottom", fontsize=7, color="0.2")
     if scale == "log":
         ax.set_yscale("log")
     elif scale == "symlog":
-        nz = np.abs(np.concatenate(vals))
-        nz = nz[nz > 0]
-        ax.set_yscale("symlog", linthresh=float(max(np.percentile(nz, 10), GRAD_FLOOR)) if len(nz) else 1e-8)
+        allv = np.concatenate(vals)
+        lo, hi = np.percentile(allv, [1, 99])
+        pad = 0.1 * max(hi - lo, 1e-30)
+        ax.set_ylim(min(lo, 0.0) - pad, max(hi, 0.0) + pad)
+        ax.axhline(0.0, color="0.5", lw=0.8)
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
 
 
 def _bucket_series(rows: Sequence[dict], keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -301,24 +327,24 @@ def plot_diagnostics(loss: str, runs: Sequence[tuple[Any, list[dict], bool]], pa
     for ax, panel in zip(axes, panels):
         if panel.x == "bucket":
             keys = [key for key, _, _ in panel.lines]
-            lines = [(f"C{i % 10}", "-o", *_bucket_series(rows, keys), False) for i, (_, rows, _) in enumerate(runs)]
+            lines = [(color(i), "-o", *_bucket_series(rows, keys), False) for i, (_, rows, _) in enumerate(runs)]
             _plot_lines(ax, lines, panel.scale)
         else:
             lines = [
-                (f"C{i % 10}", ls, *series(rows, key), diverged)
+                (color(i), ls, *series(rows, key), diverged)
                 for i, (_, rows, diverged) in enumerate(runs)
                 for key, _, ls in panel.lines
             ]
-            _plot_lines(ax, lines, panel.scale)
+            _plot_lines(ax, lines, panel.scale, hlines=getattr(panel, "hlines", ()))
             if len(panel.lines) > 1:
                 ax.legend(handles=[Line2D([], [], color="k", ls=ls, label=label) for _, label, ls in panel.lines],
                           fontsize=7)
         ax.set_title(panel.title, fontsize=10)
         ax.set_xlabel(panel.xlabel or xlabel, fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(which="both", labelsize=7)
         ax.grid(alpha=0.3)
     handles = [
-        Line2D([], [], color=f"C{i % 10}", label=f"seed {seed}" + ("" if rows else " (no metrics logged)"))
+        Line2D([], [], color=color(i), label=f"seed {seed}" + ("" if rows else " (no metrics logged)"))
         for i, (seed, rows, _) in enumerate(runs)
     ]
     if any(d and rows for _, rows, d in runs):
@@ -358,7 +384,7 @@ def plot_overview(curves: dict[str, list[list[dict]]], path: Path, *, network: s
     lines = []
     for i, (loss, rowsets) in enumerate(curves.items()):
         s, v = seed_mean(rowsets, "g_grad_norm")
-        lines.append((f"C{i % 10}", ["-", "--", ":", "-."][(i // 10) % 4], s, v, False))
+        lines.append((color(i), ["-", "--", ":", "-."][(i // 10) % 4], s, v, False))
     _plot_lines(ax, lines, "log")
     if any(len(v) for *_, v, _ in lines):
         ax.legend(

@@ -4,7 +4,9 @@ Both outputs come from the same blocks, so they carry the same content. A
 block is a tuple:
 
 ``("h1" | "h2" | "h3", text)``, ``("p", inline)``, ``("ul", [inline, ...])``,
-``("table", header, rows)`` (cells are inline), ``("fig", relpath, caption)``.
+``("table", header, rows)`` (cells are inline), ``("fig", relpath, caption)``,
+``("answer", [inline, ...])`` (the opening sentences, set apart),
+``("details", summary, [block, ...])`` (collapsible; no figures inside).
 
 ``inline`` is a string or a list of parts, each a string or ``("b", text)`` /
 ``("code", text)``. Text is escaped at render time (Markdown specials,
@@ -19,8 +21,10 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from losslab.report.answer import loss_findings
 from losslab.report.families import describe
 from losslab.report.plots import is_number
+from losslab.report.style import clip_ci, domain
 
 DASH = "\u2014"  # shown for a missing / NaN / null value
 
@@ -53,6 +57,11 @@ code{background:#f2f2f2;padding:0 .25em;border-radius:3px;font-size:.92em}
 figure{margin:1em 0 2em}
 img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#555;font-size:.9em;margin-top:.3em}
+.answer{background:#eef5fb;border-left:4px solid #0072B2;padding:.5em 1em;margin:1em 0}
+.answer p{margin:.4em 0}
+details{margin:.8em 0}
+summary{cursor:pointer;font-weight:600}
+td code{white-space:normal;word-break:break-word}
 """
 
 
@@ -87,7 +96,8 @@ def fmt_num(x: Any, *, percent: bool = False) -> str:
     return f"{x:.3e}"
 
 
-def fmt_ci(mean: Any, ci: Any, *, percent: bool = False) -> str:
+def fmt_ci(mean: Any, ci: Any, *, percent: bool = False, metric: str | None = None,
+           upper: float | None = None) -> str:
     """``"mean [lo, hi]"``; just ``"mean"`` without a valid CI; an em dash without a mean.
 
     Parameters
@@ -96,12 +106,22 @@ def fmt_ci(mean: Any, ci: Any, *, percent: bool = False) -> str:
         Seed mean of a metric.
     ci : [lo, hi] or None
         95% confidence interval of the mean (null when fewer than 2 ok seeds).
+    metric : str, optional
+        The metric's name: the interval is clipped to its domain
+        (:func:`losslab.report.style.clip_ci`) and a clipped bound carries ``*``.
+    upper : float, optional
+        Upper bound where the domain has none (number of modes).
     """
     if not is_number(mean):
         return DASH
     s = fmt_num(mean, percent=percent)
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(is_number(c) for c in ci):
-        s += f" [{fmt_num(ci[0], percent=percent)}, {fmt_num(ci[1], percent=percent)}]"
+        lo, hi = ci
+        mark = ["", ""]
+        if metric is not None:
+            (lo, hi), _ = clip_ci(metric, ci, upper=upper)
+            mark = ["*" if lo != ci[0] else "", "*" if hi != ci[1] else ""]
+        s += f" [{fmt_num(lo, percent=percent)}{mark[0]}, {fmt_num(hi, percent=percent)}{mark[1]}]"
     return s
 
 
@@ -121,6 +141,14 @@ def _md_text(s: str) -> str:
 
 def _parts(inline: Any) -> list:
     return [inline] if isinstance(inline, str) else list(inline)
+
+
+def code_spans(text: str) -> list:
+    """Inline parts of a sentence whose `backquoted` spans are code (commands such as `losslab explain ns`)."""
+    bits = str(text).split("`")
+    if len(bits) % 2 == 0:  # an unpaired backquote: plain text
+        return [str(text)]
+    return [("code", b) if i % 2 else b for i, b in enumerate(bits) if b]
 
 
 def _md_inline(inline: Any) -> str:
@@ -175,6 +203,11 @@ def to_markdown(blocks: Sequence[tuple]) -> str:
         elif kind == "fig":
             nfig += 1
             out.append(f"![{_md_text(Path(b[1]).stem)}]({b[1]})\n\n*Figure {nfig}.* {_md_inline(b[2])}")
+        elif kind == "answer":
+            out.append("\n>\n".join("> " + _md_inline(item) for item in b[1]))
+        elif kind == "details":
+            out.append(f"<details><summary>{html.escape(str(b[1]))}</summary>\n\n"
+                       + to_markdown(b[2]).rstrip("\n") + "\n\n</details>")
         else:
             raise ValueError(f"unknown block kind {kind!r}")
     return "\n\n".join(out) + "\n"
@@ -196,11 +229,28 @@ def to_html(blocks: Sequence[tuple], *, base: Path, title: str) -> str:
     title : str
         Page ``<title>``.
     """
+    out = _html_blocks(blocks, base)
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(out)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def _html_blocks(blocks: Sequence[tuple], base: Path) -> list[str]:
+    """The HTML of each block (figures numbered from 1)."""
     out: list[str] = []
     nfig = 0
     for b in blocks:
         kind = b[0]
-        if kind in ("h1", "h2", "h3"):
+        if kind == "answer":
+            out.append('<div class="answer">' + "".join(f"<p>{_html_inline(x)}</p>" for x in b[1]) + "</div>")
+        elif kind == "details":
+            out.append(f"<details><summary>{html.escape(str(b[1]))}</summary>"
+                       + "\n".join(_html_blocks(b[2], base)) + "</details>")
+        elif kind in ("h1", "h2", "h3"):
             out.append(f"<{kind}>{_html_inline(b[1])}</{kind}>")
         elif kind == "p":
             out.append(f"<p>{_html_inline(b[1])}</p>")
@@ -219,13 +269,7 @@ def to_html(blocks: Sequence[tuple], *, base: Path, title: str) -> str:
             )
         else:
             raise ValueError(f"unknown block kind {kind!r}")
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-        + "\n".join(out)
-        + "\n</body>\n</html>\n"
-    )
+    return out
 
 
 # ------------------------------------------------------------ report content
@@ -300,42 +344,57 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
         [("b", "Runs: "), f"{len(runs)} ({len(ranking)} losses); "]
         + ["; ".join(f"{n} {s}" for s, n in counts.items())]
     )
+    lr_scale = sorted({hp["lr_scale"] for hp in (results.get("hparams") or {}).values()
+                       if is_number(hp.get("lr_scale"))})
+    if lr_scale:
+        header.append([("b", "Learning rates: "), "every loss's learning rates multiplied by "
+                       + " / ".join(fmt_num(x) for x in lr_scale) + " (", ("code", "loss.lr_scale"),
+                       ", set by the data's preset or --set); the effective values are in the hyperparameter "
+                       "table below"])
     title = f"losslab report: {family.upper()} losses on {ds.get('name', '?')}"
-    blocks: list[tuple] = [("h1", title), ("ul", header)]
+    blocks: list[tuple] = [("h1", title)]
+    if results.get("answer"):
+        blocks.append(("answer", [code_spans(str(x)) for x in results["answer"]]))
+    blocks.append(("ul", header))
 
-    # Ranking table.
+    # Ranking table: the primary metric and what decides trust in it; the rest in a collapsible table.
     extra = metric_columns(ranking, primary)
     modes_of = f" (of {ds['num_modes']})" if is_number(ds.get("num_modes")) else ""
+    upper = ds.get("num_modes") if primary == "modes_covered" and is_number(ds.get("num_modes")) else None
     head = ["rank", "loss", f"{metric_label(primary)} {arrow} mean [95% CI]", "ok / seeds", "stability"]
     head += ["collapse rate"] if words.collapse else []
     vanished = any("vanished_rate" in r for r in ranking)  # written by losslab.verdict from the gradient norms
     head += [f"{words.network} gradient vanished"] if vanished else []
-    head += [metric_label(k) + (modes_of if k == "modes_covered" else "") for k in extra]
     head += ["wall s (mean)"]
-    head += [f"{words.second_player} (mean)"] if words.second_player else []
-    head += ["network evals / sample"] if words.generates else []
-    rows = []
+    rows, rows2 = [], []
+    clipped = False
     for i, r in enumerate(ranking, 1):
         mm = r.get("metrics_mean") or {}
+        cell = (f"inf ({r['n_inf']} seeds infinite)" if r.get("n_inf")
+                else fmt_ci(r.get("mean"), r.get("ci95"), percent=primary in PERCENT_METRICS, metric=primary,
+                            upper=upper))
+        clipped = clipped or "*" in cell
         rows.append(
-            [str(i), [("b", str(r.get("loss")))]]
-            + [f"inf ({r['n_inf']} seeds infinite)" if r.get("n_inf")
-               else fmt_ci(r.get("mean"), r.get("ci95"), percent=primary in PERCENT_METRICS)]
+            [str(i), [("b", str(r.get("loss")))], cell]
             + [f"{fmt_num(r.get('n_ok'))} / {fmt_num(r.get('n_runs'))}"]
             + [fmt_num(r.get("stability"), percent=True)]
             + ([fmt_num(r.get("collapse_rate"), percent=True)] if words.collapse else [])
             + ([fmt_num(r.get("vanished_rate"), percent=True)] if vanished else [])
-            + [fmt_num(mm.get(k), percent=k in PERCENT_METRICS) for k in extra]
             + [fmt_num(r.get("wall_seconds_mean"))]
+        )
+        rows2.append(
+            [[("b", str(r.get("loss")))]]
+            + [fmt_num(mm.get(k), percent=k in PERCENT_METRICS) for k in extra]
             + ([fmt_num(r.get("d_updates_mean"))] if words.second_player else [])
             + ([fmt_num(r.get("sampling_nfe"))] if words.generates else [])
         )
+    head2 = ["loss"] + [metric_label(k) + (modes_of if k == "modes_covered" else "") for k in extra]
+    head2 += [f"{words.second_player} (mean)"] if words.second_player else []
+    head2 += ["network evals / sample"] if words.generates else []
     explain = ["stability is the share of runs that did not diverge"]
     if words.collapse:
         explain.append(f"collapse rate the share of ok runs that collapsed ({DASH} where not applicable or "
                        "not measured)")
-    if words.generates and words.cost_note:
-        explain.append(f"network evals / sample is the sampling cost: {words.cost_note}")
     if vanished:
         explain.append(f"{words.network} gradient vanished is the share of runs whose {words.network} gradient "
                        "norm fell by orders of magnitude")
@@ -345,6 +404,18 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
               "runs; " + "; ".join(explain) + "."),
         ("table", head, rows),
     ]
+    if clipped:
+        lo, hi = domain(primary)
+        rng = (f"[{fmt_num(lo)}, {fmt_num(hi if hi is not None else upper)}]" if lo is not None
+               and (hi is not None or upper is not None) else
+               f">= {fmt_num(lo)}" if lo is not None else f"<= {fmt_num(hi)}")
+        blocks.append(("p", f"* clipped: the Student-t interval reaches past the values {primary} can take "
+                            f"({rng}); the bound shown is the edge of that range."))
+    if len(head2) > 1:
+        sub = [("p", "Seed means of every other metric the runs measured"
+                     + (f"; network evals / sample is the sampling cost: {words.cost_note}" if words.generates
+                        and words.cost_note else "") + ".")]
+        blocks.append(("details", "Secondary metrics and costs", [*sub, ("table", head2, rows2)]))
 
     # Recommendation and notes.
     rec = results.get("recommendation") or {}
@@ -358,8 +429,29 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
         blocks.append(("p", "No loss can be recommended from these runs."))
     if rec.get("reasons"):
         blocks.append(("ul", [str(s) for s in rec["reasons"]]))
+
+    # Diagnosis: the failure signatures found on each loss's curves.
+    diag = []
+    for r in ranking:
+        for m in loss_findings(results, str(r.get("loss"))):
+            seeds = f" ({m['seeds']}/{m['n_runs']} seeds)" if m["n_runs"] > 1 else ""
+            diag.append([("b", str(r.get("loss"))), ": ", *code_spans(m["text"]), seeds])
+    if diag:
+        blocks += [("h2", "Diagnosis"),
+                   ("p", "Known failure signatures found on the training curves (losslab.diagnose), with the "
+                         "numbers that triggered them:"),
+                   ("ul", diag)]
     if results.get("notes"):
-        blocks += [("h2", "Notes"), ("ul", [str(s) for s in results["notes"]])]
+        blocks += [("h2", "Notes"), ("ul", [str(s) for s in dict.fromkeys(results["notes"])])]
+
+    hps = results.get("hparams") or {}
+    if hps:
+        hrows = [[[("b", loss)], [("code", ", ".join(f"{k}={_hp(v)}" for k, v in hp.items()))]]
+                 for loss, hp in hps.items()]
+        blocks.append(("details", "Effective hyperparameters per loss (after presets and overrides)",
+                       [("p", "From each loss's first run: its config.json through the family's hyperparameter "
+                              "resolution, the values that trained it."),
+                        ("table", ["loss", "hyperparameters"], hrows)]))
 
     # Figures.
     if figures:
@@ -392,6 +484,14 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
         ),
     ]
     return blocks
+
+
+def _hp(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return "(" + ", ".join(_hp(x) for x in v) + ")"
+    if isinstance(v, float) and is_number(v):
+        return f"{v:.4g}"
+    return str(v)
 
 
 def _seed_key(seed: Any) -> tuple:

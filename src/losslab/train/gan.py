@@ -31,6 +31,7 @@ from losslab.losses.penalties import (
     clip_weights_,
     dragan_penalty,
     gradient_penalty,
+    pulling_away_term,
 )
 from losslab.models import build_gan
 from losslab.train.common import (
@@ -298,6 +299,11 @@ def step(state: GANState, data, batch_size: int, *, record: bool = False) -> dic
             log.update(p_real=float(torch.sigmoid(r).mean()), p_fake=float(torch.sigmoid(f).mean()))
         if loss.output == "critic":
             log["w_estimate"] = float(r.mean() - f.mean())  # the critic's W1 estimate
+        if loss.output == "energy" and "margin" in hp:  # EBGAN: share of fakes the hinge ignores
+            log["above_margin"] = float((f >= hp["margin"]).float().mean())
+        if loss.clip:  # WGAN: share of critic weights at the bound +-c
+            w = torch.cat([p.detach().abs().flatten() for p in D.parameters()])
+            log["clip_share"] = float((w >= hp["clip"] * (1 - 1e-6)).float().mean())
 
     # 2. Generator: one update on fresh z (Algorithm 1, lines 9-11); D is a
     #    fixed function here, so its weights take no gradient.
@@ -321,6 +327,8 @@ def step(state: GANState, data, batch_size: int, *, record: bool = False) -> dic
     if record:
         g_norm, g_mean = grad_stats(G)
         log.update(g_loss=float(g_loss.detach()), g_grad_norm=g_norm, g_grad_mean=g_mean)
+        if loss.g_takes_code and code_fake is not None:  # EBGAN-PT: pulling-away term of this batch's codes
+            log["pt"] = float(pulling_away_term(code_fake.detach()))
     state.opt_g.step()
     state.g_updates += 1
 

@@ -1,0 +1,332 @@
+"""The comparison's answer in two to four sentences, from the measurements in ``results.json``.
+
+:func:`answer` says which losses are best (the verdict: clear winner, no
+clear winner or undertrained, and the best group), how sure that is (seeds,
+the paired test with Holm's correction) and why, in terms of the failure
+signatures that :mod:`losslab.diagnose` found on the runs' curves. When no
+contrastive loss beats its baselines (the chance level and a randomly
+initialised encoder) by more than the noise, the answer is "nothing
+learnable", not a winner.
+
+:func:`add_answer` is what :func:`losslab.verdict.aggregate` calls before it
+writes ``results.json``: it attaches each run's ``findings`` (read from its
+``metrics.jsonl``), the effective hyperparameters of every loss
+(``hparams``: its run's ``config.json`` through the family's own
+``hparams(loss, cfg, dataset)``, presets and overrides applied) and the
+``answer``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import stats as sstats
+
+from losslab import io, rundir
+from losslab import stats as lstats
+from losslab.diagnose import diagnose_run
+from losslab.errors import UserError
+from losslab.losses import REGISTRIES
+from losslab.report.style import clip_ci
+from losslab.train.loop import FAMILIES as TRAIN_FAMILIES
+
+__all__ = ["LEARNABLE_MARGIN", "add_answer", "answer", "effective_hparams", "learnable", "loss_findings"]
+
+LEARNABLE_MARGIN = 0.02
+"""A contrastive loss must beat its best baseline (chance, random encoder) by this much accuracy (2 points),
+and significantly (one-sided paired t over seeds, 95%), to count as having learned something."""
+
+STUDY_CHANCE = 0.125  # the study's random-data accuracy: 1/8, chance for 8 balanced classes
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    """A number in a sentence: 3 significant digits; n/a for missing."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x):
+        return "n/a"
+    return f"{x:.{digits}g}"
+
+
+def _pct(x: Any) -> str:
+    return "n/a" if not isinstance(x, (int, float)) or not math.isfinite(x) else f"{100 * float(x):.1f}%"
+
+
+def _join(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
+
+
+def _p(p: Any) -> str:
+    return "n/a" if p is None else ("< 1e-4" if p < 1e-4 else f"{p:.2g}")
+
+
+# ------------------------------------------------------------------ findings per loss
+
+
+def loss_findings(results: dict, loss: str) -> list[dict[str, Any]]:
+    """A loss's findings merged over its seeds: ``{"name", "text", "severity", "seeds", "n_runs"}``.
+
+    ``text`` is the first seed's sentence, ``seeds`` how many runs showed it,
+    ``n_runs`` how many runs of the loss were diagnosed. Failures first.
+    """
+    runs = [r for r in results.get("runs") or [] if r.get("loss") == loss and r.get("status") != "missing"]
+    merged: dict[str, dict[str, Any]] = {}
+    covered: list[str] = []
+    for r in runs:
+        seen: set[str] = set()
+        for f in r.get("findings") or []:
+            if f["name"] in seen:  # one count per run
+                continue
+            seen.add(f["name"])
+            m = merged.setdefault(f["name"], {"name": f["name"], "text": f["text"],
+                                              "short": f.get("short") or f["text"],
+                                              "severity": f.get("severity", "failure"), "seeds": 0,
+                                              "n_runs": len(runs)})
+            m["seeds"] += 1
+            if f["name"] == "mode_collapse":
+                v = f.get("values") or {}
+                covered.append(f"{_f(v.get('covered'))}/{_f(v.get('total'))}")
+    if "mode_collapse" in merged and len(covered) > 1:  # every seed's count, not the first one's
+        what = "classes" if "classes" in merged["mode_collapse"]["text"] else "modes"
+        merged["mode_collapse"]["text"] = f"mode collapse: {what} covered {', '.join(covered)}"
+        merged["mode_collapse"]["short"] = f"{what} covered {', '.join(covered)}"
+    elif "mode_collapse" in merged:
+        merged["mode_collapse"]["short"] = merged["mode_collapse"]["text"].replace("mode collapse: ", "")
+    return sorted(merged.values(), key=lambda m: (m["severity"] != "failure", -m["seeds"]))
+
+
+def _why(results: dict, loss: str, limit: int = 2) -> list[str]:
+    """One 'loss: finding (k/n seeds), finding' clause: its first ``limit`` findings in short form,
+    the signatures on its curves (which explain) before mode collapse (which is the symptom)."""
+    found = sorted(loss_findings(results, loss), key=lambda m: m["name"] == "mode_collapse")[:limit]
+    bits = []
+    for m in found:
+        seeds = f" ({m['seeds']}/{m['n_runs']} seeds)" if m["n_runs"] > 1 and m["name"] != "mode_collapse" else ""
+        bits.append(f"{m['short']}{seeds}")
+    return [f"{loss}: " + " and ".join(bits)] if bits else []
+
+
+def _outlier(entry: dict) -> str | None:
+    """A seed that alone drives a loss's mean: farther from the other seeds' median than 10x their spread."""
+    vals, seeds = entry.get("values") or [], entry.get("seeds") or []
+    if len(vals) < 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in vals):
+        return None
+    for i, v in enumerate(vals):
+        rest = np.delete(np.asarray(vals, dtype=np.float64), i)
+        med = float(np.median(rest))
+        spread = max(float(np.max(np.abs(rest - med))), 1e-3 * max(abs(med), 1e-12))
+        if abs(v - med) > 10 * spread and abs(v - med) > 0.5 * abs(med):
+            return (f"One seed drives {entry['loss']}'s mean (seed {seeds[i] if i < len(seeds) else i}: "
+                    f"{_f(v)} against {_f(med)} for the others)")
+    return None
+
+
+# ------------------------------------------------------------------ nothing learnable
+
+
+def learnable(results: dict) -> dict[str, Any] | None:
+    """For a contrastive comparison: does any loss beat its baselines? None for other families.
+
+    Per seed the baseline is the larger of ``chance`` (the most frequent test
+    class) and ``linear_probe_random_encoder`` (the same architecture,
+    untrained) of that run; a loss has learned when its mean gain over that
+    baseline exceeds :data:`LEARNABLE_MARGIN` and, with >= 2 seeds, the
+    one-sided paired t-test rejects "no gain" at 5%.
+
+    Returns
+    -------
+    dict or None
+        ``{"any": bool, "chance": mean chance, "baseline": mean baseline,
+        "gains": {loss: mean gain}, "learned": [loss, ...]}``.
+    """
+    if "contrastive" not in str(results.get("family") or ""):
+        return None
+    primary = str((results.get("primary_metric") or {}).get("name") or "linear_probe")
+    gains: dict[str, float] = {}
+    learned, chances, bases = [], [], []
+    for loss in {str(r.get("loss")) for r in results.get("runs") or []}:
+        d = []
+        for r in results.get("runs") or []:
+            m = r.get("metrics") or {}
+            if r.get("loss") != loss or r.get("status") != "ok" or not isinstance(m.get(primary), (int, float)):
+                continue
+            base = [m[k] for k in ("chance", f"{primary}_random_encoder") if isinstance(m.get(k), (int, float))]
+            if not base:
+                continue
+            chances += [m["chance"]] if isinstance(m.get("chance"), (int, float)) else []
+            bases.append(max(base))
+            d.append(float(m[primary]) - max(base))
+        if not d:
+            continue
+        gains[loss] = float(np.mean(d))
+        if len(d) >= 2:
+            sd = float(np.std(d, ddof=1))
+            t_ok = sd == 0 or gains[loss] / (sd / math.sqrt(len(d))) > float(sstats.t.ppf(0.95, len(d) - 1))
+        else:
+            t_ok = True
+        if gains[loss] > LEARNABLE_MARGIN and t_ok:
+            learned.append(loss)
+    if not gains:
+        return None
+    return {"any": bool(learned), "chance": float(np.mean(chances)) if chances else None,
+            "baseline": float(np.mean(bases)), "gains": gains, "learned": sorted(learned)}
+
+
+# ------------------------------------------------------------------ the answer
+
+
+def _ci(e: dict, metric: str = "") -> str:
+    """``mean [lo, hi]``, the interval clipped to the metric's domain (:func:`losslab.report.style.clip_ci`)."""
+    ci, _ = clip_ci(metric, e.get("ci95"))
+    s = _f(e.get("mean"))
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(c, (int, float)) for c in ci):
+        s += f" [{_f(ci[0])}, {_f(ci[1])}]"
+    return s
+
+
+def answer(results: dict) -> list[str]:
+    """Two to four sentences that answer the comparison, from ``results.json``.
+
+    1. What is best: the verdict, the best group and the primary metric's seed
+       means (or "nothing learnable" with the chance level for a contrastive
+       comparison whose losses do not beat their baselines, :func:`learnable`).
+    2. How sure: seeds per loss and the paired test with Holm's correction.
+    3-4. Why: the failure signatures of the runs (``findings``) of the worst
+       and of the best losses, and a seed that alone drives a mean.
+    """
+    rec = results.get("recommendation") or {}
+    ranking = [e for e in results.get("ranking") or [] if e.get("mean") is not None]
+    pm = results.get("primary_metric") or {}
+    primary, higher = str(pm.get("name") or "?"), bool(pm.get("higher_is_better"))
+    ds = results.get("dataset") or {}
+    data = ds.get("name") if isinstance(ds, dict) else ds
+    if not ranking or not rec.get("loss"):
+        return [f"No answer: no loss finished every seed on {data}; see the runs table for the errors."]
+    by = {e["loss"]: e for e in ranking}
+    best = by.get(rec["loss"], ranking[0])
+    group = [g for g in rec.get("best_group") or [] if g in by] or [best["loss"]]
+    verdict = rec.get("verdict")
+    out: list[str] = []
+
+    learn = learnable(results)
+    if learn is not None and not learn["any"]:
+        chance = learn["chance"]
+        top = max(learn["gains"].items(), key=lambda kv: kv[1])
+        out.append(f"Nothing learnable: no loss beats its baselines on {data}; the best, {best['loss']}, reaches "
+                   f"{primary} {_pct(best['mean'])} against a chance level of {_pct(chance)} (the most frequent "
+                   f"class) and an untrained encoder's {_pct(learn['baseline'])} (largest gain {top[0]}'s "
+                   f"{100 * top[1]:+.1f} points, within noise), so the ranking is an ordering of noise.")
+        out.append(f"The study's 12.5% is the same finding: {_pct(STUDY_CHANCE)} is chance for 8 balanced "
+                   f"classes (1/8), as {_pct(chance)} is here; labels drawn independently of the inputs "
+                   "cannot be learned by any loss.")
+        return out
+
+    n_seeds = max((e.get("n_ok") or 0 for e in ranking), default=0)
+    direction = "higher" if higher else "lower"
+    worse = [e for e in ranking if e["loss"] not in group]
+    if verdict == "undertrained":
+        out.append(f"Undertrained: most runs had not converged at this budget, so no pick is reliable yet; "
+                   f"so far {_join(group)} lead by {primary} ({direction} is better; best {best['loss']} "
+                   f"{_ci(best, primary)}). Train longer (more --steps).")
+    elif verdict == "clear winner":
+        second = next((e for e in ranking if e["loss"] != best["loss"]), None)
+        out.append(f"{best['loss']} is the clear winner on {data}: {primary} {_ci(best, primary)} ({direction} is "
+                   "better)" + (f", against {second['loss']}'s {_ci(second, primary)}" if second else "") + ".")
+    else:
+        rest = f"; {_join([e['loss'] for e in worse])} did worse" if worse else ""
+        out.append(f"No clear winner on {data}: {_join(group)} are within noise of each other by {primary} "
+                   f"({direction} is better; best mean {best['loss']} {_ci(best, primary)}){rest}.")
+
+    pairs = [r for r in rec.get("pairwise") or [] if r.get("a") == best["loss"]]
+    tested = [r for r in pairs if r.get("p_adjusted") is not None]
+    if n_seeds < 2 or not tested:
+        out.append(f"How sure: {n_seeds} seed(s) per loss, too few for a paired test; rerun with --seeds 3 or "
+                   "more before trusting the order.")
+    else:
+        sig = [r for r in tested if r["b"] not in group]
+        ns = [r for r in tested if r["b"] in group]
+        bits = []
+        if sig:
+            bits.append(f"{_join([r['b'] for r in sig])} significantly worse (Holm-adjusted p "
+                        + ", ".join(_p(r["p_adjusted"]) for r in sig) + ")")
+        if ns:
+            bits.append(f"{_join([r['b'] for r in ns])} not distinguishable from it (p "
+                        + ", ".join(_p(r["p_adjusted"]) for r in ns) + ")")
+        out.append(f"How sure: {n_seeds} seeds per loss, paired t-tests against {best['loss']} with Holm's "
+                   f"correction over {len(tested)} comparison{'s' if len(tested) != 1 else ''} "
+                   f"(alpha {lstats.ALPHA}): " + "; ".join(bits) + ".")
+
+    why: list[str] = []
+    for e in reversed(ranking):  # the worst first: what went wrong
+        if e["loss"] == best["loss"]:
+            continue
+        why += _why(results, e["loss"])
+        if len(why) >= 2:
+            break
+    why += _why(results, best["loss"])
+    outliers = [o for o in (_outlier(e) for e in ranking) if o]
+    if why:
+        out.append("Why: " + "; ".join(why[:3]) + ".")
+    if outliers and len(out) < 4:
+        out.append(outliers[0] + "; a mean over so few seeds hides it.")
+    if learn is not None and learn["learned"] and len(out) < 4:
+        out.append(f"Against the baselines: {_join(learn['learned'])} beat chance ({_pct(learn['chance'])}) and an "
+                   f"untrained encoder ({_pct(learn['baseline'])}) by more than {100 * LEARNABLE_MARGIN:.0f} points.")
+    return out[:4]
+
+
+# ------------------------------------------------------------------ attach to results.json
+
+
+def effective_hparams(run_dir: Path, dataset: dict) -> dict[str, Any]:
+    """A run's loss hyperparameters after presets and overrides: its ``config.json`` through its family's
+    ``hparams(loss, cfg, dataset)`` (``losslab.train``), plus ``lr_scale`` when the config sets one.
+
+    Returns ``{}`` when the run directory or its config cannot be read (the report shows a dash).
+    """
+    try:
+        info = rundir.read_run(run_dir)
+        cfg = info.cfg()
+        spec = REGISTRIES[info.family][info.loss]
+        stub = SimpleNamespace(kind=dataset.get("kind") or "vector", shape=tuple(dataset.get("shape") or ()),
+                               name=dataset.get("name"))
+        hp = dict(TRAIN_FAMILIES[info.family].hparams(spec, cfg, stub))
+    except (UserError, OSError, KeyError, TypeError, ValueError, AttributeError):
+        return {}
+    if getattr(cfg.loss, "lr_scale", None) is not None:
+        hp["lr_scale"] = cfg.loss.lr_scale
+    hp["steps"], hp["batch_size"] = cfg.train.steps, cfg.train.batch_size
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in hp.items()
+            if v is None or isinstance(v, (int, float, str, bool, tuple, list))}
+
+
+def add_answer(out: str | Path, results: dict) -> dict:
+    """Attach ``findings`` to each run, ``hparams`` per loss and the ``answer`` to ``results`` (in place).
+
+    Reads each run's ``metrics.jsonl`` and ``config.json`` under ``out``; a
+    missing or unreadable file gives no findings / no hyperparameters, never
+    an error. Returns ``results``.
+    """
+    out = Path(out)
+    ds = results.get("dataset") if isinstance(results.get("dataset"), dict) else {}
+    hparams: dict[str, dict] = {}
+    for r in results.get("runs") or []:
+        rd = out / str(r.get("run_dir") or "")
+        if not r.get("run_dir") or r.get("status") == "missing":
+            continue
+        hp = effective_hparams(rd, ds)
+        if hp and str(r.get("loss")) not in hparams:
+            hparams[str(r.get("loss"))] = hp
+        try:
+            rows = io.read_jsonl(rd / rundir.METRICS)
+        except (OSError, UnicodeDecodeError, UserError, ValueError):
+            rows = []
+        family = r.get("family") or next((f for f, reg in REGISTRIES.items() if r.get("loss") in reg), None)
+        r["findings"] = [f.to_dict() for f in diagnose_run(rows, loss=str(r.get("loss")), family=family,
+                                                           hparams=hp, metrics=r.get("metrics") or {})]
+    results["hparams"] = hparams
+    results["answer"] = answer(results)
+    return results

@@ -1,0 +1,160 @@
+"""The report's opening answer (losslab.report.answer) on hand-made results: clear winner, no clear
+winner, nothing learnable; and the aggregate writes it, with findings and effective hyperparameters."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from test_verdict import write_comparison
+
+from losslab import config as C
+from losslab import io, rundir, verdict
+from losslab.losses import GAN_LOSSES
+from losslab.report.answer import LEARNABLE_MARGIN, answer, learnable, loss_findings
+
+
+def _entry(loss, values, ci=None):
+    return {"loss": loss, "mean": sum(values) / len(values), "ci95": ci, "values": values,
+            "seeds": list(range(len(values))), "n_ok": len(values), "n_runs": len(values)}
+
+
+def _gan_results(verdict, group, pairwise, findings=None):
+    ranking = [_entry("wgan", [0.11, 0.12, 0.11], [0.10, 0.13]),
+               _entry("minimax", [0.13, 0.14, 0.135], [0.12, 0.15]),
+               _entry("wgan-gp", [0.11, 21.0, 0.13], [-20.0, 34.0])]
+    runs = [{"loss": e["loss"], "seed": s, "status": "ok", "metrics": {"w1": v},
+             "findings": (findings or {}).get(e["loss"], [])}
+            for e in ranking for s, v in zip(e["seeds"], e["values"])]
+    return {"dataset": {"name": "gaussian1d"}, "family": "gan",
+            "primary_metric": {"name": "w1", "higher_is_better": False},
+            "ranking": ranking, "runs": runs,
+            "recommendation": {"loss": "wgan", "verdict": verdict, "best_group": group, "pairwise": pairwise}}
+
+
+PAIRS = [{"a": "wgan", "b": "minimax", "p_adjusted": 0.012}, {"a": "wgan", "b": "wgan-gp", "p_adjusted": 0.4}]
+KEPT = {"name": "gradient_kept", "severity": "info", "short": "its critic never won (d_acc 0.60)",
+        "text": "the generator's gradient did not vanish: its critic never won (d_acc 0.60)"}
+
+
+def test_clear_winner_names_it_with_its_interval_and_the_test():
+    res = _gan_results("clear winner", ["wgan"], [{"a": "wgan", "b": "minimax", "p_adjusted": 0.003},
+                                                  {"a": "wgan", "b": "wgan-gp", "p_adjusted": 0.02}])
+    text = answer(res)
+    assert 2 <= len(text) <= 4
+    assert text[0].startswith("wgan is the clear winner on gaussian1d: w1 0.113 [0.1, 0.13]")
+    assert "3 seeds per loss" in text[1] and "Holm" in text[1]
+    assert "minimax and wgan-gp significantly worse" in text[1] and "0.003, 0.02" in text[1]
+
+
+def test_no_clear_winner_names_the_group_the_worse_losses_why_and_the_outlier_seed():
+    # a finding twice in one run counts once
+    res = _gan_results("no clear winner", ["wgan", "wgan-gp"], PAIRS, findings={"minimax": [KEPT, KEPT]})
+    text = answer(res)
+    assert 2 <= len(text) <= 4
+    assert text[0].startswith("No clear winner on gaussian1d: wgan and wgan-gp are within noise")
+    assert "minimax did worse" in text[0]
+    assert "minimax significantly worse (Holm-adjusted p 0.012)" in text[1]
+    assert "wgan-gp not distinguishable from it (p 0.4)" in text[1]
+    why = next(s for s in text if s.startswith("Why:"))
+    assert "minimax: its critic never won (d_acc 0.60) (3/3 seeds)" in why
+    # wgan-gp's 21.0 is one seed: the answer says so rather than leaving a reader to find it in columns
+    assert any("One seed drives wgan-gp's mean (seed 1: 21 against 0.12" in s for s in text)
+
+
+def test_printed_interval_is_clipped_to_the_metric_domain():
+    res = _gan_results("no clear winner", ["wgan", "wgan-gp"], PAIRS)
+    res["ranking"][0]["ci95"] = [-0.2, 0.4]  # W1 cannot be negative
+    assert "best mean wgan 0.113 [0, 0.4]" in answer(res)[0]
+
+
+def test_one_seed_says_no_test_is_possible():
+    res = _gan_results("no clear winner", ["wgan", "minimax", "wgan-gp"], [])
+    for e in res["ranking"]:
+        e["n_ok"] = 1
+    assert "too few for a paired test" in answer(res)[1]
+
+
+def _contrastive(gains, chance=0.0955):
+    runs = []
+    for loss, g in gains.items():
+        for seed, jitter in enumerate((-0.002, 0.0, 0.002)):
+            runs.append({"loss": loss, "seed": seed, "status": "ok",
+                         "metrics": {"linear_probe": chance + g + jitter, "chance": chance,
+                                     "linear_probe_random_encoder": chance - 0.001}})
+    ranking = sorted(({**_entry(loss, [r["metrics"]["linear_probe"] for r in runs if r["loss"] == loss])}
+                      for loss in gains), key=lambda e: -e["mean"])
+    return {"dataset": {"name": "random"}, "family": "contrastive",
+            "primary_metric": {"name": "linear_probe", "higher_is_better": True}, "ranking": ranking,
+            "runs": runs, "recommendation": {"loss": ranking[0]["loss"], "verdict": "clear winner",
+                                             "best_group": [ranking[0]["loss"]], "pairwise": []}}
+
+
+def test_nothing_learnable_on_random_data_with_chance_and_the_study_figure():
+    res = _contrastive({"supcon": 0.0105, "nt-xent": 0.004, "triplet": -0.002})
+    text = answer(res)
+    assert text[0].startswith("Nothing learnable: no loss beats its baselines on random")
+    assert "chance level of 9.6%" in text[0] and "supcon" in text[0]
+    assert "winner" not in " ".join(text)
+    assert "12.5% is chance for 8 balanced classes (1/8)" in text[1]
+    info = learnable(res)
+    assert info["any"] is False and info["chance"] == pytest.approx(0.0955)
+    assert info["gains"]["supcon"] == pytest.approx(0.0105, abs=1e-12)  # over chance, the larger baseline
+
+
+def test_a_loss_that_beats_the_baselines_is_a_winner_not_nothing_learnable():
+    res = _contrastive({"supcon": 0.30, "triplet": 0.01})
+    info = learnable(res)
+    assert info["any"] is True and info["learned"] == ["supcon"]
+    assert LEARNABLE_MARGIN < 0.30
+    text = answer(res)
+    assert text[0].startswith("supcon is the clear winner on random")
+    assert any("supcon beat chance (9.6%)" in s for s in text)
+
+
+def test_loss_findings_merge_seeds_and_list_every_seeds_mode_count():
+    mc = [{"name": "mode_collapse", "text": f"mode collapse: modes covered {k}/8", "values": {"covered": k,
+                                                                                            "total": 8}}
+          for k in (6, 7)]
+    res = {"runs": [{"loss": "ns", "status": "ok", "findings": [mc[0], KEPT]},
+                    {"loss": "ns", "status": "ok", "findings": [mc[1]]},
+                    {"loss": "ns", "status": "ok", "findings": []}]}
+    found = loss_findings(res, "ns")
+    assert [f["name"] for f in found] == ["mode_collapse", "gradient_kept"]  # failures first
+    assert found[0]["text"] == "mode collapse: modes covered 6/8, 7/8" and found[0]["seeds"] == 2
+    assert found[0]["n_runs"] == 3 and found[1]["seeds"] == 1
+
+
+def test_no_finished_loss_gives_a_no_answer_line():
+    text = answer({"ranking": [], "runs": [], "recommendation": {}, "dataset": {"name": "ring8"}})
+    assert len(text) == 1 and re.match(r"No answer: no loss finished", text[0])
+
+
+def test_aggregate_writes_the_answer_findings_and_effective_hyperparameters(tmp_path):
+    """verdict.aggregate -> results.json: ``answer`` sentences, each run's ``findings`` from its curves, and
+    ``hparams`` from its config.json through the family's resolution (preset lr_scale and --set applied)."""
+    def rows(loss, seed):  # fakes' energy above the margin (2.0) on 90% of the logged steps
+        return [{"step": i, "d_fake": 2.5 if i >= 10 else 1.0, "d_real": 0.3, "g_grad_norm": 1.0, "d_acc": 0.6}
+                for i in range(100)]
+
+    runs = [{"loss": loss, "seed": s, "status": "ok", "metrics": {"w1": 0.1 + 0.1 * s + (loss == "ns") * (1 + 0.05 * s),
+                                                                  "modes_covered": 8, "num_modes": 8}}
+            for loss in ("ebgan", "ns") for s in (0, 1)]
+    write_comparison(tmp_path, runs, family="gan", data="ring8", kind="vector", shape=[2], rows=rows)
+    cfg = C.Config()
+    cfg.loss.margin, cfg.loss.lr_scale = 2.0, 5.0
+    for r in runs:
+        rd = tmp_path / rundir.plan([r["loss"]], 1, seed_start=r["seed"])[0].run_dir
+        io.atomic_write_json(rd / rundir.CONFIG, rundir.run_config(cfg, family="gan", loss=r["loss"],
+                                                                   seed=r["seed"], data_name="ring8"))
+    res = verdict.aggregate(tmp_path)
+    on_disk = rundir.read_json_file(tmp_path / rundir.RESULTS)
+    assert on_disk["answer"] == res["answer"] and 2 <= len(res["answer"]) <= 4
+    ebgan = [r for r in res["runs"] if r["loss"] == "ebgan"]
+    assert all([f["name"] for f in r["findings"]] == ["above_margin"] for r in ebgan)
+    assert ebgan[0]["findings"][0]["values"] == {"share": 0.9, "margin": 2.0}
+    assert res["hparams"]["ebgan"]["margin"] == 2.0 and res["hparams"]["ebgan"]["lr_scale"] == 5.0
+    defaults = GAN_LOSSES["ns"].defaults
+    assert res["hparams"]["ns"]["lr_g"] == pytest.approx(5.0 * defaults["lr_g"])
+    assert "margin" not in res["hparams"]["ns"]
+    assert any("fakes stayed above the margin m = 2" in s for s in res["answer"])

@@ -1,0 +1,162 @@
+"""Failure signatures on synthetic curves (losslab.diagnose): each fires on its bad curve and not on a
+healthy one; the EMA; CIs clipped to the metric's domain; each loss's own panels (losslab.report.signatures)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from losslab import diagnose as dg
+from losslab.report.families import describe
+from losslab.report.signatures import diagnostics_caption, loss_panels
+from losslab.report.style import OKABE_ITO, clip_ci
+
+T = 100
+
+
+def _rows(**cols) -> list[dict]:
+    n = len(next(iter(cols.values())))
+    return [{"step": 10 * i, **{k: float(v[i]) for k, v in cols.items()}} for i in range(n)]
+
+
+def _names(findings) -> list[str]:
+    return [f.name for f in findings]
+
+
+def test_ema_is_bias_corrected_and_matches_the_recursion():
+    x = np.array([4.0, 0.0, 2.0])
+    a = 0.5
+    # s1 = a*4 = 2, w1 = .5 -> 4; s2 = .5*2 = 1, w2 = .75 -> 4/3; s3 = .5*1 + .5*2 = 1.5, w3 = .875 -> 12/7
+    np.testing.assert_allclose(dg.ema(x, alpha=a), [4.0, 4.0 / 3.0, 12.0 / 7.0], rtol=1e-12)
+    np.testing.assert_allclose(dg.ema(np.full(50, 3.0)), np.full(50, 3.0), rtol=1e-12)  # a constant stays
+
+
+def test_vanishing_gradient_fires_when_the_critic_wins_and_the_norm_collapses():
+    t = np.arange(T)
+    bad = _rows(g_grad_norm=np.exp(-t / 10.0), d_acc=np.full(T, 0.99))
+    found = dg.vanishing_gradient(bad, "minimax")
+    assert _names(found) == ["vanishing_gradient"]
+    assert found[0].values["d_acc"] == pytest.approx(0.99)
+    assert "losslab explain minimax" in found[0].text
+    # the same collapse while D is fooled (a converged run) is not the failure
+    fooled = _rows(g_grad_norm=np.exp(-t / 10.0), d_acc=np.full(T, 0.5))
+    assert "vanishing_gradient" not in _names(dg.vanishing_gradient(fooled, "ns"))
+    healthy = _rows(g_grad_norm=np.ones(T), d_acc=np.full(T, 0.6))
+    assert dg.vanishing_gradient(healthy, "ns") == []
+
+
+def test_a_saturating_loss_whose_critic_never_won_says_why_its_gradient_survived():
+    healthy = _rows(g_grad_norm=np.ones(T), d_acc=np.full(T, 0.6))
+    found = dg.vanishing_gradient(healthy, "minimax")
+    assert _names(found) == ["gradient_kept"] and found[0].severity == "info"
+    assert "d_acc 0.60" in found[0].text
+
+
+def test_above_margin_fires_when_fakes_sit_above_m_most_of_training():
+    bad = _rows(d_fake=np.r_[np.full(15, 0.5), np.full(85, 1.3)])
+    found = dg.above_margin(bad, 1.0)
+    assert _names(found) == ["above_margin"] and found[0].values["share"] == pytest.approx(0.85)
+    assert "85% of training" in found[0].text and "losslab explain ebgan" in found[0].text
+    healthy = _rows(d_fake=np.r_[np.full(70, 0.6), np.full(30, 1.1)])
+    assert dg.above_margin(healthy, 1.0) == []
+    assert dg.above_margin(bad, None) == []
+
+
+def test_clip_saturation_fires_on_weights_at_the_bound():
+    assert _names(dg.clip_saturation(_rows(clip_share=np.linspace(0.1, 0.8, T)))) == ["clip_saturation"]
+    assert dg.clip_saturation(_rows(clip_share=np.full(T, 0.05))) == []
+
+
+def test_k_pinned_fires_on_k_stuck_at_a_bound():
+    found = dg.k_pinned(_rows(k=np.r_[np.linspace(0, 0.01, 20), np.zeros(80)]))
+    assert _names(found) == ["k_pinned"] and found[0].values["bound"] == 0.0
+    assert dg.k_pinned(_rows(k=0.05 + 0.01 * np.sin(np.arange(T)))) == []
+
+
+def test_oscillation_fires_on_a_swinging_loss_not_on_noise_or_a_trend():
+    rng = np.random.default_rng(0)
+    t = np.arange(400)
+    swing = _rows(g_loss=1.0 + 0.8 * np.sin(2 * np.pi * t / 40) + 0.05 * rng.normal(size=400))
+    assert _names(dg.oscillation(swing)) == ["oscillation"]
+    noisy_flat = _rows(g_loss=0.7 + 0.05 * rng.normal(size=400))
+    assert dg.oscillation(noisy_flat) == []
+    decay = _rows(g_loss=2.0 * np.exp(-t / 100) + 0.02 * rng.normal(size=400))
+    assert dg.oscillation(decay) == []
+
+
+def test_mode_collapse_from_final_metrics():
+    found = dg.mode_collapse({"modes_covered": 3, "num_modes": 8})
+    assert _names(found) == ["mode_collapse"] and "3/8" in found[0].text
+    assert dg.mode_collapse({"modes_covered": 8, "num_modes": 8}) == []
+    assert _names(dg.mode_collapse({"classes_covered": 9, "num_classes": 10})) == ["mode_collapse"]
+
+
+def test_embedding_collapse_fires_when_negatives_are_as_similar_as_positives():
+    assert _names(dg.embedding_collapse(_rows(pos_sim=np.full(T, 0.99), neg_sim=np.full(T, 0.97)))) == [
+        "embedding_collapse"]
+    assert dg.embedding_collapse(_rows(pos_sim=np.full(T, 0.9), neg_sim=np.full(T, 0.1))) == []
+
+
+def test_diagnose_run_keeps_families_apart_and_short_curves_say_nothing():
+    swing = _rows(g_loss=1.0 + np.sin(np.arange(T) / 2.0), d_fake=np.full(T, 2.0))
+    assert "above_margin" in _names(dg.diagnose_run(swing, loss="ebgan", family="gan", hparams={"margin": 1.0}))
+    assert dg.diagnose_run(swing, loss="ddpm", family="diffusion") == []
+    assert dg.diagnose_run(swing[:3], loss="ebgan", family="gan", hparams={"margin": 1.0}) == []
+
+
+def test_clip_ci_to_the_metric_domain():
+    assert clip_ci("w1", [-0.2, 0.5]) == ([0.0, 0.5], True)
+    assert clip_ci("linear_probe", [0.9, 1.005]) == ([0.9, 1.0], True)
+    assert clip_ci("w1", [0.1, 0.5]) == ([0.1, 0.5], False)
+    assert clip_ci("modes_covered", [6.0, 9.5], upper=8) == ([6.0, 8.0], True)
+    assert clip_ci("kid", [-0.01, 0.02]) == ([-0.01, 0.02], False)  # unbiased MMD^2 may be negative
+    assert clip_ci("w1", None) == (None, False)
+
+
+def test_palette_is_okabe_ito():
+    assert OKABE_ITO[:3] == ("#0072B2", "#E69F00", "#009E73")
+
+
+def test_ebgan_panels_speak_of_energy_with_the_margin_and_its_own_terms():
+    rows = [_rows(d_real=np.full(10, 0.3), d_fake=np.full(10, 1.2), g_loss=np.ones(10), d_loss=np.ones(10),
+                  pt=np.full(10, 0.9), above_margin=np.full(10, 0.8))]
+    panels = loss_panels("ebgan", describe("gan"), rows, {"margin": 2.5})
+    energy = next(p for p in panels if "energy" in p.title and "d_fake" in [k for k, _, _ in p.lines])
+    assert energy.hlines == ((2.5, "margin m = 2.5"),)
+    assert [lab for _, lab, _ in energy.lines] == ["E(x), real", "E(G(z)), fakes"]
+    keys = [k for p in panels for k, _, _ in p.lines]
+    assert "pt" in keys and "above_margin" in keys and "clip_share" not in keys
+    cap = diagnostics_caption("ebgan", describe("gan"), panels)
+    assert "D(G(z))" not in cap and "margin" in cap
+    assert [p.title[:3] for p in panels] == [f"({c})" for c in "abcdef"[: len(panels)]]
+
+
+def test_wgan_panels_add_the_clip_share_and_ns_keeps_the_family_panels():
+    rows = [_rows(d_real=np.ones(10), d_fake=np.ones(10), clip_share=np.full(10, 0.4))]
+    keys = [k for p in loss_panels("wgan", describe("gan"), rows, {"clip": 0.01}) for k, _, _ in p.lines]
+    assert "clip_share" in keys
+    assert len(loss_panels("ns", describe("gan"), [_rows(d_real=np.ones(10))])) == 4
+    diffusion = loss_panels("ddpm", describe("diffusion"), [[]])
+    assert not any("critic" in p.title or "D(" in p.title for p in diffusion)
+
+
+def test_gan_step_logs_pt_margin_share_and_clip_share():
+    """The record block logs EBGAN's pulling-away term and margin share and WGAN's clip share, in range."""
+    from losslab.config import Config
+    from losslab.data import load_dataset
+    from losslab.train import gan
+
+    cfg = Config()
+    ds = load_dataset("ring8")
+    for loss, keys in (("ebgan", ("pt", "above_margin")), ("wgan", ("clip_share",))):
+        state = gan.init_state(cfg, ds, loss, seed=0)
+        log = gan.step(state, ds, 32, record=True)
+        for k in keys:
+            assert 0.0 <= log[k] <= 1.0, (loss, k, log[k])
+        assert not ({"pt", "above_margin", "clip_share"} - set(keys)) & set(log)
+    # clip_share is the share of |w| at c: after clipping to c = 1e-6 every weight sits there
+    cfg.loss.clip = 1e-6
+    state = gan.init_state(cfg, ds, "wgan", seed=0)
+    torch.manual_seed(0)
+    assert gan.step(state, ds, 32, record=True)["clip_share"] > 0.99
