@@ -450,9 +450,10 @@ def test_init_state_rejects_what_it_cannot_train(digits):
 
 
 def test_short_run_on_digits_beats_the_random_encoder(digits):
-    # Measured (seeds 0-3, 250 updates of batch 64, one thread): kNN 0.964-0.972 against 0.925-0.931
-    # for the untrained encoder of the same seed (+0.036 to +0.047: the error is roughly halved);
-    # linear probe 0.983-0.992 against 0.958-0.978 (8x8 digits are nearly linear in pixels, 0.967).
+    # Measured (seeds 0-3, 250 updates of batch 64, one thread, batches of distinct rows): kNN 0.967-0.978
+    # against 0.925-0.931 for the untrained encoder of the same seed (+0.036 to +0.053: the error is roughly
+    # halved); linear probe 0.989-0.994 against 0.958-0.978 (8x8 digits are nearly linear in pixels, 0.967).
+    # Drawn with replacement (before) the same seeds gave kNN 0.967-0.969 and linear probe 0.986-0.992.
     state, log = _train(digits, "nt-xent", 250)
     m = fam.evaluate(state, digits)
     assert set(log) >= {"g_loss", "g_grad_norm", "g_grad_mean", "pos_sim", "neg_sim", "match_acc"}
@@ -486,7 +487,9 @@ def test_clip_learns_zero_shot_digits_and_moves_its_logit_scale(digits):
     assert log["logit_scale"] != pytest.approx(1 / 0.07, rel=1e-6)
     assert_allclose(log["logit_scale"], math.exp(t), rtol=1e-6)  # the scale s = exp(t) the last update used
     acc = fam.zero_shot_accuracy(state, digits.test, digits.test_labels)
-    assert_allclose(acc, 0.9, atol=0.08)  # measured 0.928-0.953 for seeds 0-3; chance is 0.1
+    # Measured 0.931-0.972 for seeds 0-3 with label-aware targets and distinct rows (0.931-0.944 before,
+    # with arange targets and rows drawn with replacement); chance is 0.1.
+    assert_allclose(acc, 0.94, atol=0.05)  # 0.89 .. 0.99
 
 
 @pytest.mark.parametrize("loss", list(L.CONTRASTIVE_LOSSES) + ["triplet-batch-hard"])
