@@ -369,13 +369,18 @@ EXPLANATIONS: dict[str, Explanation] = {
         family="contrastive",
         formula_text=(
             "logits_ij = s cos(I_i, T_j),   s = exp(t) learned, initialised to 1/0.07 = 14.3, clipped at 100\n"
-            "L = ( CE(logits, target = i) + CE(logits^T, target = i) ) / 2   (image -> text and text -> image)"
+            "CLIP:      L = ( CE(logits, target = i) + CE(logits^T, target = i) ) / 2   (image -> text and text -> image)\n"
+            "losslab:   q_ik = [y_k = y_i] / |P(i)|,  P(i) = {k : y_k = y_i}   (every same-class caption a positive)\n"
+            "           L = ( KL(q || softmax(logits)) + KL(q || softmax(logits^T)) ) / 2,  averaged over rows"
         ),
         formula_latex=(
             r"\begin{aligned}"
             r"\ell_{ij} &= s \cos(I_i, T_j), \qquad s = e^{t} \in (0, 100], \quad s_0 = 1/0.07 \\"
             r"L &= \frac{1}{2N}\sum_i \Big[-\log \frac{e^{\ell_{ii}}}{\sum_j e^{\ell_{ij}}}"
-            r" - \log \frac{e^{\ell_{ii}}}{\sum_j e^{\ell_{ji}}}\Big]"
+            r" - \log \frac{e^{\ell_{ii}}}{\sum_j e^{\ell_{ji}}}\Big] \quad \text{(CLIP)} \\"
+            r"q_{ik} &= \frac{[y_k = y_i]}{|P(i)|}, \qquad "
+            r"L = \frac{1}{2N}\sum_i \Big[\mathrm{KL}\big(q_i \,\|\, \mathrm{softmax}(\ell_{i\cdot})\big)"
+            r" + \mathrm{KL}\big(q_i \,\|\, \mathrm{softmax}(\ell_{\cdot i})\big)\Big] \quad \text{(losslab, UniCL targets)}"
             r"\end{aligned}"
         ),
         derivation=(
@@ -389,8 +394,15 @@ EXPLANATIONS: dict[str, Explanation] = {
             "logits are never scaled by more than 100 (`tau >= 0.01`), for training stability (Sec. 2.5). "
             "Zero-shot classification embeds a prompt per class ('a photo of a {label}') and picks the closest. "
             "losslab's captions are the class names under prompt templates, so several images of a batch share "
-            "their class's caption: those columns are indistinguishable to an image, and with `c` copies of its "
-            "caption in the batch the image's loss cannot fall below `log c`."
+            "their class: with CLIP's targets (`target = i`) the other captions of the image's class are "
+            "negatives, and with `c` images of its class in the batch a perfect class embedding still pays "
+            "`log c` (1.93 nats on average for batches of 64 from 10 classes) and is pushed to tell apart "
+            "captions that say the same thing. losslab therefore uses UniCL's label-aware targets (Yang et al. "
+            "2022): every caption of the image's class is a positive, the target is the uniform distribution "
+            "`q_i` over them, in both directions. The value reported is the cross-entropy against `q` minus the "
+            "entropy of `q` (`log |P(i)|`, fixed by the labels), i.e. a KL divergence: the same gradients as "
+            "UniCL's loss, and 0 for a perfect class embedding. With all labels distinct it is CLIP's loss. "
+            "Batches hold distinct images, so no image meets itself as a negative."
         ),
         used_by=(
             "CLIP (Radford et al. 2021): 400M image-text pairs, batches of 32,768, zero-shot classification",
@@ -403,15 +415,18 @@ EXPLANATIONS: dict[str, Explanation] = {
         ),
         weaknesses=(
             "Needs paired data, two encoders and very large batches",
-            "Duplicate captions in a batch (few classes, short prompts) are treated as negatives",
+            "Plain CLIP treats duplicate captions in a batch (few classes, short prompts) as negatives; the "
+            "label-aware targets used here need the class labels",
         ),
         failure_modes=(
             "The learned scale runs to the clip at 100 and the logits become very sharp",
-            "False negatives: same-class images or repeated captions in a batch put a floor `log c` under the loss",
+            "False negatives (plain CLIP targets): same-class images or repeated captions in a batch put a floor "
+            "`log c` under the loss",
             "Collapse or no signal: all logits equal gives exactly `L = log N`",
         ),
         source="Radford et al. 2021, 'Learning Transferable Visual Models From Natural Language Supervision' "
-        "(CLIP), arXiv:2103.00020, Figure 3, Sec. 2.5",
+        "(CLIP), arXiv:2103.00020, Figure 3, Sec. 2.5; Yang et al. 2022, 'Unified Contrastive Learning in "
+        "Image-Text-Label Space' (UniCL), arXiv:2204.03610, Sec. 3.2 (label-aware targets, L_BiC)",
         compare_command="losslab compare --family contrastive --data digits --losses clip,supcon,nt-xent --seeds 3 "
         "--out explain-clip",
         figure=CONTRASTIVE,

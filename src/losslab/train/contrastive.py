@@ -10,11 +10,13 @@ encoder of the same architecture), instead of comparing generated samples.
 Budget: one encoder update counts as one generator update (``g_updates``);
 ``d_updates`` stays 0. One update (:func:`step`):
 
-1. draw a batch of training images (rows with replacement, as
-   :meth:`losslab.data.Dataset.sample`) and their labels;
+1. draw a batch of distinct training images (:func:`batch_rows`: rows
+   without replacement within the batch, so no image is its own negative)
+   and their labels;
 2. make the views: two augmentations of each image
    (:func:`losslab.data.augment.two_views`), or, for CLIP, one augmentation
-   and the caption of the image's class under a random prompt template;
+   and the caption of the image's class under a random prompt template (the
+   loss gets the labels: every caption of the image's class is a positive);
 3. project them with the encoder (both views in one batch, so batch norm sees
    2N images, as in SimCLR) and evaluate the loss on the inputs its
    declared scheme builds (``ContrastiveLoss.inputs``, see :data:`SCHEMES`
@@ -243,7 +245,7 @@ def _projections(state: ContrastiveState, x: Tensor, idx: Tensor):
     n = len(x)
     v1, v2 = two_views(x, state.rng)
     z = state.model["image"](torch.cat([v1, v2]))  # (2N, d): one batch, batch norm sees both views
-    pos = idx[:, None] == idx[None, :]  # same source image (rows are drawn with replacement)
+    pos = idx[:, None] == idx[None, :]  # same source image: the identity, rows are distinct (batch_rows)
     return z, z[:n], z[n:], pos
 
 
@@ -282,18 +284,37 @@ def _labels(state, x, idx, y):
 
 
 def _text(state, x, idx, y):
-    """CLIP: image <-> caption of its class under a random template."""
+    """CLIP: image <-> caption of its class under a random template; same-class captions are positives."""
     img = state.model["image"](augment(x, state.rng))
     n_t = len(state.captions[0])
     t = torch.randint(n_t, (len(x),), generator=state.rng)
     txt = _caption_table(state)[y * n_t + t]  # (N, d)
-    return _call(state, img, txt, logit_scale=state.model["scale"]()), img, txt, y[:, None] == y[None, :]
+    return _call(state, img, txt, y, logit_scale=state.model["scale"]()), img, txt, y[:, None] == y[None, :]
 
 
 SCHEMES = {"pairs": _pairs, "triplet": _triplet, "views": _views, "labels": _labels, "text": _text}
 """Batch builders by :attr:`ContrastiveLoss.inputs`: ``(state, x, idx, y) -> (loss, a, b, pos)``,
 ``a`` (N, d), ``b`` (M, d) the projections whose row pairs ``pos[i, j]`` are
 positives (for the logged similarities)."""
+
+
+def batch_rows(n: int, batch_size: int, rng: torch.Generator) -> Tensor:
+    """``batch_size`` distinct row indices of ``range(n)``, drawn uniformly without replacement, (B,) int64.
+
+    The first ``batch_size`` entries of a fresh random permutation. Each batch
+    is drawn independently of the others (as before, when rows were drawn
+    with replacement), so the only state is ``rng``, which the checkpoint
+    already saves: a resumed run draws the same batches. An epoch-wise
+    permutation (every image once per epoch) would need its position saved
+    as well, for no difference that matters at a few hundred updates.
+
+    Raises:
+        UserError: ``batch_size > n``.
+    """
+    if batch_size > n:
+        raise UserError(f"batch_size={batch_size} is larger than the {n} training images; a batch holds "
+                        "distinct images")
+    return torch.randperm(n, generator=rng)[:batch_size]
 
 
 def step(state: ContrastiveState, data, batch_size: int, *, record: bool = False) -> dict[str, float]:
@@ -315,14 +336,14 @@ def step(state: ContrastiveState, data, batch_size: int, *, record: bool = False
         CLIP, ``logit_scale``.
 
     Raises:
-        UserError: ``batch_size < 2``.
+        UserError: ``batch_size < 2`` or larger than the training set.
         Diverged: the loss is NaN/inf.
     """
     if batch_size < 2:
         raise UserError(f"contrastive losses need batch_size >= 2 (negatives come from the batch), got {batch_size}")
     step_no = state.g_updates + 1
     state.model.train()
-    idx = torch.randint(len(data.train), (batch_size,), generator=state.rng)  # 1.
+    idx = batch_rows(len(data.train), batch_size, state.rng)  # 1.
     x = data.train[idx]
     y = data.train_labels[idx] if data.train_labels is not None else None
     loss, a, b, pos = SCHEMES[state.loss.inputs](state, x, idx, y)  # 2.-3.
