@@ -35,6 +35,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from losslab import backends, io, rundir, search
 from losslab.config import Config, apply_overrides, check_batch_size, validate
 from losslab.data import load_dataset
+from losslab.data.profile import profile as profile_data
 from losslab.errors import UserError
 from losslab.losses import family_of
 from losslab.metrics import MAX_OT_SAMPLES, METRIC_INFO, evaluate, primary_metric
@@ -47,7 +48,7 @@ from losslab.verdict import aggregate
 
 __all__ = ["check_family_data", "check_metric", "check_request", "feature_net_for", "group_jobs", "load_data",
            "make_evaluator", "measured_metrics", "run_compare", "run_group", "run_job", "with_overrides",
-           "write_reference"]
+           "write_profile", "write_reference"]
 
 
 # --------------------------------------------------------------------------- data and evaluation
@@ -318,6 +319,37 @@ def write_reference(out: Path, dataset, n: int) -> None:
     io.atomic_write_bytes(out / rundir.REFERENCE, io.npz_bytes(**arrays))
 
 
+def write_profile(out: Path, dataset) -> dict[str, Any] | None:
+    """``OUT/data_profile.json``: the data profile (:func:`losslab.data.profile.profile`, seed 0), once.
+
+    A profile already there (a resumed comparison: the same data, compare.json
+    refuses another) is kept; a missing or unreadable one is computed (a few
+    seconds) and written atomically. Data the profile cannot describe (fewer
+    than 10 training rows) gets no file and a warning: the verdict then
+    states no expectations.
+
+    Returns
+    -------
+    dict or None
+        The profile, or None when there is none.
+    """
+    path = out / rundir.PROFILE
+    if path.exists():
+        try:
+            old = rundir.read_json_file(path)
+        except UserError:
+            old = None
+        if isinstance(old, dict) and old.get("name") == dataset.name:
+            return old
+    try:
+        prof = profile_data(dataset, seed=0)
+    except UserError as e:
+        warnings.warn(f"no data profile: {e}", stacklevel=2)
+        return None
+    io.atomic_write_json(path, prof)
+    return prof
+
+
 def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int,
                metric: str | None, seed_start: int = 0, search_trials: int | None = None) -> dict[str, Any]:
     """Write ``OUT/compare.json`` (what was asked), merging losses and seeds into an existing one.
@@ -374,7 +406,7 @@ def run_compare(
     a refused comparison writes nothing. Then, holding the lock on ``out``
     (:func:`losslab.rundir.lock_dir`), it removes the temp files an
     interrupted write left (:func:`losslab.io.clean_stale_temps`), writes
-    compare.json and reference.npz, trains the unfinished runs, writes
+    compare.json, reference.npz and data_profile.json (:func:`write_profile`), trains the unfinished runs, writes
     results.json and, with ``report``, the report
     (:func:`losslab.report.build_report`). A run whose result.json is corrupt
     is trained again with a warning (see :func:`_is_done`).
@@ -429,6 +461,7 @@ def run_compare(
         write_spec(out, cfg, dataset, losses=losses, seeds=seeds, metric=metric, seed_start=seed_start,
                    search_trials=search_trials)
         write_reference(out, dataset, cfg.train.n_eval)
+        write_profile(out, dataset)  # before the jobs: the verdict reads it
         jobs = rundir.plan(losses, seeds, seed_start=seed_start)
         if dataset.kind == "image" and any(j.family != "contrastive" for j in jobs):
             feature_net_for(dataset, progress=not quiet)  # train once here, workers read the cache

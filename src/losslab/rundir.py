@@ -10,6 +10,7 @@ Layout::
     OUT/                          a comparison (losslab compare --out OUT)
       compare.json                what was asked: data, losses, seeds, config      (compare)
       reference.npz               real samples (and true modes / density) for the report (compare)
+      data_profile.json           what the data is like: modes, separation, intrinsic dim, tails (compare)
       results.json                runs, ranking, recommendation                    (verdict)
       report.md, report.html      the report                                       (report)
       runs/<loss>/seed<k>/        one run (below)
@@ -54,6 +55,7 @@ RESULT = "result.json"
 COMPARE = "compare.json"
 RESULTS = "results.json"
 REFERENCE = "reference.npz"
+PROFILE = "data_profile.json"
 RUNS = "runs"
 CURVE = "curve.jsonl"
 SEARCH = "search"

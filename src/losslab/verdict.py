@@ -2,13 +2,16 @@
 
 :func:`aggregate` reads a comparison directory and nothing else (through
 :mod:`losslab.rundir`: ``compare.json``, each run's ``result.json`` and
-``metrics.jsonl``, and the shape of the real samples in ``reference.npz``),
+``metrics.jsonl``, the shape of the real samples in ``reference.npz`` and the
+data profile in ``data_profile.json``),
 and writes ``results.json``: per run its metrics and gradient diagnosis; per
 loss the seed mean of the primary metric with its 95% Student-t confidence
 interval, stability, collapse rate and costs, ranked best first; paired
 tests over seeds with Holm's correction, the best group and the verdict
 (:mod:`losslab.stats`); the Pareto front over the family's key metrics; a
-recommendation whose reasons cite the measurements; and notes. It never
+recommendation whose reasons cite the measurements and the data profile; the
+literature's expectations for data of this profile, each tested against the
+runs (:mod:`losslab.expectations`); and notes. It never
 trains and never loads a data set, so ``losslab report`` rebuilds it from the
 run directories alone. Words that depend on the family (budget unit, second
 player, family notes) come from :func:`losslab.report.families.describe`.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ from losslab import io, rundir
 from losslab import stats as lstats
 from losslab.convergence import extend_results
 from losslab.errors import UserError
+from losslab.expectations import check_expectations, profile_reasons
 from losslab.losses import family_of
 from losslab.metrics import METRIC_INFO, primary_metric
 from losslab.report.answer import add_answer
@@ -174,6 +179,24 @@ def read_runs(out: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
     return runs
 
 
+def read_profile(out: Path) -> dict[str, Any] | None:
+    """``OUT/data_profile.json`` (written by :func:`losslab.compare.write_profile`), or None.
+
+    None when the file is missing (a comparison of an older version) or
+    unreadable, with a warning in that case: the profile only adds to the
+    verdict, and the next ``losslab compare`` into ``OUT`` writes it again.
+    """
+    path = out / rundir.PROFILE
+    if not path.exists():
+        return None
+    try:
+        p = rundir.read_json_file(path)
+    except UserError as e:
+        warnings.warn(f"{e}; the verdict goes without the data profile", stacklevel=2)
+        return None
+    return p if isinstance(p, dict) else None
+
+
 def data_shape(out: Path, spec: dict[str, Any]) -> tuple[str, list[int] | None]:
     """(kind, shape) of the compared data: ``"vector"`` (d,) or ``"image"`` (C, H, W).
 
@@ -250,6 +273,10 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
 
     first_ok = next((r for r in runs if r.get("status") == "ok"), None)
     front = pareto(ranking, runs, family=family, kind=kind)
+    profile = read_profile(out)
+    rec = recommend(ranking, runs, primary, higher, pareto=front)
+    expected = check_expectations(profile, ranking, runs, recommendation=rec, primary=primary)
+    rec["reasons"][1:1] = profile_reasons(profile, expected)  # after the verdict: the data, then the literature
     results = {
         "dataset": {
             "name": spec.get("data"),
@@ -266,8 +293,10 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
         "runs": runs,
         "ranking": ranking,
         "statistics": {**lstats.STATISTICS, "pareto_metrics": front["metrics"]},
-        "recommendation": recommend(ranking, runs, primary, higher, pareto=front),
+        "recommendation": rec,
         "pareto_front": front["losses"],
+        "data_profile": profile,
+        "expectations": expected,
         "notes": _notes(runs) + words.notes(ranking, runs, spec.get("data", "")),
     }
     extend_results(out, spec, runs, results)  # converged_rate per row, budget.suggested_steps, search

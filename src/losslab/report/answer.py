@@ -3,7 +3,9 @@
 :func:`answer` says which losses are best (the verdict: clear winner, no
 clear winner or undertrained, and the best group), how sure that is (seeds,
 the paired test with Holm's correction) and why, in terms of the failure
-signatures that :mod:`losslab.diagnose` found on the runs' curves. When no
+signatures that :mod:`losslab.diagnose` found on the runs' curves, and, when
+the comparison has a data profile, what the literature expected on data like
+this and whether it held (:mod:`losslab.expectations`). When no
 contrastive loss beats its baselines (the chance level and a randomly
 initialised encoder) by more than the noise, the answer is "nothing
 learnable", not a winner.
@@ -30,11 +32,13 @@ from losslab import io, rundir
 from losslab import stats as lstats
 from losslab.diagnose import diagnose_run
 from losslab.errors import UserError
+from losslab.expectations import finding_phrase, profile_summary
 from losslab.losses import REGISTRIES
 from losslab.report.style import clip_ci
 from losslab.train.loop import FAMILIES as TRAIN_FAMILIES
 
-__all__ = ["LEARNABLE_MARGIN", "add_answer", "answer", "effective_hparams", "learnable", "loss_findings"]
+__all__ = ["LEARNABLE_MARGIN", "add_answer", "answer", "effective_hparams", "expected_sentence", "learnable",
+           "loss_findings"]
 
 LEARNABLE_MARGIN = 0.02
 """A contrastive loss must beat its best baseline (chance, random encoder) by this much accuracy (2 points),
@@ -124,6 +128,25 @@ def _outlier(entry: dict) -> str | None:
     return None
 
 
+def expected_sentence(results: dict, limit: int = 2) -> str | None:
+    """The data's profile and the first ``limit`` literature expectations with their outcome, or None.
+
+    Testable expectations (held or did not hold) come first, in the table
+    order of :data:`losslab.expectations.EXPECTATIONS`; the results of one
+    row with the same outcome make one clause; None when
+    ``results`` has no ``expectations``.
+    """
+    exp = [e for e in results.get("expectations") or [] if isinstance(e, dict) and e.get("claim")]
+    if not exp:
+        return None
+    groups: dict[tuple, list[dict]] = {}  # one clause per (row, outcome): "ns ... and minimax ..., as ..."
+    for e in [e for e in exp if e.get("held") is not None] + [e for e in exp if e.get("held") is None]:
+        groups.setdefault((e.get("name"), e.get("held")), []).append(e)
+    pick = list(groups.values())[:limit]
+    return f"On this data ({profile_summary(results.get('data_profile'))}): " \
+        + "; ".join(finding_phrase(g) for g in pick) + "."
+
+
 # ------------------------------------------------------------------ nothing learnable
 
 
@@ -194,6 +217,8 @@ def answer(results: dict) -> list[str]:
        means (or "nothing learnable" with the chance level for a contrastive
        comparison whose losses do not beat their baselines, :func:`learnable`).
     2. How sure: seeds per loss and the paired test with Holm's correction.
+    3. With a data profile: what the literature expected on data like this
+       and whether it held here (:func:`expected_sentence`).
     3-4. Why: the failure signatures of the runs (``findings``) of the worst
        and of the best losses, and a seed that alone drives a mean.
     """
@@ -258,6 +283,10 @@ def answer(results: dict) -> list[str]:
         out.append(f"How sure: {n_seeds} seeds per loss, paired t-tests against {best['loss']} with Holm's "
                    f"correction over {len(tested)} comparison{'s' if len(tested) != 1 else ''} "
                    f"(alpha {lstats.ALPHA}): " + "; ".join(bits) + ".")
+
+    expected = expected_sentence(results)
+    if expected:
+        out.append(expected)
 
     why: list[str] = []
     for e in reversed(ranking):  # the worst first: what went wrong

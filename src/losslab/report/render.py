@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from losslab.expectations import outcome_word
 from losslab.report.answer import loss_findings
 from losslab.report.families import describe
 from losslab.report.plots import is_number
@@ -284,6 +285,95 @@ def _dataset_line(ds: dict) -> list:
     return [("b", "Dataset: "), ("code", ds.get("name", "?")), " (" + ", ".join(bits) + ")"]
 
 
+def _method(p: dict, key: str) -> str:
+    m = (p.get("methods") or {}).get(key) or {}
+    return str(m.get("method") or DASH)
+
+
+_SHORT_METHOD = {"num_modes": "Gaussian mixture, BIC", "separation": "centre distance / within-mode std",
+                 "intrinsic_dim": "TwoNN", "tails": "excess kurtosis; MAD outliers", "mean_intensity": "pixel mean",
+                 "sparsity": "per-pixel std", "class_balance": "label counts"}
+
+
+def profile_blocks(p: dict | None) -> list[tuple]:
+    """The data profile (``results["data_profile"]``) as a short table, with each figure's method and source.
+
+    The table has one row per figure (modes, separation, intrinsic dimension,
+    tails; images: size and channels, near-constant pixels; labels: class
+    balance) and a short name of its method; the full method and its source
+    follow in a collapsible list (the footnotes). No blocks without a profile.
+    """
+    if not isinstance(p, dict):
+        return []
+
+    def num(x: Any, spec: str = ".3g") -> str:
+        return format(float(x), spec) if is_number(x) else DASH
+
+    modes = (f"{p.get('num_modes')}{'+ (search cap)' if p.get('num_modes_capped') else ''}"
+             if is_number(p.get("num_modes")) else DASH)
+    if _method(p, "num_modes").startswith("labelled"):
+        modes += " (the classes)"
+        short_names = dict(_SHORT_METHOD, num_modes="class labels")
+    else:
+        short_names = _SHORT_METHOD
+    share = p.get("outlier_share")
+    rows: list[list] = [
+        ["modes", modes, "num_modes"],
+        ["separation", f"closest centres {num(p.get('separation_min'))}, median {num(p.get('separation_median'))} "
+                       "within-mode std apart" if is_number(p.get("separation_min")) else f"{DASH} (one mode)",
+         "separation"],
+        ["intrinsic dimension", f"{num(p.get('intrinsic_dim'))} (ambient {p.get('dim')})", "intrinsic_dim"],
+        ["tails", ("heavy" if p.get("heavy_tailed") else "light") + f": excess kurtosis max "
+                  f"{num(p.get('kurtosis_max'))}, mean {num(p.get('kurtosis_mean'))}; outliers "
+                  + (f"{100 * float(share):.2f}%" if is_number(share) else DASH), "tails"],
+    ]
+    if p.get("kind") == "image":
+        rows.append(["images", f"{p.get('channels')} channel(s), {p.get('height')}x{p.get('width')}, mean "
+                               f"intensity {num(p.get('mean_intensity'))} on [0, 1]", "mean_intensity"])
+        if is_number(p.get("sparsity")):
+            rows.append(["sparsity", f"{100 * float(p['sparsity']):.1f}% near-constant pixels", "sparsity"])
+    cb = p.get("class_balance")
+    if isinstance(cb, dict) and cb.get("counts"):
+        rows.append(["class balance", f"{len(cb['counts'])} classes, min/max count {num(cb.get('min_max_ratio'))}, "
+                                      f"entropy / log K {num(cb.get('normalized_entropy'))}", "class_balance"])
+    keys = [r[2] for r in rows if r[2] in (p.get("methods") or {})]
+    foot = {k: i for i, k in enumerate(keys, 1)}
+    table = [[[("b", r[0])], r[1], f"{short_names.get(r[2], r[2])} [{foot[r[2]]}]" if r[2] in foot else DASH]
+             for r in rows]
+    notes = [[f"[{foot[k]}] ", ("b", k), f": {_method(p, k)}. Source: "
+              f"{(p.get('methods') or {}).get(k, {}).get('source') or DASH}."] for k in keys]
+    n = f"{p.get('n_samples')} training rows, {p.get('n_used')} used by the estimators (seed {p.get('seed')})"
+    out: list[tuple] = [
+        ("h2", "The data"),
+        ("p", [("code", str(p.get("name") or "?")), f" ({p.get('kind')}, dimension {p.get('dim')}; {n}), "
+               "measured before training (", ("code", "losslab profile"), "):"]),
+        ("table", ["", "value", "method"], table),
+    ]
+    if notes:
+        out.append(("details", "How each figure was measured, and the source", [("ul", notes)]))
+    return out
+
+
+def expectation_blocks(expectations: Any, has_profile: bool) -> list[tuple]:
+    """The section "What the literature expected, and what happened here": one row per tested expectation."""
+    if not has_profile:
+        return []
+    exp = [e for e in expectations or [] if isinstance(e, dict)]
+    out: list[tuple] = [("h2", "What the literature expected, and what happened here")]
+    if not exp:
+        out.append(("p", ["No row of the expectations table (", ("code", "losslab.expectations"),
+                          ") applies to data of this profile and these losses."]))
+        return out
+    counts = {w: sum(outcome_word(e.get("held")) == w for e in exp) for w in ("held", "did not hold",
+                                                                            "not testable here")}
+    out.append(("p", "Each row is a claim of the literature about these losses on data with this profile, tested "
+                     "on this comparison's runs: " + ", ".join(f"{n} {w}" for w, n in counts.items()) + "."))
+    rows = [[str(e.get("claim")), ", ".join(e.get("losses") or []), [("b", outcome_word(e.get("held")))],
+             str(e.get("evidence") or DASH), str(e.get("when") or DASH), str(e.get("source") or DASH)] for e in exp]
+    out.append(("table", ["expected", "losses", "here", "evidence", "when (the data's condition)", "source"], rows))
+    return out
+
+
 def metric_columns(ranking: Sequence[dict], primary: str) -> list[str]:
     """Scalar metric names occurring in any ``metrics_mean`` (first-seen order), minus the primary."""
     names: list[str] = []
@@ -356,6 +446,7 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
     if results.get("answer"):
         blocks.append(("answer", [code_spans(str(x)) for x in results["answer"]]))
     blocks.append(("ul", header))
+    blocks += profile_blocks(results.get("data_profile"))
 
     # Ranking table: the primary metric and what decides trust in it; the rest in a collapsible table.
     extra = metric_columns(ranking, primary)
@@ -429,6 +520,7 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
         blocks.append(("p", "No loss can be recommended from these runs."))
     if rec.get("reasons"):
         blocks.append(("ul", [str(s) for s in rec["reasons"]]))
+    blocks += expectation_blocks(results.get("expectations"), isinstance(results.get("data_profile"), dict))
 
     # Diagnosis: the failure signatures found on each loss's curves.
     diag = []
