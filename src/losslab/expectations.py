@@ -380,8 +380,9 @@ def check_expectations(profile: dict | None, ranking: list[dict], runs: list[dic
         "when", "losses", "held" (True, False or None: not testable here),
         "evidence", "observed", "source", "cite"}``: ``claim`` names the
         losses, ``evidence`` gives the numbers the outcome rests on (or why
-        it is not testable), ``observed`` what the runs did in a few words. Rows whose condition is false for ``profile`` or
-        none of whose losses were compared are left out.
+        it is not testable), ``observed`` what the runs did in a few words.
+        Rows whose condition is false for ``profile``, or with fewer of their
+        losses compared than they need, are left out.
     """
     if not isinstance(profile, dict):
         return []

@@ -311,7 +311,7 @@ def profile_blocks(p: dict | None) -> list[tuple]:
 
     modes = (f"{p.get('num_modes')}{'+ (search cap)' if p.get('num_modes_capped') else ''}"
              if is_number(p.get("num_modes")) else DASH)
-    if _method(p, "num_modes").startswith("labelled"):
+    if p.get("kind") == "image" and isinstance(p.get("class_balance"), dict):  # labelled images: the classes
         modes += " (the classes)"
         short_names = dict(_SHORT_METHOD, num_modes="class labels")
     else:
