@@ -43,7 +43,7 @@ import numpy as np
 __all__ = ["Finding", "MIN_ROWS", "diagnose_run", "ema", "findings_text"]
 
 MIN_ROWS = 8
-D_ACC_WIN = 0.9  # the critic wins (as losslab.verdict.D_ACC_WINNING)
+D_ACC_WINNING = 0.9  # the critic wins: its real-vs-fake accuracy at least this (the verdict uses it too)
 VANISH_RATIO = 1e-2  # gradient fell 100x (as losslab.verdict.VANISH_RATIO)
 SHARE = 0.5  # "most of training" for the margin, clip and k_t signatures
 SATURATING = {"minimax"}  # losses whose generator gradient vanishes when D wins (explain minimax)
@@ -107,7 +107,7 @@ def vanishing_gradient(rows: Sequence[dict], loss: str) -> list[Finding]:
     d_acc = float(np.mean(acc[-max(1, len(acc) // 4):]))
     vals = {"d_acc": d_acc, "g_grad_norm_initial": head, "g_grad_norm_final": tail}
     fell = tail < VANISH_RATIO * head or tail < 1e-8
-    if d_acc >= D_ACC_WIN and fell:
+    if d_acc >= D_ACC_WINNING and fell:
         return [Finding("vanishing_gradient",
                         f"the critic won (d_acc {d_acc:.2f}) and the generator's gradient norm fell "
                         f"{head / max(tail, 1e-30):.0f}x ({head:.2g} -> {tail:.2g}): vanishing gradient, "

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from losslab.data.advice import MANY_MODES, SEPARATED
+from losslab.diagnose import D_ACC_WINNING
 from losslab.losses import GAN_LOSSES
 
 __all__ = ["EXPECTATIONS", "LOW_DIM_RATIO", "Expectation", "check_expectations", "finding_phrase", "outcome_word",
@@ -176,7 +177,6 @@ def _check_covers_modes(ctx: dict, losses: list[str]) -> list[Outcome]:
 
 def _winning(ctx: dict, loss: str) -> tuple[list[dict] | None, str]:
     """The runs of ``loss`` whose critic won (``d_acc_final`` >= D_ACC_WINNING), or None with why not testable."""
-    from losslab.verdict import D_ACC_WINNING  # the verdict imports this module
 
     rs = [r for r in _runs_of(ctx, loss) if r.get("status") in ("ok", "diverged")]
     diag = [r.get("diagnostics") or {} for r in rs]

@@ -29,6 +29,7 @@ import numpy as np
 from scipy import stats
 
 from losslab import io, rundir
+from losslab.diagnose import D_ACC_WINNING
 from losslab import stats as lstats
 from losslab.convergence import extend_results
 from losslab.errors import UserError
@@ -49,7 +50,6 @@ _BOOKKEEPING = {"n_eval", "num_modes", "num_classes", "chance", "n_probe_train",
 # of training falls below this fraction of its norm over the first tenth.
 VANISH_RATIO = 1e-2
 # ... and only while the critic is winning: its real-vs-fake accuracy over the last quarter is at least this.
-D_ACC_WINNING = 0.9
 
 
 # --------------------------------------------------------------------------- statistics
