@@ -49,7 +49,8 @@ _BOOKKEEPING = {"n_eval", "num_modes", "num_classes", "chance", "n_probe_train",
 # A network's gradient is called "vanished" when its norm over the last quarter
 # of training falls below this fraction of its norm over the first tenth.
 VANISH_RATIO = 1e-2
-# ... and only while the critic is winning: its real-vs-fake accuracy over the last quarter is at least this.
+# ... and only while the critic is winning: its real-vs-fake accuracy over the last quarter is at
+# least losslab.diagnose.D_ACC_WINNING.
 
 
 # --------------------------------------------------------------------------- statistics
