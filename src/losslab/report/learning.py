@@ -40,7 +40,7 @@ __all__ = ["PANELS", "learning_figures", "pick_frames", "plot_learning_1d", "plo
 PANELS = 4
 """Snapshots drawn per vector figure (evenly spread from the first to the last)."""
 ARROWS = 40
-"""Push arrows drawn per 2-D panel (times 3; a deterministic spread of the generated points)."""
+"""Push arrows drawn per 2-D panel (a deterministic spread of the generated points)."""
 ARROWS_1D = 15
 """Push arrows drawn per 1-D panel (at quantiles of the generated samples)."""
 SCALE = 3
@@ -88,14 +88,14 @@ def _push_title(step: int, push: np.ndarray | None) -> str:
 
 
 def _arrow_scale(snaps: dict, frames: Sequence[int], width: float) -> float:
-    """Data units per unit of push: the 90th percentile push of the drawn frames is 12% of ``width``."""
+    """Data units per unit of push: the 90th percentile push of the drawn frames is 8% of ``width``."""
     if "push" not in snaps:
         return 0.0
     p = np.linalg.norm(np.asarray(snaps["push"])[list(frames)].reshape(len(frames), -1, snaps["push"].shape[-1]),
                        axis=-1)
     p = p[np.isfinite(p)]
     top = float(np.percentile(p, 90)) if len(p) else 0.0
-    return 0.12 * width / top if top > 0 else 0.0
+    return 0.08 * width / top if top > 0 else 0.0
 
 
 def plot_learning_1d(snaps: dict[str, np.ndarray], path: Path, *, output: str | None, title: str) -> Path:
@@ -207,16 +207,16 @@ def plot_learning_2d(snaps: dict[str, np.ndarray], path: Path, *, output: str | 
                 cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
                 cb.ax.tick_params(labelsize=6)
         if "real" in snaps:
-            ax.scatter(*_thin(snaps["real"][s]).T, s=3, color="0.15", alpha=0.5, lw=0, rasterized=True)
+            ax.scatter(*_thin(snaps["real"][s]).T, s=5, color="white", edgecolors="0.2", lw=0.3, rasterized=True)
         fake = snaps["fake"][s]
         ok = np.isfinite(fake).all(1)
         ax.scatter(*fake[ok].T, s=4, color=OKABE_ITO[2], alpha=0.7, lw=0, rasterized=True)
         push = snaps["push"][s] if "push" in snaps else None
         if push is not None and scale > 0:
-            idx = _spread(fake, 3 * ARROWS)
+            idx = _spread(fake, ARROWS)
             idx = idx[ok[idx] & np.isfinite(push[idx]).all(1)]
             ax.quiver(fake[idx, 0], fake[idx, 1], push[idx, 0] * scale, push[idx, 1] * scale, angles="xy",
-                      scale_units="xy", scale=1, color=OKABE_ITO[3], width=0.006, headwidth=3.5)
+                      scale_units="xy", scale=1, color="k", width=0.005, headwidth=4, headlength=4)
         ax.set_xlim(ext[0], ext[1])
         ax.set_ylim(ext[2], ext[3])
         ax.set_aspect("equal", adjustable="box")
@@ -320,10 +320,10 @@ def learning_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
         elif "grid_x" in snaps:
             plot_learning_2d(snaps, out / rel, output=output, title=title)
             cap = (("The critic's landscape (" + _CRITIC.get(output, ("output",))[0] + ") as a heat map, "
-                    "generated points (green) with the generator's gradient arrows -d g_loss/dx (red; the "
+                    "generated points (green) with the generator's gradient arrows -d g_loss/dx (black; the "
                     "title gives the median length: near 0 while the points are off the data is a vanishing "
-                    "gradient), data in grey." if output else
-                    "Generated points (green) over data (grey) at four updates.")
+                    "gradient), data as white dots." if output else
+                    "Generated points (green) over data (white dots) at four updates.")
                    + " Like Google PAIR's GAN Lab.")
         else:
             continue
