@@ -188,3 +188,48 @@ def test_diffusion_snapshot_holds_samples_only(ring8):
     snap = diffusion.snapshot(state, ring8, seed=0)
     assert set(snap) == {"fake", "real", "grid_x", "grid_y"}
     assert_close(torch.from_numpy(snap["fake"]), diffusion.sample(state, SNAPSHOT_POINTS, seed=0))
+
+
+# ----------------------------------------------------------------------------- the report's figures
+
+
+def test_pick_frames_spreads_first_to_last():
+    from losslab.report.learning import pick_frames
+
+    assert pick_frames(8) == [0, 2, 5, 7]
+    assert pick_frames(3) == [0, 1, 2]
+    assert pick_frames(4, 4) == [0, 1, 2, 3]
+    assert pick_frames(0) == []
+
+
+def test_learning_figures_from_run_directories(tmp_path, ring8, gauss1d):
+    from PIL import Image
+
+    from losslab.report.learning import learning_figures
+    from losslab.report.render import report_blocks, to_markdown
+
+    train_run(tmp_path / "runs/ns/seed0", tiny_cfg(), ring8, loss="ns", seed=0)
+    train_run(tmp_path / "runs/wgan/seed1", tiny_cfg(), gauss1d, loss="wgan", seed=1)
+    # an image run: 3 snapshots of 16 one-channel 4x4 images, frame k all of value 80 * k
+    for k, g in enumerate((5, 10, 15)):
+        rundir.append_snapshot(tmp_path / "runs/ddpm/seed0", g,
+                               {"images": np.full((16, 1, 4, 4), 80 * k, np.uint8)})
+    runs = [{"loss": "ns", "seed": 0, "run_dir": "runs/ns/seed0", "family": "gan", "status": "ok"},
+            {"loss": "wgan", "seed": 1, "run_dir": "runs/wgan/seed1", "family": "gan", "status": "ok"},
+            {"loss": "ddpm", "seed": 0, "run_dir": "runs/ddpm/seed0", "family": "diffusion", "status": "ok"},
+            {"loss": "hinge", "seed": 0, "run_dir": "runs/hinge/seed0", "family": "gan", "status": "failed"}]
+    figs = learning_figures(tmp_path, {"runs": runs, "ranking": [{"loss": "wgan"}, {"loss": "ns"}]})
+    assert [f[1] for f in figs] == ["wgan (seed 1)", "ns (seed 0)", "ddpm (seed 0)"]  # ranking order; no hinge
+    for rel, _, cap in figs:
+        assert (tmp_path / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and cap
+    with Image.open(tmp_path / figs[2][0]) as im:  # the animation: one frame per snapshot
+        assert im.n_frames == 3
+        values = []
+        for k in range(3):
+            im.seek(k)
+            values.append(im.convert("L").getpixel((2 * 3 + 1, 18 + 2 * 3 + 1)))  # inside the first tile
+        assert values == [0, 80, 160]
+    blocks = report_blocks({"runs": runs, "ranking": []}, [], figs)
+    md = to_markdown(blocks)
+    assert "## How each loss learned" in md and "figures/learning_ns.png" in md
+    assert "How each loss learned" not in to_markdown(report_blocks({"runs": runs, "ranking": []}, [], []))
