@@ -156,6 +156,7 @@ def plot_learning_1d(snaps: dict[str, np.ndarray], path: Path, *, output: str | 
             tw.plot(x, v, color=OKABE_ITO[0], lw=1.4, ls="--", label=label)
             if prob:
                 tw.set_ylim(-0.2, 1.05)
+                tw.set_yticks([0, 0.25, 0.5, 0.75, 1])
             elif c_lo is not None:
                 tw.set_ylim(c_lo, c_hi)
             tw.tick_params(labelsize=7, colors=OKABE_ITO[0])
@@ -313,13 +314,13 @@ def learning_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
         elif "x" in snaps:
             plot_learning_1d(snaps, out / rel, output=output, title=title)
             cap = ("Goodfellow et al. (2014, Fig. 1) at four updates: data density (black, dotted), generator "
-                   "density (orange)" + (f", the critic's {_CRITIC.get(output, ('output',))[0]} (blue, dashed, "
+                   "density (orange)" + (f", the critic's output {_CRITIC.get(output, ('',))[0]} (blue, dashed, "
                                          "right axis) and, under the axis, where the generator loss pushes a "
                                          "spread of generated samples (arrows, -d g_loss/dx; the title gives "
                                          "the median per-sample length)" if output else "") + ".")
         elif "grid_x" in snaps:
             plot_learning_2d(snaps, out / rel, output=output, title=title)
-            cap = (("The critic's landscape (" + _CRITIC.get(output, ("output",))[0] + ") as a heat map, "
+            cap = (("The critic's landscape, its output " + _CRITIC.get(output, ("",))[0] + " as a heat map, "
                     "generated points (green) with the generator's gradient arrows -d g_loss/dx (black; the "
                     "title gives the median length: near 0 while the points are off the data is a vanishing "
                     "gradient), data as white dots." if output else
