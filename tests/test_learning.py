@@ -233,3 +233,13 @@ def test_learning_figures_from_run_directories(tmp_path, ring8, gauss1d):
     md = to_markdown(blocks)
     assert "## How each loss learned" in md and "figures/learning_ns.png" in md
     assert "How each loss learned" not in to_markdown(report_blocks({"runs": runs, "ranking": []}, [], []))
+
+
+def test_a_failing_snapshot_is_skipped_with_a_warning_and_the_run_goes_on(tmp_path, ring8, monkeypatch):
+    def broken(state, dataset, *, seed):
+        raise RuntimeError("no picture")
+
+    monkeypatch.setattr(gan, "snapshot", broken)
+    with pytest.warns(RuntimeWarning, match="snapshot at update 3 skipped"):
+        res = train_run(tmp_path / "r", tiny_cfg(), ring8, loss="ns", seed=0)
+    assert res["status"] == "ok" and rundir.read_snapshots(tmp_path / "r") is None

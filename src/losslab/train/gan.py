@@ -383,7 +383,7 @@ def load_state_dict(state: GANState, tensors: dict[str, torch.Tensor], meta: dic
         state.began.k = float(meta["began_k"])
 
 
-# ----------------------------------------------------------------------------- snapshots (the report's pictures of learning)
+# ----------------------------------------------------------------------------- snapshots (the pictures of learning)
 
 
 def snapshot(state: GANState, dataset, *, seed: int) -> dict[str, Any]:

@@ -238,13 +238,19 @@ def snapshot_point(fam: Family, state, dataset, *, seed: int) -> dict[str, Any] 
     RNG is restored afterwards, the samples' latent codes come from ``seed``
     (the training stream is not drawn from), and no parameter keeps a gradient.
     Store the result with :func:`losslab.rundir.append_snapshot` at
-    ``state.g_updates``.
+    ``state.g_updates``. A snapshot that raises is skipped with a
+    ``RuntimeWarning`` (None), so a picture never stops a run.
     """
     if getattr(fam, "snapshot", None) is None:
         return None
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return fam.snapshot(state, dataset, seed=seed)
+    try:
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return fam.snapshot(state, dataset, seed=seed)
+    except Exception as e:  # a picture must never stop the training it illustrates
+        warnings.warn(f"snapshot at update {state.g_updates} skipped ({type(e).__name__}: {e})",
+                      RuntimeWarning, stacklevel=2)
+        return None
 
 
 
