@@ -17,6 +17,7 @@ from losslab.losses.penalties import (
     dragan_penalty,
     gradient_penalty,
     pulling_away_term,
+    pulling_away_term_global_l1,
 )
 
 SHAPES = [(6, 5), (4, 1, 5, 5), (3, 3, 4, 4)]
@@ -222,6 +223,66 @@ def test_pulling_away_term_known_vectors_and_invariances():
 def test_pulling_away_term_needs_two_rows():
     with pytest.raises(UserError, match="at least 2"):
         pulling_away_term(torch.ones(1, 4))
+
+
+# --------------------------------------------------------------------------- the global-L1 variant (a known bug)
+
+
+def _pt_global_l1_double_loop(s: np.ndarray) -> float:
+    n, l1 = s.shape[0], np.abs(s).sum()
+    total = sum((s[i] @ s[j] / l1**2) ** 2 for i in range(n) for j in range(n))
+    return (total - n) / (n * (n - 1))
+
+
+def test_global_l1_variant_against_a_double_loop_and_a_closed_form():
+    code = torch.randn(7, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert_close(pulling_away_term_global_l1(code),
+                 torch.tensor(_pt_global_l1_double_loop(code.numpy()), dtype=torch.float64))
+    # S = a * ones(N, k): ||S||_1 = N k a, S_i.S_j / ||S||_1^2 = 1 / (N^2 k) for every (i, j), so
+    # sum_ij (.)^2 = 1 / (N^2 k^2) and PT = (1 / (N^2 k^2) - N) / (N (N - 1)), whatever a.
+    n, k = 64, 32
+    want = (1 / (n**2 * k**2) - n) / (n * (n - 1))
+    for a in (0.01, 1.0, 7.0):
+        assert_close(pulling_away_term_global_l1(torch.full((n, k), a, dtype=torch.float64)),
+                     torch.tensor(want, dtype=torch.float64))
+    with pytest.raises(UserError, match="at least 2"):
+        pulling_away_term_global_l1(torch.ones(1, 4))
+
+
+@pytest.mark.parametrize("scale", [0.1, 1.0, 10.0])
+def test_global_l1_variant_sits_at_minus_one_over_n_minus_one_and_its_gradient_vanishes(scale):
+    # The bound -1/(N-1) <= PT <= -1/(N-1) + 1/(N(N-1)) (docstring) and, for dense codes, much closer:
+    # the first sum is of order (||S||_F / ||S||_1)^4 ~ 1/(N c)^2 = 2e-7 here, divided by N(N-1).
+    n, c = 64, 32
+    g = torch.Generator().manual_seed(3)
+    code = (scale * torch.randn(n, c, generator=g, dtype=torch.float64)).requires_grad_(True)
+    value = pulling_away_term_global_l1(code)
+    (grad_l1,) = torch.autograd.grad(value, code)
+    assert_close(value.detach(), torch.tensor(-1 / 63, dtype=torch.float64), rtol=0, atol=1e-9)
+    assert -1 / 63 <= float(value.detach()) <= -1 / 63 + 1 / (64 * 63)
+    paper_code = code.detach().clone().requires_grad_(True)
+    (grad_paper,) = torch.autograd.grad(pulling_away_term(paper_code), paper_code)
+    ratio = float(grad_l1.norm() / grad_paper.norm())
+    # Both terms are scale-invariant, so both gradients scale as 1/scale and the ratio does not move:
+    # ~3e-10 for these codes (the paper's term: norm ~ 0.0019 / scale).
+    assert 1e-12 < ratio < 1e-7
+    assert_close(grad_paper.norm() * scale, torch.tensor(0.0019, dtype=torch.float64), rtol=0.2, atol=0)
+    # the autograd gradient of the variant is right (finite differences in float64)
+    small = code.detach()[:6, :4].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(pulling_away_term_global_l1, (small,))
+
+
+def test_ebgan_generator_loss_uses_the_chosen_variant():
+    from losslab.losses.gan import ebgan_g_loss
+
+    code = torch.randn(8, 5, generator=torch.Generator().manual_seed(2))
+    e = torch.rand(8, generator=torch.Generator().manual_seed(4))
+    assert_close(ebgan_g_loss(e_fake=e, code_fake=code, pt_weight=0.5),
+                 e.mean() + 0.5 * pulling_away_term(code))
+    assert_close(ebgan_g_loss(e_fake=e, code_fake=code, pt_weight=0.5, pt_variant="global_l1"),
+                 e.mean() + 0.5 * pulling_away_term_global_l1(code))
+    with pytest.raises(UserError, match="pulling-away variant 'l1'"):
+        ebgan_g_loss(e_fake=e, code_fake=code, pt_variant="l1")
 
 
 # --------------------------------------------------------------------------- BEGAN

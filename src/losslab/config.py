@@ -101,6 +101,8 @@ class LossConfig:
     dragan_c: float | None = None
     margin: float | None = None
     pt_weight: float | None = None
+    pt_variant: str | None = None
+    """EBGAN's pulling-away term: "paper" (Zhao et al. Eq. 6) or "global_l1" (a reference collection's bug)."""
     gamma: float | None = None
     lambda_k: float | None = None
     critic_norm: str | None = None
@@ -265,6 +267,7 @@ DOMAINS: dict[str, Domain] = {
     "loss.dragan_c": NONNEGATIVE,  # 0: the penalty at the data points themselves
     "loss.margin": NONNEGATIVE,
     "loss.pt_weight": NONNEGATIVE,
+    "loss.pt_variant": _choice("paper", "global_l1"),
     "loss.gamma": _num("float", 0.0, 1.0, lo_open=True),  # BEGAN diversity ratio (Berthelot et al. 2017, Eq. 4)
     "loss.lambda_k": NONNEGATIVE,  # 0: k stays at its start value
     "loss.critic_norm": _choice("batch", "layer", "none"),

@@ -24,6 +24,8 @@ Layout::
       checkpoint.safetensors      weights, optimizer and RNG state, step counts: ONE file,
                                   written atomically (the metadata lives in its header)  (loop)
       samples.npz                 "samples": (n, *shape) generated at the end      (loop)
+      snapshots.npz               the model at each curve point, for the report's pictures of
+                                  learning: "g_updates" (S,) and each key stacked (S, ...)  (loop)
       result.json                 status, metrics, update counts, wall seconds     (loop)
       diffusion.npz / embedding.npz   family artifacts for the report              (the family)
 """
@@ -60,6 +62,7 @@ RUNS = "runs"
 CURVE = "curve.jsonl"
 SEARCH = "search"
 SEARCH_RESULTS = "search.json"
+SNAPSHOTS = "snapshots.npz"
 
 FINAL_STATUSES = ("ok", "diverged")
 
@@ -283,6 +286,73 @@ def read_samples(run_dir: str | Path) -> torch.Tensor | None:
 
     with np.load(path) as z:
         return torch.from_numpy(z["samples"])
+
+
+# ----------------------------------------------------------------------------- snapshots.npz
+
+
+def read_snapshots(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's snapshots: ``{"g_updates": (S,) int64, key: (S, ...) array}``, or None when it has none.
+
+    Row ``s`` of every key belongs to the snapshot at generator update
+    ``g_updates[s]`` (increasing). An unreadable file counts as none.
+    """
+    path = Path(run_dir) / SNAPSHOTS
+    if not path.exists():
+        return None
+    import numpy as np
+
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError) as e:
+        warnings.warn(f"{path} is unreadable ({type(e).__name__}: {e}); ignored", stacklevel=2)
+        return None
+
+
+def append_snapshot(run_dir: str | Path, g_updates: int, snap: dict[str, Any]) -> None:
+    """Add the snapshot at generator update ``g_updates`` to snapshots.npz (rewritten atomically).
+
+    Snapshots at or after ``g_updates`` already in the file (a resumed run
+    evaluates them again) are replaced. ``snap``'s arrays must have the same
+    keys and shapes at every point of a run (they are stacked).
+
+    Raises:
+        ValueError: ``snap`` does not match the snapshots already stored.
+    """
+    import numpy as np
+
+    old = read_snapshots(run_dir) or {}
+    keep = np.asarray(old.get("g_updates", np.zeros(0, np.int64))) < g_updates
+    keys = set(snap)
+    if keep.any() and keys != set(old) - {"g_updates"}:
+        raise ValueError(f"snapshot keys {sorted(keys)} differ from the stored {sorted(set(old) - {'g_updates'})}")
+    out = {"g_updates": np.append(np.asarray(old.get("g_updates", []), np.int64)[keep], np.int64(g_updates))}
+    for k, v in snap.items():
+        v = np.asarray(v)
+        prev = np.asarray(old[k])[keep] if keep.any() else np.zeros((0, *v.shape), v.dtype)
+        if prev.shape[1:] != v.shape:
+            raise ValueError(f"snapshot {k!r} has shape {v.shape}, the stored ones {prev.shape[1:]}")
+        out[k] = np.concatenate([prev, v[None]])
+    io.atomic_write_bytes(Path(run_dir) / SNAPSHOTS, io.npz_bytes(**out))
+
+
+def truncate_snapshots(run_dir: str | Path, g_updates: int | None) -> None:
+    """Keep the snapshots at ``<= g_updates`` (atomically); ``None`` deletes snapshots.npz.
+
+    On resume from a checkpoint the snapshots after it are taken again.
+    """
+    path = Path(run_dir) / SNAPSHOTS
+    if g_updates is None:
+        path.unlink(missing_ok=True)
+        return
+    old = read_snapshots(run_dir)
+    if old is None:
+        return
+    keep = old["g_updates"] <= g_updates
+    if keep.all():
+        return
+    io.atomic_write_bytes(path, io.npz_bytes(**{k: v[keep] for k, v in old.items()}))
 
 
 # ----------------------------------------------------------------------------- checkpoint

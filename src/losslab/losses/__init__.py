@@ -12,7 +12,7 @@ Penalties live in :mod:`losslab.losses.penalties`.
 ("batch" | "layer" | "none": normalisation inside conv critics; never "batch"
 with a gradient penalty, since the penalty is per sample). Loss-specific keys:
 ``clip`` (wgan), ``gp_lambda`` (wgan-gp, dragan), ``dragan_c`` (dragan),
-``margin``, ``pt_weight``, ``energy`` (ebgan), ``gamma``, ``lambda_k``,
+``margin``, ``pt_weight``, ``pt_variant``, ``energy`` (ebgan), ``gamma``, ``lambda_k``,
 ``energy`` (began). Copy ``defaults`` before changing it.
 """
 
@@ -235,11 +235,12 @@ GAN_LOSSES: dict[str, GANLoss] = {
         # DCGAN optimiser settings; pt_weight = 0.1 and the MSE energy as in Zhao
         # et al. (Sec. 2.3-2.4). The paper grid-searches the margin; 1.0 is our
         # choice for per-element mean-squared energies of data in [-1, 1].
-        defaults={**_DCGAN, "margin": 1.0, "pt_weight": 0.1, "energy": "mse"},
+        # pt_variant "global_l1" is a widely copied bug of the term, kept to study it.
+        defaults={**_DCGAN, "margin": 1.0, "pt_weight": 0.1, "pt_variant": "paper", "energy": "mse"},
         summary="energy-based GAN: autoencoder critic, margin loss, pulling-away term",
         source="Zhao et al. 2017, arXiv:1609.03126, Eqs. 1-2, Eq. 6",
         d_hparams=("margin",),
-        g_hparams=("pt_weight",),
+        g_hparams=("pt_weight", "pt_variant"),
         g_takes_code=True,
         search_space=_ADAM_SPACE,
     ),

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losslab.errors import unknown_choice
-from losslab.losses.penalties import pulling_away_term
+from losslab.losses.penalties import PT_VARIANTS
 
 ENERGIES: dict[str, float] = {"l1": 1.0, "mse": 2.0}  # kind -> exponent p of |x - recon|^p
 
@@ -337,7 +337,8 @@ def ebgan_d_loss(*, e_real: Tensor, e_fake: Tensor, margin: float) -> Tensor:
     return e_real.mean() + F.relu(margin - e_fake).mean()
 
 
-def ebgan_g_loss(*, e_fake: Tensor, code_fake: Tensor | None = None, pt_weight: float = 0.1) -> Tensor:
+def ebgan_g_loss(*, e_fake: Tensor, code_fake: Tensor | None = None, pt_weight: float = 0.1,
+                 pt_variant: str = "paper") -> Tensor:
     """EBGAN generator loss ``E_z[D(G(z))] + w * f_PT(S)``.
 
     Parameters
@@ -350,6 +351,10 @@ def ebgan_g_loss(*, e_fake: Tensor, code_fake: Tensor | None = None, pt_weight: 
         weighted by ``pt_weight`` is added (the "EBGAN-PT" variant).
     pt_weight : float
         Weight ``w`` of the pulling-away term (0.1 in the paper).
+    pt_variant : str
+        "paper" (Eq. 6, :func:`~losslab.losses.penalties.pulling_away_term`) or
+        "global_l1" (:func:`~losslab.losses.penalties.pulling_away_term_global_l1`,
+        a widely copied version whose gradient vanishes).
 
     Returns
     -------
@@ -359,15 +364,17 @@ def ebgan_g_loss(*, e_fake: Tensor, code_fake: Tensor | None = None, pt_weight: 
     Raises
     ------
     UserError
-        If ``code_fake`` has fewer than 2 rows.
+        If ``code_fake`` has fewer than 2 rows, or ``pt_variant`` is unknown.
 
     References
     ----------
     Zhao et al. 2017, arXiv:1609.03126, Eq. 2 (generator) and Eq. 6 (PT).
     """
+    if pt_variant not in PT_VARIANTS:
+        raise unknown_choice("pulling-away variant", pt_variant, PT_VARIANTS)
     loss = e_fake.mean()
     if code_fake is not None and pt_weight != 0:
-        loss = loss + pt_weight * pulling_away_term(code_fake)
+        loss = loss + pt_weight * PT_VARIANTS[pt_variant](code_fake)
     return loss
 
 

@@ -6,7 +6,8 @@ losses of :mod:`losslab.losses.gan`:
 * :func:`gradient_penalty` (WGAN-GP) and :func:`dragan_penalty` (DRAGAN) return
   the *unweighted* penalty; the step multiplies it by ``gp_lambda``.
 * :func:`clip_weights_` is line 7 of Algorithm 1 of the WGAN paper.
-* :func:`pulling_away_term` is EBGAN's repelling regulariser.
+* :func:`pulling_away_term` is EBGAN's repelling regulariser; :func:`pulling_away_term_global_l1`
+  the reference collection's version of it whose gradient vanishes (``loss.pt_variant``).
 * :class:`BEGANEquilibrium` holds BEGAN's control variable ``k_t``.
 """
 
@@ -230,6 +231,63 @@ def pulling_away_term(code: Tensor) -> Tensor:
     return cos2[off_diagonal].sum() / (n * (n - 1))
 
 
+def pulling_away_term_global_l1(code: Tensor) -> Tensor:
+    """The pulling-away term as a widely copied reference collection computes it (a known bug, kept to study it).
+
+    ``PT_L1(S) = (sum_{i,j} (S_i^T S_j / ||S||_1^2)^2 - N) / (N (N - 1))``: the
+    codes are divided by ONE global L1 norm ``||S||_1 = sum_{i,k} |S_ik|`` of
+    the whole batch instead of each row by its own L2 norm, and the diagonal is
+    removed by subtracting ``N`` (what it would be for unit rows) rather than
+    by skipping ``i == j``.
+
+    Its value is pinned near ``-1/(N - 1)``: with ``A = S S^T / ||S||_1^2``,
+    ``sum_ij A_ij^2 = ||S^T S||_F^2 / ||S||_1^4 <= ||S||_F^4 / ||S||_1^4 <= 1``
+    (``||S S^T||_F <= ||S||_F^2`` and ``||S||_F <= ||S||_1``), so
+    ``-1/(N-1) <= PT_L1 <= -1/(N-1) + 1/(N(N-1))``; for dense codes
+    ``||S||_F^2 / ||S||_1^2`` is of order ``1/(N c)``, so the first sum is
+    tiny and the value is ``-1/(N-1)`` (-1/63 for a batch of 64) up to it.
+    The term is invariant to rescaling the whole batch, and its gradient is of
+    order ``||S||_F^3 / (||S||_1^4 N^2)``: orders of magnitude below
+    :func:`pulling_away_term`'s, so the generator gets almost no push towards
+    diverse codes.
+
+    Parameters
+    ----------
+    code : Tensor, shape (N, c) or (N, ...)
+        Encoder codes ``S`` of a batch; trailing dimensions are flattened.
+
+    Returns
+    -------
+    Tensor
+        Scalar in ``[-1/(N-1), -1/(N-1) + 1/(N(N-1))]`` (NaN for an all-zero batch).
+
+    Raises
+    ------
+    UserError
+        If ``N < 2``.
+
+    References
+    ----------
+    The ``pullaway_loss`` of the EBGAN in the "pytorch-generative-model-collections"
+    repository (``norm = torch.norm(embeddings, 1)``) and its copies; compare
+    Zhao et al. 2017, arXiv:1609.03126, Eq. 6 (:func:`pulling_away_term`).
+    """
+    n = code.shape[0] if code.dim() > 0 else 0
+    if n < 2:
+        raise UserError(f"the pulling-away term needs a batch of at least 2 codes, got {n}")
+    s = code.reshape(n, -1)
+    s = s / s.abs().sum()  # (N, c): one global L1 norm, not per-row L2
+    sim2 = (s @ s.T).pow(2)  # (N, N)
+    return (sim2.sum() - n) / (n * (n - 1))
+
+
+PT_VARIANTS: dict[str, Callable[[Tensor], Tensor]] = {
+    "paper": pulling_away_term,
+    "global_l1": pulling_away_term_global_l1,
+}
+"""EBGAN's ``loss.pt_variant``: Zhao et al.'s Eq. 6, or the reference collection's global-L1 version."""
+
+
 def _as_float(value: float | Tensor) -> float:
     """A Python float from a number or a tensor (mean over its elements)."""
     if isinstance(value, Tensor):
@@ -330,5 +388,7 @@ __all__ = [
     "clip_weights_",
     "dragan_penalty",
     "gradient_penalty",
+    "PT_VARIANTS",
     "pulling_away_term",
+    "pulling_away_term_global_l1",
 ]

@@ -31,6 +31,7 @@ from losslab.report.answer import answer
 from losslab.report.diffusion import plot_diffusion
 from losslab.report.embedding import EMBEDDING_FILE, plot_embedding_grid
 from losslab.report.families import describe
+from losslab.report.learning import learning_figures
 from losslab.report.signatures import diagnostics_caption, loss_panels
 from losslab.report.render import report_blocks, to_html, to_markdown
 
@@ -332,7 +333,7 @@ def build_report(out_dir: str | Path, *, quiet: bool = True) -> dict[str, Path]:
     if not isinstance(results.get("answer"), list):  # a results.json of an older version
         results["answer"] = answer(results)
     figures = make_figures(out, results)
-    blocks = report_blocks(results, figures)
+    blocks = report_blocks(results, figures, learning_figures(out, results))
     paths = report_paths(out)
     atomic_write_bytes(paths["markdown"], to_markdown(blocks).encode("utf-8"))
     title = blocks[0][1] if blocks and blocks[0][0] == "h1" else "losslab report"

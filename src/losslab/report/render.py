@@ -392,7 +392,8 @@ def run_status(run: dict) -> str:
     return status
 
 
-def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> list[tuple]:
+def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]],
+                  learning: Sequence[tuple[str, str, str]] = ()) -> list[tuple]:
     """The whole report as blocks.
 
     Parameters
@@ -401,6 +402,8 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
         Parsed ``results.json`` (schema in ``docs/ARCHITECTURE.md``).
     figures : list of (relpath, heading, caption)
         Figures already written, paths relative to OUT.
+    learning : list of (relpath, heading, caption)
+        The "How each loss learned" figures (:func:`losslab.report.learning.learning_figures`).
     """
     ds = results.get("dataset") or {}
     ds = ds if isinstance(ds, dict) else {"name": str(ds)}
@@ -549,6 +552,12 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]]) -> lis
     if figures:
         blocks.append(("h2", "Figures"))
         for relpath, heading, caption in figures:
+            blocks += [("h3", heading), ("fig", relpath, caption)]
+    if learning:
+        blocks += [("h2", "How each loss learned"),
+                   ("p", "Snapshots of one run per loss taken at its quality-curve points: what the model and its "
+                         "critic looked like while they learned, not only at the end.")]
+        for relpath, heading, caption in learning:
             blocks += [("h3", heading), ("fig", relpath, caption)]
 
     # Per-run table.

@@ -68,6 +68,7 @@ KEYS: frozenset[str] = frozenset(
 """The config keys this family reads besides the loop's (see :data:`losslab.train.loop.LOOP_KEYS`)."""
 
 model_metrics = None  # evaluate() measures the model itself
+snapshot = None  # a representation: no samples to draw while it learns
 
 PROBE_TRAIN = 5000
 """At most this many training images fit the linear probe and the kNN index."""

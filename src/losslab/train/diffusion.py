@@ -458,3 +458,11 @@ def load_state_dict(state: DiffusionState, tensors: dict[str, Tensor], meta: dic
     load_state(state, modules, opts, tensors, meta)
     for k in _BOX:
         setattr(state, k, tensors[k].clone())
+
+
+def snapshot(state, dataset, *, seed: int) -> dict[str, Any]:
+    """The model now, for the report's "How each loss learned": samples only
+    (:func:`losslab.train.snapshot.samples_snapshot`: generated points or 16 images from ``seed``)."""
+    from losslab.train.snapshot import samples_snapshot
+
+    return samples_snapshot(sample, state, dataset, seed=seed)

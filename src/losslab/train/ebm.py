@@ -358,3 +358,11 @@ def load_state_dict(state: EBMState, tensors: dict[str, Tensor], meta: dict[str,
     if state.buffer is not None:
         state.buffer.x = tensors["buffer"].clone()
         state.buffer.lo, state.buffer.hi = state.lo, state.hi
+
+
+def snapshot(state, dataset, *, seed: int) -> dict[str, Any]:
+    """The model now, for the report's "How each loss learned": samples only
+    (:func:`losslab.train.snapshot.samples_snapshot`: generated points or 16 images from ``seed``)."""
+    from losslab.train.snapshot import samples_snapshot
+
+    return samples_snapshot(sample, state, dataset, seed=seed)

@@ -381,3 +381,50 @@ def load_state_dict(state: GANState, tensors: dict[str, torch.Tensor], meta: dic
     load_state(state, modules, opts, tensors, meta)
     if state.began is not None and meta.get("began_k") is not None:
         state.began.k = float(meta["began_k"])
+
+
+# ----------------------------------------------------------------------------- snapshots (the pictures of learning)
+
+
+def snapshot(state: GANState, dataset, *, seed: int) -> dict[str, Any]:
+    """The model now, for the report's "How each loss learned" (:mod:`losslab.train.snapshot`).
+
+    Besides the samples-only keys (``images`` / ``fake``, ``real``, the grid):
+
+    - ``critic``: the critic's raw output (``loss.output``: logits, scores,
+      critic values or energies) on the grid: ``(GRID_1D,)`` in 1-D (the
+      panel of Goodfellow et al. 2014, arXiv:1406.2661, Fig. 1) or
+      ``(GRID_2D, GRID_2D)`` in 2-D (row i at ``grid_y[i]``, column j at
+      ``grid_x[j]``);
+    - ``push``: ``(SNAPSHOT_POINTS, d)`` ``-N * d g_loss / d x`` at the
+      generated points ``x``: where the generator loss pushes each sample
+      (the arrows of Google PAIR's GAN Lab); ``N`` undoes the batch mean, so
+      it is the per-sample gradient (EBGAN's pulling-away term couples the
+      samples: it is computed on this batch of ``SNAPSHOT_POINTS``).
+
+    Both networks are evaluated in eval mode in float32 without autocast, and
+    restored to their training modes; no parameter takes a gradient and the
+    training stream is not touched (the latent codes come from ``seed``).
+    """
+    from losslab.train.snapshot import draws_grid, grid_points, samples_snapshot
+
+    snap = samples_snapshot(sample, state, dataset, seed=seed)
+    if not draws_grid(dataset):
+        return snap
+    was_g, was_d = state.G.training, state.D.training
+    state.G.eval()
+    state.D.eval()
+    try:
+        with torch.no_grad():
+            grid = grid_points(snap).to(state.device)
+            critic = torch.cat([critic_outputs(state, c)[0] for c in grid.split(1024)])
+        shape = (len(snap["x"]),) if "x" in snap else (len(snap["grid_y"]), len(snap["grid_x"]))
+        snap["critic"] = critic.reshape(shape).cpu().numpy()
+        x = torch.from_numpy(snap["fake"]).to(state.device).requires_grad_(True)  # (N, d)
+        out, code = critic_outputs(state, x)
+        (grad,) = torch.autograd.grad(_g_loss(state, out, code), x)  # D's weights take no gradient
+        snap["push"] = (-len(x) * grad).detach().cpu().numpy()
+    finally:
+        state.G.train(was_g)
+        state.D.train(was_d)
+    return snap

@@ -11,6 +11,8 @@ the run directory through :mod:`losslab.rundir`, the one owner of its files:
   seed are comparable),
 - ``checkpoint.safetensors`` every ``checkpoint_every`` steps: weights,
   optimizer and RNG state and update counts in ONE atomically written file,
+- ``snapshots.npz``: the family's :func:`snapshot_point` at each curve point
+  (the report's pictures of how each loss learned),
 - ``samples.npz`` (generative families) and ``result.json`` at the end,
 
 so an interrupted run resumes from its last checkpoint and a finished run is
@@ -63,6 +65,9 @@ class Family(Protocol):
         model_metrics: ``model_metrics(state, dataset, samples, *, n, seed) -> dict``,
             metrics of the trained model beside its samples' (GAN: the
             critic's accuracy) that ``losslab eval`` adds, or None.
+        snapshot: ``snapshot(state, dataset, *, seed) -> dict[str, ndarray]``,
+            the model at a curve point for the report's pictures of learning
+            (:mod:`losslab.train.snapshot`; GAN: with its critic), or None.
     """
 
     NAME: str
@@ -70,6 +75,7 @@ class Family(Protocol):
     evaluate: Callable[[Any, Any], dict[str, Any]] | None
     artifacts: Callable[[Any, Any, Path], None] | None
     model_metrics: Callable[..., dict[str, Any]] | None
+    snapshot: Callable[..., dict[str, Any]] | None
 
     def hparams(self, loss: Any, cfg: Config, dataset: Any) -> dict[str, Any]:
         """The loss's defaults merged with the user's overrides: the family's one resolution."""
@@ -225,6 +231,29 @@ def curve_point(fam: Family, state, dataset, cfg: Config,
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
+def snapshot_point(fam: Family, state, dataset, *, seed: int) -> dict[str, Any] | None:
+    """The family's snapshot of the model now (:mod:`losslab.train.snapshot`), or None when it has none.
+
+    Like :func:`curve_point` it never changes the training: the global torch
+    RNG is restored afterwards, the samples' latent codes come from ``seed``
+    (the training stream is not drawn from), and no parameter keeps a gradient.
+    Store the result with :func:`losslab.rundir.append_snapshot` at
+    ``state.g_updates``. A snapshot that raises is skipped with a
+    ``RuntimeWarning`` (None), so a picture never stops a run.
+    """
+    if getattr(fam, "snapshot", None) is None:
+        return None
+    try:
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return fam.snapshot(state, dataset, seed=seed)
+    except Exception as e:  # a picture must never stop the training it illustrates
+        warnings.warn(f"snapshot at update {state.g_updates} skipped ({type(e).__name__}: {e})",
+                      RuntimeWarning, stacklevel=2)
+        return None
+
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 
@@ -240,11 +269,13 @@ def _try_resume(run_dir: Path, fam: Family, state) -> dict[str, float]:
     if ck is None:
         rundir.truncate_metrics(run_dir, None)
         rundir.truncate_curve(run_dir, None)
+        rundir.truncate_snapshots(run_dir, None)
         return {"wall_seconds": 0.0, "train_seconds": 0.0, "curve_seconds": 0.0}
     tensors, meta = ck
     fam.load_state_dict(state, tensors, meta)
     rundir.truncate_metrics(run_dir, state.g_updates)  # rows after the checkpoint will be produced again
     rundir.truncate_curve(run_dir, state.g_updates)
+    rundir.truncate_snapshots(run_dir, state.g_updates)
     wall = float(meta.get("wall_seconds", 0.0))
     return {"wall_seconds": wall, "train_seconds": float(meta.get("train_seconds", wall)),
             "curve_seconds": float(meta.get("curve_seconds", 0.0))}
@@ -324,6 +355,9 @@ def train_run(
                  **curve_point(fam, state, dataset, cfg, curve_eval, seed=seed)}
         rundir.append_curve(run_dir, [point])
         curve.append(point)
+        snap = snapshot_point(fam, state, dataset, seed=seed)
+        if snap is not None:
+            rundir.append_snapshot(run_dir, state.g_updates, snap)
         spent[0] += time.perf_counter() - c
 
     def point_due() -> bool:
