@@ -126,7 +126,9 @@ def extract(
     ----------
     net : nn.Module
         ``forward(x) -> (n, F)``; ``logits(x) -> (n, K)`` when ``logits=True``. Put
-        in eval mode for the pass and restored afterwards; no gradients.
+        in eval mode for the pass and restored afterwards; no gradients. The
+        chunks run on the device of its parameters (CPU when it has none); the
+        results come back on the CPU.
     images : (N, C, H, W) tensor or array
         Images in the network's input scale ([-1, 1] inside losslab), passed to it
         as float32 chunks, unchanged.
@@ -152,14 +154,16 @@ def extract(
     was_training = net.training
     net.eval()
     feats, outs = [], []
+    dev = next((p.device for p in net.parameters()), torch.device("cpu"))
     try:
         for chunk in x.split(chunk_size):
+            chunk = chunk.to(dev)
             f = net(chunk)
-            feats.append(f.double())
+            feats.append(f.double().cpu())
             if logits:
                 head = getattr(net, "head", None)
                 z = head(F.relu(f)) if isinstance(net, ClassifierNet) and head is not None else net.logits(chunk)
-                outs.append(z.double())
+                outs.append(z.double().cpu())
     finally:
         net.train(was_training)
     f_all = torch.cat(feats) if feats else torch.zeros(0, int(getattr(net, "num_features", 0)), dtype=torch.float64)
@@ -300,6 +304,7 @@ def get_feature_net(
     lr: float = 2e-3,
     num_features: int = 128,
     progress: bool = False,
+    device: str | torch.device | None = None,
 ) -> ClassifierNet:
     """The dataset's classifier feature network: loaded from the cache, or trained and cached.
 
@@ -324,6 +329,10 @@ def get_feature_net(
         Width of the feature layer.
     progress : bool
         Print the loss of every epoch to stderr.
+    device : str or torch.device, optional
+        Where the returned network runs (:func:`extract` follows it); default
+        the CPU. It is trained and cached on the CPU, so the cached weights of
+        a key are the same whichever device asks for them.
 
     Returns
     -------
@@ -348,7 +357,7 @@ def get_feature_net(
     if getattr(dataset, "name", None) == STACKED_NAME:
         digit_net = get_feature_net(
             digit_view(dataset), cache_dir=cache_dir, epochs=epochs, max_train=max_train, seed=seed,
-            batch_size=batch_size, lr=lr, num_features=num_features, progress=progress,
+            batch_size=batch_size, lr=lr, num_features=num_features, progress=progress, device=device,
         )
         return StackedDigitNet(digit_net).eval().requires_grad_(False)
     shape = tuple(int(s) for s in dataset.shape)
@@ -397,4 +406,4 @@ def get_feature_net(
     net.cache_file = str(weights)
     net.sha256 = meta["sha256"]
     net.eval().requires_grad_(False)
-    return net
+    return net.to(device) if device is not None else net

@@ -99,7 +99,7 @@ FAMILIES: dict[str, Family] = {"gan": gan, "diffusion": diffusion, "contrastive"
 LOOP_KEYS: frozenset[str] = frozenset(
     {"data.name", "data.data_dir", "data.image_size", "data.n_train",
      "train.steps", "train.batch_size", "train.log_every", "train.checkpoint_every", "train.threads",
-     "train.curve_points", "train.curve_n", "train.budget_seconds"}
+     "train.curve_points", "train.curve_n", "train.budget_seconds", "train.device", "train.batch_seeds"}
 )
 """The config keys the loop (and the data loading) reads for every family."""
 
@@ -169,7 +169,8 @@ def curve_steps(steps: int, points: int) -> list[int]:
 def _encoder_features(enc, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
     was = enc.training
     enc.eval()
-    out = torch.cat([enc.features(x[i:i + batch]) for i in range(0, len(x), batch)])
+    dev = next(enc.parameters()).device  # on the encoder's device, returned on the CPU
+    out = torch.cat([enc.features(x[i:i + batch].to(dev)).cpu() for i in range(0, len(x), batch)])
     enc.train(was)
     return out
 
