@@ -370,7 +370,9 @@ def train_run(
         pending = []
         if tc.curve_points and (not curve or curve[-1]["g_updates"] != state.g_updates):
             add_point()  # a time budget ends between two due points: its last point is at the stop
-        if state.g_updates != saved:
+        if state.g_updates != saved or tc.budget_seconds is not None:
+            # A time budget: the checkpoint must hold the seconds that ended it (one saved at the last
+            # update may be a hair under the budget, and a resume would train one update more).
             save_checkpoint(run_dir, fam, state, clock())
         if fam.evaluate is not None:
             # Representation families (contrastive) are measured on the model itself
