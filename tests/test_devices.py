@@ -181,6 +181,8 @@ def test_every_family_lives_on_the_configured_device_cpu(ring8, family, loss, ki
     assert st.g_updates == 2
     out = fam.sample(st, 10, seed=0)
     assert out.device.type == "cpu" and out.shape[0] == 10 and bool(torch.isfinite(out).all())
+    if fam.evaluate is not None:
+        assert 0.0 <= fam.evaluate(st, ds)["linear_probe"] <= 1.0
     # The documented stream, on that device: a fresh state's generator is seeded_generator(seed)
     # (ebm-cd's has filled the replay buffer with uniform noise from it).
     want = seeded_generator(3, "cpu")
