@@ -15,6 +15,7 @@ import torch
 from losslab import config as C
 from losslab import rundir
 from losslab.compare import group_jobs
+from losslab.convergence import is_converged
 from losslab.data import load_dataset
 from losslab.errors import UserError
 from losslab.models.ensemble import EnsembleLinear, NotBatchable, ensemble_of
@@ -204,6 +205,91 @@ def test_interrupted_batched_job_resumes_each_seed_from_its_checkpoint(tmp_path,
         assert [r["step"] for r in rundir.read_metrics(d)] == [1, 4, 8, 12]
 
 
+# ----------------------------------------------------------------------------- quality curves
+
+
+def _curve_cfg(*sets) -> C.Config:
+    return cfg_of(12, "train.curve_points=6", "train.curve_n=200", *sets)  # points at 2, 4, ..., 12
+
+
+def _evaluators(cfg, ds):
+    from losslab.compare import make_evaluator
+
+    return dict(evaluate=make_evaluator(cfg, ds), curve_evaluate=make_evaluator(cfg, ds, n=cfg.train.curve_n))
+
+
+@pytest.mark.parametrize("loss", ["ns", "ddpm"])
+def test_batched_curves_equal_the_solo_curves(tmp_path, ring8, loss, single_thread):
+    cfg, seeds, fam = _curve_cfg(), [0, 1], FAMILY[loss].NAME
+    assert batchable(cfg, ring8, loss, fam) is None  # curves on (the default) still batch
+    res_b = train_batched([tmp_path / "b" / f"s{s}" for s in seeds], cfg, ring8, loss=loss, seeds=seeds,
+                          family=fam, **_evaluators(cfg, ring8))
+    res_s = [train_run(tmp_path / "s" / f"s{s}", cfg, ring8, loss=loss, seed=s, family=fam,
+                       **_evaluators(cfg, ring8)) for s in seeds]
+    metric = res_s[0]["curve_metric"]
+    assert metric == "w1"
+    for s, rb, rs in zip(seeds, res_b, res_s):
+        assert rb["status"] == rs["status"] == "ok"
+        assert [p["g_updates"] for p in rb["curve"]] == [p["g_updates"] for p in rs["curve"]] == [2, 4, 6, 8, 10, 12]
+        for pb, ps in zip(rb["curve"], rs["curve"]):
+            assert pb.keys() == ps.keys()
+            for key in pb.keys() - {"wall_seconds"}:
+                assert pb[key] == pytest.approx(ps[key], rel=1e-3, abs=1e-5), (s, pb["g_updates"], key)
+        assert rundir.read_curve(tmp_path / "b" / f"s{s}") == rb["curve"]
+        assert rb["curve_metric"] == metric and rb["converged"] == rs["converged"]
+        assert rb["converged"] == is_converged(rb["curve"], metric, False, budget=12)
+        assert rb["budget"] == rs["budget"] == {"steps": 12}
+        for key in rs["metrics"]:
+            if isinstance(rs["metrics"][key], float):
+                assert rb["metrics"][key] == pytest.approx(rs["metrics"][key], rel=1e-3, abs=1e-5), key
+        # The clocks: a point's seconds are training seconds, increasing; wall = train + curve.
+        walls = [p["wall_seconds"] for p in rb["curve"]]
+        assert all(a < b for a, b in zip(walls, walls[1:])) and walls[-1] <= rb["train_seconds"]
+        assert rb["curve_seconds"] > 0
+        assert rb["train_seconds"] + rb["curve_seconds"] == pytest.approx(rb["wall_seconds"], rel=1e-9)
+    with pytest.raises(AssertionError):  # the comparison tells seeds apart
+        np.testing.assert_allclose([p[metric] for p in res_b[0]["curve"]], [p[metric] for p in res_s[1]["curve"]],
+                                   rtol=1e-3)
+    # The curve points draw no training randomness: without them the batch ends with the same samples.
+    off = train_batched([tmp_path / "off" / f"s{s}" for s in seeds], _curve_cfg("train.curve_points=0"), ring8,
+                        loss=loss, seeds=seeds, family=fam, **_evaluators(cfg, ring8))
+    assert [r["curve"] for r in off] == [[], []] and [r["converged"] for r in off] == [None, None]
+    for s in seeds:
+        torch.testing.assert_close(rundir.read_samples(tmp_path / "off" / f"s{s}"),
+                                   rundir.read_samples(tmp_path / "b" / f"s{s}"), rtol=0, atol=0)
+
+
+def test_batched_curve_survives_resume(tmp_path, ring8, single_thread):
+    cfg, seeds = _curve_cfg(), [3, 4]
+    ev = _evaluators(cfg, ring8)
+    whole = train_batched([tmp_path / "whole" / f"s{s}" for s in seeds], cfg, ring8, loss="wgan-gp", seeds=seeds,
+                          **ev)
+    done = [0]
+
+    def stop(n):
+        done[0] += n
+        if done[0] >= 2 * 9:  # in update 9: after the point at 8, past the checkpoint at 6
+            raise KeyboardInterrupt
+
+    dirs = [tmp_path / "cut" / f"s{s}" for s in seeds]
+    with pytest.raises(KeyboardInterrupt):
+        train_batched(dirs, cfg, ring8, loss="wgan-gp", seeds=seeds, progress=stop, **ev)
+    assert all([p["g_updates"] for p in rundir.read_curve(d)] == [2, 4, 6, 8] for d in dirs)
+    assert all(rundir.load_checkpoint(d)[1]["g_updates"] == 6 for d in dirs)
+    again = train_batched(dirs, cfg, ring8, loss="wgan-gp", seeds=seeds, **ev)  # point 8 is evaluated again
+    for r, w, d in zip(again, whole, dirs):
+        assert [p["g_updates"] for p in r["curve"]] == [2, 4, 6, 8, 10, 12]
+        assert [p["w1"] for p in r["curve"]] == [p["w1"] for p in w["curve"]]
+        assert rundir.read_curve(d) == r["curve"] and r["converged"] == w["converged"]
+        assert r["curve_seconds"] > 0 and r["train_seconds"] > 0
+
+
+def test_time_budgets_take_the_sequential_path(ring8):
+    cfg = cfg_of(12, "train.budget_seconds=0.5")
+    assert batchable(cfg, ring8, "ns", "gan") == "a time budget is measured per run (train.budget_seconds)"
+    assert [len(g) for g in group_jobs(rundir.plan(["ns"], 2), cfg, ring8)] == [1, 1]
+
+
 # ----------------------------------------------------------------------------- which losses batch
 
 
@@ -216,6 +302,7 @@ def test_group_jobs_batches_exactly_the_batchable_losses(ring8):
     assert batchable(cfg_of(12, "loss.critic_norm=batch"), ring8, "ns", "gan").startswith("BatchNorm")
     assert batchable(cfg_of(12, "train.batch_seeds=false"), ring8, "ns", "gan") == "train.batch_seeds is off"
     assert batchable(cfg, ring8, "simclr", "contrastive") is not None
+    assert cfg.train.curve_points == 8 and batchable(cfg, ring8, "ns", "gan") is None  # curves by default
     off = group_jobs(rundir.plan(["ns"], 2), cfg_of(12, "train.batch_seeds=false"), ring8)
     assert [len(g) for g in off] == [1, 1]
 

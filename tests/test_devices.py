@@ -134,3 +134,158 @@ def test_gan_trains_on_cuda_and_samples_come_back_to_the_cpu(ring8):
     gan.step(st2, ring8, 32)
     for a, b in zip(st.G.parameters(), st2.G.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)  # resume is exact on the same device
+
+
+# ----------------------------------------------------------------------------- the other families
+
+
+def _images(n: int = 64, shape=(1, 8, 8), classes: int = 4):
+    from losslab.data import Dataset
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, *shape, generator=g) * 2 - 1
+    y = torch.arange(n) % classes
+    return Dataset(name="tiny-labelled", kind="image", shape=shape, train=x, test=x.flip(0),
+                   train_labels=y, test_labels=y.flip(0), class_names=[str(k) for k in range(classes)])
+
+
+FAMILY_RUNS = [("diffusion", "ddpm", "vector"), ("ebm", "ebm-cd", "vector"), ("ebm", "ebm-dsm", "vector"),
+               ("contrastive", "nt-xent", "image"), ("contrastive", "clip", "image")]
+
+
+def _family_cfg(kind: str, device: str) -> C.Config:
+    sets = [f"train.device={device}", "train.batch_size=16", "model.hidden=16", "model.layers=2",
+            "diffusion.sample_steps=5", "ebm.sample_steps=5", "ebm.langevin_steps=3", "ebm.buffer_size=64"]
+    return C.resolve(kind, sets=sets)
+
+
+def _family_data(kind: str, ring8):
+    return ring8 if kind == "vector" else _images()
+
+
+def _state_tensors(fam, st) -> list[torch.Tensor]:
+    tensors, _ = fam.state_dict(st)
+    return [v for k, v in tensors.items() if k != "rng"]
+
+
+@pytest.mark.parametrize("family,loss,kind", FAMILY_RUNS)
+def test_every_family_lives_on_the_configured_device_cpu(ring8, family, loss, kind, single_thread):
+    from losslab.train.loop import get_family
+
+    fam, ds = get_family(family), _family_data(kind, ring8)
+    st = fam.init_state(_family_cfg(kind, "cpu"), ds, loss, seed=0)
+    assert st.device == torch.device("cpu") and st.rng.device == torch.device("cpu")
+    assert all(v.device.type == "cpu" for v in _state_tensors(fam, st))
+    for _ in range(2):
+        fam.step(st, ds, 16, record=True)
+    assert st.g_updates == 2
+    out = fam.sample(st, 10, seed=0)
+    assert out.device.type == "cpu" and out.shape[0] == 10 and bool(torch.isfinite(out).all())
+    if fam.evaluate is not None:
+        assert 0.0 <= fam.evaluate(st, ds)["linear_probe"] <= 1.0
+    # The documented stream, on that device: a fresh state's generator is seeded_generator(seed)
+    # (ebm-cd's has filled the replay buffer with uniform noise from it).
+    want = seeded_generator(3, "cpu")
+    if loss == "ebm-cd":
+        torch.rand((64, *ds.shape), generator=want)
+    assert torch.equal(fam.init_state(_family_cfg(kind, "cpu"), ds, loss, seed=3).rng.get_state(), want.get_state())
+
+
+def test_schedule_to_a_device_and_the_sampler_draw_rule():
+    from losslab import schedules
+
+    s = schedules.get_schedule("linear", 50)
+    assert s.to("cpu") is s and s.device == torch.device("cpu")
+    zero = lambda x, t: torch.zeros_like(x)  # noqa: E731  (eps-prediction 0: x0_hat = x_t / sqrt(ab))
+    x, ts, xs = schedules.ddpm_sample(zero, s, (6, 2), steps=5, generator=torch.Generator().manual_seed(4),
+                                      trajectory=True)
+    # x_T is the generator's first draw, whatever device computes.
+    torch.testing.assert_close(xs[0], torch.randn((6, 2), generator=torch.Generator().manual_seed(4)))
+    with pytest.raises(AssertionError):
+        torch.testing.assert_close(xs[0], torch.randn((6, 2), generator=torch.Generator().manual_seed(5)))
+
+
+def test_augment_draws_from_the_generator_and_warps_on_the_images_device():
+    from losslab.data.augment import augment
+
+    x = _images(8).train
+    a = augment(x, torch.Generator().manual_seed(1))
+    b = augment(x, torch.Generator(device="cpu").manual_seed(1))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(AssertionError):
+        torch.testing.assert_close(a, augment(x, torch.Generator().manual_seed(2)))
+
+
+def test_device_keys_are_loop_keys():
+    from losslab.train import check_overrides
+
+    cfg = tiny("train.device=cpu", "train.batch_seeds=false")
+    for fams in (["gan"], ["diffusion"], ["contrastive"], ["ebm"]):
+        check_overrides(cfg, fams, {"train.device", "train.batch_seeds"})  # --set train.device=... is accepted
+
+
+@needs_cuda
+@pytest.mark.parametrize("family,loss,kind", FAMILY_RUNS)
+def test_every_family_trains_on_cuda_and_returns_cpu_results(ring8, family, loss, kind):
+    from losslab.train.loop import get_family
+
+    fam, ds = get_family(family), _family_data(kind, ring8)
+    st = fam.init_state(_family_cfg(kind, "cuda"), ds, loss, seed=0)
+    assert st.rng.device.type == "cuda"
+    assert all(v.device.type == "cuda" for v in _state_tensors(fam, st))
+    logs = [fam.step(st, ds, 16, record=True) for _ in range(3)]
+    assert st.g_updates == 3 and all(torch.isfinite(torch.tensor(lg["g_loss"])) for lg in logs)
+    out = fam.sample(st, 10, seed=0)
+    assert out.device.type == "cpu" and out.shape[0] == 10 and bool(torch.isfinite(out).all())
+    if fam.evaluate is not None:
+        m = fam.evaluate(st, ds)
+        assert 0.0 <= m["linear_probe"] <= 1.0
+    # Resume is exact on the same device.
+    t, meta = fam.state_dict(st)
+    st2 = fam.init_state(_family_cfg(kind, "cuda"), ds, loss, seed=0)
+    fam.load_state_dict(st2, t, meta)
+    fam.step(st, ds, 16)
+    fam.step(st2, ds, 16)
+    for a, b in zip(_state_tensors(fam, st), _state_tensors(fam, st2)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@needs_cuda
+def test_trained_model_samples_alike_on_cpu_and_cuda(ring8):
+    from losslab.train import diffusion
+
+    cpu = diffusion.init_state(_family_cfg("vector", "cpu"), ring8, "ddpm", seed=0)
+    for _ in range(3):
+        diffusion.step(cpu, ring8, 16)
+    gpu = diffusion.init_state(_family_cfg("vector", "cuda"), ring8, "ddpm", seed=0)
+    t, meta = diffusion.state_dict(cpu)
+    diffusion.load_state_dict(gpu, {k: v for k, v in t.items() if k != "rng"} | {"rng": gpu.rng.get_state()}, meta)
+    # The starting noise comes from a CPU generator: the same samples up to float rounding.
+    torch.testing.assert_close(diffusion.sample(gpu, 50, seed=1), diffusion.sample(cpu, 50, seed=1),
+                               rtol=1e-3, atol=1e-4)
+
+
+@needs_cuda
+def test_feature_extraction_on_cuda_equals_cpu():
+    from losslab.metrics.features import ClassifierNet, extract
+
+    torch.manual_seed(0)
+    net = ClassifierNet((1, 8, 8), 4, 16)
+    x = _images(32).train
+    f_cpu, z_cpu = extract(net, x, logits=True)
+    f_gpu, z_gpu = extract(net.cuda(), x, logits=True)
+    assert f_gpu.device.type == "cpu" and f_gpu.dtype == torch.float64
+    torch.testing.assert_close(f_gpu, f_cpu, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(z_gpu, z_cpu, rtol=1e-4, atol=1e-5)
+
+
+@needs_cuda
+def test_batched_diffusion_seeds_train_on_cuda(ring8):
+    from losslab.train import diffusion
+    from losslab.train.batched import SeedBatch
+
+    cfg = _family_cfg("vector", "cuda")
+    batch = SeedBatch("diffusion", [diffusion.init_state(cfg, ring8, "ddpm", s) for s in (0, 1)])
+    for _ in range(3):
+        logs, diverged = batch.step(ring8, 16, record=True)
+    assert diverged == {} and batch.g_updates == 3 and all("g_loss" in lg for lg in logs)

@@ -43,6 +43,7 @@ from losslab.metrics.features import STACKED_NAME
 from losslab.metrics.representation import METRIC_INFO_REPRESENTATION
 from losslab.metrics.features import get_feature_net
 from losslab.train.batched import batchable, train_batched
+from losslab.train.common import resolve_device
 from losslab.train.loop import train_run
 from losslab.verdict import aggregate
 
@@ -78,8 +79,9 @@ def make_evaluator(cfg: Config, dataset, *, n: int | None = None) -> Callable[[A
     n = cfg.train.n_eval if n is None else n
 
     def _eval(ds, samples):
-        if not fnet:
-            fnet.append(feature_net_for(dataset))
+        if not fnet:  # cached on the CPU, run on train.device
+            net = feature_net_for(dataset)
+            fnet.append(net.to(resolve_device(cfg.train.device)) if net is not None else None)
         return evaluate(ds, samples, generator=torch.Generator().manual_seed(rundir.REFERENCE_SEED),
                         n=n, feature_net=fnet[0])
 

@@ -105,7 +105,7 @@ def langevin_sample(
         steps: K >= 0 (0 returns ``x0``).
         step_size: s > 0 (units of x squared: the noise std per step is ``noise_scale sqrt(s)``).
         noise_scale: multiplies the injected noise; 1 targets ``exp(-E)``, 0 is gradient descent.
-        generator: draws ``eps``.
+        generator: draws ``eps`` (on its own device; moved to ``x0``'s, where the chain runs).
         clamp: ``(lo, hi)`` box (scalars or tensors broadcastable to ``x``) that every
             state is clamped to, as image EBMs clamp pixels; None for no box.
 
@@ -128,7 +128,7 @@ def langevin_sample(
         e, g = energy_grad(energy, x)
         if e_first is None:
             e_first = e.detach()
-        eps = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        eps = _draw(torch.randn, x.shape, generator, x.dtype, x.device)
         x = x - 0.5 * step_size * g + sd * eps  # ULA step
         if clamp is not None:
             x = torch.clamp(x, clamp[0], clamp[1])
@@ -139,7 +139,7 @@ def langevin_sample(
         e_first = e_last
     at_bounds = 0.0
     if clamp is not None:
-        lo, hi = (torch.as_tensor(b, dtype=x.dtype) for b in clamp)
+        lo, hi = (torch.as_tensor(b, dtype=x.dtype, device=x.device) for b in clamp)
         at_bounds = float(((x <= lo) | (x >= hi)).float().mean())
     return LangevinChain(x=x, e_first=e_first, e_last=e_last, at_bounds=at_bounds, nfe=steps)
 
@@ -165,9 +165,17 @@ def ula_stationary_covariance(A: Tensor, step_size: float, noise_scale: float = 
     return (U * var) @ U.T
 
 
+def _draw(fn, shape, generator: torch.Generator | None, dtype, device: torch.device) -> Tensor:
+    """``fn(shape)`` (torch.rand / randn) drawn on the generator's device (``device`` without one),
+    moved to ``device``: a CPU generator gives the same numbers whatever device computes."""
+    where = generator.device if generator is not None else device
+    return fn(shape, generator=generator, dtype=dtype, device=where).to(device)
+
+
 def uniform_box(n: int, lo: Tensor, hi: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """``n`` draws uniform on the box ``[lo, hi]``; ``lo``, ``hi`` of shape ``(1, *shape)`` -> ``(n, *shape)``."""
-    u = torch.rand((n, *lo.shape[1:]), generator=generator, dtype=lo.dtype)
+    """``n`` draws uniform on the box ``[lo, hi]``; ``lo``, ``hi`` of shape ``(1, *shape)`` -> ``(n, *shape)``,
+    on ``lo``'s device (drawn on the generator's)."""
+    u = _draw(torch.rand, (n, *lo.shape[1:]), generator, lo.dtype, lo.device)
     return lo + (hi - lo) * u
 
 
@@ -193,8 +201,9 @@ class ReplayBuffer:
     def draw(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
         """``(x0 (n, *shape), slots (n,) int64, fresh (n,) bool)``: chain starts, their buffer slots,
         and which of them are fresh noise."""
-        slots = torch.randint(0, len(self.x), (n,), generator=generator)
-        fresh = torch.rand(n, generator=generator) < self.reinit
+        where = generator.device if generator is not None else self.x.device
+        slots = torch.randint(0, len(self.x), (n,), generator=generator, device=where).to(self.x.device)
+        fresh = torch.rand(n, generator=generator, device=where).to(self.x.device) < self.reinit
         noise = uniform_box(n, self.lo, self.hi, generator)
         keep = fresh.reshape(-1, *([1] * (self.x.dim() - 1)))
         return torch.where(keep, noise, self.x[slots]), slots, fresh

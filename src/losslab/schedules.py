@@ -13,6 +13,11 @@ Timesteps are **0-based** as in the authors' code: index ``t = 0..T-1`` is the
 paper's ``t = 1..T``; ``alpha_bar`` of the (virtual) index ``-1`` is 1 (no noise).
 Every schedule array is float64; functions return the dtype of ``x``.
 
+Devices: a :class:`Schedule` lives on one device (:meth:`Schedule.to`); the
+formulas and samplers compute on the schedule's device. A sampler's
+``generator`` may live elsewhere: its draws are made on the generator's device
+and moved (a CPU generator gives the same starting noise on every device).
+
 The network's output is one of three parametrisations (``objective``):
 ``"eps"`` the noise (Ho et al. Eq. 11), ``"x0"`` the clean sample, ``"v"`` the
 velocity ``v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0`` (Salimans & Ho
@@ -172,6 +177,24 @@ class Schedule:
         """``alpha_bar_{t-1}`` (K,), with ``alpha_bar_{-1} = 1``."""
         return torch.cat([self.betas.new_ones(1), self.alpha_bar[:-1]])
 
+    @property
+    def device(self) -> torch.device:
+        """Where the schedule's tensors live (and the samplers compute)."""
+        return self.betas.device
+
+    def to(self, device: str | torch.device) -> "Schedule":
+        """The same schedule with its tensors on ``device`` (itself when already there).
+
+        float64 stays float64, except on Apple's MPS, which has no float64:
+        there the coefficients are float32.
+        """
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        dtype = torch.float32 if device.type == "mps" else self.betas.dtype
+        return Schedule(self.name, self.betas.to(device, dtype), self.alpha_bar.to(device, dtype),
+                        self.timesteps.to(device))
+
 
 def get_schedule(name: str, T: int = 1000) -> Schedule:
     """The ``linear`` or ``cosine`` schedule with ``T`` steps.
@@ -203,7 +226,7 @@ def respace(schedule: Schedule, keep: Tensor) -> Schedule:
     keep : (K,) int64 tensor
         Strictly increasing indices into ``schedule``.
     """
-    keep = torch.as_tensor(keep, dtype=torch.int64)
+    keep = torch.as_tensor(keep, dtype=torch.int64).to(schedule.device)
     ab = schedule.alpha_bar[keep]
     ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
     return Schedule("respaced", 1.0 - ab / ab_prev, ab, schedule.timesteps[keep])
@@ -365,7 +388,7 @@ def _denoise(
     """
     n = x.shape[0]
     t_net = schedule.timesteps[i].expand(n)  # what the network was trained on
-    t_idx = torch.full((n,), i, dtype=torch.int64)
+    t_idx = torch.full((n,), i, dtype=torch.int64, device=schedule.device)
     eps_hat, x0_hat = predict_eps_x0(schedule, objective, model(x, t_net), x, t_idx)
     if clip is not None:
         x0_hat = x0_hat.clamp(*clip)
@@ -374,8 +397,15 @@ def _denoise(
     return eps_hat, x0_hat
 
 
-def _start(shape: tuple[int, ...], generator: torch.Generator | None, x_T: Tensor | None) -> Tensor:
-    return torch.randn(shape, generator=generator) if x_T is None else x_T.clone()
+def _randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """Standard normal draws on the generator's device (``device`` without one), moved to ``device``."""
+    where = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=where).to(device)
+
+
+def _start(shape: tuple[int, ...], generator: torch.Generator | None, x_T: Tensor | None,
+           device: torch.device) -> Tensor:
+    return _randn(shape, generator, device) if x_T is None else x_T.to(device, copy=True)
 
 
 @torch.no_grad()
@@ -414,7 +444,8 @@ def ddpm_sample(
     steps : int, optional
         Network evaluations per sample (NFE); default T.
     generator : torch.Generator, optional
-        Draws x_T and the noise of each step, in that order.
+        Draws x_T and the noise of each step, in that order, on its own device
+        (then moved to the schedule's device, where the sampler computes).
     clip : (lo, hi), optional
         Clip x0_hat to this range at every step (images: (-1, 1)).
     x_T : tensor, optional
@@ -436,12 +467,14 @@ def ddpm_sample(
     """
     steps = schedule.T if steps is None else steps
     sched = schedule if steps == schedule.T else respace(schedule, ddim_timesteps(schedule.T, steps))
-    x = _start(shape, generator, x_T)
+    dev = schedule.device
+    x = _start(shape, generator, x_T, dev)
     ts, xs = [schedule.T], [x]
     for i in reversed(range(sched.T)):
         _, x0_hat = _denoise(model, sched, objective, x, i, clip)
-        mean, var = posterior_mean_variance(sched, x0_hat, x, torch.full((shape[0],), i, dtype=torch.int64))
-        x = mean + var.sqrt() * torch.randn(shape, generator=generator) if i > 0 else mean
+        mean, var = posterior_mean_variance(sched, x0_hat, x, torch.full((shape[0],), i, dtype=torch.int64,
+                                                                         device=dev))
+        x = mean + var.sqrt() * _randn(shape, generator, dev) if i > 0 else mean
         if trajectory:
             ts.append(int(sched.timesteps[i - 1]) if i > 0 else -1)
             xs.append(x)
@@ -494,7 +527,8 @@ def ddim_sample(
     if not 0.0 <= float(eta) <= 1.0:
         raise UserError(f"DDIM eta must be in [0, 1], got {eta!r}")
     sched = respace(schedule, ddim_timesteps(schedule.T, steps))
-    x = _start(shape, generator, x_T)
+    dev = schedule.device
+    x = _start(shape, generator, x_T, dev)
     ts, xs = [schedule.T], [x]
     for i in reversed(range(sched.T)):
         eps_hat, x0_hat = _denoise(model, sched, objective, x, i, clip)
@@ -503,7 +537,7 @@ def ddim_sample(
         sigma = eta * math.sqrt((1.0 - ab_prev) / (1.0 - ab) * (1.0 - ab / ab_prev))
         x = ab_prev**0.5 * x0_hat + max(1.0 - ab_prev - sigma**2, 0.0) ** 0.5 * eps_hat
         if sigma > 0.0:
-            x = x + sigma * torch.randn(shape, generator=generator)
+            x = x + sigma * _randn(shape, generator, dev)
         if trajectory:
             ts.append(int(sched.timesteps[i - 1]) if i > 0 else -1)
             xs.append(x)

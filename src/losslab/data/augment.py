@@ -75,8 +75,15 @@ def affine(x: Tensor, *, width: Tensor, height: Tensor, center: Tensor, rotation
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def _uniform(n: int, lo: float, hi: float, generator: torch.Generator | None) -> Tensor:
-    return lo + (hi - lo) * torch.rand(n, generator=generator)
+def _draw(fn, shape, generator: torch.Generator | None, device: torch.device, dtype=None) -> Tensor:
+    """``fn(shape)`` (torch.rand / randn) drawn on the generator's device (``device`` without one),
+    moved to ``device``: the images' device computes, the generator's draws."""
+    where = generator.device if generator is not None else device
+    return fn(shape, generator=generator, device=where, dtype=dtype).to(device)
+
+
+def _uniform(n: int, lo: float, hi: float, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    return lo + (hi - lo) * _draw(torch.rand, (n,), generator, device)
 
 
 def augment(
@@ -96,7 +103,8 @@ def augment(
     x : (N, C, H, W) tensor
         Images in [-1, 1].
     generator : torch.Generator, optional
-        Source of all randomness.
+        Source of all randomness; it draws on its own device, the warp runs on
+        ``x``'s device (the same generator state gives the same views there).
     crop_scale : (lo, hi)
         Crop area as a fraction of the image, uniform in [lo, hi], 0 < lo <= hi <= 1.
     crop_ratio : (lo, hi)
@@ -129,19 +137,19 @@ def augment(
         raise UserError(f"crop_ratio must satisfy 0 < lo <= hi, got {crop_ratio}")
     if max_rotation < 0 or max_translate < 0 or noise_std < 0:
         raise UserError("max_rotation, max_translate and noise_std must be >= 0")
-    n = x.shape[0]
-    area = _uniform(n, lo, hi, generator)
-    log_ratio = _uniform(n, math.log(crop_ratio[0]), math.log(crop_ratio[1]), generator)
+    n, dev = x.shape[0], x.device
+    area = _uniform(n, lo, hi, generator, dev)
+    log_ratio = _uniform(n, math.log(crop_ratio[0]), math.log(crop_ratio[1]), generator, dev)
     ratio = torch.exp(log_ratio)
     w = torch.sqrt(area * ratio).clamp(max=1.0)
     h = torch.sqrt(area / ratio).clamp(max=1.0)
     # Crop centre where the crop fits inside the image (|c| <= 1 - size), plus a shift.
-    c = (torch.rand(n, 2, generator=generator) * 2 - 1) * torch.stack([1 - w, 1 - h], dim=1)
-    c = c + (torch.rand(n, 2, generator=generator) * 2 - 1) * (2.0 * max_translate)
-    angle = _uniform(n, -max_rotation, max_rotation, generator)
+    c = (_draw(torch.rand, (n, 2), generator, dev) * 2 - 1) * torch.stack([1 - w, 1 - h], dim=1)
+    c = c + (_draw(torch.rand, (n, 2), generator, dev) * 2 - 1) * (2.0 * max_translate)
+    angle = _uniform(n, -max_rotation, max_rotation, generator, dev)
     out = affine(x, width=w, height=h, center=c, rotation=angle)
     if noise_std > 0:
-        out = out + noise_std * torch.randn(out.shape, generator=generator, dtype=out.dtype)
+        out = out + noise_std * _draw(torch.randn, out.shape, generator, dev, out.dtype)
     return out.clamp(-1.0, 1.0)
 
 

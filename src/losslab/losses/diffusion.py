@@ -50,8 +50,10 @@ class DiffusionObjective:
             raise unknown_choice("objective", self.objective, schedules.OBJECTIVES)
 
     def sample_t(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` timesteps uniform on ``0..T-1``, (n,) int64 (Ho et al. Algorithm 1, line 3)."""
-        return torch.randint(0, self.schedule.T, (n,), generator=generator)
+        """``n`` timesteps uniform on ``0..T-1``, (n,) int64 (Ho et al. Algorithm 1, line 3), on the
+        schedule's device (drawn on the generator's device, then moved)."""
+        where = generator.device if generator is not None else self.schedule.device
+        return torch.randint(0, self.schedule.T, (n,), generator=generator, device=where).to(self.schedule.device)
 
     def __call__(
         self,
@@ -82,7 +84,8 @@ class DiffusionObjective:
         n = x0.shape[0]
         if t is None:
             t = self.sample_t(n, generator)
-        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+        where = generator.device if generator is not None else x0.device  # drawn there, moved to x0's
+        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=where).to(x0.device)
         x_t = schedules.q_sample(self.schedule, x0, t, eps)  # Eq. 4
         ab = self.schedule.alpha_bar[t].reshape(-1, *([1] * (x0.dim() - 1)))  # float64
         want = schedules.target(self.objective, x0, eps, ab)

@@ -296,7 +296,8 @@ def class_histogram_stats(
     was_training = feature_net.training
     feature_net.eval()
     try:
-        pred = torch.cat([feature_net.logits(c).argmax(1) for c in x.split(chunk_size)])
+        dev = next((p.device for p in feature_net.parameters()), torch.device("cpu"))  # runs where the net is
+        pred = torch.cat([feature_net.logits(c.to(dev)).argmax(1).cpu() for c in x.split(chunk_size)])
     finally:
         feature_net.train(was_training)
     return class_stats_from_predictions(pred, num_classes, real_labels, min_count=min_count)

@@ -50,7 +50,8 @@ from sklearn.cluster import KMeans
 from torch import Tensor, nn
 
 from losslab.errors import UserError
-from losslab.metrics.features import extract, gaussian_blur
+from losslab.metrics.features import extract
+from losslab.metrics.ssl import gaussian_blur
 from losslab.metrics.fid import fid_from_features
 from losslab.metrics.images import kid
 

@@ -76,9 +76,10 @@ def stacked_mnist_modes(
                       f"{PROTOCOL_SAMPLES} (fewer samples miss rare modes by chance)", stacklevel=2)
     was_training = digit_net.training
     digit_net.eval()
+    dev = next((p.device for p in digit_net.parameters()), torch.device("cpu"))  # runs where the net is
     try:
         digits = torch.stack([
-            torch.cat([digit_net.logits(chunk[:, c : c + 1]).argmax(1) for chunk in x.split(chunk_size)])
+            torch.cat([digit_net.logits(chunk[:, c : c + 1].to(dev)).argmax(1).cpu() for chunk in x.split(chunk_size)])
             for c in range(3)
         ], dim=1)  # (N, 3)
     finally:

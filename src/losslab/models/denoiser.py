@@ -46,7 +46,7 @@ def timestep_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> Ten
     (N, dim) float32 tensor, entries in [-1, 1].
     """
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / max(half, 1))
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / max(half, 1))
     args = t.to(torch.float32)[:, None] * freqs[None]  # (N, half)
     emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
     if dim % 2:

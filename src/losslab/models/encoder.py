@@ -148,7 +148,8 @@ class TextEncoder(nn.Module):
 
     def forward(self, captions: list[str]) -> Tensor:
         ids, offsets = self.token_ids(captions)
-        return self.mlp(self.embed(ids, offsets))
+        dev = self.embed.weight.device  # the token ids are built on the CPU
+        return self.mlp(self.embed(ids.to(dev), offsets.to(dev)))
 
 
 class LogitScale(nn.Module):

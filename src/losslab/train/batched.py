@@ -32,6 +32,18 @@ dragan, and wgan with ``critic_norm`` none or layer); the diffusion losses.
 Autoencoder critics (ebgan, began), BatchNorm critics, images and the
 contrastive family take the sequential path (one :func:`~losslab.train.loop.train_run`
 per seed).
+
+Quality curves are batched: at :func:`~losslab.train.loop.curve_steps` each
+active seed's slot is copied to its solo state and measured there by
+:func:`~losslab.train.loop.curve_point`, so a seed's curve equals its solo
+run's (to float rounding). Time budgets (``train.budget_seconds``) are not:
+they take the sequential path. A batched seed's cost is a share of shared
+work, and what one second buys a seed would then depend on K (more seeds,
+cheaper updates) and on whether its loss happens to batch (an autoencoder
+critic does not), so losses would get unequal numbers of updates for the same
+budget and a seed's result would depend on how many seeds ran beside it. The
+time budget is equal wall clock *per run*, measured with the run alone on its
+worker; step budgets (the default) gain the whole speed-up and lose nothing.
 """
 
 from __future__ import annotations
@@ -52,7 +64,8 @@ from losslab.losses.penalties import clip_weights_
 from losslab.models.ensemble import NotBatchable, ensemble_of, slot_pairs, slot_view
 from losslab.train import diffusion, gan
 from losslab.train.common import Diverged, make_optimizer, on_device
-from losslab.train.loop import _save_checkpoint, _try_resume, get_family, run_config, train_run
+from losslab.train.loop import (curve_point, curve_steps, curve_summary, get_family, run_config, save_checkpoint,
+                                train_run, try_resume)
 
 __all__ = ["SeedBatch", "batchable", "train_batched"]
 
@@ -60,15 +73,19 @@ __all__ = ["SeedBatch", "batchable", "train_batched"]
 def batchable(cfg: Config, dataset, loss: str, family: str) -> str | None:
     """None when the seeds of ``loss`` can train as one ensemble, else why not (a short phrase).
 
+    A time budget (``train.budget_seconds``) is never batched: it is equal
+    wall clock per run, measured with the run alone (see the module's notes).
+
     Args:
-        cfg: the resolved configuration (``train.batch_seeds``, ``loss.critic_norm``).
+        cfg: the resolved configuration (``train.batch_seeds``, ``train.budget_seconds``,
+            ``loss.critic_norm``).
         dataset: the :class:`losslab.data.Dataset` (its ``kind``).
         loss, family: the loss and its family's name.
     """
     if not getattr(cfg.train, "batch_seeds", True):
         return "train.batch_seeds is off"
-    if cfg.train.curve_points > 0 or cfg.train.budget_seconds is not None:
-        return "quality curves and time budgets are evaluated per run (not batched yet)"
+    if cfg.train.budget_seconds is not None:
+        return "a time budget is measured per run (train.budget_seconds)"
     if dataset.kind != "vector":
         return "image data (convolutional networks)"
     if family == "gan":
@@ -433,12 +450,22 @@ def train_batched(
     """Train the seeds of one loss into their run directories, batched when possible.
 
     The run directories get exactly what :func:`~losslab.train.loop.train_run`
-    writes (config.json, metrics.jsonl, checkpoints, samples, result.json),
-    each through the solo state of its seed. Falls back to one ``train_run``
-    per seed when :func:`batchable` says no, for a single seed, or when the
-    seeds' checkpoints are at different updates. ``wall`` / ``wall_seconds``
-    of a batched seed count 1/K of the shared training time plus its own
-    evaluation.
+    writes (config.json, metrics.jsonl, curve.jsonl, checkpoints, samples,
+    result.json with its ``curve``, ``curve_metric``, ``converged`` and
+    ``budget``), each through the solo state of its seed. The quality curve
+    is evaluated at the same updates as ``train_run``'s
+    (:func:`~losslab.train.loop.curve_steps`), by
+    :func:`~losslab.train.loop.curve_point` on the seed's solo state (its
+    slot copied out first; the global torch RNG is restored around a point, so
+    points never change the training). Falls back to one ``train_run`` per
+    seed when :func:`batchable` says no, for a single seed, or when the seeds'
+    checkpoints are at different updates.
+
+    Clocks: the batch's training time (everything but the curve points and
+    the final evaluations) is shared; each seed is charged 1/K of it.
+    ``train_seconds`` of a seed is that share plus its own final evaluation,
+    ``curve_seconds`` the time of its own curve points, ``wall_seconds`` their
+    sum; a curve point's ``wall_seconds`` is the seed's ``train_seconds`` then.
 
     Args:
         run_dirs: one directory per seed.
@@ -462,12 +489,13 @@ def train_batched(
     fam = get_family(family)
     torch.set_num_threads(cfg.train.threads)
     t0 = time.perf_counter()
-    states, walls = [], []
+    states, clock0, curves = [], [], []
     for rd, seed in zip(run_dirs, seeds):
         rd.mkdir(parents=True, exist_ok=True)
         rundir.write_config(rd, run_config(cfg, family=family, loss=loss, seed=seed, data_name=dataset.name))
         st = fam.init_state(cfg, dataset, loss, seed)
-        walls.append(_try_resume(rd, fam, st))
+        clock0.append(try_resume(rd, fam, st))
+        curves.append(rundir.read_curve(rd))
         states.append(st)
     try:
         batch = SeedBatch(family, states)
@@ -476,24 +504,49 @@ def train_batched(
     if progress and batch.g_updates:
         progress(batch.g_updates * batch.k)
     k, tc = batch.k, cfg.train
+    curve_eval = curve_evaluate or evaluate
+    positions = curve_steps(tc.steps, tc.curve_points)
     results: list[dict[str, Any] | None] = [None] * k
     pending: list[list[dict]] = [[] for _ in range(k)]
+    curve_spent = [0.0] * k  # each seed's curve seconds in this session
+    t_train: list[float] = []  # the batch's training seconds of this session, once training ends
+
+    def shared() -> float:
+        """The batch's training seconds in this session (curve points excluded), all seeds together."""
+        return t_train[0] if t_train else time.perf_counter() - t0 - sum(curve_spent)
+
+    def clock(i: int, extra: float = 0.0) -> dict[str, float]:
+        """Seed i's clocks: its 1/K share of the batch's training time, its own curve points, ``extra``."""
+        share = shared() / k + extra
+        return {"wall_seconds": clock0[i]["wall_seconds"] + share + curve_spent[i],
+                "train_seconds": clock0[i]["train_seconds"] + share,
+                "curve_seconds": clock0[i]["curve_seconds"] + curve_spent[i]}
 
     def base(i: int) -> dict[str, Any]:
         return {"loss": loss, "seed": seeds[i], "family": family, "status": "failed", "error": None,
-                "metrics": {}, "g_updates": 0, "d_updates": 0, "wall_seconds": 0.0, "diverged_at": None}
+                "metrics": {}, "g_updates": 0, "d_updates": 0, "wall_seconds": 0.0, "diverged_at": None,
+                "budget": {"steps": tc.steps}}
 
-    t_train: list[float] = []  # the shared training time, once training ends
-
-    def wall(i: int) -> float:
-        return walls[i] + (t_train[0] if t_train else time.perf_counter() - t0) / k
-
-    def finish(i: int, res: dict[str, Any]) -> None:
+    def finish(i: int, res: dict[str, Any], extra: float = 0.0) -> None:
         rundir.append_metrics(run_dirs[i], pending[i])
         pending[i] = []
-        res.setdefault("wall_seconds", wall(i))
+        res.update(clock(i, extra))
+        res.update(curve_summary(curves[i], dataset, family, tc))
         rundir.write_result(run_dirs[i], res)
         results[i] = res
+
+    def add_point(i: int) -> None:
+        """Seed i's curve point now (its slot is in ``states[i]``), as ``train_run``'s ``add_point``."""
+        c = time.perf_counter()
+        point = {"g_updates": batch.g_updates, "wall_seconds": clock(i)["train_seconds"],
+                 **curve_point(fam, states[i], dataset, cfg, curve_eval, seed=seeds[i])}
+        rundir.append_curve(run_dirs[i], [point])
+        curves[i].append(point)
+        curve_spent[i] += time.perf_counter() - c
+
+    def point_due(i: int) -> bool:
+        n = len(curves[i])
+        return n < len(positions) and batch.g_updates >= positions[n]
 
     try:
         while batch.g_updates < tc.steps and any(batch.active):
@@ -502,19 +555,27 @@ def train_batched(
             logs, diverged = batch.step(dataset, tc.batch_size, record=record)
             for i, e in diverged.items():
                 finish(i, {**base(i), "status": "diverged", "error": str(e), "diverged_at": e.step,
-                           "g_updates": step_no - 1, "d_updates": batch.d_updates[i], "wall_seconds": wall(i)})
+                           "g_updates": step_no - 1, "d_updates": batch.d_updates[i]})
             active = [i for i in range(k) if batch.active[i]]
             if record:
                 for i in active:
-                    pending[i].append({"step": step_no, "d_updates": batch.d_updates[i], **logs[i], "wall": wall(i)})
+                    pending[i].append({"step": step_no, "d_updates": batch.d_updates[i], **logs[i],
+                                       "wall": clock(i)["wall_seconds"]})
             if progress:
                 progress(len(active))
+            stored: set[int] = set()
+            for i in active:
+                if point_due(i):
+                    batch.store(i)
+                    stored.add(i)
+                    add_point(i)
             if step_no % tc.checkpoint_every == 0 or step_no == tc.steps:
                 for i in active:
-                    batch.store(i)
+                    if i not in stored:
+                        batch.store(i)
                     rundir.append_metrics(run_dirs[i], pending[i])
                     pending[i] = []
-                    _save_checkpoint(run_dirs[i], fam, states[i], wall(i))
+                    save_checkpoint(run_dirs[i], fam, states[i], clock(i))
     except UserError:
         raise
     except Exception as e:  # a bug or a resource problem: every unfinished seed records it
@@ -525,7 +586,7 @@ def train_batched(
                            "g_updates": batch.g_updates, "d_updates": batch.d_updates[i]})
         return results  # type: ignore[return-value]
 
-    t_train.append(time.perf_counter() - t0)
+    t_train.append(shared())
     # The end of every surviving seed, by the solo code on its solo state.
     for i in range(k):
         if results[i] is not None:
@@ -550,7 +611,6 @@ def train_batched(
             raise
         except Exception as e:
             res.update(error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc(limit=8))
-        res.update(g_updates=st.g_updates, d_updates=st.d_updates,
-                   wall_seconds=wall(i) + time.perf_counter() - t1)
-        finish(i, res)
+        res.update(g_updates=st.g_updates, d_updates=st.d_updates)
+        finish(i, res, extra=time.perf_counter() - t1)
     return results  # type: ignore[return-value]

@@ -24,6 +24,11 @@ Budget: one encoder update counts as one generator update (``g_updates``);
 4. one optimizer step (CLIP: then clip the logit scale at 100).
 
 Hyperparameters: :func:`hparams`.
+
+Device: the encoders, the training stream (a generator on that device), the
+batches and their augmentations live on ``train.device``; representations
+(:func:`sample`, the evaluation's features) come back on the CPU, where the
+probes are fitted.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from losslab.train.common import (
     grad_stats,
     load_state,
     make_optimizer,
+    resolve_device,
     save_state,
     seeded_generator,
     single_network_lr,
@@ -109,6 +115,8 @@ class ContrastiveState:
         again on resume); :func:`sample` embeds its test images.
     captions : list of list of str, or None
         CLIP: ``captions[k][j]`` is class k under template j.
+    device : torch.device
+        Where ``model`` and ``rng`` live (``train.device``).
     """
 
     model: nn.ModuleDict
@@ -122,6 +130,7 @@ class ContrastiveState:
     captions: list[list[str]] | None = None
     g_updates: int = 0
     d_updates: int = 0
+    device: torch.device = torch.device("cpu")
 
 
 def class_captions(class_names: list[str]) -> list[list[str]]:
@@ -204,6 +213,7 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> ContrastiveSt
         raise UserError(f"contrastive runs are evaluated by a linear probe on class labels; {dataset.name!r} "
                         "has none (put the images in one subfolder per class)")
     hp = hparams(loss, cfg, dataset)
+    device = resolve_device(getattr(cfg.train, "device", "cpu"))
     shape = tuple(int(s) for s in dataset.shape)
     torch.manual_seed(seed)
     modules: dict[str, nn.Module] = {"image": _build_image_encoder(shape)}
@@ -215,17 +225,18 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> ContrastiveSt
                             f"{int(dataset.train_labels.max())}")
         modules["text"] = TextEncoder(build_vocabulary([c for cs in captions for c in cs]))
         modules["scale"] = LogitScale(hp["logit_scale_init"], hp["logit_scale_max"])
-    model = nn.ModuleDict(modules)
+    model = nn.ModuleDict(modules).to(device)
     return ContrastiveState(
         model=model,
         opt=make_optimizer(model.parameters(), hp, hp["lr"]),
         loss=loss,
         hp=hp,
-        rng=seeded_generator(seed),
+        rng=seeded_generator(seed, device),
         seed=seed,
         shape=shape,
         data=dataset,
         captions=captions,
+        device=device,
     )
 
 
@@ -252,7 +263,7 @@ def _projections(state: ContrastiveState, x: Tensor, idx: Tensor):
 
 def _other_image(state: ContrastiveState, z2: Tensor) -> Tensor:
     """Row i: view 2 of image i - k, another image (one random shift k in 1..N-1 per batch)."""
-    k = int(torch.randint(1, len(z2), (1,), generator=state.rng))
+    k = int(torch.randint(1, len(z2), (1,), generator=state.rng, device=state.rng.device))
     return z2.roll(k, dims=0)
 
 
@@ -260,7 +271,7 @@ def _pairs(state, x, idx, y):
     z, z1, z2, pos = _projections(state, x, idx)
     n = len(x)
     z2_neg = _other_image(state, z2)
-    same = torch.cat([torch.ones(n), torch.zeros(n)])  # N positive pairs, then N negative pairs
+    same = torch.cat([torch.ones(n, device=z1.device), torch.zeros(n, device=z1.device)])  # N pos., N neg. pairs
     return _call(state, torch.cat([z1, z1]), torch.cat([z2, z2_neg]), same), z1, z2, pos
 
 
@@ -288,7 +299,7 @@ def _text(state, x, idx, y):
     """CLIP: image <-> caption of its class under a random template; same-class captions are positives."""
     img = state.model["image"](augment(x, state.rng))
     n_t = len(state.captions[0])
-    t = torch.randint(n_t, (len(x),), generator=state.rng)
+    t = torch.randint(n_t, (len(x),), generator=state.rng, device=state.rng.device).to(y.device)
     txt = _caption_table(state)[y * n_t + t]  # (N, d)
     return _call(state, img, txt, y, logit_scale=state.model["scale"]()), img, txt, y[:, None] == y[None, :]
 
@@ -315,7 +326,7 @@ def batch_rows(n: int, batch_size: int, rng: torch.Generator) -> Tensor:
     if batch_size > n:
         raise UserError(f"batch_size={batch_size} is larger than the {n} training images; a batch holds "
                         "distinct images")
-    return torch.randperm(n, generator=rng)[:batch_size]
+    return torch.randperm(n, generator=rng, device=rng.device)[:batch_size]
 
 
 def step(state: ContrastiveState, data, batch_size: int, *, record: bool = False) -> dict[str, float]:
@@ -344,9 +355,10 @@ def step(state: ContrastiveState, data, batch_size: int, *, record: bool = False
         raise UserError(f"contrastive losses need batch_size >= 2 (negatives come from the batch), got {batch_size}")
     step_no = state.g_updates + 1
     state.model.train()
-    idx = batch_rows(len(data.train), batch_size, state.rng)  # 1.
-    x = data.train[idx]
-    y = data.train_labels[idx] if data.train_labels is not None else None
+    idx = batch_rows(len(data.train), batch_size, state.rng)  # 1. on the generator's device
+    rows, idx = idx.to(data.train.device), idx.to(state.device)
+    x = data.train[rows].to(state.device)
+    y = data.train_labels[rows].to(state.device) if data.train_labels is not None else None
     loss, a, b, pos = SCHEMES[state.loss.inputs](state, x, idx, y)  # 2.-3.
     if not bool(torch.isfinite(loss)):
         raise Diverged(step_no, "contrastive loss")
@@ -364,7 +376,7 @@ def step(state: ContrastiveState, data, batch_size: int, *, record: bool = False
                 g_grad_mean=mean,
                 pos_sim=float(sim.diagonal().mean()),
                 neg_sim=float(sim[neg].mean()) if bool(neg.any()) else 0.0,
-                match_acc=float(pos[torch.arange(len(sim)), sim.argmax(dim=1)].float().mean()),
+                match_acc=float(pos[torch.arange(len(sim), device=sim.device), sim.argmax(dim=1)].float().mean()),
             )
             if "scale" in state.model:
                 log["logit_scale"] = float(state.model["scale"]())
@@ -382,10 +394,13 @@ def nfe(state: ContrastiveState) -> int:
 
 @torch.no_grad()
 def _features(enc: ImageEncoder, x: Tensor, *, project: bool = False, batch: int = 1000) -> Tensor:
-    """h = f(x) (or z = g(f(x)) if ``project``) in eval mode, in batches, (N, d)."""
+    """h = f(x) (or z = g(f(x)) if ``project``) in eval mode, in batches, (N, d), on the CPU
+    (computed on the encoder's device)."""
     was = enc.training
     enc.eval()
-    out = [(enc(x[i:i + batch]) if project else enc.features(x[i:i + batch])) for i in range(0, len(x), batch)]
+    dev = next(enc.parameters()).device
+    out = [(enc(x[i:i + batch].to(dev)) if project else enc.features(x[i:i + batch].to(dev))).cpu()
+           for i in range(0, len(x), batch)]
     enc.train(was)
     return torch.cat(out)
 
@@ -432,7 +447,7 @@ def zero_shot_accuracy(state: ContrastiveState, images: Tensor, labels: Tensor) 
     text.eval()
     n_t = len(state.captions[0])
     table = F.normalize(_caption_table(state), dim=1).reshape(len(state.captions), n_t, -1)
-    classes = F.normalize(table.mean(dim=1), dim=1)  # (K, d)
+    classes = F.normalize(table.mean(dim=1), dim=1).cpu()  # (K, d)
     text.train(was)
     img = F.normalize(_features(state.model["image"], images, project=True), dim=1)
     pred = (img @ classes.T).argmax(dim=1)

@@ -23,9 +23,12 @@ of width ``max(cfg.model.hidden, 128)`` and ``cfg.model.layers`` blocks
 (see :data:`MIN_VECTOR_WIDTH`). For images the small U-Net with widths
 16/32/64 (:data:`UNET_BASE`); ``model.hidden`` does not apply to it.
 
-Device: this family runs on the CPU whatever ``train.device`` says (the
-schedules' samplers and the objective draw on the CPU); the GAN family
-follows ``train.device``.
+Device: the family runs on ``train.device`` (:func:`~losslab.train.common.resolve_device`):
+the denoiser, its EMA, the schedule's tensors, the data scaling and the
+training stream (batches, timesteps, noise: a generator on that device). On
+the CPU nothing differs from a CPU-only build. Samples are drawn from a CPU
+generator seeded with the sample seed (so a trained model gives the same
+samples on every device, up to float rounding) and returned on the CPU.
 
 Sampling for evaluation: the loss's sampler (DDIM, eta 0, by default) with
 ``sample_steps`` network evaluations per sample, by default
@@ -55,10 +58,13 @@ from losslab.train.common import (
     grad_stats,
     load_state,
     make_optimizer,
+    on_device,
+    resolve_device,
     save_state,
     seeded_generator,
     single_network_lr,
 )
+from losslab.train.snapshot import samples_snapshot
 
 NAME = "diffusion"
 FAMILY = NAME  # the name this module had before the Family protocol
@@ -110,7 +116,7 @@ class DiffusionState:
     hp : dict
         Resolved hyperparameters (:func:`hparams`).
     rng : torch.Generator
-        Data batches, timesteps and noise of training.
+        Data batches, timesteps and noise of training, on ``device``.
     kind : str
         "vector" | "image".
     shape : tuple of int
@@ -140,6 +146,7 @@ class DiffusionState:
     g_updates: int = 0
     d_updates: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    device: torch.device = torch.device("cpu")
 
 
 def hparams(loss: DiffusionLoss, cfg: Config, dataset) -> dict[str, Any]:
@@ -175,12 +182,16 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> DiffusionStat
     The seed fixes the initial weights (``torch.manual_seed``) and the stream
     of data batches, timesteps and noise (a dedicated ``torch.Generator``).
 
+    Everything lives on ``cfg.train.device``; the initial weights and the
+    data scaling are computed on the CPU, then moved (the same on every device).
+
     Raises
     ------
     UserError
         Unknown loss, schedule, sampler; ``sample_steps`` not in 1..T; a data
-        shape the denoisers do not support.
+        shape the denoisers do not support; a device this machine lacks.
     """
+    device = resolve_device(getattr(cfg.train, "device", "cpu"))
     loss = get_diffusion_loss(loss_name)
     kind = dataset.kind
     hp = hparams(loss, cfg, dataset)
@@ -206,6 +217,9 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> DiffusionStat
     else:
         shift, scale = torch.zeros(1, *shape), torch.ones(1, *shape)
         lo, hi = -torch.ones(1, *shape), torch.ones(1, *shape)
+    net = net.to(device)
+    ema = ema.to(device) if ema is not None else None
+    shift, scale, lo, hi = (v.to(device) for v in (shift, scale, lo, hi))
     # foreach=None: PyTorch's default implementation, with which this family's results were made.
     opt = make_optimizer(net.parameters(), hp, hp["lr"], foreach=None)
     return DiffusionState(
@@ -213,15 +227,16 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> DiffusionStat
         ema=ema,
         opt=opt,
         loss=loss,
-        objective=DiffusionObjective(schedule, loss.objective),
+        objective=DiffusionObjective(schedule.to(device), loss.objective),
         hp=hp,
-        rng=seeded_generator(seed),
+        rng=seeded_generator(seed, device),
         kind=kind,
         shape=shape,
         shift=shift,
         scale=scale,
         lo=lo,
         hi=hi,
+        device=device,
     )
 
 
@@ -258,7 +273,8 @@ def step(state: DiffusionState, data, batch_size: int, *, record: bool = False) 
 
     Args:
         state: the run's :class:`DiffusionState` (modified in place).
-        data: a :class:`losslab.data.Dataset` (``sample(n, generator)``).
+        data: a :class:`losslab.data.Dataset` (``sample(n, generator)``); moved
+            to ``state.device`` when that is not the CPU.
         batch_size: samples per batch.
         record: compute the diagnostics.
 
@@ -274,6 +290,7 @@ def step(state: DiffusionState, data, batch_size: int, *, record: bool = False) 
     net, obj = state.net, state.objective
     step_no = state.g_updates + 1
     net.train()
+    data = on_device(data, state.device)
     x0 = _to_net(state, data.sample(batch_size, state.rng))  # 1.
     t = obj.sample_t(batch_size, state.rng)
     per_sample = obj(net, x0, t=t, generator=state.rng)  # (N,)
@@ -339,11 +356,11 @@ def _run_sampler(state: DiffusionState, n: int, generator: torch.Generator, traj
 
 @torch.no_grad()
 def sample(state: DiffusionState, n: int, *, seed: int = 0, batch: int = 500) -> Tensor:
-    """``n`` generated samples ``(n, *shape)`` in data units (images in [-1, 1]).
+    """``n`` generated samples ``(n, *shape)`` in data units (images in [-1, 1]), on the CPU.
 
     Runs the configured sampler with :func:`nfe` network evaluations per
-    sample on the EMA weights, from noise drawn by a generator seeded with
-    ``seed``, in batches of ``batch``.
+    sample on the EMA weights (on ``state.device``), from noise drawn by a
+    CPU generator seeded with ``seed``, in batches of ``batch``.
     """
     net = _sampler_net(state)
     was_training = net.training
@@ -351,7 +368,7 @@ def sample(state: DiffusionState, n: int, *, seed: int = 0, batch: int = 500) ->
     g = torch.Generator().manual_seed(seed)
     out = [_run_sampler(state, min(batch, n - i), g) for i in range(0, n, batch)]
     net.train(was_training)
-    return _to_data(state, torch.cat(out))
+    return _to_data(state, torch.cat(out)).cpu()
 
 
 @torch.no_grad()
@@ -372,11 +389,11 @@ def bucket_losses(state: DiffusionState, x0: Tensor, *, seed: int = 0) -> tuple[
     T = state.objective.schedule.T
     g = torch.Generator().manual_seed(seed)
     edges = torch.div(torch.arange(N_BUCKETS + 1) * T + N_BUCKETS - 1, N_BUCKETS, rounding_mode="floor")
-    x = _to_net(state, x0)
+    x = _to_net(state, x0.to(state.device))
     out = []
     for b in range(N_BUCKETS):
         lo, hi = int(edges[b]), int(edges[b + 1])
-        t = torch.randint(lo, max(hi, lo + 1), (len(x),), generator=g)
+        t = torch.randint(lo, max(hi, lo + 1), (len(x),), generator=g).to(state.device)
         out.append(float(state.objective(net, x, t=t, generator=g).mean()))
     return edges, torch.tensor(out, dtype=torch.float64)
 
@@ -404,12 +421,13 @@ def artifacts(state: DiffusionState, dataset, run_dir: str | Path, *, seed: int 
     with torch.no_grad():
         # Forward strip: x_t of the same real samples and the same eps at 8 times.
         k = min(len(real), 1000 if big else 8)
-        x0 = _to_net(state, real[:k])
-        eps = torch.randn(x0.shape, generator=g)
+        x0 = _to_net(state, real[:k].to(state.device))
+        eps = torch.randn(x0.shape, generator=g).to(state.device)
         fwd_t = torch.unique(torch.tensor([-1, T // 50, T // 10, T // 5, 2 * T // 5, 3 * T // 5, 4 * T // 5, T - 1]))
         sched = state.objective.schedule
         fwd = torch.stack(
-            [x0 if t < 0 else schedules.q_sample(sched, x0, torch.full((k,), int(t)), eps) for t in fwd_t]
+            [x0 if t < 0 else schedules.q_sample(sched, x0, torch.full((k,), int(t), device=state.device), eps)
+             for t in fwd_t]
         )  # (8, k, *shape)
         # Reverse trajectory of generated samples.
         net = _sampler_net(state)
@@ -421,9 +439,9 @@ def artifacts(state: DiffusionState, dataset, run_dir: str | Path, *, seed: int 
         edges, losses = bucket_losses(state, real, seed=seed)
     arrays = {
         "forward_t": fwd_t.numpy(),
-        "forward_x": _to_data(state, fwd).numpy().astype(np.float32),
+        "forward_x": _to_data(state, fwd).cpu().numpy().astype(np.float32),
         "reverse_t": ts[keep].numpy(),
-        "reverse_x": _to_data(state, xs[keep]).numpy().astype(np.float32),
+        "reverse_x": _to_data(state, xs[keep]).cpu().numpy().astype(np.float32),
         "bucket_edges": edges.numpy(),
         "bucket_loss": losses.numpy(),
         "kind": np.array(state.kind),
@@ -457,12 +475,10 @@ def load_state_dict(state: DiffusionState, tensors: dict[str, Tensor], meta: dic
     modules, opts = _parts(state)
     load_state(state, modules, opts, tensors, meta)
     for k in _BOX:
-        setattr(state, k, tensors[k].clone())
+        setattr(state, k, tensors[k].to(state.device, copy=True))
 
 
 def snapshot(state, dataset, *, seed: int) -> dict[str, Any]:
     """The model now, for the report's "How each loss learned": samples only
     (:func:`losslab.train.snapshot.samples_snapshot`: generated points or 16 images from ``seed``)."""
-    from losslab.train.snapshot import samples_snapshot
-
     return samples_snapshot(sample, state, dataset, seed=seed)

@@ -47,7 +47,17 @@ from losslab.config import Config, EBMConfig, loss_hparams, loss_keys
 from losslab.langevin import ReplayBuffer, energy_grad, langevin_sample, uniform_box
 from losslab.losses.ebm import EBM_LOSSES, EBMLoss, cd_loss, dsm_loss, get_ebm_loss
 from losslab.models.energy import build_energy
-from losslab.train.common import Diverged, grad_stats, load_state, make_optimizer, save_state, seeded_generator
+from losslab.train.common import (
+    Diverged,
+    grad_stats,
+    load_state,
+    make_optimizer,
+    on_device,
+    resolve_device,
+    save_state,
+    seeded_generator,
+)
+from losslab.train.snapshot import samples_snapshot
 from losslab.train.common import single_network_lr
 
 NAME = "ebm"
@@ -94,7 +104,7 @@ class EBMState:
     hp : dict
         Resolved hyperparameters (:func:`hparams`).
     rng : torch.Generator
-        Data batches, noise, Langevin noise and buffer draws of training.
+        Data batches, noise, Langevin noise and buffer draws of training, on ``device``.
     kind : str
         "vector" | "image".
     shape : tuple of int
@@ -104,6 +114,9 @@ class EBMState:
         The Langevin box in network units, ``(1, *shape)``.
     buffer : ReplayBuffer or None
         ebm-cd's replay buffer (None for ebm-dsm).
+    device : torch.device
+        Where the network, the scaling, the box, the buffer and ``rng`` live
+        (``train.device``); samples come back on the CPU.
     """
 
     net: nn.Module
@@ -121,6 +134,7 @@ class EBMState:
     g_updates: int = 0
     d_updates: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    device: torch.device = torch.device("cpu")
 
 
 def hparams(loss: EBMLoss, cfg: Config, dataset) -> dict[str, Any]:
@@ -153,9 +167,13 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> EBMState:
     stream (:func:`~losslab.train.common.seeded_generator`), which also fills
     the replay buffer with its initial uniform noise.
 
+    Everything lives on ``cfg.train.device``; the initial weights and the data
+    scaling are computed on the CPU, then moved.
+
     Raises:
-        UserError: unknown loss; a data shape the energies do not support.
+        UserError: unknown loss; a data shape the energies do not support; a device this machine lacks.
     """
+    device = resolve_device(getattr(cfg.train, "device", "cpu"))
     loss = get_ebm_loss(loss_name)
     hp = hparams(loss, cfg, dataset)
     shape = tuple(int(s) for s in dataset.shape)
@@ -171,13 +189,15 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> EBMState:
     else:
         shift, scale = torch.zeros(1, *shape), torch.ones(1, *shape)
         lo, hi = -torch.ones(1, *shape), torch.ones(1, *shape)
-    rng = seeded_generator(seed)
+    net = net.to(device)
+    shift, scale, lo, hi = (v.to(device) for v in (shift, scale, lo, hi))
+    rng = seeded_generator(seed, device)
     buffer = None
     if loss.objective == "cd":
         buffer = ReplayBuffer(int(hp["buffer_size"]), lo, hi, float(hp["reinit"]), rng)
     opt = make_optimizer(net.parameters(), hp, hp["lr"])
     return EBMState(net=net, opt=opt, loss=loss, hp=hp, rng=rng, kind=dataset.kind, shape=shape,
-                    shift=shift, scale=scale, lo=lo, hi=hi, buffer=buffer)
+                    shift=shift, scale=scale, lo=lo, hi=hi, buffer=buffer, device=device)
 
 
 def _to_net(state: EBMState, x: Tensor) -> Tensor:
@@ -225,6 +245,7 @@ def step(state: EBMState, data, batch_size: int, *, record: bool = False) -> dic
     """
     net, hp = state.net, state.hp
     step_no = state.g_updates + 1
+    data = on_device(data, state.device)
     x_pos = _to_net(state, data.sample(batch_size, state.rng).to(torch.float32))
     log: dict[str, float] = {}
     if state.loss.objective == "cd":
@@ -237,7 +258,8 @@ def step(state: EBMState, data, batch_size: int, *, record: bool = False) -> dic
             log.update(fresh_share=float(fresh.float().mean()))
     else:
         sigma = float(hp["sigma"])
-        x_noisy = (x_pos + sigma * torch.randn(x_pos.shape, generator=state.rng)).requires_grad_(True)  # 1.
+        eps = torch.randn(x_pos.shape, generator=state.rng, device=state.rng.device).to(x_pos.device)
+        x_noisy = (x_pos + sigma * eps).requires_grad_(True)  # 1.
         _, g = energy_grad(net, x_noisy, create_graph=True)  # 2.
         loss = dsm_loss(score=-g, x_noisy=x_noisy, x_clean=x_pos, sigma=sigma)
     if not bool(torch.isfinite(loss)):
@@ -271,18 +293,18 @@ def nfe(state: EBMState) -> int:
 
 
 def sample(state: EBMState, n: int, *, seed: int = 0, batch: int = 500) -> Tensor:
-    """``n`` samples ``(n, *shape)`` in data units (images in [-1, 1]).
+    """``n`` samples ``(n, *shape)`` in data units (images in [-1, 1]), on the CPU.
 
     Each is a Langevin chain of :func:`nfe` steps from fresh uniform noise on the
-    box (not from the replay buffer), drawn by a generator seeded with ``seed``,
-    in batches of ``batch``.
+    box (not from the replay buffer), drawn by a CPU generator seeded with
+    ``seed`` (the chains run on ``state.device``), in batches of ``batch``.
     """
     g = torch.Generator().manual_seed(seed)
     out = []
     for i in range(0, n, batch):
         x0 = uniform_box(min(batch, n - i), state.lo, state.hi, g)
         out.append(_chain(state, x0, nfe(state), g).x)
-    return _to_data(state, torch.cat(out))
+    return _to_data(state, torch.cat(out)).cpu()
 
 
 def _quarter(rows: Sequence[dict], key: str) -> list[float]:
@@ -354,15 +376,13 @@ def load_state_dict(state: EBMState, tensors: dict[str, Tensor], meta: dict[str,
     """Restore what :func:`state_dict` saved into a state built by :func:`init_state`."""
     load_state(state, {"net": state.net}, {"opt": state.opt}, tensors, meta)
     for k in _BOX:
-        setattr(state, k, tensors[k].clone())
+        setattr(state, k, tensors[k].to(state.device, copy=True))
     if state.buffer is not None:
-        state.buffer.x = tensors["buffer"].clone()
+        state.buffer.x = tensors["buffer"].to(state.device, copy=True)
         state.buffer.lo, state.buffer.hi = state.lo, state.hi
 
 
 def snapshot(state, dataset, *, seed: int) -> dict[str, Any]:
     """The model now, for the report's "How each loss learned": samples only
     (:func:`losslab.train.snapshot.samples_snapshot`: generated points or 16 images from ``seed``)."""
-    from losslab.train.snapshot import samples_snapshot
-
     return samples_snapshot(sample, state, dataset, seed=seed)

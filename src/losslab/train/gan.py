@@ -46,6 +46,7 @@ from losslab.train.common import (
     save_state,
     seeded_generator,
 )
+from losslab.train.snapshot import draws_grid, grid_points, samples_snapshot
 
 NAME = "gan"
 
@@ -406,8 +407,6 @@ def snapshot(state: GANState, dataset, *, seed: int) -> dict[str, Any]:
     restored to their training modes; no parameter takes a gradient and the
     training stream is not touched (the latent codes come from ``seed``).
     """
-    from losslab.train.snapshot import draws_grid, grid_points, samples_snapshot
-
     snap = samples_snapshot(sample, state, dataset, seed=seed)
     if not draws_grid(dataset):
         return snap

@@ -105,7 +105,7 @@ FAMILIES: dict[str, Family] = {"gan": gan, "diffusion": diffusion, "contrastive"
 LOOP_KEYS: frozenset[str] = frozenset(
     {"data.name", "data.data_dir", "data.image_size", "data.n_train",
      "train.steps", "train.batch_size", "train.log_every", "train.checkpoint_every", "train.threads",
-     "train.curve_points", "train.curve_n", "train.budget_seconds"}
+     "train.curve_points", "train.curve_n", "train.budget_seconds", "train.device", "train.batch_seeds"}
 )
 """The config keys the loop (and the data loading) reads for every family."""
 
@@ -175,7 +175,8 @@ def curve_steps(steps: int, points: int) -> list[int]:
 def _encoder_features(enc, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
     was = enc.training
     enc.eval()
-    out = torch.cat([enc.features(x[i:i + batch]) for i in range(0, len(x), batch)])
+    dev = next(enc.parameters()).device  # on the encoder's device, returned on the CPU
+    out = torch.cat([enc.features(x[i:i + batch].to(dev)).cpu() for i in range(0, len(x), batch)])
     enc.train(was)
     return out
 
@@ -257,14 +258,18 @@ def snapshot_point(fam: Family, state, dataset, *, seed: int) -> dict[str, Any] 
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _save_checkpoint(run_dir: Path, fam: Family, state, clock: dict[str, float]) -> None:
+def save_checkpoint(run_dir: Path, fam: Family, state, clock: dict[str, float]) -> None:
+    """Write ``state`` (the family's :meth:`~Family.state_dict`) and its clocks ``clock`` (``wall_seconds``,
+    ``train_seconds``, ``curve_seconds``) as the run's one checkpoint file."""
     tensors, meta = fam.state_dict(state)
     meta.update(clock)
     rundir.save_checkpoint(run_dir, tensors, meta)
 
 
-def _try_resume(run_dir: Path, fam: Family, state) -> dict[str, float]:
-    """Restore the last checkpoint if there is one; return its clocks (wall, train and curve seconds)."""
+def try_resume(run_dir: Path, fam: Family, state) -> dict[str, float]:
+    """Restore the last checkpoint into ``state`` if there is one; return its clocks (wall, train and curve
+    seconds; zeros without one). metrics.jsonl and curve.jsonl keep only the rows up to the checkpoint
+    (all of them are dropped without one): training produces the others again."""
     ck = rundir.load_checkpoint(run_dir)
     if ck is None:
         rundir.truncate_metrics(run_dir, None)
@@ -374,7 +379,7 @@ def train_run(
 
     try:
         state = fam.init_state(cfg, dataset, loss, seed)
-        clock0 = _try_resume(run_dir, fam, state)
+        clock0 = try_resume(run_dir, fam, state)
         curve = rundir.read_curve(run_dir)
         t0 = time.perf_counter()  # the clocks count training (and curve points), not building the state
         saved = state.g_updates
@@ -394,14 +399,16 @@ def train_run(
             if step_no % tc.checkpoint_every == 0:
                 rundir.append_metrics(run_dir, pending)
                 pending = []
-                _save_checkpoint(run_dir, fam, state, clock())
+                save_checkpoint(run_dir, fam, state, clock())
                 saved = state.g_updates
         rundir.append_metrics(run_dir, pending)
         pending = []
         if tc.curve_points and (not curve or curve[-1]["g_updates"] != state.g_updates):
             add_point()  # a time budget ends between two due points: its last point is at the stop
-        if state.g_updates != saved:
-            _save_checkpoint(run_dir, fam, state, clock())
+        if state.g_updates != saved or tc.budget_seconds is not None:
+            # A time budget: the checkpoint must hold the seconds that ended it (one saved at the last
+            # update may be a hair under the budget, and a resume would train one update more).
+            save_checkpoint(run_dir, fam, state, clock())
         if fam.evaluate is not None:
             # Representation families (contrastive) are measured on the model itself
             # (linear probe, kNN, ...), not on generated samples.
@@ -428,13 +435,18 @@ def train_run(
     if state is not None:
         result.update(g_updates=state.g_updates, d_updates=state.d_updates)
     result.update(clock())
-    result.update(_curve_summary(curve, dataset, family, tc))
+    result.update(curve_summary(curve, dataset, family, tc))
     rundir.write_result(run_dir, result)
     return result
 
 
-def _curve_summary(curve: list[dict], dataset, family: str, tc) -> dict[str, Any]:
-    """result.json's ``curve``, ``curve_metric`` and ``converged`` (on the budget's own axis)."""
+def curve_summary(curve: list[dict], dataset, family: str, tc) -> dict[str, Any]:
+    """result.json's ``curve``, ``curve_metric`` and ``converged`` (on the budget's own axis).
+
+    Args:
+        curve: the run's curve points (curve.jsonl). dataset: its data (which
+            primary metric). family: its family. tc: ``cfg.train`` (the budget).
+    """
     try:
         metric, _ = primary_metric(dataset, family=family)
     except ValueError:
