@@ -17,14 +17,8 @@ from torch import nn
 
 from losslab.data import load_dataset
 from losslab.metrics import features as features_mod
-from losslab.metrics.features import (
-    CalibratedNet,
-    ClassifierNet,
-    SimCLREncoder,
-    gaussian_blur,
-    get_feature_net,
-    ssl_quality,
-)
+from losslab.metrics.features import CalibratedNet, ClassifierNet, get_feature_net, ssl_quality
+from losslab.metrics.ssl import SimCLREncoder, gaussian_blur
 from losslab.metrics.images import confident_class_stats
 from losslab.metrics.representation import alignment, uniformity
 
