@@ -99,13 +99,13 @@ def test_ssl_quality_closed_forms(digit_images):
 @pytest.fixture
 def ssl_counter(monkeypatch):
     calls = []
-    original = features_mod._train_simclr
+    original = features_mod.train_simclr
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(features_mod, "_train_simclr", counting)
+    monkeypatch.setattr(features_mod, "train_simclr", counting)
     return calls
 
 
