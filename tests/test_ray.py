@@ -156,10 +156,16 @@ def _dies_once(marker: str, kill_at: int, cfg, out, job, progress):
     return run_job(cfg, out, job, counting)
 
 
+def _group_dies_once(marker: str, kill_at: int, cfg, out, group, progress, overrides=None):
+    """compare's job function (:func:`losslab.compare.run_group`) with each job run by :func:`_dies_once`."""
+    return [_dies_once(marker, kill_at, cfg, out, job, progress) for job in group]
+
+
 @needs_ray
 def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(engine, pool_runs, tmp_path, monkeypatch):
     marker = str(tmp_path / "killed")
-    monkeypatch.setattr(cmp, "run_job", partial(_dies_once, marker, 30))
+    # The backend ships compare's job function (run_group) by reference; patch it, not run_job.
+    monkeypatch.setattr(cmp, "run_group", partial(_group_dies_once, marker, 30))
     out = tmp_path / "ray-out"
     cmp.run_compare(_cfg(), losses=LOSSES, seeds=SEEDS, out=out, workers=2, quiet=True, backend="ray")
     assert Path(marker).is_file()  # the worker did die
