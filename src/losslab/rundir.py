@@ -10,6 +10,8 @@ Layout::
     OUT/                          a comparison (losslab compare --out OUT)
       compare.json                what was asked: data, losses, seeds, config      (compare)
       reference.npz               real samples (and true modes / density) for the report (compare)
+      ladder.json                 image data, generative losses: the feature net and the quality
+                                  ladder's rungs in its space (compare)
       results.json                runs, ranking, recommendation                    (verdict)
       report.md, report.html      the report                                       (report)
       runs/<loss>/seed<k>/        one run (below)
@@ -54,6 +56,7 @@ RESULT = "result.json"
 COMPARE = "compare.json"
 RESULTS = "results.json"
 REFERENCE = "reference.npz"
+LADDER = "ladder.json"
 RUNS = "runs"
 CURVE = "curve.jsonl"
 SEARCH = "search"
