@@ -169,7 +169,7 @@ def _ladder_file(tmp_path, net="simclr-x on d"):
               "sets": 1, "n": 50, "classes": "labels", "feature_net": net} for r in LADDER]
     content = {"feature_net": {"name": net, "quality": {"view_knn_agreement": 0.5, "alignment": 0.4,
                                                          "uniformity": -2.0, "n": 100}, "test_accuracy": None},
-               "n": 50, "seed": 12345, "seconds": 1.5, "rungs": rungs}
+               "n_eval": 2000, "n": 50, "seed": 12345, "seconds": 1.5, "rungs": rungs}
     (tmp_path / "ladder.json").write_text(json.dumps(content))
     return content
 

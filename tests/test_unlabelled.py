@@ -78,6 +78,7 @@ def test_unlabelled_folder_through_compare_eval_and_report(mnist_dir, tmp_path, 
     # 2. The ladder: in the same space, classes from k-means, every loss placed on it.
     ladder = results["ladder"]
     assert ladder["feature_net"]["name"] == ds["feature_net"]
+    assert ladder["n"] == ladder["rungs"][0]["n"] <= N_PNG // 2  # images per set: at most half the test split
     assert [r["rung"] for r in ladder["rungs"]] == list(LADDER_RUNGS)
     assert {r["classes"] for r in ladder["rungs"]} == {"10 k-means clusters"}
     fid = {r["rung"]: r["fid"] for r in ladder["rungs"]}

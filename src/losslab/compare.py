@@ -331,12 +331,13 @@ def write_ladder(out: Path, dataset, feature_net, *, n: int, quiet: bool = True)
     the runs' feature network, ``min(n, LADDER_MAX_N)`` images per set and the
     seed :data:`losslab.rundir.REFERENCE_SEED`, so the verdict can place each
     loss's FID among them. An existing file for the same feature network and
-    ``n`` is kept (a resumed comparison does not measure it again).
+    ``n_eval`` is kept (a resumed comparison does not measure it again).
 
     Keys: ``feature_net`` (``name``, ``quality``: the SimCLR half's
     :func:`~losslab.metrics.features.ssl_quality` or null, ``test_accuracy`` of
-    the classifier or null), ``n``, ``seed``, ``seconds`` (wall time of the
-    measurement) and ``rungs`` (the list of rung dicts).
+    the classifier or null), ``n_eval`` (the images asked for), ``n`` (images
+    per set: at most half the test split), ``seed``, ``seconds`` (wall time of
+    the measurement) and ``rungs`` (the list of rung dicts).
 
     Returns the written (or kept) content, or None where no ladder applies:
     vectors, Stacked MNIST (its feature network reads digits per channel), or a
@@ -356,7 +357,7 @@ def write_ladder(out: Path, dataset, feature_net, *, n: int, quiet: bool = True)
             old = rundir.read_json_file(path)
         except UserError:
             old = None
-        if isinstance(old, dict) and (old.get("feature_net") or {}).get("name") == name and old.get("n") == n:
+        if isinstance(old, dict) and (old.get("feature_net") or {}).get("name") == name and old.get("n_eval") == n:
             return old
     t0 = time.perf_counter()
     try:
@@ -368,7 +369,8 @@ def write_ladder(out: Path, dataset, feature_net, *, n: int, quiet: bool = True)
     acc = getattr(feature_net, "test_accuracy", None)
     content = {"feature_net": {"name": name, "quality": dict(quality) if quality else None,
                                "test_accuracy": None if acc is None else float(acc)},
-               "n": n, "seed": rundir.REFERENCE_SEED, "seconds": round(time.perf_counter() - t0, 3),
+               "n_eval": n, "n": rungs[0]["n"], "seed": rundir.REFERENCE_SEED,
+               "seconds": round(time.perf_counter() - t0, 3),
                "rungs": [{**r, "fid_range": list(r["fid_range"])} for r in rungs]}
     io.atomic_write_json(path, content)
     if not quiet:

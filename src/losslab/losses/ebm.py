@@ -115,6 +115,11 @@ class EBMLoss:
     search_space : dict
         Ranges ``--search`` tunes (see :class:`losslab.losses.GANLoss`): the
         learning rate, log-uniform over the same range as every other family's.
+    image_defaults : dict
+        Replacements of ``defaults`` for image data (keys of ``defaults`` only),
+        applied by :func:`losslab.train.ebm.hparams` before the config's
+        ``ebm.*`` / ``loss.*`` overrides: the Langevin step of images in [-1, 1]
+        (784 and more coordinates) is not the step of standardised 2-D vectors.
     """
 
     name: str
@@ -123,6 +128,7 @@ class EBMLoss:
     summary: str
     source: str
     search_space: dict = field(default_factory=lambda: {"lr": ("log", 1e-5, 1e-2)}, hash=False)
+    image_defaults: dict = field(default_factory=dict, hash=False)
 
 
 # Shared settings. Adam with betas (0.9, 0.999), a gradient-norm clip of 1 and
