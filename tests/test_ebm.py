@@ -206,7 +206,7 @@ def test_image_defaults_replace_the_vector_ones_on_images_only():
         assert loss.image_defaults, name  # images have their own Langevin step (docs/ebm.md)
         assert set(loss.image_defaults) <= set(loss.defaults), name  # replacements, never new keys
         hp_img = ebm.hparams(loss, C.resolve("image"), image)
-        hp_vec = ebm.hparams(loss, C.resolve("vector"), vector)
+        hp_vec = ebm.hparams(loss, C.resolve("image"), vector)  # the same config: only the data's kind differs
         for key, value in loss.image_defaults.items():
             assert hp_img[key] == value and hp_vec[key] == loss.defaults[key], (name, key)
         assert hp_img["step_size"] != hp_vec["step_size"]
