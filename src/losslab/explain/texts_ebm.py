@@ -16,8 +16,8 @@ from losslab.explain.figures import EBM_CD, EBM_DSM
 MNIST_NOTE = (
     "\n\n**On MNIST.** Images use their own Langevin settings (each loss's `image_defaults` in "
     "`src/losslab/losses/ebm.py`; `--set ebm.*` still overrides them): the vector step `s = 1e-3` barely moves a "
-    "784-pixel chain in 60 steps (5 and 10 updates gave noise, FID 1.14). `ebm-cd` takes a large gradient step and a small "
-    "noise, as Du & Mordatch (step 10, noise std 0.005 on [0, 1] images) and Nijkamp et al. (short-run chains) do: "
+    "784-pixel chain in 60 steps (5 and 10 updates gave noise, FID 1.14). `ebm-cd` takes a large gradient step "
+    "and a small noise, as Du & Mordatch (step 10, noise std 0.005 on [0, 1] images) and Nijkamp et al. (short-run chains) do: "
     "`step_size 100`, `noise_scale 0.001` (a gradient step of `50 grad_x E`, noise std 0.01), 20 steps per update, "
     "60 per sample. `ebm-dsm` learns one larger noise level, `sigma 0.5`, so that its score reaches the uniform noise "
     "the sampler starts from, and samples with a cold chain (`step_size 0.05`, `noise_scale 0.1`, 100 steps).\n\n"
