@@ -197,6 +197,23 @@ def test_registry_and_family():
         C.resolve("vector", sets=["ebm.reinit=1.5"])
 
 
+def test_image_defaults_replace_the_vector_ones_on_images_only():
+    from types import SimpleNamespace
+
+    image = SimpleNamespace(kind="image", shape=(1, 28, 28), name="mnist")
+    vector = load_dataset("ring8")
+    for name, loss in REGISTRIES["ebm"].items():
+        assert loss.image_defaults, name  # images have their own Langevin step (docs/ebm.md)
+        assert set(loss.image_defaults) <= set(loss.defaults), name  # replacements, never new keys
+        hp_img = ebm.hparams(loss, C.resolve("image"), image)
+        hp_vec = ebm.hparams(loss, C.resolve("image"), vector)  # the same config: only the data's kind differs
+        for key, value in loss.image_defaults.items():
+            assert hp_img[key] == value and hp_vec[key] == loss.defaults[key], (name, key)
+        assert hp_img["step_size"] != hp_vec["step_size"]
+        over = ebm.hparams(loss, C.resolve("image", sets=["ebm.step_size=0.5", "ebm.noise_scale=0.25"]), image)
+        assert (over["step_size"], over["noise_scale"]) == (0.5, 0.25)  # the config still wins
+
+
 def test_failure_signatures_are_named():
     calm = [{"energy_gap": 1.0, "at_bounds": 0.01}] * 8
     assert ebm.failure_signatures(calm) == []

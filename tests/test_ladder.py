@@ -157,3 +157,84 @@ def test_real_digits_of_two_classes_cover_two_classes(mnist_dir, real_nets):
     # the old rule (a class is covered once a single sample is argmax-classified to it) counts the stray errors
     old = class_stats_from_predictions(logits.argmax(1), 10, ds.test_labels)["classes_covered"]
     assert old > 2
+
+
+# ------------------------------------------------------------------ the ladder in a comparison
+
+
+def _ladder_file(tmp_path, net="simclr-x on d"):
+    import json
+
+    rungs = [{"rung": r["rung"], "fid": r["fid"], "kid": r["fid"] / 100, "fid_range": [r["fid"], r["fid"]],
+              "sets": 1, "n": 50, "classes": "labels", "feature_net": net} for r in LADDER]
+    content = {"feature_net": {"name": net, "quality": {"view_knn_agreement": 0.5, "alignment": 0.4,
+                                                         "uniformity": -2.0, "n": 100}, "test_accuracy": None},
+               "n_eval": 2000, "n": 50, "seed": 12345, "seconds": 1.5, "rungs": rungs}
+    (tmp_path / "ladder.json").write_text(json.dumps(content))
+    return content
+
+
+def _results(net="simclr-x on d"):
+    def run(loss, seed, fid, feature_net=net, status="ok"):
+        return {"loss": loss, "seed": seed, "status": status, "metrics": {"fid": fid, "feature_net": feature_net}}
+
+    runs = [run("a", 0, 0.6), run("a", 1, 0.8), run("b", 0, 4.0), run("b", 1, 100.0, status="diverged"),
+            run("c", 0, 0.15, feature_net="another net")]
+    ranking = [{"loss": "a", "mean": 0.7}, {"loss": "b", "mean": 4.0}, {"loss": "c", "mean": 0.15}]
+    return {"dataset": {"name": "d", "feature_net": net}, "runs": runs, "ranking": ranking}
+
+
+def test_verdict_places_each_loss_mean_fid_on_the_ladder(tmp_path):
+    from losslab.verdict import add_ladder
+
+    content = _ladder_file(tmp_path)
+    res = add_ladder(tmp_path, _results())
+    assert res["ladder"] == content
+    assert res["dataset"]["feature_net_quality"] == content["feature_net"]["quality"]
+    a, b, c = res["ranking"]
+    assert a["fid_mean"] == pytest.approx(0.7, rel=1e-12)  # mean of the ok seeds 0.6, 0.8
+    assert a["ladder_place"] == "between 'blurred real' and 'noisy real'"  # 0.5 < 0.7 < 1.0
+    assert b["fid_mean"] == 4.0  # the diverged seed's 100 is not part of the mean
+    assert b["ladder_place"] == "between 'two classes' and 'one class'"
+    assert "ladder_place" not in c and "fid_mean" not in c  # measured in another feature space
+
+
+def test_verdict_without_ladder_file_adds_nothing_and_a_corrupt_one_is_an_error(tmp_path):
+    from losslab.verdict import add_ladder
+
+    res = add_ladder(tmp_path, _results())
+    assert "ladder" not in res and "ladder_place" not in res["ranking"][0]
+    (tmp_path / "ladder.json").write_text('{"rungs": []}')
+    with pytest.raises(UserError, match="not a quality ladder"):
+        add_ladder(tmp_path, _results())
+
+
+def test_answer_and_report_say_where_the_best_loss_sits(tmp_path):
+    from losslab.report.answer import ladder_sentence
+    from losslab.report.render import ladder_blocks, to_markdown
+    from losslab.verdict import add_ladder
+
+    _ladder_file(tmp_path)
+    res = add_ladder(tmp_path, _results())
+    s = ladder_sentence(res, "a")
+    assert s == ("On the quality ladder (FID of known image sets in the same feature space, 50 images each), a's "
+                 "mean FID 0.7 sits between 'blurred real' (0.5) and 'noisy real' (1)."), s
+    assert ladder_sentence(res, "c") is None and ladder_sentence({"ranking": res["ranking"]}, "a") is None
+    md = to_markdown(ladder_blocks(res))
+    assert "## Quality ladder" in md and "uniform noise" in md and "1.5 s" in md
+    assert "between 'two classes' and 'one class'" in md
+    assert ladder_blocks({"ranking": res["ranking"]}) == []
+
+
+def test_ranking_figure_draws_the_rungs(tmp_path):
+    from PIL import Image
+
+    from losslab.report.plots import plot_ranking
+
+    ranking = [{"loss": "a", "mean": 0.7, "ci95": None}]
+    plain = plot_ranking(ranking, {"a": [0.7]}, "fid", False, tmp_path / "plain.png")
+    laddered = plot_ranking(ranking, {"a": [0.7]}, "fid", False, tmp_path / "ladder.png", ladder=LADDER)
+    other = plot_ranking(ranking, {"a": [0.7]}, "kid", False, tmp_path / "kid.png", ladder=LADDER)
+    w_plain, w_ladder = Image.open(plain).size[0], Image.open(laddered).size[0]
+    assert w_ladder > w_plain  # the rung labels widen the figure
+    assert Image.open(other).size == Image.open(plain).size  # rungs are FIDs: not drawn on another metric

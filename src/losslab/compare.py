@@ -23,6 +23,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
+import time
 import warnings
 from functools import lru_cache, partial
 from pathlib import Path
@@ -42,6 +44,7 @@ from losslab.metrics import MAX_OT_SAMPLES, METRIC_INFO, evaluate, primary_metri
 from losslab.metrics.features import STACKED_NAME
 from losslab.metrics.representation import METRIC_INFO_REPRESENTATION
 from losslab.metrics.features import get_feature_net
+from losslab.metrics.ladder import quality_ladder
 from losslab.train.batched import batchable, train_batched
 from losslab.train.common import resolve_device
 from losslab.train.loop import train_run
@@ -49,7 +52,7 @@ from losslab.verdict import aggregate
 
 __all__ = ["check_family_data", "check_metric", "check_request", "feature_net_for", "group_jobs", "load_data",
            "make_evaluator", "measured_metrics", "run_compare", "run_group", "run_job", "with_overrides",
-           "write_profile", "write_reference"]
+           "write_ladder", "write_profile", "write_reference"]
 
 
 # --------------------------------------------------------------------------- data and evaluation
@@ -194,9 +197,10 @@ def check_family_data(cfg: Config, dataset, losses: list[str]) -> None:
     loss, 0)``, the check every run makes first: contrastive losses need
     labelled images, CLIP class names, diffusion a valid schedule and sampler,
     every family a supported data shape and hyperparameters in range), with the
-    global RNG restored afterwards; and a generative family on images needs
-    labels with at least 2 classes to train the FID feature network that
-    evaluates it (:func:`losslab.metrics.get_feature_net`).
+    global RNG restored afterwards; and a generative family on labelled images
+    needs at least 2 classes to train the FID feature network's classifier
+    (:func:`losslab.metrics.get_feature_net`; unlabelled images get a
+    self-supervised SimCLR network instead).
 
     Raises:
         UserError: the family's own one-line message, prefixed with the loss.
@@ -207,10 +211,10 @@ def check_family_data(cfg: Config, dataset, losses: list[str]) -> None:
         family = family_of(loss)
         if family != "contrastive" and dataset.kind == "image" and dataset.name != STACKED_NAME:
             labels = getattr(dataset, "train_labels", None)
-            if labels is None or int(torch.as_tensor(labels).max()) < 1:
+            if labels is not None and int(torch.as_tensor(labels).max()) < 1:
                 raise UserError(f"loss {loss}: the {family} family is evaluated by FID on a classifier's "
-                                f"features, and {dataset.name!r} has no class labels to train it on (put the "
-                                "images in one subfolder per class)")
+                                f"features, and {dataset.name!r} has a single class to train it on (put the "
+                                "images in one subfolder per class, or all in one folder without classes)")
         try:
             with torch.random.fork_rng(devices=[]):
                 FAMILIES[family].init_state(cfg, dataset, loss, 0)
@@ -352,6 +356,61 @@ def write_profile(out: Path, dataset) -> dict[str, Any] | None:
     return prof
 
 
+LADDER_MAX_N = 2000
+"""At most this many images per ladder rung (the run's ``n_eval`` otherwise): 7 + 10 sets of n images."""
+
+
+def write_ladder(out: Path, dataset, feature_net, *, n: int, quiet: bool = True) -> dict[str, Any] | None:
+    """Write ``OUT/ladder.json``: the feature network and the quality ladder's rungs in its space.
+
+    The rungs (:func:`losslab.metrics.ladder.quality_ladder`) are measured with
+    the runs' feature network, ``min(n, LADDER_MAX_N)`` images per set and the
+    seed :data:`losslab.rundir.REFERENCE_SEED`, so the verdict can place each
+    loss's FID among them. An existing file for the same feature network and
+    ``n_eval`` is kept (a resumed comparison does not measure it again).
+
+    Keys: ``feature_net`` (``name``, ``quality``: the SimCLR half's
+    :func:`~losslab.metrics.features.ssl_quality` or null, ``test_accuracy`` of
+    the classifier or null), ``n_eval`` (the images asked for), ``n`` (images
+    per set: at most half the test split), ``seed``, ``seconds`` (wall time of
+    the measurement) and ``rungs`` (the list of rung dicts).
+
+    Returns the written (or kept) content, or None where no ladder applies:
+    vectors, Stacked MNIST (its feature network reads digits per channel), or a
+    dataset the ladder refuses (fewer than 4 test images or 2 classes; warned).
+    """
+    if feature_net is None or dataset.kind != "image" or dataset.name == STACKED_NAME:
+        return None
+    n = int(min(n, LADDER_MAX_N))
+    name = getattr(feature_net, "name", type(feature_net).__name__)
+    path = out / rundir.LADDER
+    if path.exists():
+        try:
+            old = rundir.read_json_file(path)
+        except UserError:
+            old = None
+        if isinstance(old, dict) and (old.get("feature_net") or {}).get("name") == name and old.get("n_eval") == n:
+            return old
+    t0 = time.perf_counter()
+    try:
+        rungs = quality_ladder(dataset, feature_net, n=n, seed=rundir.REFERENCE_SEED)
+    except UserError as e:
+        warnings.warn(f"no quality ladder: {e}", stacklevel=2)
+        return None
+    quality = getattr(feature_net, "quality", None)
+    acc = getattr(feature_net, "test_accuracy", None)
+    content = {"feature_net": {"name": name, "quality": dict(quality) if quality else None,
+                               "test_accuracy": None if acc is None else float(acc)},
+               "n_eval": n, "n": rungs[0]["n"], "seed": rundir.REFERENCE_SEED,
+               "seconds": round(time.perf_counter() - t0, 3),
+               "rungs": [{**r, "fid_range": list(r["fid_range"])} for r in rungs]}
+    io.atomic_write_json(path, content)
+    if not quiet:
+        print(f"quality ladder: {len(rungs)} rungs of {rungs[0]['n']} images in {content['seconds']:.1f} s",
+              file=sys.stderr)
+    return content
+
+
 def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int,
                metric: str | None, seed_start: int = 0, search_trials: int | None = None) -> dict[str, Any]:
     """Write ``OUT/compare.json`` (what was asked), merging losses and seeds into an existing one.
@@ -466,7 +525,8 @@ def run_compare(
         write_profile(out, dataset)  # before the jobs: the verdict reads it
         jobs = rundir.plan(losses, seeds, seed_start=seed_start)
         if dataset.kind == "image" and any(j.family != "contrastive" for j in jobs):
-            feature_net_for(dataset, progress=not quiet)  # train once here, workers read the cache
+            fnet = feature_net_for(dataset, progress=not quiet)  # train once here, workers read the cache
+            write_ladder(out, dataset, fnet, n=cfg.train.n_eval, quiet=quiet)
 
         per_run = None if cfg.train.budget_seconds is not None else cfg.train.steps  # None: a time budget
         columns = (TextColumn("[bold]compare[/] {task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -11,6 +11,8 @@ Layout::
       compare.json                what was asked: data, losses, seeds, config      (compare)
       reference.npz               real samples (and true modes / density) for the report (compare)
       data_profile.json           what the data is like: modes, separation, intrinsic dim, tails (compare)
+      ladder.json                 image data, generative losses: the feature net and the quality
+                                  ladder's rungs in its space (compare)
       results.json                runs, ranking, recommendation                    (verdict)
       report.md, report.html      the report                                       (report)
       runs/<loss>/seed<k>/        one run (below)
@@ -58,6 +60,7 @@ COMPARE = "compare.json"
 RESULTS = "results.json"
 REFERENCE = "reference.npz"
 PROFILE = "data_profile.json"
+LADDER = "ladder.json"
 RUNS = "runs"
 CURVE = "curve.jsonl"
 SEARCH = "search"

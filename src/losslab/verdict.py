@@ -39,7 +39,7 @@ from losslab.metrics import METRIC_INFO, primary_metric
 from losslab.report.answer import add_answer
 from losslab.report.families import describe
 
-__all__ = ["D_ACC_WINNING", "VANISH_RATIO", "aggregate", "gradient_diagnosis", "mean_ci95", "pareto",
+__all__ = ["D_ACC_WINNING", "VANISH_RATIO", "add_ladder", "aggregate", "gradient_diagnosis", "mean_ci95", "pareto",
            "recommend"]
 
 # Counts that describe the evaluation rather than measure the model.
@@ -300,9 +300,48 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
         "expectations": expected,
         "notes": _notes(runs) + words.notes(ranking, runs, spec.get("data", "")),
     }
+    add_ladder(out, results)  # the quality ladder's rungs and each loss's place among them
     extend_results(out, spec, runs, results)  # converged_rate per row, budget.suggested_steps, search
     add_answer(out, results)  # findings per run, effective hyperparameters, the answer in words
     io.atomic_write_json(out / rundir.RESULTS, results)
+    return results
+
+
+def add_ladder(out: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """Copy ``OUT/ladder.json`` into ``results`` and place each loss's mean FID on it (in place).
+
+    Sets ``results["ladder"]`` (the file's content: ``feature_net``, ``n``,
+    ``seed``, ``seconds``, ``rungs``; see :func:`losslab.compare.write_ladder`),
+    ``results["dataset"]["feature_net_quality"]`` (the SimCLR half's quality
+    figures, or null) and, on each ranking row whose ok runs measured ``fid``
+    **in the ladder's feature network**, ``fid_mean`` (the seed mean of ``fid``)
+    and ``ladder_place`` (:func:`losslab.metrics.ladder.place_on_ladder`, e.g.
+    ``"between 'blurred real' and 'two classes'"``). Rows measured with another
+    feature network get no place: FIDs of different spaces are not comparable.
+    No file (vectors, contrastive losses, an older comparison): nothing is added.
+    An unreadable file is a ``UserError``.
+    """
+    path = Path(out) / rundir.LADDER
+    if not path.exists():
+        return results
+    ladder = rundir.read_json_file(path)
+    if not isinstance(ladder, dict) or not isinstance(ladder.get("rungs"), list) or not ladder["rungs"]:
+        raise UserError(f"{path} is not a quality ladder (a JSON object with 'rungs'); delete it and rerun "
+                        "losslab compare with the same --out to measure it again")
+    from losslab.metrics.ladder import place_on_ladder
+
+    results["ladder"] = ladder
+    net = ladder.get("feature_net") or {}
+    if isinstance(results.get("dataset"), dict):
+        results["dataset"]["feature_net_quality"] = net.get("quality")
+    for row in results.get("ranking") or []:
+        fids = [r["metrics"]["fid"] for r in results.get("runs") or []
+                if r.get("loss") == row.get("loss") and r.get("status") == "ok" and r.get("metrics")
+                and r["metrics"].get("feature_net") == net.get("name")
+                and isinstance(r["metrics"].get("fid"), (int, float)) and math.isfinite(r["metrics"]["fid"])]
+        if fids:
+            row["fid_mean"] = float(np.mean(fids))
+            row["ladder_place"] = place_on_ladder(row["fid_mean"], ladder["rungs"])
     return results
 
 

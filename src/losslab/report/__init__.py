@@ -169,14 +169,17 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
     # 1. Ranking.
     seeds = {loss: [r["metrics"][primary] for r in rs if _is_primary_ok(r, primary)] for loss, rs in by_loss.items()}
     upper = ds.get("num_modes") if primary == "modes_covered" and plots.is_number(ds.get("num_modes")) else None
-    plots.plot_ranking(ranking, seeds, primary, hib, figdir / "ranking.png", upper=upper)
+    ladder = (results.get("ladder") or {}).get("rungs")
+    plots.plot_ranking(ranking, seeds, primary, hib, figdir / "ranking.png", upper=upper, ladder=ladder)
     figs.append(
         (
             "figures/ranking.png",
             "Ranking",
             f"{primary} per loss, best first ({'higher' if hib else 'lower'} is better): the large dot is the seed "
             "mean with its 95% CI (clipped to the metric's possible values), small dots are single seeds; "
-            "trust an ordering only where the intervals do not overlap.",
+            "trust an ordering only where the intervals do not overlap."
+            + (" Dashed lines: the quality ladder's rungs, known image sets measured in the same feature space."
+               if ladder and primary == "fid" else ""),
         )
     )
 

@@ -37,8 +37,8 @@ from losslab.losses import REGISTRIES
 from losslab.report.style import clip_ci
 from losslab.train.loop import FAMILIES as TRAIN_FAMILIES
 
-__all__ = ["LEARNABLE_MARGIN", "add_answer", "answer", "effective_hparams", "expected_sentence", "learnable",
-           "loss_findings"]
+__all__ = ["LEARNABLE_MARGIN", "add_answer", "answer", "effective_hparams", "expected_sentence", "ladder_sentence",
+           "learnable", "loss_findings"]
 
 LEARNABLE_MARGIN = 0.02
 """A contrastive loss must beat its best baseline (chance, random encoder) by this much accuracy (2 points),
@@ -221,6 +221,10 @@ def answer(results: dict) -> list[str]:
        and whether it held here (:func:`expected_sentence`).
     3-4. Why: the failure signatures of the runs (``findings``) of the worst
        and of the best losses, and a seed that alone drives a mean.
+
+    With a quality ladder (image data, :func:`losslab.verdict.add_ladder`) one more
+    sentence, second: where the best loss's mean FID sits among the rungs
+    (:func:`ladder_sentence`).
     """
     rec = results.get("recommendation") or {}
     ranking = [e for e in results.get("ranking") or [] if e.get("mean") is not None]
@@ -304,7 +308,28 @@ def answer(results: dict) -> list[str]:
     if learn is not None and learn["learned"] and len(out) < 4:
         out.append(f"Against the baselines: {_join(learn['learned'])} beat chance ({_pct(learn['chance'])}) and an "
                    f"untrained encoder ({_pct(learn['baseline'])}) by more than {100 * LEARNABLE_MARGIN:.0f} points.")
-    return out[:4]
+    rung = ladder_sentence(results, best["loss"])
+    if rung:
+        out.insert(1, rung)
+    return out[:4]  # two to four sentences
+
+
+def ladder_sentence(results: dict, loss: str) -> str | None:
+    """Where ``loss``'s mean FID sits on the quality ladder (``results["ladder"]``), or None without one.
+
+    E.g. "On the quality ladder (FID of known image sets in the same feature space, 2000 images each),
+    ns's mean FID 0.412 sits between 'blurred real' (0.301) and 'two classes' (0.655)."
+    """
+    ladder = results.get("ladder") or {}
+    row = next((e for e in results.get("ranking") or [] if e.get("loss") == loss), None)
+    if not ladder.get("rungs") or not row or not row.get("ladder_place"):
+        return None
+    fid = {r.get("rung"): r.get("fid") for r in ladder["rungs"]}
+    place = str(row["ladder_place"])
+    for name, value in fid.items():  # name each rung's own FID after it
+        place = place.replace(f"'{name}'", f"'{name}' ({_f(value)})")
+    return (f"On the quality ladder (FID of known image sets in the same feature space, {ladder.get('n')} images "
+            f"each), {loss}'s mean FID {_f(row.get('fid_mean'))} sits {place}.")
 
 
 # ------------------------------------------------------------------ attach to results.json

@@ -26,6 +26,7 @@ DPI = 100
 MAX_POINTS = 2000  # scatter points per cloud (strided subsample), keeps PNGs small
 GRAD_FLOOR = 1e-12  # a gradient norm <= 0 is drawn here on log axes
 GRID_MAX = 64  # images per sample grid
+LADDER_LOG_SPAN = 30.0  # ranking figure: a log y-axis when the drawn values span more than this ratio
 
 
 # ----------------------------------------------------------------- helpers
@@ -120,9 +121,14 @@ def image_grid(x: np.ndarray, ncol: int = 8, pad: int = 1) -> np.ndarray:
 
 def plot_ranking(
     ranking: Sequence[dict], seed_values: dict[str, list[float]], metric: str, higher_is_better: bool, path: Path,
-    *, upper: float | None = None,
+    *, upper: float | None = None, ladder: Sequence[dict] | None = None,
 ) -> Path:
     """Primary metric per loss (ranking order): seed mean with 95% CI bars, seeds as dots.
+
+    With ``ladder`` (the quality ladder's rungs, ``{"rung", "fid"}`` each; only
+    drawn when ``metric`` is ``"fid"``) each rung is a dashed horizontal
+    reference line labelled with its name; the y-axis turns logarithmic when
+    the values drawn span more than :data:`LADDER_LOG_SPAN`.
 
     Parameters
     ----------
@@ -152,13 +158,24 @@ def plot_ranking(
             ax.errorbar(i, mean, yerr=yerr, fmt="o", color=OKABE_ITO[0], ms=7, capsize=5, lw=2, zorder=3)
     ax.set_xticks(range(len(ranking)), [str(r.get("loss")) for r in ranking], rotation=30 if len(ranking) > 5 else 0)
     ax.set_xlim(-0.6, len(ranking) - 0.4)
+    rungs = [r for r in (ladder or []) if is_number(r.get("fid"))] if metric == "fid" else []
+    if rungs:
+        drawn = [r["fid"] for r in rungs] + [v for vs in seed_values.values() for v in vs if is_number(v)]
+        positive = [v for v in drawn if v > 0]
+        if positive and max(positive) / min(positive) > LADDER_LOG_SPAN:
+            ax.set_yscale("log")
+        for r in rungs:
+            ax.axhline(r["fid"], color="0.35", lw=0.8, ls="--", zorder=1)
+            ax.annotate(str(r["rung"]), (1.0, r["fid"]), xycoords=("axes fraction", "data"), xytext=(3, 0),
+                        textcoords="offset points", va="center", fontsize=7, color="0.25")
+        fig.set_size_inches(fig.get_size_inches()[0] + 1.2, fig.get_size_inches()[1])
     ax.set_ylabel(f"{metric} ({'higher' if higher_is_better else 'lower'} is better)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(
         handles=[
             Line2D([], [], color=OKABE_ITO[0], marker="o", lw=2, label="seed mean, 95% CI"),
             Line2D([], [], color="0.55", marker="o", ls="", label="one seed"),
-        ],
+        ] + ([Line2D([], [], color="0.35", lw=0.8, ls="--", label="quality ladder rung")] if rungs else []),
         fontsize=8,
     )
     ax.set_title("ranking (best first)")

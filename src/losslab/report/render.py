@@ -429,7 +429,7 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]],
         + ([": " + str(pm["description"])] if pm.get("description") else []),
     ]
     if ds.get("feature_net"):
-        header.append([("b", "Feature network: "), ("code", ds["feature_net"])])
+        header.append([("b", "Feature network: "), ("code", ds["feature_net"])] + _quality_text(ds))
     known = ["ok", "diverged", "failed"]
     statuses = known + sorted({str(r.get("status")) for r in runs} - set(known))
     counts = {s: sum(str(r.get("status")) == s for r in runs) for s in statuses}
@@ -511,6 +511,8 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]],
                         and words.cost_note else "") + ".")]
         blocks.append(("details", "Secondary metrics and costs", [*sub, ("table", head2, rows2)]))
 
+    blocks += ladder_blocks(results)
+
     # Recommendation and notes.
     rec = results.get("recommendation") or {}
     blocks.append(("h2", "Recommendation"))
@@ -585,6 +587,37 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]],
         ),
     ]
     return blocks
+
+
+def _quality_text(ds: dict) -> list:
+    """The self-supervised feature network's quality figures, as a header suffix (empty without them)."""
+    q = ds.get("feature_net_quality")
+    if not isinstance(q, dict):
+        return []
+    return [f" (SimCLR quality on {fmt_num(q.get('n'))} images: nearest-view agreement "
+            f"{fmt_num(q.get('view_knn_agreement'), percent=True)}, alignment {fmt_num(q.get('alignment'))}, "
+            f"uniformity {fmt_num(q.get('uniformity'))}; Wang & Isola 2020)"]
+
+
+def ladder_blocks(results: dict) -> list[tuple]:
+    """The quality ladder section: each rung's FID / KID and where each loss's mean FID sits ([] without one)."""
+    ladder = results.get("ladder") or {}
+    rungs = ladder.get("rungs") or []
+    if not rungs:
+        return []
+    rows = [[str(r.get("rung")), fmt_num(r.get("fid")), fmt_num(r.get("kid")),
+             " \u2013 ".join(fmt_num(v) for v in r.get("fid_range") or []) if (r.get("sets") or 1) > 1 else DASH]
+            for r in rungs]
+    places = [[("b", str(e.get("loss"))), f": mean FID {fmt_num(e.get('fid_mean'))}, {e['ladder_place']}"]
+              for e in results.get("ranking") or [] if e.get("ladder_place")]
+    cls = rungs[0].get("classes")
+    return [
+        ("h2", "Quality ladder"),
+        ("p", f"FID and KID of known image sets against the same real reference, in the runs' feature space "
+              f"({ladder.get('n')} images per set; classes from {cls}; measured in "
+              f"{fmt_num(ladder.get('seconds'))} s): a run's FID means something only next to these rungs."),
+        ("table", ["rung", "FID", "KID", "FID range over the class sets"], rows),
+    ] + ([("ul", places)] if places else [])
 
 
 def _hp(v: Any) -> str:

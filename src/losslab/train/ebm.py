@@ -138,7 +138,8 @@ class EBMState:
 
 
 def hparams(loss: EBMLoss, cfg: Config, dataset) -> dict[str, Any]:
-    """The run's hyperparameters: the loss's ``defaults`` overridden by the config.
+    """The run's hyperparameters: the loss's ``defaults`` (on images with its ``image_defaults``
+    in their place) overridden by the config.
 
     Learning rate: ``ebm.lr`` > ``loss.lr_g`` / ``loss.lr_d`` > the loss's
     ``lr`` x ``loss.lr_scale``. ``loss.optimizer``, ``loss.beta1``,
@@ -149,7 +150,8 @@ def hparams(loss: EBMLoss, cfg: Config, dataset) -> dict[str, Any]:
     Raises:
         UserError: ``loss.lr_g`` and ``loss.lr_d`` set to different values.
     """
-    hp = loss_hparams(loss.defaults, cfg.loss)
+    defaults = {**loss.defaults, **(loss.image_defaults if getattr(dataset, "kind", None) == "image" else {})}
+    hp = loss_hparams(defaults, cfg.loss)
     lr = single_network_lr(cfg.loss, NAME)
     if lr is not None:
         hp["lr"] = lr
