@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from losslab.report.plots import _note, _thin, image_grid, save
+from losslab.report.plots import note, thin_points, image_grid, save
 
 __all__ = ["plot_diffusion"]
 
@@ -77,7 +77,7 @@ def _vector_row(sub, states: np.ndarray, titles: list[str], ref: dict[str, Any],
     modes = ref.get("modes")
     modes_p = np.asarray(project(np.asarray(modes, dtype=np.float64))) if modes is not None else None
     for ax, p, title in zip(axes, proj, titles):
-        ax.scatter(*_thin(p).T, s=1.5, color=color, alpha=0.5, rasterized=True)
+        ax.scatter(*thin_points(p).T, s=1.5, color=color, alpha=0.5, rasterized=True)
         if modes_p is not None:
             ax.scatter(*modes_p.T, s=25, marker="+", color="k", lw=1.0)
         ax.set_xlim(lo[0], hi[0])
@@ -172,7 +172,7 @@ def plot_diffusion(run_dir: str | Path, out_png: str | Path, *, reference: dict 
         pos = losses[finite]
         ax.set_yscale("log" if (pos > 0).all() and pos.max() / pos.min() > 30 else "linear")
     else:
-        _note(ax, "no finite bucket losses")
+        note(ax, "no finite bucket losses")
     objective = str(data["objective"]) if "objective" in data else "?"
     ax.set_xlabel("timestep bucket t (1 = almost clean, T = pure noise)")
     ax.set_ylabel(f"loss ({objective}-prediction)")

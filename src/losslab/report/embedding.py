@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from losslab.report.plots import _note, save
+from losslab.report.plots import note, save
 
 __all__ = ["EMBEDDING_FILE", "load_embedding", "plot_embedding", "plot_embedding_grid"]
 
@@ -118,7 +118,7 @@ def plot_embedding_grid(panels: Sequence[tuple[str, str | Path]], out_png: str |
     handles: list[Line2D] = []
     for ax, (title, emb) in zip(axes, loaded):
         if emb is None:
-            _note(ax, "no embedding\n(run failed or unfinished)")
+            note(ax, "no embedding\n(run failed or unfinished)")
             ax.set_title(title, fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])

@@ -31,7 +31,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from losslab.io import atomic_write_bytes
-from losslab.report.plots import _thin, save
+from losslab.report.plots import thin_points, save
 from losslab.report.style import OKABE_ITO
 from losslab.rundir import read_snapshots
 
@@ -208,7 +208,7 @@ def plot_learning_2d(snaps: dict[str, np.ndarray], path: Path, *, output: str | 
                 cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
                 cb.ax.tick_params(labelsize=6)
         if "real" in snaps:
-            ax.scatter(*_thin(snaps["real"][s]).T, s=5, color="white", edgecolors="0.2", lw=0.3, rasterized=True)
+            ax.scatter(*thin_points(snaps["real"][s]).T, s=5, color="white", edgecolors="0.2", lw=0.3, rasterized=True)
         fake = snaps["fake"][s]
         ok = np.isfinite(fake).all(1)
         ax.scatter(*fake[ok].T, s=4, color=OKABE_ITO[2], alpha=0.7, lw=0, rasterized=True)

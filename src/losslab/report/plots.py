@@ -67,12 +67,12 @@ def save(fig: Figure, path: str | Path) -> Path:
     return Path(path)
 
 
-def _note(ax, text: str) -> None:
+def note(ax, text: str) -> None:
     """Centre a grey message in an empty axes (missing data, failed run)."""
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4", wrap=True)
 
 
-def _thin(x: np.ndarray) -> np.ndarray:
+def thin_points(x: np.ndarray) -> np.ndarray:
     """At most ``MAX_POINTS`` rows, by a deterministic stride."""
     return x[:: max(1, math.ceil(len(x) / MAX_POINTS))]
 
@@ -216,8 +216,8 @@ def _draw_vectors(ax, x: np.ndarray, ref: dict, is_data: bool) -> None:
     real_p = project(real) if real is not None else None
     modes_p = project(ref["modes"]) if ref.get("modes") is not None else None
     if real_p is not None and not is_data:
-        ax.scatter(*_thin(real_p).T, s=2, color="0.75", rasterized=True)
-    ax.scatter(*_thin(p).T, s=2, color="0.45" if is_data else OKABE_ITO[1], alpha=0.6, rasterized=True)
+        ax.scatter(*thin_points(real_p).T, s=2, color="0.75", rasterized=True)
+    ax.scatter(*thin_points(p).T, s=2, color="0.45" if is_data else OKABE_ITO[1], alpha=0.6, rasterized=True)
     if modes_p is not None:
         ax.scatter(*modes_p.T, s=40, marker="+", color="k", lw=1.2)
     lo, hi = _limits(real_p, modes_p, p)
@@ -241,10 +241,10 @@ def plot_samples(panels: Sequence[tuple[str, np.ndarray | None, str]], ref: dict
         ``"image"`` draws a grid of the first 64 images; anything else vectors.
     """
     fig, axes = _grid(len(panels))
-    for i, (ax, (title, x, note)) in enumerate(zip(axes, panels)):
+    for i, (ax, (title, x, why)) in enumerate(zip(axes, panels)):
         ax.set_title(title, fontsize=10)
         if x is None or len(x) == 0:
-            _note(ax, note or "no samples")
+            note(ax, why or "no samples")
             ax.set_xticks([])
             ax.set_yticks([])
         elif kind == "image":
@@ -273,7 +273,7 @@ def _plot_lines(ax, lines: Sequence[tuple[str, str, np.ndarray, np.ndarray, bool
     """
     vals = [v for *_, v, _ in lines if len(v)]
     if not vals:
-        _note(ax, "not logged")
+        note(ax, "not logged")
         return
     for color_, ls, s, v, diverged in lines:
         if scale == "log":
@@ -448,7 +448,7 @@ def plot_curves(curves: dict[str, list[list[dict]]], metric: str, higher_is_bett
         ax.set_ylabel(f"{metric} ({'higher' if higher_is_better else 'lower'} is better)")
         ax.grid(alpha=0.3)
         if not drawn:
-            _note(ax, "no quality curve in these runs")
+            note(ax, "no quality curve in these runs")
     if drawn:
         axes[0].legend(fontsize=8)
     fig.suptitle(f"{metric} during training: seed mean, band = min to max over seeds")
@@ -490,6 +490,6 @@ def plot_search(search: dict, path: Path) -> Path:
     if vals:
         ax.legend(fontsize=8)
     else:
-        _note(ax, "no trial finished")
+        note(ax, "no trial finished")
     ax.set_title(f"--search: {search.get('trials')} trials per loss (ringed: best; x: diverged or failed)")
     return save(fig, path)
