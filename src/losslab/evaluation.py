@@ -27,8 +27,15 @@ import torch
 from torch import Tensor
 
 from losslab import io, rundir
+from losslab.data import DATASETS, load_dataset, stacked, take_train_subset
+from losslab.data.images import resize_images
+from losslab.data.user import images_to_unit, read_image_folder
 from losslab.errors import UserError, unknown_choice
+from losslab.metrics import METRIC_INFO, evaluate
+from losslab.metrics.features import get_feature_net
 from losslab.rundir import REFERENCE_SEED
+from losslab.train.gan import critic_metrics
+from losslab.train.loop import get_family
 
 # Test accuracy each built-in dataset's classifier must reach (recorded in its cache JSON).
 ACCURACY_THRESHOLDS: dict[str, float] = {"mnist": 0.99, "fashion-mnist": 0.90}
@@ -45,9 +52,6 @@ def load_data(name: str, *, data_dir: str | None = None, image_size: int | None 
     UserError
         As :func:`losslab.data.load_dataset`.
     """
-    from losslab.data import DATASETS, take_train_subset, load_dataset
-    from losslab.data import stacked
-
     if name == stacked.NAME and name not in DATASETS:  # until load_dataset knows it: the same steps
         if image_size not in (None, 28):
             raise UserError(f"{stacked.NAME} is 28x28; remove the image size {image_size}")
@@ -73,11 +77,9 @@ def feature_network(dataset, features: str = "classifier", *, progress: bool = F
     if dataset.kind != "image":
         raise UserError(f"feature networks are for images; {dataset.name!r} is vector data")
     if features == "inception":
-        from losslab.metrics.inception import get_inception_net
+        from losslab.metrics.inception import get_inception_net  # an optional extra: loaded only when asked for
 
         return get_inception_net()
-    from losslab.metrics.features import get_feature_net
-
     return get_feature_net(dataset, progress=progress)
 
 
@@ -120,7 +122,7 @@ def features_train(data: str, *, data_dir: str | None = None, image_size: int | 
     if not hasattr(digit, "num_classes"):
         raise UserError(f"{ds.name!r} has no class labels: `losslab features train` trains the classifier; "
                         "image metrics on unlabelled data use a self-supervised network trained by compare / eval")
-    threshold = ACCURACY_THRESHOLDS.get("mnist" if digit is not net else ds.name)
+    threshold = ACCURACY_THRESHOLDS.get("mnist" if hasattr(net, "digit_net") else ds.name)  # Stacked: MNIST digits
     acc = digit.test_accuracy
     meets = None if threshold is None or acc is None else bool(acc >= threshold)
     if meets is False:
@@ -161,19 +163,13 @@ def load_samples(path: str | Path, *, image_size: int = 28) -> Tensor:
         Missing path, unsupported type, no ``images`` array, wrong shape or dtype,
         values out of range, NaN / inf, unreadable images.
     """
-    from losslab.data.user import images_to_unit
-
     p = Path(path).expanduser()
     if not p.exists():
         raise UserError(f"no such file or folder: {p}")
     if p.is_dir():
-        from losslab.data.user import read_image_folder
-
         return read_image_folder(p, image_size=image_size)[0]
     suffix = p.suffix.lower()
     if suffix == ".npz":
-        from losslab import io
-
         z = io.read_npz(p, keys=("images", "samples"))  # UserError: not a zip, truncated, corrupt
         if "images" in z:
             arr = z["images"]
@@ -193,8 +189,6 @@ def load_samples(path: str | Path, *, image_size: int = 28) -> Tensor:
             raise UserError(f"{p}: no array named 'images' (found: {', '.join(keys) or 'none'}); save with "
                             "numpy.savez(path, images=array)")
     elif suffix == ".npy":
-        from losslab import io
-
         arr = io.read_npy(p)  # UserError: not .npy, truncated, corrupt
     else:
         raise UserError(f"{p}: unsupported samples file {suffix!r}; give an .npz (array 'images'), an .npy, "
@@ -211,8 +205,6 @@ def load_samples(path: str | Path, *, image_size: int = 28) -> Tensor:
 
 def _match_shape(x: Tensor, dataset, source: str) -> tuple[Tensor, str | None]:
     """Samples in the dataset's shape: channels must agree; other sizes are resized (with a note)."""
-    from losslab.data.images import resize_images
-
     c, h, w = (int(s) for s in dataset.shape)
     if x.shape[1] != c:
         raise UserError(f"{source}: images have {x.shape[1]} channel(s) but {dataset.name} has {c}")
@@ -273,8 +265,6 @@ def eval_samples(
         Bad samples (see :func:`load_samples`), channels that differ from the
         data, vector data, unknown feature network, too few samples.
     """
-    from losslab.metrics import evaluate
-
     if features not in FEATURES:  # cheap checks before loading any data
         raise unknown_choice("feature network", features, FEATURES)
     if not Path(path).expanduser().exists():
@@ -308,8 +298,6 @@ def _restore(info: rundir.RunInfo, fam, cfg, ds):
 
 def discriminator_accuracy(state, real: Tensor, fake: Tensor, *, chunk_size: int = 1000) -> dict[str, float]:
     """Real-vs-fake accuracy of a GAN's trained critic: :func:`losslab.train.gan.critic_metrics`."""
-    from losslab.train.gan import critic_metrics
-
     return critic_metrics(state, real, fake, chunk_size=chunk_size)
 
 
@@ -364,9 +352,6 @@ def eval_run_dir(
         checkpoint (generative), no checkpoint (contrastive); unknown feature
         network or family.
     """
-    from losslab.metrics import evaluate
-    from losslab.train.loop import get_family
-
     info = rundir.read_run(run_dir)
     rd = info.run_dir
     cfg = info.cfg()
@@ -410,8 +395,6 @@ def format_table(result: dict[str, Any]) -> str:
     Histograms (``class_counts``, ``mode_counts``) are summarised by their
     non-zero bins; the header names the data, feature network and sample counts.
     """
-    from losslab.metrics import METRIC_INFO
-
     m = result["metrics"]
     if result.get("n_eval") is None and "n_probe_test" in m:  # a representation (contrastive run)
         head = (f"data {result.get('data')}  representation probed on {m['n_probe_train']} train / "

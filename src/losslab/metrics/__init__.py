@@ -91,8 +91,13 @@ METRIC_INFO: dict[str, dict[str, Any]] = {
                    "higher_is_better": False},
     "mode_counts": {"description": "high-quality samples per mode", "higher_is_better": None},
     "fid": {"description": "Frechet distance in the dataset classifier's feature space", "higher_is_better": False},
-    "classes_covered": {"description": "classes predicted at least once for generated images",
+    "classes_covered": {"description": "classes to which enough generated images are classified with confidence "
+                                       "(softmax >= 0.9, at least max(5, 0.2 n / K) images)",
                         "higher_is_better": True},
+    "confident_counts": {"description": "generated images per class classified with softmax >= 0.9",
+                         "higher_is_better": None},
+    "cover_threshold": {"description": "images a class needs to count as covered: max(5, 0.2 n / K)",
+                        "higher_is_better": None},
     "class_kl": {"description": "KL(generated || real) of predicted class histograms", "higher_is_better": False},
     "class_counts": {"description": "generated images per predicted class", "higher_is_better": None},
     "feature_net": {"description": "feature network of fid, kid, precision/recall/density/coverage and the "
