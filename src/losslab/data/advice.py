@@ -60,17 +60,17 @@ ADVICE: tuple[AdviceRow, ...] = (
         when=f"vectors with {MANY_MODES} or more modes, each at least {SEPARATED:g} within-mode std from the next",
         test=_separated_modes,
         family="gan",
-        losses=("minimax", "wgan-gp", "ns"),
+        losses=("wgan-gp", "minimax", "hinge"),
         reason="Well-separated modes are where GANs drop modes: the standard GAN covered few of the 8 ring and "
-               "25 grid modes in the VEEGAN and PacGAN benchmarks. On losslab's ring8 comparison, minimax and "
-               "wgan-gp had the lowest mean W1 (intervals overlapping); ns covered 8/8 modes on two seeds and 3/8 "
-               "on the third; dragan and began covered at most 2/8. A gradient-penalty critic fits the 8- and "
-               "25-Gaussian toys where a weight-clipped one (wgan) learns too simple a function.",
+               "25 grid modes in the VEEGAN and PacGAN benchmarks. On losslab's ring8 comparison (two disjoint "
+               "seed sets), wgan-gp had the lowest mean W1 and covered 8/8 modes on all six seeds, minimax and "
+               "hinge were in both best groups; dragan and began covered at most 4/8. A gradient-penalty critic "
+               "fits the 8- and 25-Gaussian toys where a weight-clipped one (wgan) learns too simple a function.",
         sources=(
             "Srivastava et al. 2017, VEEGAN, arXiv:1705.07761, Sec. 5.1, Table 1",
             "Lin et al. 2018, PacGAN, arXiv:1712.04086, Sec. 5",
             "Gulrajani et al. 2017, WGAN-GP, arXiv:1704.00028, Sec. 3, Figure 1",
-            "docs/demo.md, ring8, 3 seeds (1,500 generator updates)",
+            "docs/demo.md, ring8, 2 x 3 seeds (3,000 generator updates)",
         ),
     ),
     AdviceRow(
