@@ -446,7 +446,8 @@ def test_evaluate_images_with_an_injected_feature_net():
     real = one_hot_images([0, 1, 2, 3] * 25, k) + noise
     ds = SimpleNamespace(name="onehot", kind="image", shape=(1, k, 1), test_labels=torch.tensor([0, 1, 2, 3] * 25),
                          train_labels=None, num_classes=k, reference=lambda n, g: real[:n])
-    fake = one_hot_images([0, 1] * 50, k)
+    # Scaled one-hot images give confident logits (softmax 1 - 3e-4 >= 0.9): classes 0 and 1 count as covered.
+    fake = 10.0 * one_hot_images([0, 1] * 50, k)
     net = LinearFeatures(k, num_classes=k)
     out = evaluate(ds, fake, feature_net=net, n=100)
     assert_allclose(out["fid"], fid(real, fake, net), rtol=1e-12)
