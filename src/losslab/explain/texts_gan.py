@@ -21,7 +21,7 @@ PAGE: tuple[str, str] = (
     "or the reconstruction energy of an autoencoder), in which divergence or distance the pair "
     "ends up minimising, and in where the generator's gradient comes from when the critic wins. "
     "Each loss is a pure keyword-only function in `src/losslab/losses/gan.py`, registered with its "
-    "optimiser defaults in `src/losslab/losses/__init__.py`; the penalties are in "
+    "optimiser defaults in `src/losslab/losses/gan_registry.py`; the penalties are in "
     "`src/losslab/losses/penalties.py`. `x` is a real sample, expectations are batch means.",
 )
 

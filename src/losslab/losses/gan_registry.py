@@ -1,0 +1,270 @@
+"""The GAN registry: CLI name -> :class:`GANLoss`, a plain dict literal.
+
+Each entry pairs a discriminator and a generator loss from
+:mod:`losslab.losses.gan` with what the training step needs to know: what the
+critic outputs, whether it is an autoencoder, which penalty or clipping to
+apply, and the optimiser/hyperparameter defaults of the paper it comes from.
+Penalties live in :mod:`losslab.losses.penalties`.
+
+``defaults`` keys common to every loss: ``optimizer`` ("adam" | "rmsprop"),
+``lr_g``, ``lr_d``, ``betas`` (Adam's (beta1, beta2); unused by RMSprop),
+``n_critic`` (critic updates per generator update) and ``critic_norm``
+("batch" | "layer" | "none": normalisation inside conv critics; never "batch"
+with a gradient penalty, since the penalty is per sample). Loss-specific keys:
+``clip`` (wgan), ``gp_lambda`` (wgan-gp, dragan), ``dragan_c`` (dragan),
+``margin``, ``pt_weight``, ``pt_variant``, ``energy`` (ebgan), ``gamma``, ``lambda_k``,
+``energy`` (began). Copy ``defaults`` before changing it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from torch import Tensor
+
+from losslab.losses import gan
+
+
+@dataclass(frozen=True)
+class GANLoss:
+    """One GAN objective: the two pure losses and how to train with them.
+
+    Attributes
+    ----------
+    name : str
+        CLI name (the key in :data:`GAN_LOSSES`).
+    d_loss, g_loss : callable
+        Keyword-only pure functions returning scalar tensors (see
+        :mod:`losslab.losses.gan`).
+    output : str
+        What the critic returns: "logit" | "score" | "critic" | "energy".
+    critic : str
+        "discriminator" (one value per sample) | "autoencoder" (reconstruction, code).
+    penalty : str or None
+        None | "gp" (WGAN-GP) | "dragan".
+    clip : bool
+        Clip the critic's weights after each critic update (WGAN).
+    defaults : dict
+        Optimiser and loss hyperparameters (keys listed in the module docstring).
+    summary : str
+        One line for ``losslab list``.
+    source : str
+        "Author et al. YEAR, arXiv:XXXX.XXXXX, Eq. N".
+    d_hparams, g_hparams : tuple of str
+        Hyperparameters (keys of ``defaults``) passed by name to ``d_loss`` /
+        ``g_loss`` besides the critic outputs (EBGAN: ``margin``; ``pt_weight``).
+    g_takes_code : bool
+        ``g_loss`` also takes ``code_fake``, the autoencoder critic's code of
+        the generated batch (EBGAN's pulling-away term).
+    equilibrium : bool
+        BEGAN's equilibrium: ``d_loss`` takes ``k``, the state carries a
+        :class:`~losslab.losses.penalties.BEGANEquilibrium` (``gamma``,
+        ``lambda_k``) updated after each generator update.
+    search_space : dict
+        What ``losslab compare --search`` tunes (:mod:`losslab.search`):
+        ``{key: (kind, lo, hi)}`` with kind "log" (log-uniform float), "float"
+        or "int" (uniform, bounds included); a key is a ``loss.*`` config field,
+        or ``"lr"``: ``lr_g`` and ``lr_d`` set to the same value.
+
+    The critic outputs reach the losses as ``e_real`` / ``e_fake`` when
+    ``output == "energy"``, else as ``d_real`` / ``d_fake``; the training step
+    (:mod:`losslab.train.gan`) reads only these declarations, never the name.
+    """
+
+    name: str
+    d_loss: Callable[..., Tensor]
+    g_loss: Callable[..., Tensor]
+    output: str
+    critic: str
+    penalty: str | None
+    clip: bool
+    defaults: dict = field(hash=False)
+    summary: str
+    source: str
+    d_hparams: tuple[str, ...] = ()
+    g_hparams: tuple[str, ...] = ()
+    g_takes_code: bool = False
+    equilibrium: bool = False
+    search_space: dict = field(default_factory=dict, hash=False)
+
+
+# DCGAN's optimiser settings (Radford et al. 2016, arXiv:1511.06434, Sec. 4:
+# Adam, lr 2e-4, beta1 0.5; beta2 is Adam's default 0.999), one D step per G
+# step, batch norm in the critic. Used where a paper gives no settings of its own.
+_DCGAN = {"optimizer": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "n_critic": 1, "critic_norm": "batch"}
+
+# Tuning ranges of --search, from the large-scale equal-budget study of Lucic et
+# al. 2018 ("Are GANs Created Equal?", arXiv:1711.10337, Sec. 5 and its
+# hyperparameter table): learning rate log-uniform in [1e-5, 1e-2], Adam's beta1
+# in [0, 1] (here [0, 0.9]: Adam needs beta1 < 1, and 0.9 is its default),
+# n_disc in [1, 5] and the gradient-penalty weight log-uniform in [0.1, 100].
+# One learning rate for both players, as there.
+_LR = ("log", 1e-5, 1e-2)
+_ADAM_SPACE = {"lr": _LR, "beta1": ("float", 0.0, 0.9), "n_critic": ("int", 1, 5)}
+_GP_SPACE = {**_ADAM_SPACE, "gp_lambda": ("log", 0.1, 100.0)}
+
+GAN_LOSSES: dict[str, GANLoss] = {
+    "minimax": GANLoss(
+        name="minimax",
+        d_loss=gan.minimax_d_loss,
+        g_loss=gan.minimax_g_loss,
+        output="logit",
+        critic="discriminator",
+        penalty=None,
+        clip=False,
+        defaults={**_DCGAN},  # DCGAN settings (see _DCGAN)
+        summary="original saturating minimax game: G minimises E log(1 - D(G(z)))",
+        source="Goodfellow et al. 2014, arXiv:1406.2661, Eq. 1",
+        search_space=_ADAM_SPACE,
+    ),
+    "ns": GANLoss(
+        name="ns",
+        d_loss=gan.ns_d_loss,
+        g_loss=gan.ns_g_loss,
+        output="logit",
+        critic="discriminator",
+        penalty=None,
+        clip=False,
+        defaults={**_DCGAN},  # DCGAN settings; DCGAN itself trains with this loss
+        summary="non-saturating GAN: G minimises -E log D(G(z)) (the -log D trick)",
+        source="Goodfellow et al. 2014, arXiv:1406.2661, Sec. 3",
+        search_space=_ADAM_SPACE,
+    ),
+    "wgan": GANLoss(
+        name="wgan",
+        d_loss=gan.wasserstein_d_loss,
+        g_loss=gan.wasserstein_g_loss,
+        output="critic",
+        critic="discriminator",
+        penalty=None,
+        clip=True,
+        # Arjovsky et al. Algorithm 1: RMSprop, alpha = 5e-5, c = 0.01, n_critic = 5
+        # (betas unused by RMSprop); the paper's DCGAN critic keeps batch norm.
+        defaults={
+            "optimizer": "rmsprop",
+            "lr_g": 5e-5,
+            "lr_d": 5e-5,
+            "betas": (0.5, 0.999),
+            "n_critic": 5,
+            "critic_norm": "batch",
+            "clip": 0.01,
+        },
+        summary="Wasserstein GAN: critic estimates W1, Lipschitz via weight clipping",
+        source="Arjovsky et al. 2017, arXiv:1701.07875, Algorithm 1",
+        search_space={"lr": _LR, "n_critic": ("int", 1, 5)},  # RMSprop: no betas
+    ),
+    "wgan-gp": GANLoss(
+        name="wgan-gp",
+        d_loss=gan.wasserstein_d_loss,
+        g_loss=gan.wasserstein_g_loss,
+        output="critic",
+        critic="discriminator",
+        penalty="gp",
+        clip=False,
+        # Gulrajani et al. Algorithm 1: lambda = 10, n_critic = 5, Adam alpha = 1e-4,
+        # beta1 = 0, beta2 = 0.9; layer norm instead of batch norm (Sec. 4).
+        defaults={
+            "optimizer": "adam",
+            "lr_g": 1e-4,
+            "lr_d": 1e-4,
+            "betas": (0.0, 0.9),
+            "n_critic": 5,
+            "critic_norm": "layer",
+            "gp_lambda": 10.0,
+        },
+        summary="WGAN with a per-sample gradient penalty at random interpolates",
+        source="Gulrajani et al. 2017, arXiv:1704.00028, Eq. 3, Algorithm 1",
+        search_space=_GP_SPACE,
+    ),
+    "lsgan": GANLoss(
+        name="lsgan",
+        d_loss=gan.lsgan_d_loss,
+        g_loss=gan.lsgan_g_loss,
+        output="score",
+        critic="discriminator",
+        penalty=None,
+        clip=False,
+        defaults={**_DCGAN},  # DCGAN settings (Mao et al. also use Adam with beta1 = 0.5)
+        summary="least-squares GAN with 0-1 coding (a=0, b=1, c=1)",
+        source="Mao et al. 2017, arXiv:1611.04076, Eq. 2",
+        search_space=_ADAM_SPACE,
+    ),
+    "hinge": GANLoss(
+        name="hinge",
+        d_loss=gan.hinge_d_loss,
+        g_loss=gan.hinge_g_loss,
+        output="logit",
+        critic="discriminator",
+        penalty=None,
+        clip=False,
+        # DCGAN settings (lr 2e-4, betas (0.5, 0.999), one D step: one of the
+        # settings Miyato et al. sweep in their Table 1); no spectral norm here.
+        defaults={**_DCGAN},
+        summary="hinge loss: D margin at +-1, G maximises the raw discriminator output",
+        source="Lim & Ye 2017, arXiv:1705.02894; Miyato et al. 2018, arXiv:1802.05957",
+        search_space=_ADAM_SPACE,
+    ),
+    "dragan": GANLoss(
+        name="dragan",
+        d_loss=gan.ns_d_loss,
+        g_loss=gan.ns_g_loss,
+        output="logit",
+        critic="discriminator",
+        penalty="dragan",
+        clip=False,
+        # DCGAN optimiser settings; lambda = 10 (Kodali et al. Sec. 4) and
+        # c = 0.5 (authors' reference code); per-sample penalty -> layer norm.
+        defaults={**_DCGAN, "critic_norm": "layer", "gp_lambda": 10.0, "dragan_c": 0.5},
+        summary="non-saturating GAN with a gradient penalty around perturbed real data",
+        source="Kodali et al. 2017, arXiv:1705.07215, Sec. 4",
+        search_space=_GP_SPACE,
+    ),
+    "ebgan": GANLoss(
+        name="ebgan",
+        d_loss=gan.ebgan_d_loss,
+        g_loss=gan.ebgan_g_loss,
+        output="energy",
+        critic="autoencoder",
+        penalty=None,
+        clip=False,
+        # DCGAN optimiser settings; pt_weight = 0.1 and the MSE energy as in Zhao
+        # et al. (Sec. 2.3-2.4). The paper grid-searches the margin; 1.0 is our
+        # choice for per-element mean-squared energies of data in [-1, 1].
+        # pt_variant "global_l1" is a widely copied bug of the term, kept to study it.
+        defaults={**_DCGAN, "margin": 1.0, "pt_weight": 0.1, "pt_variant": "paper", "energy": "mse"},
+        summary="energy-based GAN: autoencoder critic, margin loss, pulling-away term",
+        source="Zhao et al. 2017, arXiv:1609.03126, Eqs. 1-2, Eq. 6",
+        d_hparams=("margin",),
+        g_hparams=("pt_weight", "pt_variant"),
+        g_takes_code=True,
+        search_space=_ADAM_SPACE,
+    ),
+    "began": GANLoss(
+        name="began",
+        d_loss=gan.began_d_loss,
+        g_loss=gan.began_g_loss,
+        output="energy",
+        critic="autoencoder",
+        penalty=None,
+        clip=False,
+        # Berthelot et al.: Adam lr 1e-4, gamma in [0.3, 0.7], lambda_k = 0.001,
+        # L1 energy (eta = 1), no batch norm; beta1 = 0.5 as in DCGAN.
+        defaults={
+            "optimizer": "adam",
+            "lr_g": 1e-4,
+            "lr_d": 1e-4,
+            "betas": (0.5, 0.999),
+            "n_critic": 1,
+            "critic_norm": "none",
+            "gamma": 0.5,
+            "lambda_k": 1e-3,
+            "energy": "l1",
+        },
+        summary="boundary-equilibrium GAN: autoencoder critic balanced by k_t",
+        source="Berthelot et al. 2017, arXiv:1703.10717, Eq. 4",
+        equilibrium=True,
+        search_space={**_ADAM_SPACE, "gamma": ("float", 0.3, 0.7)},  # gamma in [0.3, 0.7]: Berthelot et al.
+    ),
+}
+
+GAN_LOSS_NAMES: tuple[str, ...] = tuple(GAN_LOSSES)
