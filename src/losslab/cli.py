@@ -376,7 +376,9 @@ def main(argv: list[str] | None = None) -> None:
     def _terminate(signum, frame):  # `kill`: stop like Ctrl-C, so workers are shut down and runs resume later
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    # SIGTERM (`kill`) and SIGHUP (a closed terminal) stop like Ctrl-C: workers are ended, the lock released.
+    handled = [sig for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if sig is not None]
+    previous = {sig: signal.signal(sig, _terminate) for sig in handled}
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -395,4 +397,5 @@ def main(argv: list[str] | None = None) -> None:
         print(f"losslab: error: {os_error_line(e)}", file=sys.stderr)
         sys.exit(2)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

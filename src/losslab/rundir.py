@@ -448,9 +448,14 @@ def lock_dir(out: str | Path) -> Iterator[Path]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-                raise UserError(
-                    f"{out} is in use by another losslab process (pid {holder}); wait for it or use another --out"
-                ) from None
+                if not _clear_orphan_lock(out, path, holder):
+                    raise UserError(f"{out} is in use by another losslab process (pid {holder}); wait for it "
+                                    "or use another --out") from None
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise UserError(f"{out} is in use by another losslab process (pid {holder}); wait for it "
+                                    "or use another --out") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:
@@ -459,3 +464,94 @@ def lock_dir(out: str | Path) -> Iterator[Path]:
             os.ftruncate(fd, 0)  # released: no stale pid for the next reader
     finally:
         os.close(fd)  # closing the last descriptor releases the flock
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def lock_holders(path: str | Path) -> dict[int, str]:
+    """The processes that hold an open descriptor of ``path``: ``{pid: command line}`` (Linux ``/proc``).
+
+    Only processes this user may inspect are seen; empty where ``/proc`` is missing.
+    """
+    try:
+        want = os.stat(path)
+    except OSError:
+        return {}
+    found: dict[int, str] = {}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                try:
+                    st = os.stat(fd)
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+                    cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+                    found[int(entry.name)] = cmd.strip()
+                    break
+        except OSError:  # gone, or not ours to read
+            continue
+    return found
+
+
+def _clear_orphan_lock(out: Path, path: Path, holder: str) -> bool:
+    """End the leftover helpers that hold ``OUT/.lock`` after the losslab process that took it died.
+
+    The lock belongs to an open file description, so a process forked from the
+    holder (e.g. a ``multiprocessing`` helper of an older losslab) keeps it after
+    its parent is gone. When the pid recorded in the file is dead and every
+    process that still holds the file is such a helper (its command line names
+    losslab or Python's multiprocessing, and it runs as this user), each is
+    named in a warning and ended (SIGKILL); anything else is left alone.
+
+    Returns:
+        True when the holders were ended (the caller retries the lock).
+    """
+    import signal
+    import time
+
+    if not holder.isdigit() or _alive(int(holder)):
+        return False
+    holders = lock_holders(path)
+    if not holders or not all(("losslab" in cmd or "multiprocessing" in cmd) for cmd in holders.values()):
+        return False
+    for pid, cmd in holders.items():
+        warnings.warn(f"{path} was held by pid {pid} ({cmd[:120]}), a leftover helper of losslab pid {holder} "
+                      "which is gone; ended it and took the lock", stacklevel=3)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and any(_alive(p) and _holds(p, path) for p in holders):
+        time.sleep(0.05)
+    return True
+
+
+def _holds(pid: int, path: Path) -> bool:
+    """Whether ``pid`` still holds a descriptor of ``path`` (a killed process loses them at once; a zombie too)."""
+    try:
+        want = os.stat(path)
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                st = os.stat(fd)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+                return True
+    except OSError:
+        return False
+    return False
