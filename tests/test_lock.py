@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from losslab.errors import UserError
-from losslab.rundir import LOCK, lock_dir
+from losslab.rundir import LOCK, lock_dir, lock_holders
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="POSIX flock")
 
@@ -82,3 +82,57 @@ def test_out_that_is_a_file_is_a_user_error(tmp_path):
         with lock_dir(f):
             pass
     assert f.read_text() == "x"
+
+
+_FORKER = textwrap.dedent(
+    """
+    import os, subprocess, sys, time
+    from losslab.rundir import lock_dir
+    with lock_dir(sys.argv[1]):
+        if sys.argv[2] == "fork":  # a forked helper shares the lock's open file description
+            if os.fork() == 0:
+                time.sleep(600)
+                os._exit(0)
+        else:  # a foreign program handed the descriptor
+            fd = [int(f) for f in os.listdir("/proc/self/fd") if os.path.realpath(f"/proc/self/fd/{f}")
+                  == os.path.realpath(os.path.join(sys.argv[1], ".lock"))][0]
+            subprocess.Popen(["sleep", "600"], pass_fds=[fd])
+        print("locked", flush=True)
+        time.sleep(600)
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+@pytest.mark.parametrize("helper", ["fork", "foreign"])
+def test_a_lock_kept_by_a_leftover_of_a_dead_holder(tmp_path, helper):
+    """The holder dies (SIGKILL) and a process it started keeps the lock: a losslab helper is named and ended,
+    anything else is named in the refusal and left alone."""
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-c", _FORKER, str(out), helper], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "locked"
+    orphans = set(lock_holders(out / LOCK)) - {p.pid}
+    assert len(orphans) == 1
+    orphan = orphans.pop()
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    p.stdout.close()
+    try:
+        if helper == "fork":
+            with pytest.warns(UserWarning, match=rf"held by pid {orphan} \(.*losslab.*\), a leftover helper of "
+                                                 rf"losslab pid {p.pid} which is gone; ended it"):
+                with lock_dir(out):
+                    pass
+            assert orphan not in lock_holders(out / LOCK)
+        else:
+            with pytest.raises(UserError) as e:
+                with lock_dir(out):
+                    pass
+            assert str(e.value) == (f"{out / LOCK} is held by pid {orphan} (sleep 600), not by the losslab "
+                                    f"process that took it (pid {p.pid}, gone); end pid {orphan} or use another --out")
+            assert orphan in lock_holders(out / LOCK)
+    finally:
+        try:
+            os.kill(orphan, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -413,7 +413,9 @@ def lock_dir(out: str | Path) -> Iterator[Path]:
     kernel drops the lock when its holder exits in any way, SIGKILL included, so a
     killed compare never blocks the next one. The file holds the holder's pid, only
     to name it in the error. Forked children share the lock (they keep it until they
-    exit too); a child started with exec does not inherit it. Where ``fcntl`` is
+    exit too), so losslab starts its helpers with exec (``spawn``), which do not
+    inherit it; a lock still held by a leftover helper after the pid in the file
+    died is cleared with a warning (:func:`_clear_orphan_lock`). Where ``fcntl`` is
     missing (Windows) nothing is locked.
 
     Parameters
@@ -448,9 +450,9 @@ def lock_dir(out: str | Path) -> Iterator[Path]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-                if not _clear_orphan_lock(out, path, holder):
-                    raise UserError(f"{out} is in use by another losslab process (pid {holder}); wait for it "
-                                    "or use another --out") from None
+                why = _clear_orphan_lock(out, path, holder)
+                if why is not None:
+                    raise UserError(why) from None
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
@@ -500,45 +502,53 @@ def lock_holders(path: str | Path) -> dict[int, str]:
                     continue
                 if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
                     cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-                    found[int(entry.name)] = cmd.strip()
+                    found[int(entry.name)] = " ".join(cmd.split())  # one line
                     break
         except OSError:  # gone, or not ours to read
             continue
     return found
 
 
-def _clear_orphan_lock(out: Path, path: Path, holder: str) -> bool:
+def _clear_orphan_lock(out: Path, path: Path, holder: str) -> str | None:
     """End the leftover helpers that hold ``OUT/.lock`` after the losslab process that took it died.
 
     The lock belongs to an open file description, so a process forked from the
     holder (e.g. a ``multiprocessing`` helper of an older losslab) keeps it after
     its parent is gone. When the pid recorded in the file is dead and every
     process that still holds the file is such a helper (its command line names
-    losslab or Python's multiprocessing, and it runs as this user), each is
-    named in a warning and ended (SIGKILL); anything else is left alone.
+    losslab or Python's multiprocessing; only this user's processes are seen),
+    each is named in a warning and ended (SIGKILL). Anything else is left alone
+    and named in the refusal.
 
     Returns:
-        True when the holders were ended (the caller retries the lock).
+        None when the holders were ended (the caller retries the lock), else
+        the one-line refusal.
     """
     import signal
     import time
 
+    busy = f"{out} is in use by another losslab process (pid {holder}); wait for it or use another --out"
     if not holder.isdigit() or _alive(int(holder)):
-        return False
+        return busy
     holders = lock_holders(path)
-    if not holders or not all(("losslab" in cmd or "multiprocessing" in cmd) for cmd in holders.values()):
-        return False
+    if not holders:
+        return busy
+    foreign = {pid: cmd for pid, cmd in holders.items() if "losslab" not in cmd and "multiprocessing" not in cmd}
+    if foreign:
+        pid, cmd = next(iter(foreign.items()))
+        return (f"{path} is held by pid {pid} ({cmd[:80]}), not by the losslab process that took it "
+                f"(pid {holder}, gone); end pid {pid} or use another --out")
     for pid, cmd in holders.items():
-        warnings.warn(f"{path} was held by pid {pid} ({cmd[:120]}), a leftover helper of losslab pid {holder} "
+        warnings.warn(f"{path} was held by pid {pid} ({cmd[:80]}), a leftover helper of losslab pid {holder} "
                       "which is gone; ended it and took the lock", stacklevel=3)
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             continue
     deadline = time.monotonic() + 10.0
-    while time.monotonic() < deadline and any(_alive(p) and _holds(p, path) for p in holders):
+    while time.monotonic() < deadline and any(_holds(p, path) for p in holders):
         time.sleep(0.05)
-    return True
+    return None
 
 
 def _holds(pid: int, path: Path) -> bool:
