@@ -442,19 +442,21 @@ def test_clean_stale_temps_removes_only_interrupted_writes(tmp_path, monkeypatch
     monkeypatch.undo()
     leftovers = [p for p in run.iterdir()]
     assert len(leftovers) == 1 and io.is_stale_temp(leftovers[0].name), leftovers
-    assert leftovers[0].name.startswith(".result.json.") and leftovers[0].name.endswith(".tmp")
+    assert leftovers[0].name.startswith(".losslab-tmp.result.json.") and leftovers[0].name.endswith(".tmp")
 
+    # An editor's or another tool's atomic-write temp file has the same shape without losslab's prefix.
     keep = [tmp_path / "results.json", tmp_path / ".results.json.tmp", tmp_path / "x.abcd1234.tmp",
-            tmp_path / ".notes.abcd1234.tmp.bak", run / "metrics.jsonl"]
+            tmp_path / ".notes.abcd1234.tmp.bak", run / "metrics.jsonl", tmp_path / ".x.abcdefgh.tmp",
+            tmp_path / ".compare.json.k3j_9x0a.tmp", run / ".result.json.abcd1234.tmp"]
     for p in keep:
         p.write_text("keep")
-    (tmp_path / ".dir.abcd1234.tmp").mkdir()  # a directory of that name is not ours
-    stale_top = tmp_path / ".compare.json.k3j_9x0a.tmp"
+    (tmp_path / ".losslab-tmp.dir.abcd1234.tmp").mkdir()  # a directory of that name is not ours
+    stale_top = tmp_path / ".losslab-tmp.compare.json.k3j_9x0a.tmp"
     stale_top.write_text("half")
 
     assert io.clean_stale_temps(tmp_path, recursive=False) == [stale_top]
     assert leftovers[0].exists()
     assert io.clean_stale_temps(tmp_path) == [leftovers[0]]
-    assert all(p.exists() for p in keep) and (tmp_path / ".dir.abcd1234.tmp").is_dir()
+    assert all(p.exists() for p in keep) and (tmp_path / ".losslab-tmp.dir.abcd1234.tmp").is_dir()
     assert io.clean_stale_temps(tmp_path / "missing") == []
-    assert sorted(os.listdir(run)) == ["metrics.jsonl"]
+    assert sorted(os.listdir(run)) == [".result.json.abcd1234.tmp", "metrics.jsonl"]

@@ -76,6 +76,10 @@ def cmd_compare(args) -> None:
         finally:
             _print_warnings(caught)
     paths = report_paths(args.out)
+    failed = _no_run_finished(res)
+    if failed is not None:  # exit 1, also under --quiet: a report of failures only is no answer
+        print(f"losslab: error: {failed}; report: {paths['html']}", file=sys.stderr)
+        sys.exit(1)
     if not args.quiet:
         for sentence in res.get("answer") or []:  # the answer in words first (losslab.report.answer)
             print(sentence)
@@ -85,6 +89,19 @@ def cmd_compare(args) -> None:
         for line in rec["reasons"]:
             print(f"  {line}")
     print(f"report: {paths['html']}  (also {paths['markdown']}, results: {Path(args.out) / RESULTS})")
+
+
+def _no_run_finished(res: dict) -> str | None:
+    """None when at least one run of the comparison finished ok; else one line saying why none did."""
+    runs = res.get("runs") or []
+    if any(r.get("status") == "ok" for r in runs):
+        return None
+    statuses = [r.get("status") for r in runs]
+    first = next((r for r in runs if r.get("error")), None)
+    why = f"; first: {first['loss']} seed {first['seed']}: {' '.join(str(first['error']).split())[:300]}" \
+        if first else ""
+    counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+    return f"no run finished ({counts or 'no runs'}){why}"
 
 
 def cmd_train(args) -> None:
@@ -113,6 +130,10 @@ def cmd_train(args) -> None:
                         evaluate=cmp.make_evaluator(cfg, ds), progress=lambda k: bar.advance(task, k))
     print(f"{run_dir}: {res['status']}  " + "  ".join(
         f"{k}={v:.4g}" for k, v in res["metrics"].items() if isinstance(v, float)))
+    if res["status"] == "failed":
+        print(f"losslab: error: {run_dir}: the run failed: {' '.join(str(res.get('error')).split())[:300]}",
+              file=sys.stderr)
+        sys.exit(1)
 
 
 def _print_warnings(caught) -> None:
@@ -335,6 +356,9 @@ def _check_output_paths(args) -> None:
     """
     command = getattr(args, "command", None)
     out = getattr(args, "out", None)
+    if command in ("compare", "train", "report", "eval", "profile") and out is not None and not str(out).strip():
+        raise UserError(f"{'OUT' if command == 'report' else '--out'} is empty (an unset shell variable?); "
+                        "give a path")
     if command in ("compare", "train") and out is not None and Path(out).exists() and not Path(out).is_dir():
         raise UserError(f"--out {out}: exists and is not a directory; give a directory (new or a previous --out)")
     if command == "eval" and out is not None and Path(out).is_dir():
@@ -367,7 +391,8 @@ def os_error_line(e: OSError) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: UserError, usage errors and OS errors become one line and exit code 2.
 
-    Exit codes: 0 done; 2 ``losslab: error: ...`` (a user error, or an operating-system
+    Exit codes: 0 done (compare: at least one run finished ok); 1 compare: no run finished
+    (the reason on stderr); 2 ``losslab: error: ...`` (a user error, or an operating-system
     error as ``FILENAME: STRERROR``: a read-only or full disk, a missing permission, a
     file where a directory belongs); 130 interrupted (Ctrl-C or SIGTERM).
     """

@@ -466,7 +466,7 @@ def run_compare(
     Everything that needs no file is checked first (:func:`check_request`), so
     a refused comparison writes nothing. Then, holding the lock on ``out``
     (:func:`losslab.rundir.lock_dir`), it removes the temp files an
-    interrupted write left (:func:`losslab.io.clean_stale_temps`), writes
+    interrupted write left (:func:`losslab.rundir.clean_temps`), writes
     compare.json, reference.npz and data_profile.json (:func:`write_profile`), trains the unfinished runs, writes
     results.json and, with ``report``, the report
     (:func:`losslab.report.build_report`). A run whose result.json is corrupt
@@ -508,7 +508,7 @@ def run_compare(
     if search_trials is not None and seed_start + seeds > search.TRIAL_SEED:
         raise UserError(f"with --search the final seeds must stay below the trial seeds ({search.TRIAL_SEED}); "
                         f"got --seed-start {seed_start} --seeds {seeds}")
-    out = Path(out).absolute()  # the job function may run in another working directory or on another node
+    out = rundir.check_out(out)  # absolute: the job function may run in another working directory or node
     run_jobs = backends.select(backend, address=address, num_cpus_per_task=cfg.train.threads,
                                shared_path=out / rundir.COMPARE if backend == "ray" else None)
     dataset = load_data(cfg)
@@ -518,7 +518,7 @@ def run_compare(
         if not isinstance(old, dict):
             raise UserError(f"{out / rundir.COMPARE} is not a losslab comparison; use a new --out directory")
     with rundir.lock_dir(out):
-        io.clean_stale_temps(out)
+        rundir.clean_temps(out)
         write_spec(out, cfg, dataset, losses=losses, seeds=seeds, metric=metric, seed_start=seed_start,
                    search_trials=search_trials)
         write_reference(out, dataset, cfg.train.n_eval)

@@ -24,7 +24,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (same-directory temp file + ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -40,20 +40,24 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-# mkstemp's names: PREFIX + 8 characters of "a-z0-9_" + SUFFIX (CPython's tempfile._RandomNameSequence).
-_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+# The temp files of atomic_write_bytes: ".losslab-tmp." + NAME + "." + 8 characters of "a-z0-9_"
+# (CPython's tempfile._RandomNameSequence) + ".tmp". The prefix is losslab's own: editors and other
+# tools name their atomic-write temp files ".NAME.XXXXXXXX.tmp", and those are never touched.
+TEMP_PREFIX = ".losslab-tmp."
+_TEMP_NAME = re.compile(r"^\.losslab-tmp\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 def is_stale_temp(name: str) -> bool:
-    """True for a name :func:`atomic_write_bytes` gives its temporary files: ``.NAME.XXXXXXXX.tmp``."""
+    """True for a name :func:`atomic_write_bytes` gives its temporary files: ``.losslab-tmp.NAME.XXXXXXXX.tmp``."""
     return bool(_TEMP_NAME.match(name))
 
 
 def clean_stale_temps(directory: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
     """Remove the temporary files that an interrupted :func:`atomic_write_bytes` left behind.
 
-    Only regular files named ``.NAME.XXXXXXXX.tmp`` (see :func:`is_stale_temp`) are
-    removed; nothing else is touched and symbolic links are not followed. Call it
+    Only regular files named ``.losslab-tmp.NAME.XXXXXXXX.tmp`` (see :func:`is_stale_temp`)
+    are removed; nothing else is touched and symbolic links are not followed. A
+    comparison cleans only its own folders (:func:`losslab.rundir.clean_temps`). Call it
     only while no other writer uses ``directory`` (hold
     :func:`losslab.rundir.lock_dir`): a live writer's temp file looks the same.
 

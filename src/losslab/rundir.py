@@ -35,6 +35,7 @@ Layout::
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -395,10 +396,64 @@ def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[
     return tensors, meta
 
 
+# ----------------------------------------------------------------------------- temp files
+
+FIGURES = "figures"
+
+
+def clean_temps(out: str | Path) -> list[Path]:
+    """Remove the temp files of interrupted writes from a comparison directory, and from nowhere else.
+
+    Looks in ``OUT`` itself (not below) and in the folders losslab writes below
+    it (``runs/``, ``search/``, ``figures/``); only names with losslab's own
+    prefix go (:func:`losslab.io.is_stale_temp`). Call it holding :func:`lock_dir`.
+
+    Returns:
+        The files removed.
+    """
+    out = Path(out)
+    removed = io.clean_stale_temps(out, recursive=False)
+    for sub in (RUNS, SEARCH, FIGURES):
+        if (out / sub).is_dir() and not (out / sub).is_symlink():
+            removed += io.clean_stale_temps(out / sub)
+    return removed
+
+
+# Every name a comparison writes directly in OUT (besides LOCK): a folder holding one of them but no
+# compare.json is not a comparison, and losslab would overwrite the user's file.
+OWN_NAMES = (COMPARE, REFERENCE, PROFILE, LADDER, RESULTS, RUNS, SEARCH, FIGURES, "report.md", "report.html")
+
+
+def check_out(out: str | Path) -> Path:
+    """Check a comparison's ``--out`` before anything is written there.
+
+    An empty path (an unset shell variable) is refused rather than taken as the
+    working directory; an existing folder must be a directory, and either a
+    comparison (it holds compare.json) or a folder where no file losslab writes
+    exists yet: a folder of other files is used and those files are never touched.
+
+    Returns:
+        The absolute path.
+
+    Raises:
+        UserError: one line naming the problem.
+    """
+    if not str(out).strip():
+        raise UserError("--out is empty (an unset shell variable?); give a directory for the comparison")
+    out = Path(out).expanduser().absolute()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory; give a directory (new or a previous --out)")
+    if out.is_dir() and not (out / COMPARE).exists():
+        clash = [n for n in OWN_NAMES if os.path.lexists(out / n)]
+        if clash:
+            raise UserError(f"--out {out} is not a losslab comparison ({COMPARE} missing) but holds {clash[0]}, "
+                            "which a comparison would overwrite; use a new --out directory")
+    return out
+
+
 # ----------------------------------------------------------------------------- lock
 
 import contextlib  # noqa: E402  (this section's own imports, kept with it)
-import os  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 LOCK = ".lock"

@@ -351,7 +351,7 @@ def rebuild(out_dir: str | Path) -> dict[str, Path]:
     """``losslab report OUT``: results.json and the report again, from the run directories alone.
 
     Holds :func:`losslab.rundir.lock_dir` on ``OUT`` throughout and first
-    removes the temp files of interrupted writes (:func:`losslab.io.clean_stale_temps`),
+    removes the temp files of interrupted writes (:func:`losslab.rundir.clean_temps`),
     then runs :func:`losslab.verdict.aggregate` and :func:`build_report`.
 
     Returns
@@ -365,13 +365,16 @@ def rebuild(out_dir: str | Path) -> dict[str, Path]:
         ``OUT`` is not a directory, is in use by another losslab process, or
         holds a missing or corrupt comparison file (one line naming it).
     """
-    from losslab.rundir import lock_dir
+    from losslab.rundir import COMPARE, RUNS, clean_temps, lock_dir
     from losslab.verdict import aggregate  # here: the verdict imports losslab.report.families
 
     out = Path(out_dir)
     if not out.is_dir():
         raise UserError(f"no such directory: {out}")
+    if not (out / COMPARE).is_file() and not (out / RUNS).is_dir():  # refused before the lock file is made
+        raise UserError(f"{out} is not a losslab comparison ({COMPARE} and {RUNS}/ missing); give the --out "
+                        "of a losslab compare")
     with lock_dir(out):
-        io.clean_stale_temps(out)
+        clean_temps(out)
         aggregate(out)
         return build_report(out)
