@@ -172,7 +172,7 @@ def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: 
             workers: int | None = None, quiet: bool = True, report: bool = True,
             backend: str = "local", address: str | None = None, seed_start: int = 0,
             search: int | None = None, budget_seconds: float | None = None, device: str | None = None,
-            batch_seeds: bool | None = None) -> dict[str, Any]:
+            batch_seeds: bool | None = None, redo_changed: bool = False) -> dict[str, Any]:
     """Run ``losslab compare`` from Python: losses x seeds on ``data``, equal budget, then the verdict.
 
     Args:
@@ -184,6 +184,8 @@ def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: 
         seed_start: seeds are ``seed_start .. seed_start + seeds - 1``. search: Optuna trials per
         loss before the final runs (equal-budget tuning). budget_seconds: equal wall clock per run
         instead of equal updates. backend, address: "local" or "ray" (and the Ray cluster).
+        redo_changed: ``out`` holds runs made from other data or settings: train them again
+        (default: refuse, naming what changed).
 
     Returns:
         The content of ``out/results.json``: ``ranking``, ``recommendation``
@@ -199,7 +201,8 @@ def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: 
                   search=search, budget_seconds=budget_seconds, device=device, batch_seeds=batch_seeds)
     return cmp.run_compare(req.cfg, losses=req.losses, seeds=req.seeds, out=out,
                            workers=workers or default_workers(), quiet=quiet, metric=metric, report=report,
-                           backend=backend, address=address, seed_start=seed_start, search_trials=search)
+                           backend=backend, address=address, seed_start=seed_start, search_trials=search,
+                           redo_changed=redo_changed)
 
 
 def results(out: str | Path = "losslab-out") -> dict[str, Any]:

@@ -72,7 +72,8 @@ def cmd_compare(args) -> None:
             res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, workers=workers,
                                   quiet=args.quiet, metric=args.metric, report=True,
                                   backend=args.backend, address=args.address,
-                                  seed_start=args.seed_start, search_trials=args.search)
+                                  seed_start=args.seed_start, search_trials=args.search,
+                                  redo_changed=args.redo_changed)
         finally:
             _print_warnings(caught)
     paths = report_paths(args.out)
@@ -287,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tune each loss first: N trials per loss over its declared ranges (Optuna TPE), same "
                         "budget per trial, seeds 10000+; then the best setting of each loss trains the final "
                         "seeds and is ranked")
+    p.add_argument("--redo-changed", action="store_true",
+                   help="--out holds a comparison made from other data, settings or losslab version: train "
+                        "its changed runs again (without it such a rerun is refused)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("train", help="train one loss into a new numbered run directory")

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from losslab import backends, io, rundir, search
+from losslab import backends, io, provenance, rundir, search
 from losslab.config import Config, apply_overrides, check_batch_size, validate
 from losslab.data import load_dataset
 from losslab.data.profile import profile as profile_data
@@ -52,7 +52,7 @@ from losslab.verdict import aggregate
 
 __all__ = ["check_family_data", "check_metric", "check_request", "feature_net_for", "group_jobs", "load_data",
            "make_evaluator", "measured_metrics", "run_compare", "run_group", "run_job", "with_overrides",
-           "write_ladder", "write_profile", "write_reference"]
+           "write_ladder", "write_profile", "write_reference", "check_rerun", "comparison_spec", "stale_runs"]
 
 
 # --------------------------------------------------------------------------- data and evaluation
@@ -411,39 +411,86 @@ def write_ladder(out: Path, dataset, feature_net, *, n: int, quiet: bool = True)
     return content
 
 
-def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int,
-               metric: str | None, seed_start: int = 0, search_trials: int | None = None) -> dict[str, Any]:
-    """Write ``OUT/compare.json`` (what was asked), merging losses and seeds into an existing one.
+def comparison_spec(cfg: Config, dataset, *, losses: list[str], seeds: int, metric: str | None,
+                    seed_start: int = 0, search_trials: int | None = None) -> dict[str, Any]:
+    """The compare.json of a request: what was asked and what it is made from (:mod:`losslab.provenance`)."""
+    return {"family": rundir.families_of(losses), "data": cfg.data.name, "kind": dataset.kind,
+            "shape": list(dataset.shape), "losses": losses, "seeds": seeds, "seed_start": seed_start,
+            "search": search_trials, "metric": metric, "config": cfg.to_dict(),
+            "made_from": provenance.made_from(dataset)}
 
-    Records ``seed_start`` (the final seeds are ``seed_start .. seed_start + seeds - 1``)
-    and ``search`` (``--search``'s trials per loss, or None).
+
+def check_rerun(out: Path, spec: dict[str, Any], *, redo_changed: bool = False) -> list[str]:
+    """Refuse a request that differs from the comparison already in ``out``; nothing is written.
+
+    Returns:
+        What changed (empty for a new or an identical comparison); with
+        ``redo_changed`` the caller redoes the runs instead of refusing.
 
     Raises:
-        UserError: ``out`` holds a comparison with another dataset, configuration,
-            first seed or search, or a corrupt compare.json.
+        UserError: ``out`` holds a comparison of other data, data contents,
+            settings or losslab version (one line naming the first changes),
+            another first seed or search, or a corrupt compare.json.
     """
-    spec = {"family": rundir.families_of(losses), "data": cfg.data.name, "kind": dataset.kind,
-            "shape": list(dataset.shape), "losses": losses, "seeds": seeds, "seed_start": seed_start,
-            "search": search_trials, "metric": metric, "config": cfg.to_dict()}
     path = out / rundir.COMPARE
-    if path.exists():
+    if not path.exists():
+        return []
+    old = rundir.read_json_file(path)
+    if not isinstance(old, dict):
+        raise UserError(f"{path} is not a losslab comparison; use a new --out directory")
+    if int(old.get("seed_start", 0)) != spec["seed_start"]:
+        raise UserError(f"{out} holds a comparison whose seeds start at {old.get('seed_start', 0)}, not "
+                        f"{spec['seed_start']}; use a new --out directory")
+    if old.get("search") != spec["search"]:
+        raise UserError(f"{out} holds a comparison with --search {old.get('search')}, not {spec['search']}; "
+                        "use a new --out directory")
+    changes = provenance.spec_changes(old, spec)
+    if changes and not redo_changed:
+        raise UserError(f"{out} holds a comparison made from other inputs: {'; '.join(changes)} changed; use a "
+                        "new --out directory, or --redo-changed to train its runs again")
+    return changes
+
+
+def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int,
+               metric: str | None, seed_start: int = 0, search_trials: int | None = None,
+               redo_changed: bool = False) -> dict[str, Any]:
+    """Write ``OUT/compare.json`` (what was asked), merging losses and seeds into an existing one.
+
+    Records ``seed_start`` (the final seeds are ``seed_start .. seed_start + seeds - 1``),
+    ``search`` (``--search``'s trials per loss, or None) and ``made_from`` (the
+    data's fingerprint and the losslab version). With ``redo_changed`` a
+    comparison made from other inputs is replaced by this request (its data
+    profile and quality ladder are measured again; the caller removes the changed runs).
+
+    Raises:
+        UserError: :func:`check_rerun`'s refusals.
+    """
+    spec = comparison_spec(cfg, dataset, losses=losses, seeds=seeds, metric=metric, seed_start=seed_start,
+                           search_trials=search_trials)
+    path = out / rundir.COMPARE
+    changes = check_rerun(out, spec, redo_changed=redo_changed)
+    if changes:  # --redo-changed: this request replaces the old one
+        for name in (rundir.PROFILE, rundir.LADDER):
+            (out / name).unlink(missing_ok=True)
+    elif path.exists():
         old = rundir.read_json_file(path)
-        if not isinstance(old, dict):
-            raise UserError(f"{path} is not a losslab comparison; use a new --out directory")
-        for key in ("data", "config"):
-            if old.get(key) != json.loads(io.dumps(spec[key])):
-                raise UserError(f"{out} holds a comparison with a different {key}; use a new --out directory")
-        if int(old.get("seed_start", 0)) != seed_start:
-            raise UserError(f"{out} holds a comparison whose seeds start at {old.get('seed_start', 0)}, not "
-                            f"{seed_start}; use a new --out directory")
-        if old.get("search") != search_trials:
-            raise UserError(f"{out} holds a comparison with --search {old.get('search')}, not {search_trials}; "
-                            "use a new --out directory")
         spec["losses"] = list(dict.fromkeys(old.get("losses", []) + losses))
         spec["seeds"] = max(seeds, int(old.get("seeds", seeds)))
         spec["family"] = rundir.families_of(spec["losses"])
     io.atomic_write_json(path, spec)
     return spec
+
+
+def stale_runs(out: Path, cfg: Config, dataset, jobs: list[rundir.Job]) -> dict[str, dict[str, Any]]:
+    """``{run_dir: the config.json it would get now}`` for the jobs whose directory records something else."""
+    mf = provenance.made_from(dataset)
+    stale = {}
+    for j in jobs:
+        want = rundir.run_config(cfg, family=j.family, loss=j.loss, seed=j.seed, data_name=dataset.name,
+                                 made_from=mf)
+        if provenance.run_changes(out / j.run_dir, want):
+            stale[j.run_dir] = want
+    return stale
 
 
 def run_compare(
@@ -460,6 +507,7 @@ def run_compare(
     report: bool = False,
     seed_start: int = 0,
     search_trials: int | None = None,
+    redo_changed: bool = False,
 ) -> dict[str, Any]:
     """Run every (loss, seed) job not yet finished in ``out``, then the verdict (and the report).
 
@@ -485,6 +533,10 @@ def run_compare(
         What to compare, where, and how (see ``losslab compare --help``).
     seed_start : int
         The final runs train seeds ``seed_start .. seed_start + seeds - 1``.
+    redo_changed : bool
+        ``out`` holds a comparison or runs made from other data, settings or
+        losslab version (:mod:`losslab.provenance`): train those runs again
+        instead of refusing.
     search_trials : int, optional
         ``--search N``: first tune every loss with N equal-budget trials on
         seeds from :data:`losslab.search.TRIAL_SEED` (:func:`losslab.search.run_search`),
@@ -511,16 +563,28 @@ def run_compare(
     out = rundir.check_out(out)  # absolute: the job function may run in another working directory or node
     run_jobs = backends.select(backend, address=address, num_cpus_per_task=cfg.train.threads,
                                shared_path=out / rundir.COMPARE if backend == "ray" else None)
+    _dataset.cache_clear()  # a file edited since an earlier comparison in this process is read again
     dataset = load_data(cfg)
     check_request(cfg, dataset, losses, metric=metric)
-    if (out / rundir.COMPARE).exists():  # a corrupt or foreign compare.json: refused before any write
-        old = rundir.read_json_file(out / rundir.COMPARE)
-        if not isinstance(old, dict):
-            raise UserError(f"{out / rundir.COMPARE} is not a losslab comparison; use a new --out directory")
+    # A corrupt or foreign compare.json, or one made from other inputs: refused before any write.
+    check_rerun(out, comparison_spec(cfg, dataset, losses=losses, seeds=seeds, metric=metric,
+                                     seed_start=seed_start, search_trials=search_trials), redo_changed=redo_changed)
+    stale = {} if search_trials is not None else stale_runs(out, cfg, dataset, rundir.plan(
+        losses, seeds, seed_start=seed_start))
+    if stale and not redo_changed:
+        rd = next(iter(stale))
+        raise UserError(f"{out / rd} was made from other inputs: "
+                        f"{'; '.join(provenance.run_changes(out / rd, stale[rd]))} changed; use a new --out "
+                        "directory, or --redo-changed to train the changed runs again")
     with rundir.lock_dir(out):
         rundir.clean_temps(out)
         write_spec(out, cfg, dataset, losses=losses, seeds=seeds, metric=metric, seed_start=seed_start,
-                   search_trials=search_trials)
+                   search_trials=search_trials, redo_changed=redo_changed)
+        if redo_changed:
+            redone = provenance.redo_changed_runs(out, stale)
+            if redone:
+                warnings.warn(f"--redo-changed: training {len(redone)} run(s) again: {', '.join(redone)}",
+                              stacklevel=2)
         write_reference(out, dataset, cfg.train.n_eval)
         write_profile(out, dataset)  # before the jobs: the verdict reads it
         jobs = rundir.plan(losses, seeds, seed_start=seed_start)

@@ -117,9 +117,12 @@ def families_of(losses: list[str]) -> str:
 # ----------------------------------------------------------------------------- config.json
 
 
-def run_config(cfg: Config, *, family: str, loss: str, seed: int, data_name: str) -> dict[str, Any]:
-    """The content of a run's config.json: ``run`` says what was trained; the sections how."""
-    return {"run": {"family": family, "loss": loss, "seed": seed, "data": data_name}, **cfg.to_dict()}
+def run_config(cfg: Config, *, family: str, loss: str, seed: int, data_name: str,
+               made_from: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The content of a run's config.json: ``run`` says what was trained; the sections how; ``made_from``
+    (when given: the data's fingerprint and the losslab version, :func:`losslab.provenance.made_from`) from what."""
+    extra = {"made_from": made_from} if made_from is not None else {}
+    return {"run": {"family": family, "loss": loss, "seed": seed, "data": data_name}, **extra, **cfg.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,8 @@ def write_config(run_dir: Path, wanted: dict[str, Any]) -> None:
     """
     path = Path(run_dir) / CONFIG
     if path.exists() and read_json_file(path) != json.loads(io.dumps(wanted)):
-        raise UserError(f"{run_dir} holds a run with a different configuration; use a new --out directory")
+        raise UserError(f"{run_dir} holds a run with a different configuration or data; use a new --out "
+                        "directory (or losslab compare --redo-changed)")
     io.atomic_write_json(path, wanted)
 
 

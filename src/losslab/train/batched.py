@@ -62,6 +62,7 @@ from losslab.errors import UserError
 from losslab.losses import DIFFUSION_LOSSES, GAN_LOSSES
 from losslab.losses.penalties import clip_weights_
 from losslab.models.ensemble import NotBatchable, ensemble_of, slot_pairs, slot_view
+from losslab.provenance import made_from
 from losslab.train import diffusion, gan
 from losslab.train.common import Diverged, make_optimizer, on_device
 from losslab.train.loop import (curve_point, curve_steps, curve_summary, get_family, run_config, save_checkpoint,
@@ -492,7 +493,8 @@ def train_batched(
     states, clock0, curves = [], [], []
     for rd, seed in zip(run_dirs, seeds):
         rd.mkdir(parents=True, exist_ok=True)
-        rundir.write_config(rd, run_config(cfg, family=family, loss=loss, seed=seed, data_name=dataset.name))
+        rundir.write_config(rd, run_config(cfg, family=family, loss=loss, seed=seed, data_name=dataset.name,
+                                      made_from=made_from(dataset)))
         st = fam.init_state(cfg, dataset, loss, seed)
         clock0.append(try_resume(rd, fam, st))
         curves.append(rundir.read_curve(rd))

@@ -38,6 +38,7 @@ import torch
 from losslab import rundir
 from losslab.config import Config
 from losslab.convergence import is_converged
+from losslab.provenance import made_from
 from losslab.errors import UserError, unknown_choice
 from losslab.metrics import METRIC_INFO, primary_metric
 from losslab.metrics.representation import knn_accuracy, linear_probe_accuracy
@@ -328,7 +329,8 @@ def train_run(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     fam = get_family(family)
-    rundir.write_config(run_dir, run_config(cfg, family=family, loss=loss, seed=seed, data_name=dataset.name))
+    rundir.write_config(run_dir, run_config(cfg, family=family, loss=loss, seed=seed, data_name=dataset.name,
+                                  made_from=made_from(dataset)))
 
     torch.set_num_threads(cfg.train.threads)
     tc = cfg.train
