@@ -37,6 +37,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from losslab import backends, io, provenance, rundir, search
 from losslab.config import Config, apply_overrides, check_batch_size, validate
 from losslab.data import load_dataset
+from losslab.data.checks import check_content
 from losslab.data.profile import profile as profile_data
 from losslab.errors import UserError
 from losslab.losses import family_of
@@ -225,12 +226,15 @@ def check_family_data(cfg: Config, dataset, losses: list[str]) -> None:
 def check_request(cfg: Config, dataset, losses: list[str], *, metric: str | None = None) -> None:
     """Every check of a comparison (or a single run) that needs no file: run it before writing any.
 
+    :func:`losslab.data.checks.check_content` (its warnings go to ``warnings.warn``),
     :func:`losslab.config.check_batch_size`, :func:`check_family_data` and,
     when given, :func:`check_metric`.
 
     Raises:
         UserError: the first problem, one line.
     """
+    for w in check_content(dataset, batch_size=cfg.train.batch_size):  # refusals raise; oddities warn
+        warnings.warn(f"data {dataset.name!r}: {w}", stacklevel=2)
     check_batch_size(cfg, losses, dataset.kind)
     if metric is not None:
         check_metric(metric, losses, dataset, n_eval=cfg.train.n_eval)
@@ -325,7 +329,7 @@ def write_reference(out: Path, dataset, n: int) -> None:
     io.atomic_write_bytes(out / rundir.REFERENCE, io.npz_bytes(**arrays))
 
 
-def write_profile(out: Path, dataset) -> dict[str, Any] | None:
+def write_profile(out: Path, dataset, *, notes: list[str] | None = None) -> dict[str, Any] | None:
     """``OUT/data_profile.json``: the data profile (:func:`losslab.data.profile.profile`, seed 0), once.
 
     A profile already there (a resumed comparison: the same data, compare.json
@@ -352,6 +356,8 @@ def write_profile(out: Path, dataset) -> dict[str, Any] | None:
     except UserError as e:
         warnings.warn(f"no data profile: {e}", stacklevel=2)
         return None
+    if notes:  # legal but odd data (losslab.data.checks.check_content): shown in the report's data section
+        prof["warnings"] = list(notes)
     io.atomic_write_json(path, prof)
     return prof
 
@@ -586,7 +592,7 @@ def run_compare(
                 warnings.warn(f"--redo-changed: training {len(redone)} run(s) again: {', '.join(redone)}",
                               stacklevel=2)
         write_reference(out, dataset, cfg.train.n_eval)
-        write_profile(out, dataset)  # before the jobs: the verdict reads it
+        write_profile(out, dataset, notes=check_content(dataset, batch_size=cfg.train.batch_size))  # the verdict reads it
         jobs = rundir.plan(losses, seeds, seed_start=seed_start)
         if dataset.kind == "image" and any(j.family != "contrastive" for j in jobs):
             fnet = feature_net_for(dataset, progress=not quiet)  # train once here, workers read the cache

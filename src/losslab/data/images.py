@@ -507,6 +507,9 @@ def load_idx_dataset(
             raise UserError(f"{d / flab}: label {labels.max()} out of range 0..9")
         splits[split] = (uint8_to_unit(imgs).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
     (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
+    if x_train.shape[1:] != x_test.shape[1:]:  # headers that disagree: refused, not resized into agreement
+        raise UserError(f"{d / TEST_IMAGES} holds {x_test.shape[-2]}x{x_test.shape[-1]} images but "
+                        f"{d / TRAIN_IMAGES} {x_train.shape[-2]}x{x_train.shape[-1]}; the two splits must agree")
     return Dataset(
         name=name,
         kind="image",

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from losslab.data.checks import FLOAT32_MAX, first_bad_float32
 from losslab.data.dataset import Dataset
 from losslab.data.images import check_image_size, open_image, pil_to_unit, resize_images, uint8_to_unit
 from losslab.errors import UserError
@@ -97,6 +98,10 @@ def read_csv(path: str | Path) -> np.ndarray:
                     f"{path}: row {line}, {col}: {cell.strip()!r} is not a finite number "
                     "(expected comma-separated numbers, one optional header row)"
                 )
+            if abs(v) > FLOAT32_MAX:
+                col = f"column {j + 1}" + (f" ({header[j]})" if header else "")
+                raise UserError(f"{path}: row {line}, {col}: {cell.strip()} does not fit float32 (|x| > 3.4e38); "
+                                "rescale the data")
             out[i, j] = v
     return out.astype(np.float32)
 
@@ -113,7 +118,8 @@ def images_to_unit(arr: np.ndarray, path: Path) -> Tensor:
         return uint8_to_unit(arr)
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)):
-            raise UserError(f"{path}: image array contains NaN or infinite values")
+            idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+            raise UserError(f"{path}: image {idx[0] + 1} holds a value that is not finite (at index {idx})")
         lo, hi = float(arr.min()), float(arr.max())
         if lo < -1e-6 or hi > 1.0 + 1e-6:
             raise UserError(f"{path}: float images must be in [0, 1], found values in [{lo:g}, {hi:g}]")
@@ -167,10 +173,11 @@ def read_npy(path: str | Path, *, image_size: int | None = None) -> tuple[str, T
     if arr.size == 0:
         raise UserError(f"{path}: the array is empty (shape {arr.shape})")
     if arr.ndim == 2:
-        x = arr.astype(np.float32)
-        if not np.all(np.isfinite(x)):
-            raise UserError(f"{path}: the array contains NaN or infinite values")
-        return "vector", torch.from_numpy(x)
+        bad = first_bad_float32(arr)
+        if bad is not None:
+            (i, j), why = bad
+            raise UserError(f"{path}: row {i + 1}, column {j + 1}: {arr[i, j]!r} {why}; expected finite numbers")
+        return "vector", torch.from_numpy(arr.astype(np.float32))
     if arr.ndim == 3:
         arr = arr[:, None]  # (N, 1, H, W)
     elif arr.ndim == 4 and arr.shape[1] in (1, 3):

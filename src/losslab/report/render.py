@@ -349,6 +349,8 @@ def profile_blocks(p: dict | None) -> list[tuple]:
                "measured before training (", ("code", "losslab profile"), "):"]),
         ("table", ["", "value", "method"], table),
     ]
+    if p.get("warnings"):  # legal but odd data (losslab.data.checks.check_content)
+        out.append(("p", [("b", "Warnings about the data: "), "; ".join(str(w) for w in p["warnings"]) + "."]))
     if notes:
         out.append(("details", "How each figure was measured, and the source", [("ul", notes)]))
     return out
