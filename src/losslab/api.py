@@ -29,6 +29,7 @@ from losslab.backends import default_workers
 from losslab.data import Dataset, load_dataset
 from losslab.errors import UserError, unknown_choice
 from losslab.losses import REGISTRIES, family_of
+from losslab.memory import check_eval_n
 from losslab.train import check_overrides as check_family_keys
 from losslab.train.common import resolve_device
 
@@ -238,6 +239,8 @@ def evaluate(run_dir: str | Path | None = None, *, samples: str | Path | None = 
         raise UserError("give either RUN_DIR (or its checkpoint) or --samples FILE.npz|FOLDER with --data NAME")
     if n is not None and n < 2:
         raise UserError(f"--n must be >= 2, got {n}")
+    if n is not None:
+        check_eval_n(n, (1,))  # a lower bound (one number per sample): the data's shape is not known yet
     if samples is not None:
         if data is None:
             raise UserError("--samples needs --data NAME: the dataset whose test split is the reference")

@@ -41,6 +41,7 @@ from losslab.data.checks import check_content
 from losslab.data.profile import profile as profile_data
 from losslab.errors import UserError
 from losslab.losses import family_of
+from losslab.memory import check_sizes
 from losslab.metrics import MAX_OT_SAMPLES, METRIC_INFO, evaluate, primary_metric
 from losslab.metrics.features import STACKED_NAME
 from losslab.metrics.representation import METRIC_INFO_REPRESENTATION
@@ -235,6 +236,7 @@ def check_request(cfg: Config, dataset, losses: list[str], *, metric: str | None
     """
     for w in check_content(dataset, batch_size=cfg.train.batch_size):  # refusals raise; oddities warn
         warnings.warn(f"data {dataset.name!r}: {w}", stacklevel=2)
+    check_sizes(cfg, dataset, device=str(resolve_device(cfg.train.device)))  # before any allocation
     check_batch_size(cfg, losses, dataset.kind)
     if metric is not None:
         check_metric(metric, losses, dataset, n_eval=cfg.train.n_eval)

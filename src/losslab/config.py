@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from losslab.errors import UserError
+from losslab.io import check_file
 
 
 @dataclass
@@ -441,8 +442,9 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         UserError: missing, unreadable, not UTF-8 text, or invalid TOML (one line naming the file).
     """
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise UserError(f"config file not found: {p}")
+    check_file(p, "TOML file")
     try:
         text = p.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:

@@ -375,6 +375,10 @@ def eval_run_dir(
             samples = fam.sample(state, n, seed=info.seed)
             notes.append(f"no {rundir.SAMPLES}: {n} samples drawn from the checkpoint at generator update "
                          f"{state.g_updates} with the run's seed {info.seed}")
+        if tuple(samples.shape[1:]) != tuple(ds.shape):
+            raise UserError(f"{rd / rundir.SAMPLES}: samples of shape {tuple(samples.shape[1:])}, but the run's data "
+                            f"{ds.name!r} has samples of shape {tuple(ds.shape)}; delete it and rerun to draw the "
+                            "samples from the run's checkpoint")
         if not bool(torch.isfinite(samples).all()):
             raise UserError(f"{rd}: the run's samples contain NaN or inf (the run diverged)")
         net = feature_network(ds, features, progress=True) if ds.kind == "image" else None

@@ -95,9 +95,34 @@ _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty ar
 _NUMPY_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError)
 
 
+def check_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """Check that ``path`` is a regular file (symbolic links followed) before anything opens it.
+
+    A FIFO would block the reader forever and a device such as ``/dev/zero``
+    never ends; both are refused, as is a directory.
+
+    Raises:
+        UserError: ``PATH: no such file`` or ``PATH: not a regular file (a FIFO); give a WHAT``.
+    """
+    import stat
+
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if not stat.S_ISREG(mode):
+        kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+        kind = next((k for test, k in kinds if test(mode)), "not a file")
+        raise UserError(f"{path}: not a regular file ({kind}); give a {what}")
+    return path
+
+
 def _magic(path: Path, n: int) -> bytes:
-    if not path.is_file():
-        raise UserError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    check_file(path)
     with open(path, "rb") as f:
         return f.read(n)
 

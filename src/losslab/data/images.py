@@ -30,6 +30,7 @@ from torch import Tensor
 
 from losslab.data.dataset import Dataset
 from losslab.errors import UserError
+from losslab.io import check_file
 
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions (N, H, W)
 IDX_LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension (N,)
@@ -303,9 +304,13 @@ def read_idx(path: str | os.PathLike, *, magic: int) -> np.ndarray:
     UserError
         Not gzip, truncated, wrong magic number or wrong byte count; names the file.
     """
-    path = Path(path)
+    path = check_file(path, "gzip IDX file")
     try:
-        raw = gzip.decompress(path.read_bytes())
+        with gzip.open(path, "rb") as f:  # bounded: a gzip bomb is refused, not decompressed into memory
+            raw = f.read(MAX_IDX_BYTES + 1)
+        if len(raw) > MAX_IDX_BYTES:
+            raise UserError(f"{path}: decompresses to more than {MAX_IDX_BYTES >> 20} MiB; not an MNIST-style "
+                            "IDX file")
     except (OSError, EOFError, zlib.error) as e:
         raise UserError(f"{path}: not a readable gzip IDX file ({e}); replace it with a good copy") from None
     if len(raw) < 4:
@@ -325,6 +330,10 @@ def read_idx(path: str | os.PathLike, *, magic: int) -> np.ndarray:
             "truncated or corrupt, replace it with a good copy"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+MAX_IDX_BYTES = 1 << 30
+"""Largest decompressed IDX file read (1 GiB; MNIST's training images are 47 MB)."""
 
 
 def md5sum(path: str | os.PathLike) -> str:

@@ -30,6 +30,7 @@ from losslab.data.checks import FLOAT32_MAX, first_bad_float32
 from losslab.data.dataset import Dataset
 from losslab.data.images import check_image_size, open_image, pil_to_unit, resize_images, uint8_to_unit
 from losslab.errors import UserError
+from losslab.io import check_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DEFAULT_IMAGE_SIZE = 28
@@ -66,7 +67,7 @@ def read_csv(path: str | Path) -> np.ndarray:
         Empty file, rows of different lengths, or a cell that is not a finite
         number (naming its row, counted in file lines, and column, 1-based).
     """
-    path = Path(path)
+    path = check_file(path, "CSV file")
     rows: list[tuple[int, list[str]]] = []
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
