@@ -14,6 +14,7 @@ print, before anything is written or trained.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -84,10 +85,12 @@ class Request:
     search: int | None = None
 
 
-def resolve_config(data: str = "ring8", *, data_dir: str | None = None, config_file: str | None = None,
+def resolve_config(data: str | None = None, *, data_dir: str | None = None, config_file: str | None = None,
                    sets: list[str] | None = None, steps: int | None = None, device: str | None = None,
                    batch_seeds: bool | None = None) -> tuple[C.Config, Dataset]:
     """Config for ``data``: defaults < the data kind's preset < ``config_file`` < ``sets`` < the arguments.
+
+    ``data`` None: the config file's (or ``--set``'s) ``data.name``, else ring8.
 
     ``device`` ("auto", "cpu", "cuda", "cuda:N", "mps") and ``batch_seeds`` set
     ``train.device`` and ``train.batch_seeds`` when given.
@@ -97,15 +100,23 @@ def resolve_config(data: str = "ring8", *, data_dir: str | None = None, config_f
             a device this machine does not have.
     """
     base = C.Config()
-    base.data.name = data
-    base.data.data_dir = data_dir
     # data.* must be known before the data are loaded (image_size, n_train).
     if config_file:
         C.apply_overrides(base, {k: v for k, v in C.load_toml(config_file).items() if k == "data"}, config_file)
     C.apply_overrides(base, {k: v for k, v in C.parse_set(sets).items() if k == "data"}, "--set")
+    # An explicit argument (--data, --data-dir) wins over the file and --set, as --steps does: the flag is
+    # what was typed for this command, the file a default for many. The override is said, not silent.
+    for key, value, flag in (("name", data, "--data"), ("data_dir", data_dir, "--data-dir")):
+        if value is None:
+            continue
+        if getattr(base.data, key) != getattr(C.DataConfig(), key) and getattr(base.data, key) != value:
+            warnings.warn(f"{flag} {value} overrides data.{key} = {getattr(base.data, key)!r} of "
+                          f"{config_file or '--set'}", stacklevel=2)
+        setattr(base.data, key, value)
     ds = load_dataset(base.data.name, data_dir=base.data.data_dir, image_size=base.data.image_size,
                       n_train=base.data.n_train)
     cfg = C.resolve(ds.kind, config_file=config_file, sets=sets, base=base)
+    cfg.data.name, cfg.data.data_dir = base.data.name, base.data.data_dir  # the arguments win (above)
     explicit = C.explicit_keys(C.parse_set(sets), C.load_toml(config_file) if config_file else None)
     if getattr(ds, "default_n_eval", None) and "train.n_eval" not in explicit:
         cfg.train.n_eval = int(ds.default_n_eval)  # a protocol's sample count, e.g. Stacked MNIST's 26,000
@@ -135,7 +146,7 @@ def check_overrides(cfg: C.Config, losses: list[str], *, sets: list[str] | None 
     check_family_keys(cfg, [family_of(n) for n in losses], explicit)
 
 
-def prepare(data: str = "ring8", *, losses: str | Iterable[str] = "all", family: str | None = None,
+def prepare(data: str | None = None, *, losses: str | Iterable[str] = "all", family: str | None = None,
             seeds: int = 3, steps: int | None = None, sets: Mapping[str, Any] | Iterable[str] | None = None,
             config_file: str | None = None, data_dir: str | None = None, metric: str | None = None,
             seed_start: int = 0, search: int | None = None, budget_seconds: float | None = None,
@@ -166,7 +177,7 @@ def prepare(data: str = "ring8", *, losses: str | Iterable[str] = "all", family:
     return Request(cfg=cfg, dataset=ds, losses=names, seeds=seeds, seed_start=seed_start, search=search)
 
 
-def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: int = 3,
+def compare(data: str | None = None, *, losses: str | Iterable[str] = "all", seeds: int = 3,
             out: str | Path = "losslab-out", steps: int | None = None,
             sets: Mapping[str, Any] | Iterable[str] | None = None, config_file: str | None = None,
             data_dir: str | None = None, family: str | None = None, metric: str | None = None,

@@ -239,8 +239,9 @@ def cmd_profile(args) -> None:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="ring8", help="built-in dataset (losslab list data) or a path: .csv, .npy, "
-                                                   "or a folder of images (default: ring8)")
+    p.add_argument("--data", default=None, help="built-in dataset (losslab list data) or a path: .csv, .npy, "
+                                                "or a folder of images (default: the --config file's data.name, "
+                                                "else ring8); wins over --config")
     p.add_argument("--steps", type=int, default=None, help="updates per run of the trained network (generator, "
                                                                  "denoiser or encoder): the equal budget")
     p.add_argument("--set", action="append", default=None, metavar="SECTION.KEY=VALUE",
@@ -401,6 +402,7 @@ def main(argv: list[str] | None = None) -> None:
     file where a directory belongs); 130 interrupted (Ctrl-C or SIGTERM).
     """
     import signal
+    import warnings
 
     def _terminate(signum, frame):  # `kill`: stop like Ctrl-C, so workers are shut down and runs resume later
         raise KeyboardInterrupt
@@ -408,6 +410,9 @@ def main(argv: list[str] | None = None) -> None:
     # SIGTERM (`kill`) and SIGHUP (a closed terminal) stop like Ctrl-C: workers are ended, the lock released.
     handled = [sig for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if sig is not None]
     previous = {sig: signal.signal(sig, _terminate) for sig in handled}
+    for stream in (sys.stdout, sys.stderr):  # any console encoding (LANG=C, PYTHONIOENCODING=ascii): never a
+        if hasattr(stream, "reconfigure"):  # UnicodeEncodeError; a character it lacks is written as \\uXXXX
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -415,7 +420,12 @@ def main(argv: list[str] | None = None) -> None:
             parser.print_help()
             sys.exit(0)
         _check_output_paths(args)
-        args.func(args)
+        with warnings.catch_warnings(record=True) as caught:  # each warning one line on stderr
+            warnings.simplefilter("always")
+            try:
+                args.func(args)
+            finally:
+                _print_warnings(caught)
     except UserError as e:
         print(f"losslab: error: {e}", file=sys.stderr)
         sys.exit(2)

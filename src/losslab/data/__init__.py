@@ -89,6 +89,10 @@ def load_dataset(
     if image_size is not None and name not in toy.TOYS:
         images.check_image_size(image_size)  # fail before any expensive loading
     if name in toy.TOYS:
+        if n_train is not None:
+            raise UserError(f"data.n_train = {n_train}: toy data {name!r} is drawn afresh from its exact "
+                            "distribution for every batch, so a training-set size does not apply; save rows "
+                            "to a .csv to study a small training set")
         ds = toy.load_toy(name, seed=seed)
     elif name == "digits":
         ds = images.load_digits()

@@ -375,8 +375,8 @@ def train_run(
         return len(curve) < len(positions) and state.g_updates >= positions[len(curve)]
 
     def more() -> bool:
-        if tc.budget_seconds is not None:
-            return clock()["train_seconds"] < tc.budget_seconds
+        if tc.budget_seconds is not None:  # "at the first update after S seconds": at least one update
+            return state.g_updates < 1 or clock()["train_seconds"] < tc.budget_seconds
         return state.g_updates < tc.steps
 
     try:
