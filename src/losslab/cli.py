@@ -45,8 +45,6 @@ def _check_losses(names, family: str | None = None) -> list[str]:
 
 def cmd_compare(args) -> None:
     # Imported here, not at the top: torch and the trainers would slow every `losslab --help`.
-    import warnings
-
     from losslab import api, io
     from losslab import compare as cmp
     from losslab.backends import default_workers
@@ -66,16 +64,12 @@ def cmd_compare(args) -> None:
                         "dataset": {"name": ds.name, "kind": ds.kind, "shape": list(ds.shape)},
                         "jobs": [j.run_dir for j in plan(names, args.seeds, seed_start=args.seed_start)]}))
         return
-    with warnings.catch_warnings(record=True) as caught:  # e.g. a corrupt result.json: that run is redone
-        warnings.simplefilter("always")
-        try:
-            res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, workers=workers,
-                                  quiet=args.quiet, metric=args.metric, report=True,
-                                  backend=args.backend, address=args.address,
-                                  seed_start=args.seed_start, search_trials=args.search,
-                                  redo_changed=args.redo_changed)
-        finally:
-            _print_warnings(caught)
+    # Warnings (e.g. a corrupt result.json: that run is redone) are printed by main, one line each.
+    res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, workers=workers,
+                          quiet=args.quiet, metric=args.metric, report=True,
+                          backend=args.backend, address=args.address,
+                          seed_start=args.seed_start, search_trials=args.search,
+                          redo_changed=args.redo_changed)
     paths = report_paths(args.out)
     failed = _no_run_finished(res)
     if failed is not None:  # exit 1, also under --quiet: a report of failures only is no answer
@@ -420,12 +414,16 @@ def main(argv: list[str] | None = None) -> None:
             parser.print_help()
             sys.exit(0)
         _check_output_paths(args)
-        with warnings.catch_warnings(record=True) as caught:  # each warning one line on stderr
+        with warnings.catch_warnings(record=True) as caught:  # each warning one line on stderr, once
             warnings.simplefilter("always")
             try:
                 args.func(args)
-            finally:
+            except UserError:  # a refusal is its one line alone
+                raise
+            except BaseException:
                 _print_warnings(caught)
+                raise
+            _print_warnings(caught)
     except UserError as e:
         print(f"losslab: error: {e}", file=sys.stderr)
         sys.exit(2)

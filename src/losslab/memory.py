@@ -73,17 +73,19 @@ def check_sizes(cfg, dataset, *, device: str = "cpu", available: int | None = No
         return
     d = math.prod(int(s) for s in dataset.shape)
     m = cfg.model
-    width = max(d, int(m.hidden), int(m.z_dim))
+    batch, n_eval, curve_n = int(cfg.train.batch_size), int(cfg.train.n_eval), int(cfg.train.curve_n)
+    z, hidden = int(m.z_dim), int(m.hidden)
+    # Each size's own estimate takes the other factors at most at a typical value, so the size named is
+    # the one that is out of range (every estimate stays a lower bound).
+    zt, ht, nt = min(z, 128), min(hidden, 1024), min(n_eval, 2500)
     checks = [
-        ("train.batch_size", int(cfg.train.batch_size), 3 * int(cfg.train.batch_size) * width * _F32,
+        ("train.batch_size", batch, 3 * batch * max(d, ht, zt) * _F32,
          "one batch with one layer's activations and gradients"),
-        ("train.n_eval", int(cfg.train.n_eval), int(cfg.train.n_eval) * (2 * d + int(m.z_dim)) * _F32,
-         "the evaluation's generated and real samples"),
-        ("train.curve_n", int(cfg.train.curve_n), int(cfg.train.curve_n) * (2 * d + int(m.z_dim)) * _F32,
-         "a curve point's samples"),
-        ("model.z_dim", int(m.z_dim), 4 * int(m.z_dim) * int(m.hidden) * _F32,
-         "the generator's first weight matrix with its gradient and Adam state"),
-        ("model.hidden", int(m.hidden), 4 * int(m.hidden) * max(int(m.hidden), d) * _F32,
+        ("train.n_eval", n_eval, n_eval * (2 * d + zt) * _F32, "the evaluation's generated and real samples"),
+        ("train.curve_n", curve_n, curve_n * (2 * d + zt) * _F32, "a curve point's samples"),
+        ("model.z_dim", z, z * max(4 * ht, nt) * _F32,
+         "the generator's first weight matrix with its Adam state, or the evaluation's noise"),
+        ("model.hidden", hidden, 4 * hidden * max(hidden, d) * _F32,
          "one hidden weight matrix with its gradient and Adam state"),
     ]
     key, value, need, what = max(checks, key=lambda c: c[2])

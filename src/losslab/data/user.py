@@ -177,7 +177,8 @@ def read_npy(path: str | Path, *, image_size: int | None = None) -> tuple[str, T
         bad = first_bad_float32(arr)
         if bad is not None:
             (i, j), why = bad
-            raise UserError(f"{path}: row {i + 1}, column {j + 1}: {arr[i, j]!r} {why}; expected finite numbers")
+            raise UserError(f"{path}: row {i + 1}, column {j + 1}: {arr[i, j].item()!r} {why}; "
+                            "expected finite numbers")
         return "vector", torch.from_numpy(arr.astype(np.float32))
     if arr.ndim == 3:
         arr = arr[:, None]  # (N, 1, H, W)
