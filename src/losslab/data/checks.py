@@ -93,7 +93,7 @@ def _check(dataset, batch_size: int) -> list[str]:
     if len(test) < MIN_TEST_ROWS or len(train) < 2:
         raise UserError(f"data {name!r}: {len(train)} training and {len(test)} held-out rows; a comparison needs "
                         f"at least 2 to train on and {MIN_TEST_ROWS} held out as the evaluation's reference "
-                        f"(a file of at least {10 * MIN_TEST_ROWS + 1} rows)")
+                        f"(a file of at least {10 * (MIN_TEST_ROWS - 1) + 1} rows)")
     for split, x in (("train", train), ("test", test)):
         rows = x.reshape(len(x), -1)
         if not bool(torch.isfinite(rows.sum(1)).all()) and not bool(torch.isfinite(rows).all()):
