@@ -369,7 +369,7 @@ def test_eval_out_and_explain_plot_that_are_directories(tmp_path):
 def test_unreadable_csv_and_toml_are_user_errors(tmp_path):
     d = tmp_path / "dir.csv"
     d.mkdir()  # a directory named like a CSV: open() fails with IsADirectoryError
-    with pytest.raises(UserError, match=r"dir\.csv: cannot read the CSV file"):
+    with pytest.raises(UserError, match=r"dir\.csv: not a regular file \(a directory\); give a CSV file"):
         read_csv(d)
     t = tmp_path / "c.toml"
     t.write_text("[train]\nsteps = 3\n")

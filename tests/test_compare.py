@@ -68,7 +68,8 @@ def test_tiny_compare_end_to_end_and_resume(tmp_path):
     cmp.run_compare(cfg, losses=["ns", "wgan-gp"], seeds=2, out=tmp_path, quiet=True)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/*/result.json")} == stamp
     # A different budget in the same directory is refused rather than mixed.
-    with pytest.raises(UserError, match="different config"):
+    with pytest.raises(UserError, match=r"made from other inputs: the settings \(train\.steps 8 -> 9\) changed; "
+                                         r"use a new --out directory, or --redo-changed"):
         cmp.run_compare(_tiny(steps=9), losses=["ns"], seeds=1, out=tmp_path, quiet=True)
 
 
