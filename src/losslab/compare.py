@@ -21,7 +21,6 @@ removed before anything else.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import sys
 import time

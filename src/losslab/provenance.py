@@ -106,7 +106,7 @@ def run_changes(run_dir: Path, wanted: dict[str, Any]) -> list[str]:
     want = json.loads(io.dumps(wanted))
     changes = []
     a, b = old.get("made_from") or {}, want.get("made_from") or {}
-    if a != b and (a or b):
+    if a and a != b:  # a run written before made_from was recorded is compared on its settings alone
         if a.get("data_sha256") != b.get("data_sha256"):
             changes.append("the contents of the data")
         if a.get("losslab") != b.get("losslab"):

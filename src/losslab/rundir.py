@@ -185,7 +185,11 @@ def write_config(run_dir: Path, wanted: dict[str, Any]) -> None:
         UserError: ``run_dir`` already holds a different configuration.
     """
     path = Path(run_dir) / CONFIG
-    if path.exists() and read_json_file(path) != json.loads(io.dumps(wanted)):
+    want = json.loads(io.dumps(wanted))
+    old = read_json_file(path) if path.exists() else None
+    if isinstance(old, dict) and "made_from" not in old:  # written before made_from was recorded
+        want.pop("made_from", None)
+    if old is not None and old != want:
         raise UserError(f"{run_dir} holds a run with a different configuration or data; use a new --out "
                         "directory (or losslab compare --redo-changed)")
     io.atomic_write_json(path, wanted)
