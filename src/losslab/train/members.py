@@ -316,6 +316,8 @@ class Members:
     @torch.no_grad()
     def load(self, i: int) -> None:
         """Copy member i's solo weights and optimizer state into its slots."""
+        if self.parts is None:  # the members step their own states
+            return
         mods, opts = self.parts(self.states[i])
         for name, ens in self.modules.items():
             if self.stacked[name]:
@@ -328,6 +330,8 @@ class Members:
     @torch.no_grad()
     def store(self, i: int) -> None:
         """Copy member i's slots (weights, optimizer state) into its solo state."""
+        if self.parts is None:
+            return
         mods, opts = self.parts(self.states[i])
         for name, ens in self.modules.items():
             if self.stacked[name]:
