@@ -211,6 +211,12 @@ class MemberLoop(nn.Module):
             return tuple(torch.stack(parts) for parts in zip(*outs))
         return torch.stack(outs)
 
+    def requires_grad_(self, requires_grad: bool = True) -> "MemberLoop":
+        """Each member's own ``requires_grad_`` (so a member network's override is honoured)."""
+        for m in self.members:
+            m.requires_grad_(requires_grad)
+        return self
+
 
 def slot_pairs(ensemble: nn.Module, solo: nn.Module, k: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
     """``(solo_param, ensemble_param, view)`` for every parameter, ``view`` member k's slot in solo shape.
