@@ -2,17 +2,21 @@
 
 The loop (:mod:`losslab.train.loop`) knows nothing about GANs; it calls this
 module through the :class:`~losslab.train.loop.Family` protocol.
-:func:`step` is Algorithm 1 of the WGAN paper (Arjovsky et al. 2017,
-arXiv:1701.07875) generalised over losses:
+:func:`step_members` is Algorithm 1 of the WGAN paper (Arjovsky et al. 2017,
+arXiv:1701.07875) generalised over losses, written once over a leading member
+axis (:mod:`losslab.train.members`: the seeds of a batched comparison, or one
+run: :func:`step` is M = 1):
 
 1. ``n_critic`` critic updates, each on a fresh real batch and fresh z, with
-   the loss's gradient penalty (WGAN-GP, DRAGAN) and weight clipping (WGAN);
-2. one generator update on fresh z;
+   the loss's penalties (:data:`PENALTIES`: WGAN-GP, DRAGAN) and weight
+   clipping (WGAN);
+2. one generator update on fresh z (and, for relativistic losses, the critic
+   on a fresh real batch);
 3. with BEGAN's equilibrium, the k_t update from this step's energies.
 
 What a loss needs is read from its declaration (:class:`~losslab.losses.GANLoss`:
 ``output``, ``critic``, ``penalty``, ``clip``, ``d_hparams``, ``g_hparams``,
-``g_takes_code``, ``equilibrium``), never from its name.
+``g_takes_code``, ``g_needs_real``, ``equilibrium``), never from its name.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ which checkpoints, samples, snapshots and results are written by the solo code.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import torch
@@ -281,8 +282,10 @@ class Members:
         Returns:
             ``{member: index in totals of its first non-finite loss}``.
         """
-        bad = ~torch.isfinite(torch.stack([t.detach().reshape(self.m) for t in totals]))  # (n_losses, M)
-        bad &= self.mask.bool()[None]
+        finite = torch.isfinite(torch.stack([t.detach().reshape(self.m) for t in totals]))  # (n_losses, M)
+        if bool(finite.all()):  # the common case: one reduction, one sync
+            return {}
+        bad = ~finite & self.mask.bool()[None]
         if not bool(bad.any()):
             return {}
         out = {}
@@ -384,9 +387,20 @@ def per_member(fn: Callable[..., Tensor], m: int, tensors: dict[str, Tensor], pa
         kw = {k: (v[0] if torch.is_tensor(v) and v.dim() == 1 and len(v) == 1 else v) for k, v in params.items()}
         return fn(**{k: v[0] for k, v in tensors.items()}, **kw).reshape(1)
     batched = {**tensors, **{k: v for k, v in params.items() if torch.is_tensor(v)}}
-    fixed = {k: v for k, v in params.items() if not torch.is_tensor(v)}
-    keys = list(batched)
-    return torch.func.vmap(lambda *a: fn(**dict(zip(keys, a)), **fixed))(*[batched[k] for k in keys])
+    fixed = tuple((k, v) for k, v in params.items() if not torch.is_tensor(v))
+    keys = tuple(batched)
+    try:
+        mapped = _vmapped(fn, keys, fixed)
+    except TypeError:  # an unhashable hyperparameter: no cache
+        mapped = _vmapped.__wrapped__(fn, keys, fixed)
+    return mapped(*[batched[k] for k in keys])
+
+
+@functools.lru_cache(maxsize=256)
+def _vmapped(fn: Callable[..., Tensor], keys: tuple[str, ...], fixed: tuple[tuple[str, Any], ...]):
+    """``fn`` over a leading member axis of the arguments ``keys`` (positional), ``fixed`` bound by name."""
+    kw = dict(fixed)
+    return torch.func.vmap(lambda *a: fn(**dict(zip(keys, a)), **kw))
 
 
 def loop_step(step: Callable[..., dict[str, float]]):
