@@ -10,6 +10,7 @@ step (M = 1) reproduces the step as it was before the member axis
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from losslab import config as C
 from losslab import rundir
@@ -271,3 +273,40 @@ def test_bf16_autocasts_the_matrix_products_on_the_solo_and_batched_paths(ring8,
         assert bool(torch.isfinite(b).all())
         assert float((a - b).abs().max()) > 1e-4  # bf16 rounding, far above fp32's (~1e-7)
         torch.testing.assert_close(b, a, rtol=0.0, atol=0.05)  # ... yet the same training
+
+
+# ----------------------------------------------------------------------------- hooks for new declarations
+
+
+def _relativistic_g_loss(*, d_fake, d_real):
+    """RaGAN's generator loss (Jolicoeur-Martineau 2018, arXiv:1807.00734, Eq. 4 with the NS form)."""
+    return F.softplus(-(d_fake - d_real.mean())).mean() + F.softplus(d_real - d_fake.mean()).mean()
+
+
+def test_a_declared_relativistic_generator_loss_gets_the_critic_on_reals_on_every_path(ring8, single_thread):
+    """g_needs_real: the generator update draws a real batch after its z and passes the critic's outputs
+    as d_real; members equal their solo runs, and the real batch changes the training (the stream moved)."""
+    loss = dataclasses.replace(REGISTRIES["gan"]["ns"], name="rel-test", g_loss=_relativistic_g_loss,
+                               g_needs_real=True)
+    cfg = vector_cfg()
+
+    def state(seed):
+        st = gan.init_state(cfg, ring8, "ns", seed)
+        st.loss = loss
+        return st
+
+    ms = gan.members([state(s) for s in SEEDS])
+    for _ in range(3):
+        logs, diverged = gan.step_members(ms, ring8, 32, record=True)
+        assert diverged == {}
+    plain = gan.init_state(cfg, ring8, "ns", 0)
+    for k, seed in enumerate(SEEDS):
+        ms.store(k)
+        solo = state(seed)
+        for _ in range(3):
+            solo_log = gan.step(solo, ring8, 32, record=True)
+        assert_states_close(gan, ms.states[k], solo)
+        assert logs[k]["g_loss"] == pytest.approx(solo_log["g_loss"], rel=1e-4)
+    for _ in range(3):
+        gan.step(plain, ring8, 32)
+    assert not torch.equal(gan.state_dict(plain)[0]["rng"], gan.state_dict(ms.states[0])[0]["rng"])
