@@ -56,6 +56,7 @@ from losslab.models.denoiser import build_denoiser
 from losslab.models.ensemble import NotBatchable
 from losslab.train.common import (
     Diverged,
+    autocast,
     load_state,
     make_optimizer,
     on_device,
@@ -148,6 +149,7 @@ class DiffusionState:
     d_updates: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     device: torch.device = torch.device("cpu")
+    precision: str = "fp32"
 
 
 def hparams(loss: DiffusionLoss, cfg: Config, dataset) -> dict[str, Any]:
@@ -238,6 +240,7 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> DiffusionStat
         lo=lo,
         hi=hi,
         device=device,
+        precision=getattr(cfg.train, "precision", None) or "fp32",
     )
 
 
@@ -331,7 +334,8 @@ def step_members(ms: Members, data, batch_size: int, *, record: bool = False
     shift, scale = _member_box(ms)
     x0 = (ms.draw(lambda r: data.sample(batch_size, r)) - shift) / scale  # 1. (M, N, *shape)
     t = ms.draw(lambda r: obj.sample_t(batch_size, r))  # (M, N)
-    per_sample = obj.members(net, x0, t=t, generators=ms.rngs)  # (M, N)
+    with autocast(ms.device, s0.precision):  # train.precision = "bf16": the denoiser's matrix products
+        per_sample = obj.members(net, x0, t=t, generators=ms.rngs).float()  # (M, N)
     loss = per_sample.mean(dim=1)  # (M,)
     ms.zero_grad("opt")  # 2.
     (loss * ms.mask).sum().backward()  # summed: member k's gradient is its own
