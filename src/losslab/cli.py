@@ -57,7 +57,8 @@ def cmd_compare(args) -> None:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     req = api.prepare(args.data, losses=args.losses, family=args.family, seeds=args.seeds, steps=args.steps,
                       sets=args.set, config_file=args.config, data_dir=args.data_dir, metric=args.metric,
-                      seed_start=args.seed_start, search=args.search, budget_seconds=args.budget_seconds)
+                      seed_start=args.seed_start, search=args.search, budget_seconds=args.budget_seconds,
+                      device=args.device, batch_seeds=False if args.no_batch_seeds else None)
     cfg, ds, names = req.cfg, req.dataset, req.losses
     workers = args.workers or default_workers()
     if args.dry_run:
@@ -245,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="seeds per loss (default 3)")
     p.add_argument("--out", default="losslab-out", help="output directory; rerun to resume (default losslab-out)")
     p.add_argument("--family", default=None, help="model family whose losses 'all' means: gan (default), "
-                                                   "diffusion or contrastive; without it --losses may mix "
-                                                   "families")
+                                                   "diffusion, contrastive or ebm; without it --losses may "
+                                                   "mix families")
     p.add_argument("--workers", type=int, default=None, help="parallel runs (default: the CPU cores, at most 8)")
     p.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="local: a process pool (default); ray: Ray tasks (pip install 'losslab[ray]')")
