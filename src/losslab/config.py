@@ -555,13 +555,16 @@ def loss_hparams(defaults: dict[str, Any], overrides: LossConfig) -> dict[str, A
     ``loss.*`` keys this function can apply to given defaults.
     """
     hp = dict(defaults)
-    if overrides.lr_scale is not None:
+    applies = loss_keys(defaults)  # only these fields are read, so a recorded read is a real use
+    if "loss.lr_scale" in applies and overrides.lr_scale is not None:
         for k in _LR_KEYS:
             if k in hp:
                 hp[k] = hp[k] * overrides.lr_scale
     for f in dataclasses.fields(overrides):
+        if f.name == "lr_scale" or f"loss.{f.name}" not in applies:
+            continue
         v = getattr(overrides, f.name)
-        if v is None or f.name == "lr_scale":
+        if v is None:
             continue
         if f.name in ("beta1", "beta2"):
             if "betas" in hp:
