@@ -51,7 +51,7 @@ from losslab.train.snapshot import draws_grid, grid_points, samples_snapshot
 NAME = "gan"
 
 KEYS: frozenset[str] = frozenset(
-    {"model.z_dim", "model.hidden", "model.layers", "model.code_dim", "train.n_eval"}
+    {"model.z_dim", "model.hidden", "model.layers", "model.code_dim", "model.arch", "train.n_eval", "train.precision"}
     | set().union(*(loss_keys(loss.defaults) for loss in GAN_LOSSES.values()))
 )
 """The config keys this family reads besides the loop's (see :data:`losslab.train.loop.LOOP_KEYS`)."""
