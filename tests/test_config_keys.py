@@ -87,6 +87,7 @@ def reads(tmp_path_factory, single_thread):
                 res = train_run(root / family / loss, recording_config(cfg, rec), ds, loss=loss, seed=0,
                                 family=family, evaluate=lambda d, x: {})
                 assert res["status"] == "ok", (loss, res.get("error"))
+                assert res["hparams"]["steps"] == 2 and res["hparams"]["batch_size"] == 16  # the verdict reads it
                 out.setdefault(family, {})[loss] = set(rec.reads)
     return out
 

@@ -64,8 +64,8 @@ from losslab.losses.penalties import clip_weights_
 from losslab.models.ensemble import NotBatchable, ensemble_of, slot_pairs, slot_view
 from losslab.train import diffusion, gan
 from losslab.train.common import Diverged, make_optimizer, on_device
-from losslab.train.loop import (curve_point, curve_steps, curve_summary, get_family, run_config, save_checkpoint,
-                                train_run, try_resume)
+from losslab.train.loop import (curve_point, curve_steps, curve_summary, get_family, resolved_hparams, run_config,
+                                save_checkpoint, train_run, try_resume)
 
 __all__ = ["SeedBatch", "batchable", "train_batched"]
 
@@ -525,7 +525,7 @@ def train_batched(
     def base(i: int) -> dict[str, Any]:
         return {"loss": loss, "seed": seeds[i], "family": family, "status": "failed", "error": None,
                 "metrics": {}, "g_updates": 0, "d_updates": 0, "wall_seconds": 0.0, "diverged_at": None,
-                "budget": {"steps": tc.steps}}
+                "budget": {"steps": tc.steps}, "hparams": resolved_hparams(cfg, dataset, family, loss)}
 
     def finish(i: int, res: dict[str, Any], extra: float = 0.0) -> None:
         rundir.append_metrics(run_dirs[i], pending[i])

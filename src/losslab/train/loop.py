@@ -39,6 +39,7 @@ from losslab import rundir
 from losslab.config import Config
 from losslab.convergence import is_converged
 from losslab.errors import UserError, unknown_choice
+from losslab.losses import REGISTRIES
 from losslab.metrics import METRIC_INFO, primary_metric
 from losslab.metrics.representation import knn_accuracy, linear_probe_accuracy
 from losslab.rundir import FINAL_STATUSES, RESULT, is_finished, run_config  # noqa: F401  (re-exported)
@@ -286,6 +287,29 @@ def try_resume(run_dir: Path, fam: Family, state) -> dict[str, float]:
             "curve_seconds": float(meta.get("curve_seconds", 0.0))}
 
 
+def resolved_hparams(cfg: Config, dataset, family: str, loss: str) -> dict[str, Any]:
+    """The run's loss hyperparameters after presets and overrides, as result.json's ``hparams`` records them.
+
+    The family's own resolution (``hparams(spec, cfg, dataset)``), plus ``lr_scale``
+    when the config sets one and the budget's ``steps`` and ``batch_size``; only
+    JSON values (tuples become lists). The verdict and the report read it from
+    result.json and never resolve a loss themselves.
+
+    Raises:
+        UserError: an unknown family or loss; a single-network family whose
+            ``loss.lr_g`` and ``loss.lr_d`` differ.
+    """
+    spec = REGISTRIES[family][loss] if loss in REGISTRIES.get(family, {}) else None
+    if spec is None:
+        raise unknown_choice(f"{family} loss", loss, REGISTRIES.get(family, {}))
+    hp = dict(get_family(family).hparams(spec, cfg, dataset))
+    if cfg.loss.lr_scale is not None:
+        hp["lr_scale"] = cfg.loss.lr_scale
+    hp["steps"], hp["batch_size"] = cfg.train.steps, cfg.train.batch_size
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in hp.items()
+            if v is None or isinstance(v, (int, float, str, bool, tuple, list))}
+
+
 def train_run(
     run_dir: str | Path,
     cfg: Config,
@@ -379,6 +403,7 @@ def train_run(
 
     try:
         state = fam.init_state(cfg, dataset, loss, seed)
+        result["hparams"] = resolved_hparams(cfg, dataset, family, loss)
         clock0 = try_resume(run_dir, fam, state)
         curve = rundir.read_curve(run_dir)
         t0 = time.perf_counter()  # the clocks count training (and curve points), not building the state
