@@ -160,7 +160,7 @@ def cmd_eval(args) -> None:
 
 def cmd_report(args) -> None:
     # Imported here, not at the top: the verdict and matplotlib would slow every `losslab --help`.
-    from losslab.report import rebuild
+    from losslab.compare import rebuild
 
     paths = rebuild(args.out)  # under the lock on OUT: refused while a compare writes there
     print(f"report: {paths['html']}  (also {paths['markdown']})")

@@ -51,7 +51,7 @@ from losslab.train.loop import train_run
 from losslab.verdict import aggregate
 
 __all__ = ["check_family_data", "check_metric", "check_request", "feature_net_for", "group_jobs", "load_data",
-           "make_evaluator", "measured_metrics", "run_compare", "run_group", "run_job", "with_overrides",
+           "make_evaluator", "measured_metrics", "rebuild", "run_compare", "run_group", "run_job", "with_overrides",
            "write_ladder", "write_profile", "write_reference"]
 
 
@@ -557,3 +557,32 @@ def run_compare(
 
             build_report(out)
     return results
+
+
+def rebuild(out_dir: str | Path) -> dict[str, Path]:
+    """``losslab report OUT``: results.json and the report again, from the run directories alone.
+
+    Holds :func:`losslab.rundir.lock_dir` on ``OUT`` throughout and first
+    removes the temp files of interrupted writes (:func:`losslab.io.clean_stale_temps`),
+    then runs :func:`losslab.verdict.aggregate` and :func:`build_report`.
+
+    Returns
+    -------
+    dict
+        :func:`losslab.report.report_paths`.
+
+    Raises
+    ------
+    UserError
+        ``OUT`` is not a directory, is in use by another losslab process, or
+        holds a missing or corrupt comparison file (one line naming it).
+    """
+    from losslab.report import build_report  # as in run_compare: workers never load the plotting
+
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise UserError(f"no such directory: {out}")
+    with rundir.lock_dir(out):
+        io.clean_stale_temps(out)
+        aggregate(out)
+        return build_report(out)

@@ -35,7 +35,7 @@ from losslab.report.learning import learning_figures
 from losslab.report.signatures import diagnostics_caption, loss_panels
 from losslab.report.render import report_blocks, to_html, to_markdown
 
-__all__ = ["build_report", "rebuild", "report_paths"]
+__all__ = ["build_report", "report_paths"]
 
 
 # ------------------------------------------------------------------ loading
@@ -345,33 +345,3 @@ def build_report(out_dir: str | Path, *, quiet: bool = True) -> dict[str, Path]:
         for key, path in paths.items():
             print(f"{key}: {path}", file=sys.stderr)
     return paths
-
-
-def rebuild(out_dir: str | Path) -> dict[str, Path]:
-    """``losslab report OUT``: results.json and the report again, from the run directories alone.
-
-    Holds :func:`losslab.rundir.lock_dir` on ``OUT`` throughout and first
-    removes the temp files of interrupted writes (:func:`losslab.io.clean_stale_temps`),
-    then runs :func:`losslab.verdict.aggregate` and :func:`build_report`.
-
-    Returns
-    -------
-    dict
-        :func:`report_paths`.
-
-    Raises
-    ------
-    UserError
-        ``OUT`` is not a directory, is in use by another losslab process, or
-        holds a missing or corrupt comparison file (one line naming it).
-    """
-    from losslab.rundir import lock_dir
-    from losslab.verdict import aggregate  # here: the verdict imports losslab.report.families
-
-    out = Path(out_dir)
-    if not out.is_dir():
-        raise UserError(f"no such directory: {out}")
-    with lock_dir(out):
-        io.clean_stale_temps(out)
-        aggregate(out)
-        return build_report(out)
