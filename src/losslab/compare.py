@@ -39,7 +39,7 @@ from losslab.config import Config, apply_overrides, check_batch_size, validate
 from losslab.data import load_dataset
 from losslab.data.profile import profile as profile_data
 from losslab.errors import UserError
-from losslab.losses import family_of
+from losslab.losses import family_of, get_spec
 from losslab.metrics import MAX_OT_SAMPLES, METRIC_INFO, evaluate, primary_metric
 from losslab.metrics.features import STACKED_NAME
 from losslab.metrics.representation import METRIC_INFO_REPRESENTATION
@@ -151,7 +151,7 @@ def measured_metrics(family: str, dataset, *, n_eval: int) -> frozenset[str]:
       vector-only ones, the critic's (``losslab eval`` only) and those of
       ``evaluate(full=True)`` (an upper bound: class or mode keys depend on the data).
     """
-    if family == "contrastive":
+    if not get_spec(family).generates:  # measured on the model itself (contrastive)
         return frozenset(METRIC_INFO_REPRESENTATION)
     if dataset.kind == "vector":
         d = math.prod(int(s) for s in dataset.shape)
@@ -209,7 +209,7 @@ def check_family_data(cfg: Config, dataset, losses: list[str]) -> None:
 
     for loss in losses:
         family = family_of(loss)
-        if family != "contrastive" and dataset.kind == "image" and dataset.name != STACKED_NAME:
+        if get_spec(family).generates and dataset.kind == "image" and dataset.name != STACKED_NAME:
             labels = getattr(dataset, "train_labels", None)
             if labels is not None and int(torch.as_tensor(labels).max()) < 1:
                 raise UserError(f"loss {loss}: the {family} family is evaluated by FID on a classifier's "
@@ -524,7 +524,7 @@ def run_compare(
         write_reference(out, dataset, cfg.train.n_eval)
         write_profile(out, dataset)  # before the jobs: the verdict reads it
         jobs = rundir.plan(losses, seeds, seed_start=seed_start)
-        if dataset.kind == "image" and any(j.family != "contrastive" for j in jobs):
+        if dataset.kind == "image" and any(get_spec(j.family).generates for j in jobs):
             fnet = feature_net_for(dataset, progress=not quiet)  # train once here, workers read the cache
             write_ladder(out, dataset, fnet, n=cfg.train.n_eval, quiet=quiet)
 

@@ -1,7 +1,9 @@
 """One model-agnostic training loop: config in, run directory out.
 
 The loop calls a *family* (:class:`Family`: :mod:`losslab.train.gan`,
-:mod:`losslab.train.diffusion`, :mod:`losslab.train.contrastive`) and writes
+:mod:`losslab.train.diffusion`, :mod:`losslab.train.contrastive`,
+:mod:`losslab.train.ebm`; the trainer named by its
+:class:`~losslab.losses.families.FamilySpec`) and writes
 the run directory through :mod:`losslab.rundir`, the one owner of its files:
 
 - ``config.json`` (what was asked), ``metrics.jsonl`` (every ``log_every`` steps),
@@ -26,6 +28,7 @@ not counted; a resumed run counts the seconds its checkpoint had spent).
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 import traceback
@@ -40,10 +43,10 @@ from losslab.config import Config
 from losslab.convergence import is_converged
 from losslab.errors import UserError, unknown_choice
 from losslab.losses import REGISTRIES
+from losslab.losses.families import FAMILY_SPECS
 from losslab.metrics import METRIC_INFO, primary_metric
 from losslab.metrics.representation import knn_accuracy, linear_probe_accuracy
 from losslab.rundir import FINAL_STATUSES, RESULT, is_finished, run_config  # noqa: F401  (re-exported)
-from losslab.train import contrastive, diffusion, ebm, gan
 from losslab.train.common import Diverged, single_network_lr
 
 
@@ -100,8 +103,8 @@ class Family(Protocol):
         """Restore what :meth:`state_dict` saved into a state built by :meth:`init_state`."""
 
 
-# Keys match losslab.losses.REGISTRIES.
-FAMILIES: dict[str, Family] = {"gan": gan, "diffusion": diffusion, "contrastive": contrastive, "ebm": ebm}
+FAMILIES: dict[str, Family] = {name: importlib.import_module(spec.trainer) for name, spec in FAMILY_SPECS.items()}
+"""A view of :data:`losslab.losses.families.FAMILY_SPECS`: family -> its trainer module."""
 
 LOOP_KEYS: frozenset[str] = frozenset(
     {"data.name", "data.data_dir", "data.image_size", "data.n_train",
@@ -153,7 +156,7 @@ def check_overrides(cfg: Config, families: Iterable[str], explicit: Collection[s
         these = " or ".join(fams) + (" families" if len(fams) > 1 else " family")
         raise UserError(f"{source} {key}: not used by the {these} (used by: {', '.join(users) or 'no family'})")
     for f in fams:
-        if f != "gan":  # the single-network families
+        if FAMILY_SPECS[f].single_network:
             single_network_lr(cfg.loss, f)
 
 
