@@ -237,36 +237,6 @@ def check_request(cfg: Config, dataset, losses: list[str], *, metric: str | None
     check_family_data(cfg, dataset, losses)
 
 
-def _is_done(run_dir: Path) -> bool:
-    """Whether a job's run directory holds a finished run; a corrupt result.json counts as not finished.
-
-    A result.json that is not a readable JSON object is reported with a
-    warning and the run is trained again (it resumes from its checkpoint), which
-    rewrites it. A corrupt config.json is a UserError (train_run could not tell
-    whether the directory holds this run).
-    """
-    path = run_dir / rundir.RESULT
-    if path.exists():
-        try:
-            r = rundir.read_json_file(path)
-        except UserError as e:
-            warnings.warn(f"{e.args[0].split(';')[0]}; the run is trained again", stacklevel=2)
-            return False
-        if not isinstance(r, dict):
-            warnings.warn(f"{path} is not a run result (not a JSON object); the run is trained again",
-                          stacklevel=2)
-            return False
-        if r.get("status") in rundir.FINAL_STATUSES:
-            return True
-    cfg_path = run_dir / rundir.CONFIG
-    if cfg_path.exists():
-        c = rundir.read_json_file(cfg_path)
-        if not isinstance(c, dict) or not isinstance(c.get("run"), dict):
-            raise UserError(f"{cfg_path} is not a run configuration (a JSON object with 'run' expected); "
-                            "delete it and rerun the same command to redo that run")
-    return False
-
-
 def group_jobs(jobs: list[rundir.Job], cfg: Config, dataset) -> list[tuple[rundir.Job, ...]]:
     """The jobs as backend tasks: the seeds of a loss that trains batched as one tuple, others one by one.
 
@@ -470,7 +440,7 @@ def run_compare(
     compare.json, reference.npz and data_profile.json (:func:`write_profile`), trains the unfinished runs, writes
     results.json and, with ``report``, the report
     (:func:`losslab.report.build_report`). A run whose result.json is corrupt
-    is trained again with a warning (see :func:`_is_done`).
+    is trained again with a warning (see :func:`losslab.rundir.is_finished`).
 
     ``backend`` "local" (a process pool of ``workers``) or "ray" (Ray tasks: a
     local Ray of ``workers`` CPUs, or the cluster at ``address``; ``out`` must
@@ -541,7 +511,7 @@ def run_compare(
                                            out=out, metric=ranked, workers=workers,
                                            advance=lambda n: bar.advance(stask, n), run_jobs=run_jobs)
                 overrides = search.final_overrides(ledger)
-            todo = [j for j in jobs if not _is_done(out / j.run_dir)]
+            todo = [j for j in jobs if not rundir.is_finished(out / j.run_dir)]
             task = bar.add_task(f"{len(todo)} runs ({len(jobs) - len(todo)} done before)",
                                 total=None if per_run is None else len(todo) * per_run)
             died = run_jobs(partial(run_group, cfg, str(out), overrides=overrides), group_jobs(todo, cfg, dataset),

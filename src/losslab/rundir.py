@@ -216,9 +216,35 @@ def read_result(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def is_finished(run_dir: str | Path) -> bool:
-    """A run is finished when its result.json records ok or diverged."""
-    r = read_result(run_dir)
-    return r is not None and r.get("status") in FINAL_STATUSES
+    """Whether a run directory holds a finished run (result.json records ok or diverged): the one place
+    that decides it. A corrupt result.json counts as not finished.
+
+    A result.json that is not a readable JSON object is reported with a
+    warning and the run is trained again (it resumes from its checkpoint), which
+    rewrites it. A corrupt config.json is a UserError (train_run could not tell
+    whether the directory holds this run).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / RESULT
+    if path.exists():
+        try:
+            r = read_json_file(path)
+        except UserError as e:
+            warnings.warn(f"{e.args[0].split(';')[0]}; the run is trained again", stacklevel=2)
+            return False
+        if not isinstance(r, dict):
+            warnings.warn(f"{path} is not a run result (not a JSON object); the run is trained again",
+                          stacklevel=2)
+            return False
+        if r.get("status") in FINAL_STATUSES:
+            return True
+    cfg_path = run_dir / CONFIG
+    if cfg_path.exists():
+        c = read_json_file(cfg_path)
+        if not isinstance(c, dict) or not isinstance(c.get("run"), dict):
+            raise UserError(f"{cfg_path} is not a run configuration (a JSON object with 'run' expected); "
+                            "delete it and rerun the same command to redo that run")
+    return False
 
 
 def write_result(run_dir: str | Path, result: dict[str, Any]) -> None:
