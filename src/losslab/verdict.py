@@ -182,7 +182,7 @@ def read_runs(out: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def read_profile(out: Path) -> dict[str, Any] | None:
-    """``OUT/data_profile.json`` (written by :func:`losslab.compare.write_profile`), or None.
+    """``OUT/data_profile.json`` (written by :func:`losslab.rundir.write_profile`), or None.
 
     None when the file is missing (a comparison of an older version) or
     unreadable, with a warning in that case: the profile only adds to the
@@ -312,7 +312,7 @@ def add_ladder(out: Path, results: dict[str, Any]) -> dict[str, Any]:
     """Copy ``OUT/ladder.json`` into ``results`` and place each loss's mean FID on it (in place).
 
     Sets ``results["ladder"]`` (the file's content: ``feature_net``, ``n``,
-    ``seed``, ``seconds``, ``rungs``; see :func:`losslab.compare.write_ladder`),
+    ``seed``, ``seconds``, ``rungs``; see :func:`losslab.rundir.write_ladder`),
     ``results["dataset"]["feature_net_quality"]`` (the SimCLR half's quality
     figures, or null) and, on each ranking row whose ok runs measured ``fid``
     **in the ladder's feature network**, ``fid_mean`` (the seed mean of ``fid``)

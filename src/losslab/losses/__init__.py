@@ -96,5 +96,5 @@ def family_of(name: str) -> str:
     raise unknown_loss(name, [n for r in REGISTRIES.values() for n in r])
 
 
-__all__ = ["ALIASES", "FAMILY_SPECS", "FamilySpec", "GAN_LOSSES", "GAN_LOSS_NAMES", "GANLoss", "REGISTRIES",
+__all__ = ["ALIASES", "CONTRASTIVE_LOSSES", "DIFFUSION_LOSSES", "EBM_LOSSES", "FAMILY_SPECS", "FamilySpec", "GAN_LOSSES", "GAN_LOSS_NAMES", "GANLoss", "REGISTRIES",
            "family_of", "get_gan_loss", "get_spec", "unknown_loss"]
