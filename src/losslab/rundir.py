@@ -72,6 +72,12 @@ CURVE = "curve.jsonl"
 SEARCH = "search"
 SEARCH_RESULTS = "search.json"
 SNAPSHOTS = "snapshots.npz"
+DIFFUSION_ARTIFACTS = "diffusion.npz"
+"""A diffusion run's forward strip, reverse chain and bucket losses (``losslab.train.diffusion.artifacts``)."""
+EMBEDDING = "embedding.npz"
+"""A contrastive run's 2-D PCA of test embeddings (``losslab.train.contrastive.artifacts``)."""
+EBM_ARTIFACTS = "ebm.json"
+"""An EBM run's sampler and failure signatures (``losslab.train.ebm.artifacts``)."""
 
 FINAL_STATUSES = ("ok", "diverged")
 

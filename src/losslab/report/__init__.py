@@ -25,7 +25,7 @@ import numpy as np
 from losslab.errors import UserError
 from losslab import io
 from losslab.io import atomic_write_bytes, read_jsonl
-from losslab.rundir import METRICS, REFERENCE, RESULT, RESULTS, SAMPLES, read_json_file
+from losslab.rundir import DIFFUSION_ARTIFACTS, METRICS, REFERENCE, RESULT, RESULTS, SAMPLES, read_json_file
 from losslab.report import plots
 from losslab.report.answer import answer
 from losslab.report.diffusion import plot_diffusion
@@ -252,7 +252,7 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
     # 6. Diffusion runs: forward strip, reverse trajectory, loss per timestep bucket.
     for loss, rs in by_loss.items():
         ok = sorted((r for r in rs if r.get("status") == "ok"), key=lambda r: r.get("seed") != 0)
-        run = next((r for r in ok if (out / str(r.get("run_dir"))).joinpath("diffusion.npz").exists()), None)
+        run = next((r for r in ok if (out / str(r.get("run_dir"))).joinpath(DIFFUSION_ARTIFACTS).exists()), None)
         if run is None:
             continue
         rel = f"figures/diffusion_{_safe(loss)}.png"

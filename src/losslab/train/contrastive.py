@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from losslab import io
+from losslab import io, rundir
 from losslab.config import Config, loss_hparams
 from losslab.data.augment import augment, two_views
 from losslab.errors import UserError
@@ -534,7 +534,7 @@ def artifacts(state: ContrastiveState, dataset, run_dir: str | Path) -> None:
         "data": np.array(str(dataset.name)),
         "g_updates": np.array(state.g_updates),
     }
-    io.atomic_write_bytes(Path(run_dir) / "embedding.npz", io.npz_bytes(**arrays))
+    io.atomic_write_bytes(Path(run_dir) / rundir.EMBEDDING, io.npz_bytes(**arrays))
 
 
 def state_dict(state: ContrastiveState) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from losslab import io, schedules
+from losslab import io, rundir, schedules
 from losslab.config import Config, loss_hparams
 from losslab.errors import unknown_choice
 from losslab.losses.diffusion import DiffusionLoss, DiffusionObjective, get_diffusion_loss
@@ -450,7 +450,7 @@ def artifacts(state: DiffusionState, dataset, run_dir: str | Path, *, seed: int 
         "eta": np.array(float(state.hp["eta"])),
         "g_updates": np.array(state.g_updates),
     }
-    io.atomic_write_bytes(Path(run_dir) / "diffusion.npz", io.npz_bytes(**arrays))
+    io.atomic_write_bytes(Path(run_dir) / rundir.DIFFUSION_ARTIFACTS, io.npz_bytes(**arrays))
 
 
 _BOX = ("shift", "scale", "lo", "hi")

@@ -353,7 +353,7 @@ def artifacts(state: EBMState, dataset, run_dir: str | Path) -> None:
     ``failure_signatures`` (:func:`failure_signatures` of ``metrics.jsonl``).
     """
     hp = state.hp
-    io.atomic_write_json(Path(run_dir) / "ebm.json", {
+    io.atomic_write_json(Path(run_dir) / rundir.EBM_ARTIFACTS, {
         "objective": state.loss.objective, "sample_init": "uniform noise on the box", "sample_steps": nfe(state),
         "step_size": hp["step_size"], "noise_scale": hp["noise_scale"], "langevin_steps": hp.get("langevin_steps"),
         "failure_signatures": failure_signatures(rundir.read_metrics(run_dir)),
