@@ -20,20 +20,14 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
-def _resolve_config(args):
+def _resolve_config(args, overrides):
     """Config for ``--data``: kind preset < --config < --set < --steps (:func:`losslab.api.resolve_config`)."""
     from losslab import api  # torch and the trainers: not needed for `losslab --help`
 
-    return api.resolve_config(args.data, data_dir=args.data_dir, config_file=args.config, sets=args.set,
-                              steps=args.steps, device=getattr(args, "device", None),
-                              batch_seeds=False if getattr(args, "no_batch_seeds", False) else None)
-
-
-def _check_overrides(args, cfg, losses: list[str]) -> None:
-    """Every key the user set (--set, --config) must be read by a family of ``losses``; else one line, exit 2."""
-    from losslab import api
-
-    api.check_overrides(cfg, losses, sets=args.set, config_file=args.config)
+    return api.resolve_config(args.data, data_dir=args.data_dir, steps=args.steps,
+                              device=getattr(args, "device", None),
+                              batch_seeds=False if getattr(args, "no_batch_seeds", False) else None,
+                              overrides=overrides)
 
 
 def _check_losses(names, family: str | None = None) -> list[str]:
@@ -73,7 +67,7 @@ def cmd_compare(args) -> None:
             res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, workers=workers,
                                   quiet=args.quiet, metric=args.metric, report=True,
                                   backend=args.backend, address=args.address,
-                                  seed_start=args.seed_start, search_trials=args.search)
+                                  seed_start=args.seed_start, search_trials=args.search, checked=True)
         finally:
             _print_warnings(caught)
     paths = report_paths(args.out)
@@ -96,9 +90,13 @@ def cmd_train(args) -> None:
     from losslab.losses import family_of
     from losslab.train.loop import train_run
 
+    from losslab import api
+    from losslab.config import Overrides
+
     _check_losses([args.loss])
-    cfg, ds = _resolve_config(args)
-    _check_overrides(args, cfg, [args.loss])
+    overrides = Overrides.parse(config_file=args.config, sets=args.set)  # --config and --set, parsed once
+    cfg, ds = _resolve_config(args, overrides)
+    api.check_overrides(cfg, [args.loss], overrides=overrides)
     cmp.check_request(cfg, ds, [args.loss])  # before the run directory is made
     if args.dry_run:
         print(io.dumps(cfg.to_dict()))

@@ -279,6 +279,7 @@ def run_compare(
     report: bool = False,
     seed_start: int = 0,
     search_trials: int | None = None,
+    checked: bool = False,
 ) -> dict[str, Any]:
     """Run every (loss, seed) job not yet finished in ``out``, then the verdict (and the report).
 
@@ -308,6 +309,9 @@ def run_compare(
         ``--search N``: first tune every loss with N equal-budget trials on
         seeds from :data:`losslab.search.TRIAL_SEED` (:func:`losslab.search.run_search`),
         then train the final seeds with each loss's best setting.
+    checked : bool
+        The caller already ran :func:`check_request` on ``cfg`` and ``losses``
+        (:func:`losslab.api.prepare` does): it is not run twice.
 
     Returns
     -------
@@ -331,7 +335,8 @@ def run_compare(
     run_jobs = backends.select(backend, address=address, num_cpus_per_task=cfg.train.threads,
                                shared_path=out / rundir.COMPARE if backend == "ray" else None)
     dataset = load_data(cfg)
-    check_request(cfg, dataset, losses, metric=metric)
+    if not checked:
+        check_request(cfg, dataset, losses, metric=metric)
     if (out / rundir.COMPARE).exists():  # a corrupt or foreign compare.json: refused before any write
         old = rundir.read_json_file(out / rundir.COMPARE)
         if not isinstance(old, dict):
