@@ -10,8 +10,10 @@ from test_verdict import write_comparison
 
 from losslab import config as C
 from losslab import io, rundir, verdict
+from losslab.data import load_dataset
 from losslab.losses import GAN_LOSSES
 from losslab.report.answer import LEARNABLE_MARGIN, answer, learnable, loss_findings
+from losslab.train.loop import resolved_hparams
 
 
 def _entry(loss, values, ci=None):
@@ -132,7 +134,7 @@ def test_no_finished_loss_gives_a_no_answer_line():
 
 def test_aggregate_writes_the_answer_findings_and_effective_hyperparameters(tmp_path):
     """verdict.aggregate -> results.json: ``answer`` sentences, each run's ``findings`` from its curves, and
-    ``hparams`` from its config.json through the family's resolution (preset lr_scale and --set applied)."""
+    ``hparams`` as the runs recorded them in result.json (the family's resolution: lr_scale and --set applied)."""
     def rows(loss, seed):  # fakes' energy above the margin (2.0) on 90% of the logged steps
         return [{"step": i, "d_fake": 2.5 if i >= 10 else 1.0, "d_real": 0.3, "g_grad_norm": 1.0, "d_acc": 0.6}
                 for i in range(100)]
@@ -140,13 +142,12 @@ def test_aggregate_writes_the_answer_findings_and_effective_hyperparameters(tmp_
     runs = [{"loss": loss, "seed": s, "status": "ok", "metrics": {"w1": 0.1 + 0.1 * s + (loss == "ns") * (1 + 0.05 * s),
                                                                   "modes_covered": 8, "num_modes": 8}}
             for loss in ("ebgan", "ns") for s in (0, 1)]
-    write_comparison(tmp_path, runs, family="gan", data="ring8", kind="vector", shape=[2], rows=rows)
     cfg = C.Config()
     cfg.loss.margin, cfg.loss.lr_scale = 2.0, 5.0
+    ring8 = load_dataset("ring8")
     for r in runs:
-        rd = tmp_path / rundir.plan([r["loss"]], 1, seed_start=r["seed"])[0].run_dir
-        io.atomic_write_json(rd / rundir.CONFIG, rundir.run_config(cfg, family="gan", loss=r["loss"],
-                                                                   seed=r["seed"], data_name="ring8"))
+        r["hparams"] = resolved_hparams(cfg, ring8, "gan", r["loss"])  # what train_run writes into result.json
+    write_comparison(tmp_path, runs, family="gan", data="ring8", kind="vector", shape=[2], rows=rows)
     res = verdict.aggregate(tmp_path)
     on_disk = rundir.read_json_file(tmp_path / rundir.RESULTS)
     assert on_disk["answer"] == res["answer"] and 2 <= len(res["answer"]) <= 4

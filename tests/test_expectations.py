@@ -197,5 +197,5 @@ def test_tiny_compare_on_ring8_profiles_the_data_and_tests_the_expectations(tmp_
     assert not any(s.startswith("The data:") for s in again["recommendation"]["reasons"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert cmp.write_profile(tmp_path, cmp.load_data(cfg))["num_modes"] == 8
+        assert rundir.write_profile(tmp_path, cmp.load_data(cfg))["num_modes"] == 8
     assert io.read_json(tmp_path / rundir.PROFILE) == prof

@@ -25,7 +25,7 @@ import numpy as np
 from losslab.errors import UserError
 from losslab import io
 from losslab.io import atomic_write_bytes, read_jsonl
-from losslab.rundir import METRICS, REFERENCE, RESULT, RESULTS, SAMPLES, read_json_file
+from losslab.rundir import DIFFUSION_ARTIFACTS, METRICS, REFERENCE, RESULT, RESULTS, SAMPLES, read_json_file
 from losslab.report import plots
 from losslab.report.answer import answer
 from losslab.report.diffusion import plot_diffusion
@@ -35,7 +35,7 @@ from losslab.report.learning import learning_figures
 from losslab.report.signatures import diagnostics_caption, loss_panels
 from losslab.report.render import report_blocks, to_html, to_markdown
 
-__all__ = ["build_report", "rebuild", "report_paths"]
+__all__ = ["build_report", "report_paths"]
 
 
 # ------------------------------------------------------------------ loading
@@ -252,7 +252,7 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
     # 6. Diffusion runs: forward strip, reverse trajectory, loss per timestep bucket.
     for loss, rs in by_loss.items():
         ok = sorted((r for r in rs if r.get("status") == "ok"), key=lambda r: r.get("seed") != 0)
-        run = next((r for r in ok if (out / str(r.get("run_dir"))).joinpath("diffusion.npz").exists()), None)
+        run = next((r for r in ok if (out / str(r.get("run_dir"))).joinpath(DIFFUSION_ARTIFACTS).exists()), None)
         if run is None:
             continue
         rel = f"figures/diffusion_{_safe(loss)}.png"
@@ -345,33 +345,3 @@ def build_report(out_dir: str | Path, *, quiet: bool = True) -> dict[str, Path]:
         for key, path in paths.items():
             print(f"{key}: {path}", file=sys.stderr)
     return paths
-
-
-def rebuild(out_dir: str | Path) -> dict[str, Path]:
-    """``losslab report OUT``: results.json and the report again, from the run directories alone.
-
-    Holds :func:`losslab.rundir.lock_dir` on ``OUT`` throughout and first
-    removes the temp files of interrupted writes (:func:`losslab.io.clean_stale_temps`),
-    then runs :func:`losslab.verdict.aggregate` and :func:`build_report`.
-
-    Returns
-    -------
-    dict
-        :func:`report_paths`.
-
-    Raises
-    ------
-    UserError
-        ``OUT`` is not a directory, is in use by another losslab process, or
-        holds a missing or corrupt comparison file (one line naming it).
-    """
-    from losslab.rundir import lock_dir
-    from losslab.verdict import aggregate  # here: the verdict imports losslab.report.families
-
-    out = Path(out_dir)
-    if not out.is_dir():
-        raise UserError(f"no such directory: {out}")
-    with lock_dir(out):
-        io.clean_stale_temps(out)
-        aggregate(out)
-        return build_report(out)

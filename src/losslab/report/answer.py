@@ -13,16 +13,14 @@ learnable", not a winner.
 :func:`add_answer` is what :func:`losslab.verdict.aggregate` calls before it
 writes ``results.json``: it attaches each run's ``findings`` (read from its
 ``metrics.jsonl``), the effective hyperparameters of every loss
-(``hparams``: its run's ``config.json`` through the family's own
-``hparams(loss, cfg, dataset)``, presets and overrides applied) and the
-``answer``.
+(``hparams``: what the run recorded in its result.json, resolved by the
+family during training, presets and overrides applied) and the ``answer``.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
@@ -35,9 +33,8 @@ from losslab.errors import UserError
 from losslab.expectations import finding_phrase, profile_summary
 from losslab.losses import REGISTRIES
 from losslab.report.style import clip_ci
-from losslab.train.loop import FAMILIES as TRAIN_FAMILIES
 
-__all__ = ["LEARNABLE_MARGIN", "add_answer", "answer", "effective_hparams", "expected_sentence", "ladder_sentence",
+__all__ = ["LEARNABLE_MARGIN", "add_answer", "answer", "run_hparams", "expected_sentence", "ladder_sentence",
            "learnable", "loss_findings"]
 
 LEARNABLE_MARGIN = 0.02
@@ -335,43 +332,28 @@ def ladder_sentence(results: dict, loss: str) -> str | None:
 # ------------------------------------------------------------------ attach to results.json
 
 
-def effective_hparams(run_dir: Path, dataset: dict) -> dict[str, Any]:
-    """A run's loss hyperparameters after presets and overrides: its ``config.json`` through its family's
-    ``hparams(loss, cfg, dataset)`` (``losslab.train``), plus ``lr_scale`` when the config sets one.
-
-    Returns ``{}`` when the run directory or its config cannot be read (the report shows a dash).
-    """
-    try:
-        info = rundir.read_run(run_dir)
-        cfg = info.cfg()
-        spec = REGISTRIES[info.family][info.loss]
-        stub = SimpleNamespace(kind=dataset.get("kind") or "vector", shape=tuple(dataset.get("shape") or ()),
-                               name=dataset.get("name"))
-        hp = dict(TRAIN_FAMILIES[info.family].hparams(spec, cfg, stub))
-    except (UserError, OSError, KeyError, TypeError, ValueError, AttributeError):
-        return {}
-    if getattr(cfg.loss, "lr_scale", None) is not None:
-        hp["lr_scale"] = cfg.loss.lr_scale
-    hp["steps"], hp["batch_size"] = cfg.train.steps, cfg.train.batch_size
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in hp.items()
-            if v is None or isinstance(v, (int, float, str, bool, tuple, list))}
+def run_hparams(run: dict) -> dict[str, Any]:
+    """A run's resolved loss hyperparameters as its result.json records them
+    (:func:`losslab.train.loop.resolved_hparams`); ``{}`` for a run written before
+    result.json carried them (the report then shows a dash)."""
+    hp = run.get("hparams")
+    return dict(hp) if isinstance(hp, dict) else {}
 
 
 def add_answer(out: str | Path, results: dict) -> dict:
     """Attach ``findings`` to each run, ``hparams`` per loss and the ``answer`` to ``results`` (in place).
 
-    Reads each run's ``metrics.jsonl`` and ``config.json`` under ``out``; a
-    missing or unreadable file gives no findings / no hyperparameters, never
-    an error. Returns ``results``.
+    Reads each run's ``metrics.jsonl`` under ``out`` and its hyperparameters from
+    the run's result.json entry; a missing or unreadable file gives no findings /
+    no hyperparameters, never an error. Returns ``results``.
     """
     out = Path(out)
-    ds = results.get("dataset") if isinstance(results.get("dataset"), dict) else {}
     hparams: dict[str, dict] = {}
     for r in results.get("runs") or []:
         rd = out / str(r.get("run_dir") or "")
         if not r.get("run_dir") or r.get("status") == "missing":
             continue
-        hp = effective_hparams(rd, ds)
+        hp = run_hparams(r)
         if hp and str(r.get("loss")) not in hparams:
             hparams[str(r.get("loss"))] = hp
         try:

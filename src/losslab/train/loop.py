@@ -1,7 +1,9 @@
 """One model-agnostic training loop: config in, run directory out.
 
 The loop calls a *family* (:class:`Family`: :mod:`losslab.train.gan`,
-:mod:`losslab.train.diffusion`, :mod:`losslab.train.contrastive`) and writes
+:mod:`losslab.train.diffusion`, :mod:`losslab.train.contrastive`,
+:mod:`losslab.train.ebm`; the trainer named by its
+:class:`~losslab.losses.families.FamilySpec`) and writes
 the run directory through :mod:`losslab.rundir`, the one owner of its files:
 
 - ``config.json`` (what was asked), ``metrics.jsonl`` (every ``log_every`` steps),
@@ -26,6 +28,7 @@ not counted; a resumed run counts the seconds its checkpoint had spent).
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 import traceback
@@ -39,10 +42,11 @@ from losslab import rundir
 from losslab.config import Config
 from losslab.convergence import is_converged
 from losslab.errors import UserError, unknown_choice
+from losslab.losses import REGISTRIES
+from losslab.losses.families import FAMILY_SPECS
 from losslab.metrics import METRIC_INFO, primary_metric
 from losslab.metrics.representation import knn_accuracy, linear_probe_accuracy
 from losslab.rundir import FINAL_STATUSES, RESULT, is_finished, run_config  # noqa: F401  (re-exported)
-from losslab.train import contrastive, diffusion, ebm, gan
 from losslab.train.common import Diverged, single_network_lr
 
 
@@ -99,8 +103,8 @@ class Family(Protocol):
         """Restore what :meth:`state_dict` saved into a state built by :meth:`init_state`."""
 
 
-# Keys match losslab.losses.REGISTRIES.
-FAMILIES: dict[str, Family] = {"gan": gan, "diffusion": diffusion, "contrastive": contrastive, "ebm": ebm}
+FAMILIES: dict[str, Family] = {name: importlib.import_module(spec.trainer) for name, spec in FAMILY_SPECS.items()}
+"""A view of :data:`losslab.losses.families.FAMILY_SPECS`: family -> its trainer module."""
 
 LOOP_KEYS: frozenset[str] = frozenset(
     {"data.name", "data.data_dir", "data.image_size", "data.n_train",
@@ -152,7 +156,7 @@ def check_overrides(cfg: Config, families: Iterable[str], explicit: Collection[s
         these = " or ".join(fams) + (" families" if len(fams) > 1 else " family")
         raise UserError(f"{source} {key}: not used by the {these} (used by: {', '.join(users) or 'no family'})")
     for f in fams:
-        if f != "gan":  # the single-network families
+        if FAMILY_SPECS[f].single_network:
             single_network_lr(cfg.loss, f)
 
 
@@ -286,6 +290,29 @@ def try_resume(run_dir: Path, fam: Family, state) -> dict[str, float]:
             "curve_seconds": float(meta.get("curve_seconds", 0.0))}
 
 
+def resolved_hparams(cfg: Config, dataset, family: str, loss: str) -> dict[str, Any]:
+    """The run's loss hyperparameters after presets and overrides, as result.json's ``hparams`` records them.
+
+    The family's own resolution (``hparams(spec, cfg, dataset)``), plus ``lr_scale``
+    when the config sets one and the budget's ``steps`` and ``batch_size``; only
+    JSON values (tuples become lists). The verdict and the report read it from
+    result.json and never resolve a loss themselves.
+
+    Raises:
+        UserError: an unknown family or loss; a single-network family whose
+            ``loss.lr_g`` and ``loss.lr_d`` differ.
+    """
+    spec = REGISTRIES[family][loss] if loss in REGISTRIES.get(family, {}) else None
+    if spec is None:
+        raise unknown_choice(f"{family} loss", loss, REGISTRIES.get(family, {}))
+    hp = dict(get_family(family).hparams(spec, cfg, dataset))
+    if cfg.loss.lr_scale is not None:
+        hp["lr_scale"] = cfg.loss.lr_scale
+    hp["steps"], hp["batch_size"] = cfg.train.steps, cfg.train.batch_size
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in hp.items()
+            if v is None or isinstance(v, (int, float, str, bool, tuple, list))}
+
+
 def train_run(
     run_dir: str | Path,
     cfg: Config,
@@ -379,6 +406,7 @@ def train_run(
 
     try:
         state = fam.init_state(cfg, dataset, loss, seed)
+        result["hparams"] = resolved_hparams(cfg, dataset, family, loss)
         clock0 = try_resume(run_dir, fam, state)
         curve = rundir.read_curve(run_dir)
         t0 = time.perf_counter()  # the clocks count training (and curve points), not building the state
