@@ -45,6 +45,7 @@ from losslab.metrics.features import STACKED_NAME
 from losslab.metrics.representation import METRIC_INFO_REPRESENTATION
 from losslab.metrics.features import get_feature_net
 from losslab.metrics.ladder import quality_ladder
+from losslab.noise_floor import write_noise_floor
 from losslab.train.batched import batchable, train_batched
 from losslab.train.common import resolve_device
 from losslab.train.loop import train_run
@@ -527,6 +528,10 @@ def run_compare(
         if dataset.kind == "image" and any(j.family != "contrastive" for j in jobs):
             fnet = feature_net_for(dataset, progress=not quiet)  # train once here, workers read the cache
             write_ladder(out, dataset, fnet, n=cfg.train.n_eval, quiet=quiet)
+        if any(j.family != "contrastive" for j in jobs):  # a perfect generator's scores (losslab.noise_floor)
+            write_noise_floor(out, dataset, evaluate=make_evaluator(cfg, dataset), n=cfg.train.n_eval,
+                              curve_evaluate=make_evaluator(cfg, dataset, n=cfg.train.curve_n),
+                              curve_n=cfg.train.curve_n if cfg.train.curve_points else None, quiet=quiet)
 
         per_run = None if cfg.train.budget_seconds is not None else cfg.train.steps  # None: a time budget
         columns = (TextColumn("[bold]compare[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
