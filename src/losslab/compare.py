@@ -76,9 +76,12 @@ def feature_net_for(dataset, *, progress: bool = False):
     return get_feature_net(dataset, progress=progress)
 
 
-def make_evaluator(cfg: Config, dataset, *, n: int | None = None) -> Callable[[Any, torch.Tensor], dict]:
+def make_evaluator(cfg: Config, dataset, *, n: int | None = None,
+                   reference_seed: int = rundir.REFERENCE_SEED) -> Callable[[Any, torch.Tensor], dict]:
     """evaluate(dataset, samples) for generative families on ``n`` generated and ``n`` real samples
-    (default ``train.n_eval``; the curve points use ``train.curve_n``); the feature net loads on first use."""
+    (default ``train.n_eval``; the curve points use ``train.curve_n``), the real ones drawn with
+    ``reference_seed`` (search trials: :data:`losslab.search.VALIDATION_SEED`); the feature net (of
+    ``dataset``) loads on first use."""
     fnet: list = []
     n = cfg.train.n_eval if n is None else n
 
@@ -86,7 +89,7 @@ def make_evaluator(cfg: Config, dataset, *, n: int | None = None) -> Callable[[A
         if not fnet:  # cached on the CPU, run on train.device
             net = feature_net_for(dataset)
             fnet.append(net.to(resolve_device(cfg.train.device)) if net is not None else None)
-        return evaluate(ds, samples, generator=torch.Generator().manual_seed(rundir.REFERENCE_SEED),
+        return evaluate(ds, samples, generator=torch.Generator().manual_seed(reference_seed),
                         n=n, feature_net=fnet[0])
 
     return _eval
@@ -118,14 +121,19 @@ def run_job(cfg: Config, out: str, job: rundir.Job | search.TrialJob, progress: 
     ``{"section.key": value}`` settings of that loss only (``--search``'s best
     settings); a job with its own ``overrides`` (a search trial,
     :class:`losslab.search.TrialJob`) uses those. They are applied to the
-    run's config, so its config.json records them.
+    run's config, so its config.json records them. A search trial trains and is scored on
+    :func:`losslab.search.validation_data` with the reference seed
+    :data:`losslab.search.VALIDATION_SEED`: it never reads the test reference.
     """
     dataset = load_data(cfg)
     own = getattr(job, "overrides", None)
     run_cfg = with_overrides(cfg, dict(own) if own else (overrides or {}).get(job.loss))
-    return train_run(Path(out) / job.run_dir, run_cfg, dataset, loss=job.loss, seed=job.seed, family=job.family,
-                     evaluate=make_evaluator(run_cfg, dataset), progress=progress,
-                     curve_evaluate=make_evaluator(run_cfg, dataset, n=run_cfg.train.curve_n))
+    data, ref = dataset, rundir.REFERENCE_SEED
+    if isinstance(job, search.TrialJob):
+        data, ref = search.validation_data(dataset), search.VALIDATION_SEED
+    return train_run(Path(out) / job.run_dir, run_cfg, data, loss=job.loss, seed=job.seed, family=job.family,
+                     evaluate=make_evaluator(run_cfg, dataset, reference_seed=ref), progress=progress,
+                     curve_evaluate=make_evaluator(run_cfg, dataset, n=run_cfg.train.curve_n, reference_seed=ref))
 
 
 # --------------------------------------------------------------------------- checks before any write
