@@ -11,8 +11,10 @@ The rules (also in docs/ARCHITECTURE.md):
 - **evaluation error** (:func:`eval_sd`): each curve point carries ``eval_sd``
   (:func:`losslab.train.loop.curve_point`: two independent evaluations of the
   same model, ``|v1 - v2| / sqrt 2``); a curve's evaluation standard deviation
-  ``s`` pools them over its points (root mean square: one degree of freedom
-  per point). Points without it (runs of older versions) give ``s = 0``.
+  ``s`` pools them over its points in the second half of the budget, where
+  convergence is judged (root mean square: one degree of freedom per point;
+  all points when fewer than 2 lie there). Points without it (runs of older
+  versions) give ``s = 0``.
 - **converged** (:func:`is_converged`): let ``B`` be the run's budget on the
   axis it was measured in (generator updates for ``--steps``, training seconds
   for ``--budget-seconds``), ``v0`` the metric at the start of the last
@@ -79,14 +81,23 @@ def _values(curve: list[dict], metric: str, axis: str) -> tuple[np.ndarray, np.n
     return x, y
 
 
-def eval_sd(curve: list[dict], metric: str) -> float:
+def eval_sd(curve: list[dict], metric: str, *, after: float | None = None, axis: str = "g_updates") -> float:
     """The curve's evaluation standard deviation of ``metric``: the root mean square of its points' ``eval_sd``.
 
-    0.0 when no point carries one (older runs: the rule falls back to the 5% threshold alone).
+    With ``after``, only the points past that position on ``axis`` (the noise near the end of a curve,
+    where it is judged: earlier points at other levels can have another noise), unless fewer than 2
+    such points carry one. 0.0 when no point carries one (older runs: the rule falls back to the 5%
+    threshold alone).
     """
-    v = [float((p.get("eval_sd") or {}).get(metric)) for p in curve
-         if isinstance((p.get("eval_sd") or {}).get(metric), (int, float))
-         and math.isfinite(float(p["eval_sd"][metric]))]
+    def sds(points):
+        return [float(p["eval_sd"][metric]) for p in points
+                if isinstance((p.get("eval_sd") or {}).get(metric), (int, float))
+                and math.isfinite(float(p["eval_sd"][metric]))]
+
+    v = sds(curve)
+    if after is not None:
+        late = sds([p for p in curve if isinstance(p.get(axis), (int, float)) and p[axis] > after + 1e-9])
+        v = late if len(late) >= 2 else v
     return float(math.sqrt(np.mean(np.square(v)))) if v else 0.0
 
 
@@ -147,7 +158,7 @@ def is_converged(curve: list[dict], metric: str, higher: bool, *, budget: float 
     end = float(y[after[-1]])
     if not (math.isfinite(start) and math.isfinite(end)):
         return None
-    s = eval_sd(curve, metric) if sd is None else float(sd)
+    s = eval_sd(curve, metric, after=0.5 * b, axis=axis) if sd is None else float(sd)
     change = (end - start) if higher else (start - end)
     return bool(change <= _tolerance(start, s, rel))
 
@@ -162,9 +173,9 @@ def recheck_convergence(runs: list[dict], metric: str, higher: bool, spec: dict[
     """Set each ok run's ``converged`` on the ranked ``metric`` from its curve (in place).
 
     The run wrote it for its family's default metric; ``--metric`` ranks on
-    another. A run without a curve, or whose curve lacks ``metric``, gets
-    None (undetermined: neither converged nor not). Each such run also gets
-    ``converged_metric`` (``metric``).
+    another. A run whose curve lacks ``metric`` gets None (undetermined:
+    neither converged nor not); a run without a curve keeps what it wrote
+    (None from the loop). Each recomputed run gets ``converged_metric``.
     """
     train = spec["config"]["train"]
     seconds = train.get("budget_seconds")
@@ -173,8 +184,9 @@ def recheck_convergence(runs: list[dict], metric: str, higher: bool, spec: dict[
         if r.get("status") != "ok":
             continue
         curve = r.get("curve") or []
-        r["converged"] = is_converged(curve, metric, higher, budget=budget, axis=axis) if curve else None
-        r["converged_metric"] = metric
+        if curve:
+            r["converged"] = is_converged(curve, metric, higher, budget=budget, axis=axis)
+            r["converged_metric"] = metric
 
 
 def mean_curve(curves: list[list[dict]], metric: str, axis: str = "g_updates") -> dict[str, Any] | None:
@@ -189,7 +201,9 @@ def mean_curve(curves: list[list[dict]], metric: str, axis: str = "g_updates") -
         :func:`eval_sd` pooled over the seeds / sqrt(seeds)); None when no
         curve has the metric.
     """
-    pairs = [(_values(c, metric, axis), eval_sd(c, metric)) for c in curves]
+    pairs = [(_values(c, metric, axis), eval_sd(c, metric, after=0.5 * max((float(p.get(axis) or 0) for p in c),
+                                                                          default=0.0), axis=axis))
+             for c in curves]
     pairs = [(x, y, s) for (x, y), s in pairs if len(x)]
     if not pairs:
         return None
