@@ -306,7 +306,9 @@ def _curve_and_search_figures(figdir: Path, results: dict, by_loss: dict[str, li
                          for loss, e in search["losses"].items())
         figs.append(("figures/search.png", "Equal-budget tuning",
                      f"Each loss had {search.get('trials')} trials of the same budget on seeds from "
-                     f"{search.get('trial_seed')} (not the final seeds); the ranking above uses each loss's best "
+                     f"{search.get('trial_seed')} (not the final seeds), scored on "
+                     f"{search.get('scored_on') or 'the test reference (a search of an older version)'}; sampler: "
+                     f"{search.get('sampler')}. The ranking above uses each loss's best "
                      f"setting: {best or 'none finished (defaults kept)'}."))
     return figs
 
