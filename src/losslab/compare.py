@@ -38,6 +38,7 @@ from losslab.metrics import MAX_OT_SAMPLES, METRIC_INFO, evaluate, primary_metri
 from losslab.metrics.features import STACKED_NAME
 from losslab.metrics.representation import METRIC_INFO_REPRESENTATION
 from losslab.metrics.features import get_feature_net
+from losslab.noise_floor import write_noise_floor
 from losslab.train.batched import batchable, train_batched
 from losslab.train.common import resolve_device
 from losslab.train.loop import train_run
@@ -67,9 +68,12 @@ def feature_net_for(dataset, *, progress: bool = False):
     return get_feature_net(dataset, progress=progress)
 
 
-def make_evaluator(cfg: Config, dataset, *, n: int | None = None) -> Callable[[Any, torch.Tensor], dict]:
+def make_evaluator(cfg: Config, dataset, *, n: int | None = None,
+                   reference_seed: int = rundir.REFERENCE_SEED) -> Callable[[Any, torch.Tensor], dict]:
     """evaluate(dataset, samples) for generative families on ``n`` generated and ``n`` real samples
-    (default ``train.n_eval``; the curve points use ``train.curve_n``); the feature net loads on first use."""
+    (default ``train.n_eval``; the curve points use ``train.curve_n``), the real ones drawn with
+    ``reference_seed`` (search trials: :data:`losslab.search.VALIDATION_SEED`); the feature net (of
+    ``dataset``) loads on first use."""
     fnet: list = []
     n = cfg.train.n_eval if n is None else n
 
@@ -77,7 +81,7 @@ def make_evaluator(cfg: Config, dataset, *, n: int | None = None) -> Callable[[A
         if not fnet:  # cached on the CPU, run on train.device
             net = feature_net_for(dataset)
             fnet.append(net.to(resolve_device(cfg.train.device)) if net is not None else None)
-        return evaluate(ds, samples, generator=torch.Generator().manual_seed(rundir.REFERENCE_SEED),
+        return evaluate(ds, samples, generator=torch.Generator().manual_seed(reference_seed),
                         n=n, feature_net=fnet[0])
 
     return _eval
@@ -109,14 +113,19 @@ def run_job(cfg: Config, out: str, job: rundir.Job | search.TrialJob, progress: 
     ``{"section.key": value}`` settings of that loss only (``--search``'s best
     settings); a job with its own ``overrides`` (a search trial,
     :class:`losslab.search.TrialJob`) uses those. They are applied to the
-    run's config, so its config.json records them.
+    run's config, so its config.json records them. A search trial trains and is scored on
+    :func:`losslab.search.validation_data` with the reference seed
+    :data:`losslab.search.VALIDATION_SEED`: it never reads the test reference.
     """
     dataset = load_data(cfg)
     own = getattr(job, "overrides", None)
     run_cfg = with_overrides(cfg, dict(own) if own else (overrides or {}).get(job.loss))
-    return train_run(Path(out) / job.run_dir, run_cfg, dataset, loss=job.loss, seed=job.seed, family=job.family,
-                     evaluate=make_evaluator(run_cfg, dataset), progress=progress,
-                     curve_evaluate=make_evaluator(run_cfg, dataset, n=run_cfg.train.curve_n))
+    data, ref = dataset, rundir.REFERENCE_SEED
+    if isinstance(job, search.TrialJob):
+        data, ref = search.validation_data(dataset), search.VALIDATION_SEED
+    return train_run(Path(out) / job.run_dir, run_cfg, data, loss=job.loss, seed=job.seed, family=job.family,
+                     evaluate=make_evaluator(run_cfg, dataset, reference_seed=ref), progress=progress,
+                     curve_evaluate=make_evaluator(run_cfg, dataset, n=run_cfg.train.curve_n, reference_seed=ref))
 
 
 # --------------------------------------------------------------------------- checks before any write
@@ -351,6 +360,10 @@ def run_compare(
         if dataset.kind == "image" and any(get_spec(j.family).generates for j in jobs):
             fnet = feature_net_for(dataset, progress=not quiet)  # train once here, workers read the cache
             rundir.write_ladder(out, dataset, fnet, n=cfg.train.n_eval, quiet=quiet)
+        if any(get_spec(j.family).generates for j in jobs):  # a perfect generator's scores (losslab.noise_floor)
+            write_noise_floor(out, dataset, evaluate=make_evaluator(cfg, dataset), n=cfg.train.n_eval,
+                              curve_evaluate=make_evaluator(cfg, dataset, n=cfg.train.curve_n),
+                              curve_n=cfg.train.curve_n if cfg.train.curve_points else None, quiet=quiet)
 
         per_run = None if cfg.train.budget_seconds is not None else cfg.train.steps  # None: a time budget
         columns = (TextColumn("[bold]compare[/] {task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -31,11 +31,12 @@ from scipy import stats
 from losslab import io, rundir
 from losslab.diagnose import D_ACC_WINNING
 from losslab import stats as lstats
-from losslab.convergence import extend_results
+from losslab.convergence import extend_results, recheck_convergence
 from losslab.errors import UserError
 from losslab.expectations import check_expectations, profile_reasons
 from losslab.losses import FAMILY_SPECS, family_of
 from losslab.metrics import METRIC_INFO, primary_metric
+from losslab.noise_floor import add_noise_floor
 from losslab.report.answer import add_answer
 from losslab.report.families import describe
 
@@ -268,6 +269,7 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
         raise UserError(f"metric {primary!r} was not measured; choose from: {', '.join(measured)}")
     info = METRIC_INFO.get(primary, {})
     higher = bool(info.get("higher_is_better", False))
+    recheck_convergence(runs, primary, higher, spec)  # each run's converged on the ranked metric, not the default
 
     ranking = [_rank_entry(loss, runs, primary, higher) for loss in spec["losses"]]
     sign = -1.0 if higher else 1.0
@@ -302,6 +304,7 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
         "notes": _notes(runs) + words.notes(ranking, runs, spec.get("data", "")),
     }
     add_ladder(out, results)  # the quality ladder's rungs and each loss's place among them
+    add_noise_floor(out, results)  # a perfect generator's scores: noise_floor, noise_floor_curve
     extend_results(out, spec, runs, results)  # converged_rate per row, budget.suggested_steps, search
     add_answer(out, results)  # findings per run, effective hyperparameters, the answer in words
     io.atomic_write_json(out / rundir.RESULTS, results)
@@ -516,7 +519,7 @@ def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool,
              and (r["effect"] is None or r["effect"] > 0)}
     group = [e["loss"] for e in usable if e["loss"] not in worse]
     tested = best["n_ok"] >= 2 and all(r["n_paired"] >= 2 for r in vs_best)
-    conv = [bool(r["converged"]) for r in runs if r.get("status") == "ok" and "converged" in r]
+    conv = [bool(r["converged"]) for r in runs if r.get("status") == "ok" and r.get("converged") is not None]
     undertrained = bool(conv) and sum(conv) < len(conv) / 2
     verdict = ("undertrained" if undertrained else
                "clear winner" if group == [best["loss"]] and tested else "no clear winner")

@@ -281,17 +281,23 @@ def _curve_and_search_figures(figdir: Path, results: dict, by_loss: dict[str, li
               for loss, rs in by_loss.items()}
     curves = {k: v for k, v in curves.items() if v}
     if curves:
-        plots.plot_curves(curves, primary, hib, figdir / "curves.png")
+        floor = (results.get("noise_floor_curve") or {}).get(primary)
+        plots.plot_curves(curves, primary, hib, figdir / "curves.png", floor=floor)
         b = results.get("budget") or {}
         rates = ", ".join(f"{e['loss']} {e['converged_rate']:.0%}" for e in results.get("ranking") or []
                           if plots.is_number(e.get("converged_rate")))
         sug = b.get("suggested_steps") if b.get("suggested_steps") is not None else b.get("suggested_seconds")
         unit = "updates" if b.get("suggested_steps") is not None else "seconds"
+        more = "more than " if b.get("suggested_capped") else ""
+        line = (f" Dashed line: the noise floor, {primary} of held-out real samples (a perfect generator) at the "
+                f"curves' {floor.get('n')} samples, mean {floor['mean']:.3g} over {floor.get('n_draws')} "
+                "draws." if isinstance(floor, dict) and plots.is_number(floor.get("mean")) else "")
         figs.append(("figures/curves.png", "Quality during training",
                      f"{primary} at evenly spaced points of each run's budget, on fewer samples than the final "
-                     "evaluation. A run counts as converged when its best point in the last quarter improves on "
-                     f"the start of that quarter by less than 5%. Converged runs: {rates or 'n/a'}. "
-                     f"Budget the curves suggest: {sug if sug is not None else 'n/a'} {unit}."))
+                     "evaluation." + line + " A run counts as converged when its last point changes on the start "
+                     "of the last quarter by less than 5% or 2 standard errors of its evaluation (two independent "
+                     f"evaluations per point). Converged runs: {rates or 'n/a'}. Budget the curves suggest: "
+                     f"{more}{sug if sug is not None else 'n/a'} {unit}."))
     search = results.get("search")
     if isinstance(search, dict) and search.get("losses"):
         plots.plot_search(search, figdir / "search.png")
@@ -300,7 +306,9 @@ def _curve_and_search_figures(figdir: Path, results: dict, by_loss: dict[str, li
                          for loss, e in search["losses"].items())
         figs.append(("figures/search.png", "Equal-budget tuning",
                      f"Each loss had {search.get('trials')} trials of the same budget on seeds from "
-                     f"{search.get('trial_seed')} (not the final seeds); the ranking above uses each loss's best "
+                     f"{search.get('trial_seed')} (not the final seeds), scored on "
+                     f"{search.get('scored_on') or 'the test reference (a search of an older version)'}; sampler: "
+                     f"{search.get('sampler')}. The ranking above uses each loss's best "
                      f"setting: {best or 'none finished (defaults kept)'}."))
     return figs
 

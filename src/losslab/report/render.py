@@ -384,6 +384,15 @@ def metric_columns(ranking: Sequence[dict], primary: str) -> list[str]:
     return names
 
 
+def _floor_cell(f: Any, metric: str) -> str:
+    """A noise-floor entry ``{"mean", "sd"}`` as ``mean +- sd`` (a dash where there is none)."""
+    if not isinstance(f, dict) or not is_number(f.get("mean")):
+        return DASH
+    pct = metric in PERCENT_METRICS
+    sd = f" \u00b1 {fmt_num(f['sd'], percent=pct)}" if is_number(f.get("sd")) else ""
+    return fmt_num(f["mean"], percent=pct) + sd
+
+
 def run_status(run: dict) -> str:
     """``ok`` / ``failed`` / ``diverged at step N``."""
     status = str(run.get("status") or "?")
@@ -489,6 +498,7 @@ def _ranking_blocks(results: dict) -> list[tuple]:
     head += [f"{words.network} gradient vanished"] if vanished else []
     head += ["wall s (mean)"]
     rows, rows2 = [], []
+    explain = ["stability is the share of runs that did not diverge"]
     clipped = False
     for i, r in enumerate(ranking, 1):
         mm = r.get("metrics_mean") or {}
@@ -510,10 +520,18 @@ def _ranking_blocks(results: dict) -> list[tuple]:
             + ([fmt_num(r.get("d_updates_mean"))] if words.second_player else [])
             + ([fmt_num(r.get("sampling_nfe"))] if words.generates else [])
         )
+    floor = results.get("noise_floor") or {}
+    if isinstance(floor.get(primary), dict):  # a perfect generator's row (losslab.noise_floor)
+        f = floor[primary]
+        rows.append(["", "noise floor", _floor_cell(f, primary)] + [DASH] * (len(head) - 3))
+        rows2.append(["noise floor"] + [_floor_cell(floor.get(k), k) for k in extra]
+                     + ([DASH] if words.second_player else []) + ([DASH] if words.generates else []))
+        explain.append(f"noise floor is what a perfect generator scores: held-out real samples against the same "
+                       f"reference at the same sample size ({fmt_num(f.get('n'))}), mean +- sd over "
+                       f"{fmt_num(f.get('n_draws'))} draws")
     head2 = ["loss"] + [metric_label(k) + (modes_of if k == "modes_covered" else "") for k in extra]
     head2 += [f"{words.second_player} (mean)"] if words.second_player else []
     head2 += ["network evals / sample"] if words.generates else []
-    explain = ["stability is the share of runs that did not diverge"]
     if words.collapse:
         explain.append(f"collapse rate the share of ok runs that collapsed ({DASH} where not applicable or "
                        "not measured)")

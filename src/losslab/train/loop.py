@@ -185,10 +185,10 @@ def _encoder_features(enc, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
     return out
 
 
-def _contrastive_point(state, dataset, n: int) -> dict[str, float]:
-    """``linear_probe`` and ``knn`` of the encoder's h on fixed subsets (seed 0) of ``n`` test and
+def _contrastive_point(state, dataset, n: int, subset_seed: int = 0) -> dict[str, float]:
+    """``linear_probe`` and ``knn`` of the encoder's h on fixed subsets (``subset_seed``) of ``n`` test and
     :data:`CONTRASTIVE_CURVE_TRAIN` train images: the final evaluation's probes on fewer rows."""
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(subset_seed)
     tr = torch.randperm(len(dataset.train), generator=g)[:CONTRASTIVE_CURVE_TRAIN]
     te = torch.randperm(len(dataset.test), generator=g)[:n]
     enc = state.model["image"]
@@ -198,9 +198,19 @@ def _contrastive_point(state, dataset, n: int) -> dict[str, float]:
             "knn": knn_accuracy(ftr, ytr, fte, yte)}
 
 
+def _scalars(m: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in m.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+CURVE_SECOND_DRAW = 1_000_000
+"""A curve point's second, independent evaluation draws its samples with ``seed + CURVE_SECOND_DRAW``
+(contrastive: its probe subsets with seed 1 instead of 0)."""
+
+
 def curve_point(fam: Family, state, dataset, cfg: Config,
                 evaluate: Callable[[Any, torch.Tensor], dict] | None, *, seed: int) -> dict[str, Any]:
-    """The metrics of a run's model now: one point of its quality curve.
+    """The metrics of a run's model now: one point of its quality curve, with its evaluation error.
 
     Generative families: ``cfg.train.curve_n`` samples drawn with ``seed`` (the
     final evaluation's seed, so with ``curve_n == n_eval`` the last point equals
@@ -210,6 +220,13 @@ def curve_point(fam: Family, state, dataset, cfg: Config,
     more than the budget allows for 8 points). Only numeric scalars are kept.
     The global torch RNG is restored afterwards, and warnings about the small
     sample are silenced, so a point never changes the training.
+
+    The evaluation error: a second, independent evaluation of the same model
+    (samples drawn with ``seed + CURVE_SECOND_DRAW`` against the same reference
+    rows, which every point of a curve shares; contrastive: other probe
+    subsets) gives ``eval_sd[metric] = |v1 - v2| / sqrt(2)``, the one-draw
+    estimate of the standard deviation of a point's value (1 degree of
+    freedom; :mod:`losslab.convergence` pools it over a curve's points).
 
     Args:
         fam: the run's family. state: its state. dataset: the run's data.
@@ -226,14 +243,23 @@ def curve_point(fam: Family, state, dataset, cfg: Config,
         if fam.evaluate is not None:
             if getattr(dataset, "train_labels", None) is None:
                 return {}
-            m: dict[str, Any] = _contrastive_point(state, dataset, n)
+            m, m2 = _contrastive_point(state, dataset, n), _contrastive_point(state, dataset, n, subset_seed=1)
         else:
             samples = fam.sample(state, n, seed=seed)
             if not bool(torch.isfinite(samples).all()):
                 return {"finite": False}
             m = evaluate(dataset, samples) if evaluate is not None else {}
-    return {k: float(v) for k, v in m.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+            m2 = {}
+            if evaluate is not None:
+                again = fam.sample(state, n, seed=seed + CURVE_SECOND_DRAW)
+                m2 = evaluate(dataset, again) if bool(torch.isfinite(again).all()) else {}
+    point: dict[str, Any] = _scalars(m)
+    second = _scalars(m2)
+    sd = {k: abs(v - second[k]) / math.sqrt(2.0) for k, v in point.items()
+          if k in second and METRIC_INFO.get(k, {}).get("higher_is_better") is not None}
+    if sd:
+        point["eval_sd"] = sd
+    return point
 
 
 def snapshot_point(fam: Family, state, dataset, *, seed: int) -> dict[str, Any] | None:
