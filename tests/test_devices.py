@@ -181,8 +181,11 @@ def test_every_family_lives_on_the_configured_device_cpu(ring8, family, loss, ki
     assert st.g_updates == 2
     out = fam.sample(st, 10, seed=0)
     assert out.device.type == "cpu" and out.shape[0] == 10 and bool(torch.isfinite(out).all())
-    if fam.evaluate is not None:
-        assert 0.0 <= fam.evaluate(st, ds)["linear_probe"] <= 1.0
+    if fam.evaluate is not None:  # an accuracy: a whole number of the probe's test images, the same each time
+        m = fam.evaluate(st, ds)
+        correct = m["linear_probe"] * m["n_probe_test"]
+        assert m["n_probe_test"] >= 1 and correct == pytest.approx(round(correct), abs=1e-6)
+        assert fam.evaluate(st, ds)["linear_probe"] == m["linear_probe"]
     # The documented stream, on that device: a fresh state's generator is seeded_generator(seed)
     # (ebm-cd's has filled the replay buffer with uniform noise from it).
     want = seeded_generator(3, "cpu")
@@ -282,10 +285,10 @@ def test_feature_extraction_on_cuda_equals_cpu():
 @needs_cuda
 def test_batched_diffusion_seeds_train_on_cuda(ring8):
     from losslab.train import diffusion
-    from losslab.train.batched import SeedBatch
 
     cfg = _family_cfg("vector", "cuda")
-    batch = SeedBatch("diffusion", [diffusion.init_state(cfg, ring8, "ddpm", s) for s in (0, 1)])
+    batch = diffusion.members([diffusion.init_state(cfg, ring8, "ddpm", s) for s in (0, 1)])
+    assert all(batch.stacked.values())
     for _ in range(3):
-        logs, diverged = batch.step(ring8, 16, record=True)
-    assert diverged == {} and batch.g_updates == 3 and all("g_loss" in lg for lg in logs)
+        logs, diverged = diffusion.step_members(batch, ring8, 16, record=True)
+    assert diverged == {} and [st.g_updates for st in batch.states] == [3, 3] and all("g_loss" in lg for lg in logs)

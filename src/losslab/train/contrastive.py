@@ -35,23 +35,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from losslab import io
-from losslab.config import Config, loss_hparams, loss_keys
+from losslab import io, rundir
+from losslab.config import Config, loss_hparams
 from losslab.data.augment import augment, two_views
 from losslab.errors import UserError
 from losslab.losses.contrastive import (
-    CONTRASTIVE_LOSSES,
     ContrastiveLoss,
     batch_hard_triplet_loss,
     get_contrastive_loss,
 )
+from losslab.losses.families import FAMILY_SPECS
 from losslab.metrics import representation as rep
 from losslab.models.encoder import ImageEncoder, LogitScale, TextEncoder, build_vocabulary
 from losslab.train.common import (
@@ -64,13 +64,12 @@ from losslab.train.common import (
     seeded_generator,
     single_network_lr,
 )
+from losslab.train.members import Members, loop_step
 
 NAME = "contrastive"
 FAMILY = NAME  # the name this module had before the Family protocol
 
-KEYS: frozenset[str] = frozenset(
-    {"loss.lr_g", "loss.lr_d"} | set().union(*(loss_keys(loss.defaults) for loss in CONTRASTIVE_LOSSES.values()))
-)
+KEYS: frozenset[str] = FAMILY_SPECS[NAME].keys
 """The config keys this family reads besides the loop's (see :data:`losslab.train.loop.LOOP_KEYS`)."""
 
 model_metrics = None  # evaluate() measures the model itself
@@ -387,6 +386,17 @@ def step(state: ContrastiveState, data, batch_size: int, *, record: bool = False
     return log
 
 
+def members(states: Sequence[Any], *, stack: bool | None = None) -> Members:
+    """The runs ``states`` (one loss) as one :class:`~losslab.train.members.Members`. This family's networks
+    do not stack (``stack`` is ignored): :func:`step_members` runs :func:`step` member by member, each on
+    its own state and stream."""
+    return Members(states)
+
+
+step_members = loop_step(step)
+"""One update of every active member: :func:`step`, member after member (:func:`losslab.train.members.loop_step`)."""
+
+
 def nfe(state: ContrastiveState) -> int:
     """Network evaluations per embedded image: one encoder pass."""
     return 1
@@ -536,7 +546,7 @@ def artifacts(state: ContrastiveState, dataset, run_dir: str | Path) -> None:
         "data": np.array(str(dataset.name)),
         "g_updates": np.array(state.g_updates),
     }
-    io.atomic_write_bytes(Path(run_dir) / "embedding.npz", io.npz_bytes(**arrays))
+    io.atomic_write_bytes(Path(run_dir) / rundir.EMBEDDING, io.npz_bytes(**arrays))
 
 
 def state_dict(state: ContrastiveState) -> tuple[dict[str, Tensor], dict[str, Any]]:
