@@ -112,7 +112,7 @@ def resolve_config(data: str | None = None, *, data_dir: str | None = None, conf
             continue
         if getattr(base.data, key) != getattr(C.DataConfig(), key) and getattr(base.data, key) != value:
             warnings.warn(f"{flag} {value} overrides data.{key} = {getattr(base.data, key)!r} of "
-                          f"{config_file or '--set'}", stacklevel=2)
+                          f"{ov.sources().get(f'data.{key}', config_file or '--set')}", stacklevel=2)
         setattr(base.data, key, value)
     ds = load_dataset(base.data.name, data_dir=base.data.data_dir, image_size=base.data.image_size,
                       n_train=base.data.n_train)

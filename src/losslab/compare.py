@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable
