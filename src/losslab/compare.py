@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from losslab import backends, io, rundir, search
+from losslab import backends, io, race, rundir, search
 from losslab.config import Config, apply_overrides, check_batch_size, validate
 from losslab.data import load_dataset
 from losslab.data.profile import profile as profile_data
@@ -267,6 +267,16 @@ def _is_done(run_dir: Path) -> bool:
     return False
 
 
+def _finished(out: Path, jobs: list[rundir.Job]) -> list[dict[str, Any]]:
+    """The result.json of every job whose run finished (:func:`_is_done`; a corrupt one is not, with a warning)."""
+    done = []
+    for j in jobs:
+        if _is_done(out / j.run_dir):
+            r = rundir.read_json_file(out / j.run_dir / rundir.RESULT)
+            done.append({**r, "loss": j.loss, "seed": j.seed})
+    return done
+
+
 def group_jobs(jobs: list[rundir.Job], cfg: Config, dataset) -> list[tuple[rundir.Job, ...]]:
     """The jobs as backend tasks: the seeds of a loss that trains batched as one tuple, others one by one.
 
@@ -412,11 +422,13 @@ def write_ladder(out: Path, dataset, feature_net, *, n: int, quiet: bool = True)
 
 
 def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int,
-               metric: str | None, seed_start: int = 0, search_trials: int | None = None) -> dict[str, Any]:
+               metric: str | None, seed_start: int = 0, search_trials: int | None = None,
+               race_limits: race.Limits | None = None) -> dict[str, Any]:
     """Write ``OUT/compare.json`` (what was asked), merging losses and seeds into an existing one.
 
-    Records ``seed_start`` (the final seeds are ``seed_start .. seed_start + seeds - 1``)
-    and ``search`` (``--search``'s trials per loss, or None).
+    Records ``seed_start`` (the final seeds are ``seed_start .. seed_start + seeds - 1``; for a race
+    ``seeds`` is its cap), ``search`` (``--search``'s trials per loss, or None) and ``race``
+    (:meth:`losslab.race.Limits.to_dict`, or None for a fixed design).
 
     Raises:
         UserError: ``out`` holds a comparison with another dataset, configuration,
@@ -424,7 +436,8 @@ def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int
     """
     spec = {"family": rundir.families_of(losses), "data": cfg.data.name, "kind": dataset.kind,
             "shape": list(dataset.shape), "losses": losses, "seeds": seeds, "seed_start": seed_start,
-            "search": search_trials, "metric": metric, "config": cfg.to_dict()}
+            "search": search_trials, "metric": metric, "config": cfg.to_dict(),
+            "race": race_limits.to_dict() if race_limits is not None else None}
     path = out / rundir.COMPARE
     if path.exists():
         old = rundir.read_json_file(path)
@@ -439,6 +452,10 @@ def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int
         if old.get("search") != search_trials:
             raise UserError(f"{out} holds a comparison with --search {old.get('search')}, not {search_trials}; "
                             "use a new --out directory")
+        if old.get("race") != json.loads(io.dumps(spec["race"])):
+            was = "a race" if old.get("race") else "a fixed design"
+            raise UserError(f"{out} holds {was} with other seed limits; rerun it as it was started, "
+                            "or use a new --out directory")
         spec["losses"] = list(dict.fromkeys(old.get("losses", []) + losses))
         spec["seeds"] = max(seeds, int(old.get("seeds", seeds)))
         spec["family"] = rundir.families_of(spec["losses"])
@@ -460,8 +477,9 @@ def run_compare(
     report: bool = False,
     seed_start: int = 0,
     search_trials: int | None = None,
+    race_limits: race.Limits | None = None,
 ) -> dict[str, Any]:
-    """Run every (loss, seed) job not yet finished in ``out``, then the verdict (and the report).
+    """Run the (loss, seed) jobs the race asks for in ``out``, then the verdict (and the report).
 
     Everything that needs no file is checked first (:func:`check_request`), so
     a refused comparison writes nothing. Then, holding the lock on ``out``
@@ -485,6 +503,11 @@ def run_compare(
         What to compare, where, and how (see ``losslab compare --help``).
     seed_start : int
         The final runs train seeds ``seed_start .. seed_start + seeds - 1``.
+    race_limits : losslab.race.Limits, optional
+        Race the losses (:mod:`losslab.race`): every loss trains ``first`` seeds, then after each
+        block the losses shown worse stop and the rest get ``step`` more, up to ``cap`` (``seeds``
+        is then ignored). None: a fixed design of ``seeds`` seeds per loss (one look).
+        Rerunning continues the race from the finished runs (:func:`losslab.race.decide`).
     search_trials : int, optional
         ``--search N``: first tune every loss with N equal-budget trials on
         seeds from :data:`losslab.search.TRIAL_SEED` (:func:`losslab.search.run_search`),
@@ -505,6 +528,9 @@ def run_compare(
     """
     if seed_start < 0:
         raise UserError(f"--seed-start must be >= 0, got {seed_start}")
+    limits = race_limits if race_limits is not None else race.fixed(seeds)
+    race.check_limits(limits)
+    seeds = limits.cap
     if search_trials is not None and seed_start + seeds > search.TRIAL_SEED:
         raise UserError(f"with --search the final seeds must stay below the trial seeds ({search.TRIAL_SEED}); "
                         f"got --seed-start {seed_start} --seeds {seeds}")
@@ -520,7 +546,7 @@ def run_compare(
     with rundir.lock_dir(out):
         io.clean_stale_temps(out)
         write_spec(out, cfg, dataset, losses=losses, seeds=seeds, metric=metric, seed_start=seed_start,
-                   search_trials=search_trials)
+                   search_trials=search_trials, race_limits=race_limits)
         write_reference(out, dataset, cfg.train.n_eval)
         write_profile(out, dataset)  # before the jobs: the verdict reads it
         jobs = rundir.plan(losses, seeds, seed_start=seed_start)
@@ -541,16 +567,29 @@ def run_compare(
                                            out=out, metric=ranked, workers=workers,
                                            advance=lambda n: bar.advance(stask, n), run_jobs=run_jobs)
                 overrides = search.final_overrides(ledger)
-            todo = [j for j in jobs if not _is_done(out / j.run_dir)]
-            task = bar.add_task(f"{len(todo)} runs ({len(jobs) - len(todo)} done before)",
-                                total=None if per_run is None else len(todo) * per_run)
-            died = run_jobs(partial(run_group, cfg, str(out), overrides=overrides), group_jobs(todo, cfg, dataset),
-                            workers=workers, advance=lambda n: bar.advance(task, n))
-        for group, exc in died:  # the worker process itself died: record it; the next compare retries the job
-            for job in group:
-                rundir.write_result(out / job.run_dir, {
-                    "loss": job.loss, "seed": job.seed, "family": job.family, "status": "failed",
-                    "error": f"{type(exc).__name__}: {exc}", "metrics": {}})
+            ranked = metric or primary_metric(dataset, family=rundir.families_of(losses))[0]
+            higher = bool(METRIC_INFO.get(ranked, {}).get("higher_is_better", False))
+            tried: set[str] = set()
+            while True:  # one block of the race per pass; a fixed design is one block
+                state = race.decide(race.run_values(_finished(out, jobs), ranked, higher), losses,
+                                    seed_start=seed_start, limits=limits, out=out, metric=ranked)
+                want = {(loss, s) for loss, ss in state["need"].items() for s in ss}
+                todo = [j for j in jobs if (j.loss, j.seed) in want and not _is_done(out / j.run_dir)]
+                todo = [j for j in todo if j.run_dir not in tried]  # a run that failed in this pass waits for a rerun
+                if not todo:
+                    break
+                tried |= {j.run_dir for j in todo}
+                n_look = max(s for _, s in want) - seed_start + 1
+                task = bar.add_task(f"{len(todo)} runs, seeds up to {n_look} of {len(state['need'])} losses",
+                                    total=None if per_run is None else len(todo) * per_run)
+                died = run_jobs(partial(run_group, cfg, str(out), overrides=overrides),
+                                group_jobs(todo, cfg, dataset), workers=workers,
+                                advance=lambda n, task=task: bar.advance(task, n))
+                for group, exc in died:  # the worker itself died: record it; the next compare retries the job
+                    for job in group:
+                        rundir.write_result(out / job.run_dir, {
+                            "loss": job.loss, "seed": job.seed, "family": job.family, "status": "failed",
+                            "error": f"{type(exc).__name__}: {exc}", "metrics": {}})
         results = aggregate(out, metric=metric)
         if report:
             from losslab.report import build_report

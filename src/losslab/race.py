@@ -300,7 +300,11 @@ def decide(values: Mapping[str, Mapping[int, float]], losses: Sequence[str], *, 
             stopped = "seed cap"
         if stopped:
             break
-    survivors = sorted(alive, key=lambda loss: -last_mr.get(loss, 0.0)) if last_mr else list(alive)
+    def _key(loss: str) -> tuple[float, float]:  # best mean rank first; a tie goes to the better mean
+        v = [values[loss][s] for s in range(seed_start, seed_start + looks[-1]["n_seeds"])] if looks else [0.0]
+        return -last_mr.get(loss, 0.0), -float(np.mean(v))
+
+    survivors = sorted(alive, key=_key)
     counted = {loss: sum(1 for s in values.get(loss, {}) if seed_start <= s) for loss in losses}
     return {"limits": limits.to_dict(), "looks": looks, "survivors": survivors, "eliminated_at": eliminated_at,
             "seeds_per_loss": counted, "stopped": stopped, "equivalence": equiv,

@@ -38,21 +38,29 @@ __all__ = ["ALPHA", "N_BOOT", "STATISTICS", "block_ranks", "detectable_differenc
 ALPHA = 0.05
 # Bootstrap replicates of the probability-of-improvement interval.
 N_BOOT = 2000
+# Fewest values per loss for a bootstrap interval.
+MIN_BOOT = 5
 
 # What results.json's ``statistics`` says about how the verdict was computed.
 STATISTICS: dict[str, Any] = {
-    "method": "paired t-test over seeds (scipy.stats.ttest_rel, two-sided) on the primary metric; a pair with an "
-              "infinite value uses the exact two-sided sign test (scipy.stats.binomtest on the signs of the "
-              "per-seed differences, ties dropped), inf counting as the worst value; no p-value with fewer "
-              "than 2 paired seeds",
-    "correction": "holm",
-    "family": "the best loss against each other loss that finished every seed (k - 1 comparisons)",
+    "method": "a race over paired seeds (losslab.race; F-Race, Birattari et al. 2002): after each block of seeds, "
+              "Friedman's test over the losses still in the race (ranks within seeds, ties averaged; the exact "
+              "sign test for two losses), then Nemenyi's all-pairs comparison of mean ranks (Demsar 2006, JMLR "
+              "7:1-30); a diverged run or an infinite metric is the worst rank",
+    "correction": "Nemenyi's single-step all-pairs family at each look; Bonferroni over the race's looks "
+                  "(alpha / number of looks per look)",
+    "family": "every pair of losses still in the race at that look",
     "alpha": ALPHA,
+    "equivalence": "paired TOST (statsmodels ttost_paired) on every pair of survivors (intersection-union: "
+                   "max p < alpha), margin from --equivalence, the metric's noise floor, or half the pooled seed SD",
+    "detectable": "the paired difference a two-sided paired t-test at the look's level finds with 80% power "
+                  "(statsmodels TTestPower), from the sd of the per-seed differences",
     "prob_improvement": "P(a better than b) = mean over all (seed of a, seed of b) pairs of [a better] + 0.5 [tie], "
                         "the Mann-Whitney U statistic / (n m), inf the worst value (Agarwal et al. 2021, "
                         f"arXiv:2108.13264); 95% percentile bootstrap interval, {N_BOOT} replicates, stratified by "
-                        "loss (each loss's seeds resampled with replacement), numpy Generator seeded 0",
-    "clear_winner": "best_group == [best] and every comparison with the best rests on >= 2 paired seeds",
+                        "loss, numpy Generator seeded 0; none with fewer than 5 seeds per loss (a bootstrap of 3 "
+                        "values has 10 distinct resamples)",
+    "clear_winner": "the race showed every other loss worse (one survivor of two or more losses)",
 }
 
 
@@ -177,7 +185,10 @@ def prob_improvement(a: Sequence[float], b: Sequence[float], *, higher: bool) ->
 
 def prob_improvement_ci(a: Sequence[float], b: Sequence[float], *, higher: bool, n_boot: int = N_BOOT,
                         level: float = 0.95, seed: int = 0) -> list[float] | None:
-    """Percentile bootstrap interval [lo, hi] of :func:`prob_improvement`; None with fewer than 2 values per loss.
+    """Percentile bootstrap interval [lo, hi] of :func:`prob_improvement`; None with fewer than 5 values per loss.
+
+    A percentile bootstrap of n values has only C(2n - 1, n) distinct resamples (10 for n = 3, 35 for
+    n = 4), so its interval is degenerate there (e.g. [1, 1] from 3 seeds that all win): none is given.
 
     Stratified by loss: each replicate resamples a's n values and b's m values
     with replacement, independently (``numpy.random.default_rng(seed)``), and
@@ -186,7 +197,7 @@ def prob_improvement_ci(a: Sequence[float], b: Sequence[float], *, higher: bool,
     stratified bootstrap, Agarwal et al. 2021, arXiv:2108.13264).
     """
     ga, gb = goodness(a, higher), goodness(b, higher)
-    if ga.size < 2 or gb.size < 2:
+    if ga.size < MIN_BOOT or gb.size < MIN_BOOT:
         return None
     rng = np.random.default_rng(seed)
     ia = rng.integers(0, ga.size, size=(n_boot, ga.size))  # (B, n)

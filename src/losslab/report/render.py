@@ -516,10 +516,13 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]],
     # Recommendation and notes.
     rec = results.get("recommendation") or {}
     blocks.append(("h2", "Recommendation"))
-    if rec.get("loss"):
-        blocks.append(("p", ["Recommended loss: ", ("b", str(rec["loss"]))]))
+    winner = rec.get("winner", rec.get("loss") if rec.get("verdict") == "clear winner" else None)
+    if winner:
+        blocks.append(("p", ["Recommended loss: ", ("b", str(winner))]))
+    elif rec.get("loss"):  # no winner: the best so far, and what would decide it (the first reason)
+        blocks.append(("p", ["No winner yet; best so far: ", ("b", str(rec["loss"]))]))
     if rec.get("verdict"):
-        blocks.append(("p", f"Verdict: {rec['verdict']}; best group (not significantly worse than the best): "
+        blocks.append(("p", f"Verdict: {rec['verdict']}; best group (the losses the race did not show worse): "
                             f"{', '.join(rec.get('best_group') or []) or DASH}."))
     else:
         blocks.append(("p", "No loss can be recommended from these runs."))
