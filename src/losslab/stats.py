@@ -1,7 +1,9 @@
-"""Statistics of a comparison: paired tests over seeds, Holm's correction, probability of improvement, Pareto front.
+"""Statistics of a comparison: rank tests over seeds (Friedman, Nemenyi), equivalence (TOST), paired tests,
+Holm's correction, probability of improvement, Pareto front.
 
-Pure functions on arrays of per-seed metric values; :mod:`losslab.verdict`
-turns their results into the recommendation. Conventions:
+Pure functions on arrays of per-seed metric values; :mod:`losslab.race`
+decides with the rank tests, :mod:`losslab.verdict` turns the race into the
+recommendation. Conventions:
 
 * ``higher`` says whether a larger value of the metric is better. Every
   function first maps values to a "goodness" ``g = x`` (higher is better) or
@@ -30,9 +32,9 @@ from scipy import stats as _sp
 from statsmodels.stats.power import TTestPower as _TTestPower
 from statsmodels.stats.weightstats import ttost_paired as _ttost_paired
 
-__all__ = ["ALPHA", "N_BOOT", "STATISTICS", "block_ranks", "detectable_difference", "friedman",
-           "goodness", "holm", "nemenyi_cd", "nemenyi_p", "paired_test", "pareto_front", "prob_improvement", "prob_improvement_ci",
-           "tost_paired"]
+__all__ = ["ALPHA", "MIN_BOOT", "N_BOOT", "STATISTICS", "block_ranks", "detectable_difference", "friedman",
+           "goodness", "holm", "nemenyi_cd", "nemenyi_p", "paired_test", "pareto_front", "prob_improvement",
+           "prob_improvement_ci", "tost_paired"]
 
 # Family-wise error rate of the comparisons (after Holm's correction).
 ALPHA = 0.05

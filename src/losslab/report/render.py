@@ -494,8 +494,10 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]],
                        "norm fell by orders of magnitude")
     blocks += [
         ("h2", "Ranking"),
-        ("p", f"Best first by the seed mean of {primary} ({'higher' if hib else 'lower'} is better), over ok "
-              "runs; " + "; ".join(explain) + "."),
+        ("p", (f"In the race's order (the losses it did not show worse by mean rank within seeds, then those "
+               f"it showed worse, the later first); seed means of {primary}"
+               if results.get("race") else f"Best first by the seed mean of {primary}")
+              + f" ({'higher' if hib else 'lower'} is better), over ok runs; " + "; ".join(explain) + "."),
         ("table", head, rows),
     ]
     if clipped:
