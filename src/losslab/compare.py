@@ -452,12 +452,16 @@ def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int
         if old.get("search") != search_trials:
             raise UserError(f"{out} holds a comparison with --search {old.get('search')}, not {search_trials}; "
                             "use a new --out directory")
-        if old.get("race") != json.loads(io.dumps(spec["race"])):
+        both_fixed = ((old.get("race") or {}).get("step", 0) == 0  # fixed designs (or one before the race)
+                      and (spec["race"] or {}).get("step", 0) == 0)
+        if old.get("race") != json.loads(io.dumps(spec["race"])) and not both_fixed:
             was = "a race" if old.get("race") else "a fixed design"
             raise UserError(f"{out} holds {was} with other seed limits; rerun it as it was started, "
                             "or use a new --out directory")
         spec["losses"] = list(dict.fromkeys(old.get("losses", []) + losses))
         spec["seeds"] = max(seeds, int(old.get("seeds", seeds)))
+        if both_fixed and race_limits is not None:  # more seeds for a fixed design: one look at them all
+            spec["race"] = race.fixed(spec["seeds"], race_limits.alpha, race_limits.delta).to_dict()
         spec["family"] = rundir.families_of(spec["losses"])
     io.atomic_write_json(path, spec)
     return spec
@@ -546,7 +550,7 @@ def run_compare(
     with rundir.lock_dir(out):
         io.clean_stale_temps(out)
         write_spec(out, cfg, dataset, losses=losses, seeds=seeds, metric=metric, seed_start=seed_start,
-                   search_trials=search_trials, race_limits=race_limits)
+                   search_trials=search_trials, race_limits=limits)
         write_reference(out, dataset, cfg.train.n_eval)
         write_profile(out, dataset)  # before the jobs: the verdict reads it
         jobs = rundir.plan(losses, seeds, seed_start=seed_start)
