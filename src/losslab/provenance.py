@@ -101,8 +101,8 @@ def run_changes(run_dir: Path, wanted: dict[str, Any]) -> list[str]:
     if not path.exists():
         return []
     old = rundir.read_json_file(path)
-    if not isinstance(old, dict):
-        return ["config.json is not a JSON object"]
+    if not isinstance(old, dict) or not isinstance(old.get("run"), dict):
+        return []  # not a run configuration: refused with its own line where the run is planned
     want = json.loads(io.dumps(wanted))
     changes = []
     a, b = old.get("made_from") or {}, want.get("made_from") or {}
