@@ -114,7 +114,7 @@ class LossConfig:
 
 @dataclass
 class DiffusionConfig:
-    """Overrides of the diffusion losses' defaults (``ddpm``, ``ddpm-x0``, ``ddpm-v``);
+    """Overrides of the diffusion losses' defaults (``ddpm``, ``ddpm-x0``, ``ddpm-v``, ``flow-matching``, ``edm``);
     ``None`` keeps each loss's default (see :mod:`losslab.losses.diffusion`)."""
 
     schedule: str | None = None
@@ -122,9 +122,11 @@ class DiffusionConfig:
     T: int | None = None
     """Number of diffusion steps of the forward process."""
     sampler: str | None = None
-    """Sampler for evaluation: "ddim" (Song et al. 2021) or "ddpm" (ancestral, Ho et al. Algorithm 2)."""
+    """Sampler for evaluation: "ddim" (Song et al. 2021) or "ddpm" (ancestral, Ho et al. Algorithm 2) for the
+    DDPM losses; "euler" or "heun" (ODE solvers, Karras et al. 2022 Algorithm 1) for flow-matching and edm."""
     sample_steps: int | None = None
-    """Network evaluations per generated sample (1..T)."""
+    """Network evaluations per generated sample, the NFE every diffusion loss shares (DDPM losses: 1..T;
+    Heun takes the largest 2N - 1 <= sample_steps)."""
     eta: float | None = None
     """DDIM stochasticity in [0, 1] (0: deterministic)."""
     lr: float | None = None
@@ -276,7 +278,7 @@ DOMAINS: dict[str, Domain] = {
     # [diffusion]
     "diffusion.schedule": _choice("linear", "cosine"),
     "diffusion.T": _num("int", 2),
-    "diffusion.sampler": _choice("ddim", "ddpm"),
+    "diffusion.sampler": _choice("ddim", "ddpm", "euler", "heun"),  # each objective takes its own (init_state)
     "diffusion.sample_steps": COUNT,  # and <= diffusion.T (checked in validate)
     "diffusion.eta": _num("float", 0.0, 1.0),
     "diffusion.lr": POSITIVE,
