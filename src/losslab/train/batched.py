@@ -96,6 +96,8 @@ def batchable(cfg: Config, dataset, loss: str, family: str) -> str | None:
             return "BatchNorm critic (statistics over the batch)"
         return None
     if family == "diffusion" and loss in DIFFUSION_LOSSES:
+        if DIFFUSION_LOSSES[loss].objective not in schedules.OBJECTIVES:  # this step inlines the DDPM objective
+            return f"the {DIFFUSION_LOSSES[loss].objective} objective (trained by the solo step)"
         return None
     return f"the {family} family"
 
