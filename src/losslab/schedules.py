@@ -564,32 +564,39 @@ ODE_SAMPLERS = ("euler", "heun")
 VelocityFn = Callable[[Tensor, float], Tensor]
 
 
-def ode_steps(nfe: int, method: str) -> int:
+def ode_steps(nfe: int, method: str, *, correct_last: bool = False) -> int:
     """Solver steps N that fit a budget of ``nfe`` network evaluations per sample.
 
-    Euler: ``N = nfe`` (one evaluation per step). Heun: ``N = (nfe + 1) // 2``,
-    which costs ``2 N - 1`` evaluations (:func:`ode_nfe`): ``nfe`` when it is
-    odd, ``nfe - 1`` when it is even.
+    Euler: ``N = nfe`` (one evaluation per step). Heun without a correction on
+    the last step (EDM): ``N = (nfe + 1) // 2``, costing ``2 N - 1``
+    evaluations; with it (``correct_last``, flow matching): ``N = nfe // 2``,
+    costing ``2 N`` (:func:`ode_nfe`). Heun uses ``nfe`` or ``nfe - 1``.
 
     Raises
     ------
     UserError
-        ``nfe`` not a positive integer (Heun: < 1), unknown ``method``.
+        ``nfe`` not a positive integer, or too small for one step; unknown ``method``.
     """
     if method not in ODE_SAMPLERS:
         raise unknown_choice("sampler", method, ODE_SAMPLERS)
     if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:
         raise UserError(f"sample_steps must be a positive integer, got {nfe!r}")
-    return nfe if method == "euler" else (nfe + 1) // 2
+    if method == "euler":
+        return nfe
+    if correct_last and nfe < 2:
+        raise UserError("sample_steps must be >= 2 for Heun's method (two network evaluations per step)")
+    return nfe // 2 if correct_last else (nfe + 1) // 2
 
 
-def ode_nfe(steps: int, method: str) -> int:
-    """Network evaluations per sample of ``steps`` solver steps: Euler ``N``, Heun ``2 N - 1``
-    (the last step, which ends at t = 0, takes no second-order correction: Karras et al. 2022,
-    arXiv:2206.00364, Algorithm 1, line 6)."""
+def ode_nfe(steps: int, method: str, *, correct_last: bool = False) -> int:
+    """Network evaluations per sample of ``steps`` solver steps: Euler ``N``; Heun ``2 N``, or
+    ``2 N - 1`` when the last step, which ends at t = 0, takes no second-order correction
+    (Karras et al. 2022, arXiv:2206.00364, Algorithm 1, line 6; ``correct_last=False``)."""
     if method not in ODE_SAMPLERS:
         raise unknown_choice("sampler", method, ODE_SAMPLERS)
-    return steps if method == "euler" else 2 * steps - 1
+    if method == "euler":
+        return steps
+    return 2 * steps if correct_last else 2 * steps - 1
 
 
 def edm_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> Tensor:
@@ -647,16 +654,21 @@ def ode_sample(
     x: Tensor,
     *,
     method: str = "heun",
+    correct_last: bool = False,
     trajectory: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor, Tensor]:
     """Integrate ``dx/dt = velocity(x, t)`` from ``times[0]`` to ``times[-1]``.
 
     Euler: ``x_{i+1} = x_i + (t_{i+1} - t_i) d_i`` with ``d_i = velocity(x_i, t_i)``.
     Heun (Karras et al. 2022, arXiv:2206.00364, Algorithm 1 with S_churn = 0,
-    i.e. deterministic): the Euler step, then, unless ``t_{i+1} = 0``,
+    i.e. deterministic): the Euler step, then, unless ``t_{i+1} = 0`` and not
+    ``correct_last``,
     ``x_{i+1} = x_i + (t_{i+1} - t_i) (d_i + velocity(x_{i+1}, t_{i+1})) / 2``.
-    With N = ``len(times) - 1`` steps that is N (Euler) or ``2 N - 1`` (Heun,
-    when the grid ends at 0) network evaluations (:func:`ode_nfe`).
+    EDM's field ``(x - D) / sigma`` is undefined at sigma = 0, hence its
+    Euler last step; flow matching's velocity is defined at t = 0, and a last
+    Euler step would cost it the second order (``correct_last=True``). With
+    N = ``len(times) - 1`` steps that is N (Euler), ``2 N - 1`` or ``2 N``
+    (Heun) network evaluations (:func:`ode_nfe`).
 
     Parameters
     ----------
@@ -667,6 +679,8 @@ def ode_sample(
     x : (N, ...) tensor
         The state at ``times[0]`` (not modified).
     method : {"euler", "heun"}
+    correct_last : bool
+        Heun: correct the step that ends at t = 0 as well.
     trajectory : bool
         Also return the states.
 
@@ -688,7 +702,7 @@ def ode_sample(
     for t_cur, t_next in zip(ts[:-1], ts[1:]):
         d = velocity(x, t_cur)
         x_next = x + (t_next - t_cur) * d
-        if method == "heun" and t_next != 0.0:  # Algorithm 1, lines 6-8
+        if method == "heun" and (t_next != 0.0 or correct_last):  # Algorithm 1, lines 6-8
             x_next = x + (t_next - t_cur) * 0.5 * (d + velocity(x_next, t_next))
         x = x_next
         if trajectory:

@@ -76,11 +76,11 @@ def _clip(x: Tensor, clip) -> Tensor:
                                                 torch.as_tensor(clip[0], dtype=x.dtype, device=x.device))
 
 
-def _check_ode(sampler: str, steps: int, what: str) -> None:
+def _check_ode(sampler: str, steps: int, what: str, correct_last: bool) -> None:
     if sampler not in schedules.ODE_SAMPLERS:
         raise UserError(f"sampler {sampler!r} does not sample {what}; choose "
                         f"{' or '.join(schedules.ODE_SAMPLERS)} (an ODE solver)")
-    schedules.ode_steps(steps, sampler)
+    schedules.ode_steps(steps, sampler, correct_last=correct_last)
 
 
 # ----------------------------------------------------------------------------- flow matching
@@ -191,32 +191,36 @@ class FlowMatchingObjective:
     # -- sampling
 
     def check(self, sampler: str, steps: int) -> None:
-        _check_ode(sampler, steps, "a flow-matching model")
+        _check_ode(sampler, steps, "a flow-matching model", True)
 
     def nfe(self, sampler: str, steps: int) -> int:
-        """Network evaluations per sample of :meth:`sample` with this budget (:func:`~losslab.schedules.ode_nfe`)."""
-        return schedules.ode_nfe(schedules.ode_steps(steps, sampler), sampler)
+        """Network evaluations per sample of :meth:`sample` with this budget (:func:`~losslab.schedules.ode_nfe`;
+        Heun corrects every step, the last one too: ``2 N <= steps``)."""
+        return schedules.ode_nfe(schedules.ode_steps(steps, sampler, correct_last=True), sampler, correct_last=True)
 
     @torch.no_grad()
     def sample(self, net, shape: tuple[int, ...], *, sampler: str = "euler", steps: int = 100, eta: float = 0.0,
-               generator: torch.Generator | None = None, clip=None, trajectory: bool = False, device=None):
+               generator: torch.Generator | None = None, clip=None, trajectory: bool = False, device=None,
+               x_start: Tensor | None = None):
         """Integrate the learned ODE from ``x1 ~ N(0, I)`` at t = 1 to t = 0.
 
         ``steps`` is the budget of network evaluations per sample (NFE);
         :func:`~losslab.schedules.ode_steps` turns it into solver steps on the
-        uniform grid :func:`~losslab.schedules.flow_times`. The output (not the
-        intermediate states) is clipped to ``clip`` when given. ``eta`` is unused.
+        uniform grid :func:`~losslab.schedules.flow_times` (Euler: ``steps``;
+        Heun: ``steps // 2``, each corrected, the last one too). The output (not the
+        intermediate states) is clipped to ``clip`` when given. ``eta`` is unused;
+        ``x_start`` replaces the drawn starting noise.
         """
         dev = torch.device(device) if device is not None else next(net.parameters()).device
         where = generator.device if generator is not None else dev
-        x = torch.randn(shape, generator=generator, device=where).to(dev)
-        times = schedules.flow_times(schedules.ode_steps(steps, sampler))
+        x = torch.randn(shape, generator=generator, device=where).to(dev) if x_start is None else x_start.to(dev)
+        times = schedules.flow_times(schedules.ode_steps(steps, sampler, correct_last=True))
         n = shape[0]
 
         def velocity(x: Tensor, t: float) -> Tensor:
             return self.net_velocity(net, x, torch.full((n,), t, device=dev))
 
-        out = schedules.ode_sample(velocity, times, x, method=sampler, trajectory=trajectory)
+        out = schedules.ode_sample(velocity, times, x, method=sampler, correct_last=True, trajectory=trajectory)
         if trajectory:
             x, ts, xs = out
             return _clip(x, clip), ts, torch.cat([xs[:-1], _clip(x, clip)[None]])
@@ -355,7 +359,7 @@ class EDMObjective:
     # -- sampling
 
     def check(self, sampler: str, steps: int) -> None:
-        _check_ode(sampler, steps, "an EDM model")
+        _check_ode(sampler, steps, "an EDM model", False)
 
     def nfe(self, sampler: str, steps: int) -> int:
         """Network evaluations per sample of :meth:`sample` with this budget (:func:`~losslab.schedules.ode_nfe`)."""
@@ -363,19 +367,22 @@ class EDMObjective:
 
     @torch.no_grad()
     def sample(self, net, shape: tuple[int, ...], *, sampler: str = "heun", steps: int = 100, eta: float = 0.0,
-               generator: torch.Generator | None = None, clip=None, trajectory: bool = False, device=None):
+               generator: torch.Generator | None = None, clip=None, trajectory: bool = False, device=None,
+               x_start: Tensor | None = None):
         """EDM's deterministic sampler (Karras et al. 2022, Algorithm 1, S_churn = 0).
 
         ``x_0 ~ N(0, sigma_max^2 I)``; the probability-flow ODE
         ``dx/dsigma = (x - D(x; sigma)) / sigma`` (Eq. 3 with sigma(t) = t, s(t) = 1)
         solved on :func:`~losslab.schedules.edm_sigmas` with the solver steps
         that fit ``steps`` network evaluations (:func:`~losslab.schedules.ode_steps`;
-        Heun: ``2 N - 1``). The output is clipped to ``clip`` when given. ``eta`` is unused.
+        Heun: ``2 N - 1``). The output is clipped to ``clip`` when given. ``eta`` is unused;
+        ``x_start`` (standard normal, scaled by sigma_max here) replaces the drawn noise.
         """
         dev = torch.device(device) if device is not None else next(net.parameters()).device
         where = generator.device if generator is not None else dev
         sigmas = schedules.edm_sigmas(schedules.ode_steps(steps, sampler), self.sigma_min, self.sigma_max, self.rho)
-        x = torch.randn(shape, generator=generator, device=where).to(dev) * float(sigmas[0])
+        x = (torch.randn(shape, generator=generator, device=where).to(dev) if x_start is None
+             else x_start.to(dev)) * float(sigmas[0])
         n = shape[0]
 
         def velocity(x: Tensor, sigma: float) -> Tensor:
