@@ -261,3 +261,19 @@ def test_cli_train_records_the_sampler_and_its_nfe(tmp_path, loss, sampler, nfe)
     res = read_json(run / "result.json")
     assert res["status"] == "ok" and res["sampling_nfe"] == nfe  # Heun: 3 corrected steps / 3 steps, last Euler
     assert read_json(run / "config.json")["diffusion"]["sampler"] == sampler
+
+
+def test_explain_weights_of_flow_matching_and_edm_on_the_x0_error():
+    from losslab.explain import diffusion_weight_curves
+
+    g = torch.Generator().manual_seed(0)
+    x0, x1, v_hat = (torch.randn(6, 5, generator=g, dtype=torch.float64) for _ in range(3))
+    for t in (0.05, 0.5, 0.95):
+        x_t, u = FlowMatchingObjective().interpolate(x0, x1, torch.full((6,), t, dtype=torch.float64))
+        x0_hat = x_t - t * v_hat  # the clean sample the velocity implies
+        w = diffusion_weight_curves(np.array([2 * math.log((1 - t) / t)]))["flow-matching"][0]
+        assert_close((v_hat - u).pow(2).sum(), w * (x0_hat - x0).pow(2).sum())
+    obj = EDMObjective(sigma_data=0.5)
+    for sigma in (0.01, 1.0, 30.0):  # lambda(sigma) on the denoiser's (= x0) error, SNR = 1 / sigma^2
+        w = diffusion_weight_curves(np.array([-2 * math.log(sigma)]), sigma_data=0.5)["edm"][0]
+        assert_close(float(obj.weight(torch.tensor(sigma, dtype=torch.float64))), w, rtol=1e-12, atol=0)

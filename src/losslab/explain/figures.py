@@ -241,14 +241,17 @@ def _draw_focal() -> Figure:
 
 
 def _draw_diffusion() -> Figure:
-    fig, (a, b) = _figure(2, "Diffusion: eps, x0 and v prediction are one x0 regression, weighted")
+    fig, (a, b) = _figure(2, "Diffusion: eps, x0, v, flow matching and EDM are one x0 regression, weighted")
     t = np.arange(1, 1001)
     for label, ab in (("linear (ddpm, ddpm-x0)", linear_alpha_bar()), ("cosine (ddpm-v)", cosine_alpha_bar())):
         a.plot(t, np.log(ab) - np.log1p(-ab), label=label)
     _label(a, "schedules", "timestep t", "log SNR(t)")
     c = diffusion_weight_curves(np.linspace(-10.0, 10.0, 201))
-    for name, label in (("ddpm", "ddpm (eps): SNR"), ("ddpm-x0", "ddpm-x0: 1"), ("ddpm-v", "ddpm-v: 1 + SNR")):
-        b.plot(c["log_snr"], c[name], label=label)
+    for name, label, style in (("ddpm", "ddpm (eps): SNR", "-"), ("ddpm-x0", "ddpm-x0: 1", "-"),
+                               ("ddpm-v", "ddpm-v: 1 + SNR", "-"),
+                               ("flow-matching", "flow-matching: (1 + sqrt(SNR))^2", "--"),
+                               ("edm", "edm (sigma_data 0.5): 4 + SNR", "--")):
+        b.plot(c["log_snr"], c[name], style, label=label)
     b.set_yscale("log")
     _label(b, "weight on ||x0 - x0_hat||^2", "log SNR (noisy on the left)", "weight")
     return fig
@@ -343,7 +346,8 @@ FOCAL = LossFigure(
 DIFFUSION = LossFigure(
     "diffusion",
     _draw_diffusion,
-    "log SNR of the schedules, and the weight each diffusion loss puts on the x0 error.",
+    "log SNR of the schedules, and the weight each diffusion loss puts on the x0 error (flow matching and EDM "
+    "at their own SNR: ((1 - t) / t)^2 and 1 / sigma^2).",
 )
 CONTRASTIVE = LossFigure(
     "contrastive",
