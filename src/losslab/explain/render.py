@@ -35,10 +35,10 @@ def plot_loss(name: str, path: str | Path) -> Path:
     over ``D(G(z))`` (minimax, ns, dragan), the exact 1-D critic experiment
     (wgan, wgan-gp), per-sample terms (lsgan, hinge, ebgan, began), float32
     stability (bce, bce-with-logits), label smoothing (cce, sparse-cce), the
-    focal modulation (focal), the diffusion weightings (ddpm*), and the
-    contrastive losses against the positive's similarity or a distance on
-    the unit sphere (pairwise-bce, contrastive, triplet, nt-xent, info-nce,
-    supcon, clip).
+    focal modulation (focal), the diffusion weightings (ddpm*, flow-matching,
+    edm), and the contrastive losses against the positive's similarity or a
+    distance on the unit sphere (pairwise-bce, contrastive, triplet, nt-xent,
+    info-nce, supcon, clip; siglip, barlow-twins and vicreg show the same figure).
 
     Parameters
     ----------
