@@ -126,7 +126,7 @@ class DiffusionConfig:
     DDPM losses; "euler" or "heun" (ODE solvers, Karras et al. 2022 Algorithm 1) for flow-matching and edm."""
     sample_steps: int | None = None
     """Network evaluations per generated sample, the NFE every diffusion loss shares (DDPM losses: 1..T;
-    Heun takes the largest 2N - 1 <= sample_steps)."""
+    Heun takes the largest 2N - 1 (edm) or 2N (flow-matching) <= sample_steps)."""
     eta: float | None = None
     """DDIM stochasticity in [0, 1] (0: deterministic)."""
     lr: float | None = None
