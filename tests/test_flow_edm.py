@@ -277,3 +277,16 @@ def test_explain_weights_of_flow_matching_and_edm_on_the_x0_error():
     for sigma in (0.01, 1.0, 30.0):  # lambda(sigma) on the denoiser's (= x0) error, SNR = 1 / sigma^2
         w = diffusion_weight_curves(np.array([-2 * math.log(sigma)]), sigma_data=0.5)["edm"][0]
         assert_close(float(obj.weight(torch.tensor(sigma, dtype=torch.float64))), w, rtol=1e-12, atol=0)
+
+
+def test_edm_states_are_drawn_at_the_networks_scale(tmp_path):
+    ds = load_dataset("ring8")
+    st = D.init_state(_cfg("vector", "diffusion.sample_steps=5"), ds, "edm", seed=0)
+    D.artifacts(st, ds, tmp_path)
+    with np.load(tmp_path / "diffusion.npz", allow_pickle=False) as f:
+        fwd, lv, note = f["forward_x"], f["forward_t"], str(f["state_note"])
+    assert "sigma_data" in note and lv[-1] == 80.0
+    # the strip's last state: x0 + 80 eps shown as (x0 + 80 eps) / sqrt(1 + 80^2) in network units
+    z = (fwd[-1] - st.shift.numpy()) / st.scale.numpy()
+    assert_allclose_ = np.testing.assert_allclose
+    assert_allclose_(z.std(axis=0), 80.0 / math.sqrt(1 + 80.0**2), rtol=0.1)

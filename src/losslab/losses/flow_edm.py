@@ -348,6 +348,14 @@ class EDMObjective:
     def perturb(self, x0: Tensor, sigma: Tensor, eps: Tensor) -> Tensor:
         return x0 + _bc(sigma.to(torch.float64), x0) * eps
 
+    display_note = "states shown as x / sqrt(1 + sigma^2 / sigma_data^2), the scale the network sees"
+
+    def display_scale(self, sigma: Tensor) -> Tensor:
+        """``1 / sqrt(1 + sigma^2 / sd^2)`` (= sd c_in): the report draws the states at unit scale
+        (raw, the noise at sigma_max = 80 hides everything else)."""
+        sigma = torch.as_tensor(sigma, dtype=torch.float64)
+        return 1.0 / (1.0 + sigma**2 / self.sigma_data**2).sqrt()
+
     def level_label(self, sigma: float, clean: str) -> str:
         sigma = float(sigma)
         return clean if sigma <= 0.0 else f"sigma={sigma:.3g}"

@@ -152,6 +152,9 @@ def plot_diffusion(run_dir: str | Path, out_png: str | Path, *, reference: dict 
     is_image = kind == "image" and fwd_x.ndim == 5
     fwd_title = "forward process q(x_t | x_0) of held-out data"
     rev_title = "reverse chain of generated samples (sampler states)"
+    note_text = str(data["state_note"]) if "state_note" in data else ""
+    if note_text:
+        fwd_title, rev_title = f"{fwd_title}; {note_text}", f"{rev_title}; {note_text}"
     if is_image:  # the two grids side by side, the bar chart below
         fig = Figure(figsize=(13, 8.5), layout="constrained")
         top, bottom = fig.subfigures(2, 1, height_ratios=[2.2, 1.0])
