@@ -153,10 +153,21 @@ class FlowMatchingObjective:
         n = x0.shape[0]
         if t is None:
             t = self.sample_t(n, generator, x0.device)
+        return self.members(lambda x, tt: net(x[0], tt[0])[None], x0[None], t=t[None], generators=[generator])[0]
+
+    def members(self, net, x0: Tensor, *, t: Tensor, generators: list) -> Tensor:
+        """Per-sample losses of M runs at once (the member axis of :mod:`losslab.train.members`).
+
+        ``net(x (M, N, ...), time (M, N)) -> (M, N, ...)``; ``x0`` (M, N, ...); ``t`` (M, N) times;
+        member k draws its noise x1 from ``generators[k]`` (as its solo run does). Returns (M, N).
+        """
+        m, n = x0.shape[:2]
+        x1 = torch.stack([sample_noise(x0.shape[1:], g, x0) for g in generators])
         t = t.to(x0.device)
-        x1 = sample_noise(x0.shape, generator, x0)
-        x_t, u = self.interpolate(x0, x1, t)
-        return (self.net_velocity(net, x_t, t) - u).pow(2).reshape(n, -1).mean(dim=1)
+        tt = t.to(x0.dtype).reshape(m, n, *([1] * (x0.dim() - 2)))
+        x_t, u = (1 - tt) * x0 + tt * x1, x1 - x0
+        out = net(x_t, TIME_SCALE * t.to(torch.float32))
+        return (out - u).pow(2).reshape(m, n, -1).mean(dim=2)
 
     # -- diagnostics
 
@@ -313,11 +324,25 @@ class EDMObjective:
         n = x0.shape[0]
         if t is None:
             t = self.sample_t(n, generator, x0.device)
-        sigma = t.to(x0.device)
-        noise = sample_noise(x0.shape, generator, x0)
-        d = self.denoise(net, x0 + _bc(sigma.to(torch.float64), x0) * noise, sigma)
-        w = self.weight(sigma.to(torch.float64)).to(x0.dtype)
-        return w * (d - x0).pow(2).reshape(n, -1).mean(dim=1)
+        return self.members(lambda x, tt: net(x[0], tt[0])[None], x0[None], t=t[None], generators=[generator])[0]
+
+    def members(self, net, x0: Tensor, *, t: Tensor, generators: list) -> Tensor:
+        """Per-sample losses of M runs at once (the member axis of :mod:`losslab.train.members`).
+
+        ``net(x (M, N, ...), time (M, N)) -> (M, N, ...)`` is the raw network F; ``x0`` (M, N, ...);
+        ``t`` (M, N) noise levels sigma; member k draws its noise from ``generators[k]``. Returns (M, N).
+        """
+        m, n = x0.shape[:2]
+        noise = torch.stack([sample_noise(x0.shape[1:], g, x0) for g in generators])
+        sigma = t.to(x0.device, torch.float64)
+        c_skip, c_out, c_in, c_noise = edm_precond(sigma, self.sigma_data)  # (M, N) float64
+
+        def bc(v: Tensor) -> Tensor:
+            return v.to(x0.dtype).reshape(m, n, *([1] * (x0.dim() - 2)))
+
+        x = x0 + bc(sigma) * noise
+        d = bc(c_skip) * x + bc(c_out) * net(bc(c_in) * x, (TIME_SCALE * c_noise).to(torch.float32))
+        return self.weight(sigma).to(x0.dtype) * (d - x0).pow(2).reshape(m, n, -1).mean(dim=2)
 
     # -- diagnostics: buckets are deciles of the training distribution of sigma
 

@@ -40,8 +40,9 @@ class GANLoss:
         What the critic returns: "logit" | "score" | "critic" | "energy".
     critic : str
         "discriminator" (one value per sample) | "autoencoder" (reconstruction, code).
-    penalty : str or None
-        None | "gp" (WGAN-GP) | "dragan".
+    penalty : str, tuple of str, or None
+        None | "gp" (WGAN-GP) | "dragan", or a tuple of such names; each is an
+        entry of :data:`losslab.train.gan.PENALTIES` (its function and weight key).
     clip : bool
         Clip the critic's weights after each critic update (WGAN).
     defaults : dict
@@ -56,6 +57,10 @@ class GANLoss:
     g_takes_code : bool
         ``g_loss`` also takes ``code_fake``, the autoencoder critic's code of
         the generated batch (EBGAN's pulling-away term).
+    g_needs_real : bool
+        ``g_loss`` also takes the critic's outputs on a fresh real batch
+        (``d_real`` / ``e_real``; relativistic losses), drawn after the
+        generator's z and treated as a constant.
     equilibrium : bool
         BEGAN's equilibrium: ``d_loss`` takes ``k``, the state carries a
         :class:`~losslab.losses.penalties.BEGANEquilibrium` (``gamma``,
@@ -76,7 +81,7 @@ class GANLoss:
     g_loss: Callable[..., Tensor]
     output: str
     critic: str
-    penalty: str | None
+    penalty: str | tuple[str, ...] | None
     clip: bool
     defaults: dict = field(hash=False)
     summary: str
@@ -84,6 +89,7 @@ class GANLoss:
     d_hparams: tuple[str, ...] = ()
     g_hparams: tuple[str, ...] = ()
     g_takes_code: bool = False
+    g_needs_real: bool = False
     equilibrium: bool = False
     search_space: dict = field(default_factory=dict, hash=False)
 
