@@ -10,8 +10,10 @@ from test_verdict import write_comparison
 
 from losslab import config as C
 from losslab import io, rundir, verdict
+from losslab.data import load_dataset
 from losslab.losses import GAN_LOSSES
 from losslab.report.answer import LEARNABLE_MARGIN, answer, learnable, loss_findings
+from losslab.train.loop import resolved_hparams
 
 
 def _entry(loss, values, ci=None):
@@ -41,8 +43,9 @@ def test_clear_winner_names_it_with_its_interval_and_the_test():
     res = _gan_results("clear winner", ["wgan"], [{"a": "wgan", "b": "minimax", "p_adjusted": 0.003},
                                                   {"a": "wgan", "b": "wgan-gp", "p_adjusted": 0.02}])
     text = answer(res)
-    assert 2 <= len(text) <= 4
+    assert len(text) == 3  # the winner, how sure, and the outlier seed (no findings: no "Why")
     assert text[0].startswith("wgan is the clear winner on gaussian1d: w1 0.113 [0.1, 0.13]")
+    assert text[2].startswith("One seed drives wgan-gp's mean")
     assert "3 seeds per loss" in text[1] and "Holm" in text[1]
     assert "minimax and wgan-gp significantly worse" in text[1] and "0.003, 0.02" in text[1]
 
@@ -51,7 +54,7 @@ def test_no_clear_winner_names_the_group_the_worse_losses_why_and_the_outlier_se
     # a finding twice in one run counts once
     res = _gan_results("no clear winner", ["wgan", "wgan-gp"], PAIRS, findings={"minimax": [KEPT, KEPT]})
     text = answer(res)
-    assert 2 <= len(text) <= 4
+    assert len(text) == 4 and text[2].startswith("Why: ") and text[3].startswith("One seed drives")
     assert text[0].startswith("No clear winner on gaussian1d: wgan and wgan-gp are within noise")
     assert "minimax did worse" in text[0]
     assert "minimax significantly worse (Holm-adjusted p 0.012)" in text[1]
@@ -112,6 +115,31 @@ def test_a_loss_that_beats_the_baselines_is_a_winner_not_nothing_learnable():
     assert any("supcon beat chance (9.6%)" in s for s in text)
 
 
+def test_learnable_judges_the_linear_probe_when_the_ranked_metric_is_not_an_accuracy():
+    """--metric uniformity (lower is better, no chance level): a probe of 0.9 against 0.3 for a random encoder
+    has learned; the uniformity values themselves (about -3) are never compared with a chance accuracy."""
+    runs = [{"loss": loss, "seed": s, "status": "ok",
+             "metrics": {"uniformity": -3.0 - 0.1 * s, "linear_probe": probe + 0.01 * s, "chance": 0.1,
+                         "linear_probe_random_encoder": 0.3}}
+            for loss, probe in (("supcon", 0.9), ("nt-xent", 0.305)) for s in range(3)]
+    ranking = [_entry(loss, [r["metrics"]["uniformity"] for r in runs if r["loss"] == loss])
+               for loss in ("supcon", "nt-xent")]
+    res = {"dataset": {"name": "mnist"}, "family": "contrastive",
+           "primary_metric": {"name": "uniformity", "higher_is_better": False}, "ranking": ranking, "runs": runs,
+           "recommendation": {"loss": "supcon", "verdict": "no clear winner", "best_group": ["supcon", "nt-xent"],
+                              "pairwise": []}}
+    info = learnable(res)
+    assert info["metric"] == "linear_probe" and info["any"] is True and info["learned"] == ["supcon"]
+    assert info["gains"]["supcon"] == pytest.approx(0.9 + 0.01 - 0.3, abs=1e-12)
+    assert info["gains"]["nt-xent"] == pytest.approx(0.305 + 0.01 - 0.3, abs=1e-12)  # within the 2-point margin
+    assert not answer(res)[0].startswith("Nothing learnable")
+    # and with nothing learned, the sentence quotes the probe's accuracy, not the uniformity
+    for r in runs:
+        r["metrics"]["linear_probe"] = 0.3
+    text = answer(res)
+    assert text[0].startswith("Nothing learnable") and "reaches linear_probe 30.0%" in text[0]
+
+
 def test_loss_findings_merge_seeds_and_list_every_seeds_mode_count():
     mc = [{"name": "mode_collapse", "text": f"mode collapse: modes covered {k}/8", "values": {"covered": k,
                                                                                             "total": 8}}
@@ -132,7 +160,7 @@ def test_no_finished_loss_gives_a_no_answer_line():
 
 def test_aggregate_writes_the_answer_findings_and_effective_hyperparameters(tmp_path):
     """verdict.aggregate -> results.json: ``answer`` sentences, each run's ``findings`` from its curves, and
-    ``hparams`` from its config.json through the family's resolution (preset lr_scale and --set applied)."""
+    ``hparams`` as the runs recorded them in result.json (the family's resolution: lr_scale and --set applied)."""
     def rows(loss, seed):  # fakes' energy above the margin (2.0) on 90% of the logged steps
         return [{"step": i, "d_fake": 2.5 if i >= 10 else 1.0, "d_real": 0.3, "g_grad_norm": 1.0, "d_acc": 0.6}
                 for i in range(100)]
@@ -140,13 +168,12 @@ def test_aggregate_writes_the_answer_findings_and_effective_hyperparameters(tmp_
     runs = [{"loss": loss, "seed": s, "status": "ok", "metrics": {"w1": 0.1 + 0.1 * s + (loss == "ns") * (1 + 0.05 * s),
                                                                   "modes_covered": 8, "num_modes": 8}}
             for loss in ("ebgan", "ns") for s in (0, 1)]
-    write_comparison(tmp_path, runs, family="gan", data="ring8", kind="vector", shape=[2], rows=rows)
     cfg = C.Config()
     cfg.loss.margin, cfg.loss.lr_scale = 2.0, 5.0
+    ring8 = load_dataset("ring8")
     for r in runs:
-        rd = tmp_path / rundir.plan([r["loss"]], 1, seed_start=r["seed"])[0].run_dir
-        io.atomic_write_json(rd / rundir.CONFIG, rundir.run_config(cfg, family="gan", loss=r["loss"],
-                                                                   seed=r["seed"], data_name="ring8"))
+        r["hparams"] = resolved_hparams(cfg, ring8, "gan", r["loss"])  # what train_run writes into result.json
+    write_comparison(tmp_path, runs, family="gan", data="ring8", kind="vector", shape=[2], rows=rows)
     res = verdict.aggregate(tmp_path)
     on_disk = rundir.read_json_file(tmp_path / rundir.RESULTS)
     assert on_disk["answer"] == res["answer"] and 2 <= len(res["answer"]) <= 4

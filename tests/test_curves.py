@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +14,7 @@ from losslab import rundir
 from losslab.convergence import converged_rate, is_converged, mean_curve, suggested_budget
 from losslab.errors import UserError
 from losslab.train import gan
+from losslab.train import loop
 from losslab.train.loop import curve_steps, train_run
 
 
@@ -59,10 +61,11 @@ def test_suggested_budget_extrapolates_the_shrinking_improvement():
     # 0.075 q^n < 0.05 first at n = 1 -> 800 (1 + 1/4) = 1000.
     s = suggested_budget({"a": [_pts([5, 4, 3, 2.5, 2.2, 2.0, 1.9, 1.85])]}, "w1", False, 800)
     assert s["value"] == 1000
-    # Not shrinking (equal per-quarter gains) -> 2x; converged -> the budget; the max over losses.
+    # Not shrinking (a growing relative gain per quarter) -> more than 4x: the cap, marked capped; converged ->
+    # the budget; the max over losses.
     s = suggested_budget({"a": [_pts([8, 7, 6, 5, 4, 3, 2, 1])], "b": [_pts([5, 4, 3, 2.5, 2.2, 2.1, 2.08, 2.07])]},
                          "w1", False, 800)
-    assert s["per_loss"] == {"a": 1600.0, "b": 800.0} and s["value"] == 1600
+    assert s["per_loss"] == {"a": 3200.0, "b": 800.0} and s["value"] == 3200 and s["capped_losses"] == ["a"]
     m = mean_curve([_pts([1, 2]), _pts([3, 4])], "w1")
     torch.testing.assert_close(torch.as_tensor(m["mean"]), torch.tensor([2.0, 3.0], dtype=torch.float64))
     torch.testing.assert_close(torch.as_tensor(m["std"]), torch.tensor([1.0, 1.0], dtype=torch.float64))
@@ -87,14 +90,33 @@ def test_run_curve_has_8_points_last_equals_final_and_does_not_change_training(t
     assert curve[-1]["w1"] == res["metrics"]["w1"]
     assert curve[-1]["modes_covered"] == res["metrics"]["modes_covered"]
     assert rundir.read_curve(tmp_path / "a") == json.loads(json.dumps(curve))
-    assert res["curve_metric"] == "w1" and res["converged"] in (True, False)
-    assert res["converged"] == is_converged(curve, "w1", False, budget=40)
+    # Each point carries its evaluation error from a second, independent draw: positive for W1 (another
+    # sample of the same model lies elsewhere), 0 for nothing that is not a ranked metric.
+    assert all(p["eval_sd"]["w1"] > 0 and set(p["eval_sd"]) <= {"w1", "modes_covered", "high_quality",
+                                                               "reverse_kl"} for p in curve)
+    # converged, by the rule written out: the last point against the one at 0.75 B = 30 updates, within
+    # max(5%, 2 sqrt(2) s), s the RMS of eval_sd over the points past B / 2
+    start, end = curve[5]["w1"], curve[-1]["w1"]
+    s_pool = (sum(p["eval_sd"]["w1"] ** 2 for p in curve[4:]) / 4) ** 0.5
+    assert res["curve_metric"] == "w1"
+    assert res["converged"] is ((start - end) <= max(0.05 * abs(start), 2 * 2 ** 0.5 * s_pool))
     assert res["curve_seconds"] > 0 and res["train_seconds"] + res["curve_seconds"] == pytest.approx(
         res["wall_seconds"], rel=1e-6)
     # The curve draws no training randomness: without it the run ends with the same samples.
     off = _run(tmp_path / "b", _cfg(40, "train.curve_points=0"))
     assert off["curve"] == [] and off["converged"] is None
     torch.testing.assert_close(rundir.read_samples(tmp_path / "a"), rundir.read_samples(tmp_path / "b"))
+
+
+def test_curves_switched_off_do_not_make_the_verdict_undertrained(tmp_path, single_thread):
+    """train.curve_points=0 is the documented way to switch curves off: every run's convergence is then
+    undetermined (None), which must count neither way (it made every such comparison 'undertrained')."""
+    res = cmp.run_compare(_cfg(10, "train.curve_points=0"), losses=["ns", "hinge"], seeds=2, out=tmp_path,
+                          quiet=True)
+    assert all(r["converged"] is None for r in res["runs"])
+    assert res["recommendation"]["verdict"] != "undertrained"
+    assert all(e["converged_rate"] is None for e in res["ranking"])
+    assert res["budget"]["suggested_steps"] is None and res["noise_floor_curve"] is None
 
 
 def test_curve_survives_resume(tmp_path, single_thread):
@@ -158,13 +180,35 @@ def test_same_seed_gives_every_loss_the_same_initial_generator(single_thread):
     assert any(not torch.equal(v, ref[k]) for k, v in other.items())
 
 
-def test_contrastive_curve_uses_a_probe_on_a_subset(tmp_path, single_thread):
+def test_contrastive_curve_uses_a_probe_on_a_subset(tmp_path, monkeypatch, single_thread):
+    """Each point probes curve_n test and at most CONTRASTIVE_CURVE_TRAIN train images: the subsets of seed 0,
+    and for the second evaluation draw those of seed 1; the point's value is the first probe's accuracy."""
     cfg = C.Config()
     cfg.data.name = "digits"
     cfg.train.steps, cfg.train.batch_size, cfg.train.curve_points, cfg.train.curve_n = 6, 32, 2, 200
     ds = cmp.load_data(cfg)
+    seen = []
+    real_probe = loop.linear_probe_accuracy
+
+    def probe(ftr, ytr, fte, yte):
+        acc = real_probe(ftr, ytr, fte, yte)
+        seen.append((len(ftr), yte.clone(), acc))
+        return acc
+
+    monkeypatch.setattr(loop, "linear_probe_accuracy", probe)
     res = train_run(tmp_path, cfg, ds, loss="nt-xent", seed=0, family="contrastive")
     assert res["status"] == "ok" and res["curve_metric"] == "linear_probe"
     assert [p["g_updates"] for p in res["curve"]] == [3, 6]
-    for p in res["curve"]:
-        assert 0.0 <= p["linear_probe"] <= 1.0 and 0.0 <= p["knn"] <= 1.0
+    want = []
+    for seed in (0, 1):
+        g = torch.Generator().manual_seed(seed)
+        torch.randperm(len(ds.train), generator=g)  # the train subset is drawn first
+        want.append(ds.test_labels[torch.randperm(len(ds.test), generator=g)[:200]])
+    assert len(seen) >= 4  # two draws per point (the final evaluation probes on its own rows afterwards)
+    for i, p in enumerate(res["curve"]):
+        (n0, y0, acc0), (n1, y1, acc1) = seen[2 * i], seen[2 * i + 1]
+        assert n0 == n1 == min(loop.CONTRASTIVE_CURVE_TRAIN, len(ds.train)) == 1437
+        torch.testing.assert_close(y0, want[0])
+        torch.testing.assert_close(y1, want[1])
+        assert p["linear_probe"] == acc0
+        np.testing.assert_allclose(p["eval_sd"]["linear_probe"], abs(acc0 - acc1) / 2 ** 0.5, rtol=1e-12)

@@ -181,8 +181,11 @@ def test_every_family_lives_on_the_configured_device_cpu(ring8, family, loss, ki
     assert st.g_updates == 2
     out = fam.sample(st, 10, seed=0)
     assert out.device.type == "cpu" and out.shape[0] == 10 and bool(torch.isfinite(out).all())
-    if fam.evaluate is not None:
-        assert 0.0 <= fam.evaluate(st, ds)["linear_probe"] <= 1.0
+    if fam.evaluate is not None:  # an accuracy: a whole number of the probe's test images, the same each time
+        m = fam.evaluate(st, ds)
+        correct = m["linear_probe"] * m["n_probe_test"]
+        assert m["n_probe_test"] >= 1 and correct == pytest.approx(round(correct), abs=1e-6)
+        assert fam.evaluate(st, ds)["linear_probe"] == m["linear_probe"]
     # The documented stream, on that device: a fresh state's generator is seeded_generator(seed)
     # (ebm-cd's has filled the replay buffer with uniform noise from it).
     want = seeded_generator(3, "cpu")

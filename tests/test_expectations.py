@@ -92,8 +92,26 @@ def test_mode_coverage_not_measured_is_not_testable_here():
     assert "not testable here" in finding_phrase(e)
 
 
+def test_an_untrained_generator_at_0_of_8_modes_neither_drops_nor_covers_modes():
+    runs = [{"loss": loss, "seed": s, "status": "ok",
+             "metrics": {"w1": 2.0, "modes_covered": 0, "num_modes": 8, "high_quality": 0.01}}
+            for loss in ("ns", "wgan") for s in range(3)]
+    res = check_expectations(RING, [_row("ns", [2.0] * 3), _row("wgan", [2.0] * 3)], runs)
+    assert [e["held"] for e in res] == [None, None]
+    assert all("did not reach the data" in e["evidence"] and "0/8, 0/8, 0/8" in e["evidence"] for e in res)
+    assert "not testable here" in finding_phrase(res[0])
+    # a seed that reached one mode (high quality 95%) collapsed: that one seed is the evidence
+    runs[1]["metrics"].update(modes_covered=1, high_quality=0.95)
+    (ns,) = _by(check_expectations(RING, [_row("ns", [2.0] * 3)], runs), "standard_gan_drops_modes")
+    assert ns["held"] is True and "modes covered per seed 1/8" in ns["evidence"] and "1/1 seeds" in ns["evidence"]
+
+
 def test_vanishing_gradient_is_tested_only_where_the_discriminator_won():
-    assert 13.0 <= LOW_DIM_RATIO * MNIST["dim"]
+    # MNIST's TwoNN dimension 13 is within LOW_DIM_RATIO of 784: the gradient rows apply; at the bound too
+    for idim, applies in ((13.0, True), (LOW_DIM_RATIO * 784, True), (LOW_DIM_RATIO * 784 + 0.5, False)):
+        rows = check_expectations({**MNIST, "intrinsic_dim": idim}, [_row("minimax", [30.0] * 2)],
+                                  _grad_runs("minimax", [0.97, 0.99], [True, True]))
+        assert bool(_by(rows, "minimax_gradient_vanishes")) is applies, idim
     ranking = [_row("minimax", [30.0] * 2), _row("ns", [31.0] * 2)]
     # minimax: D won on both seeds and the gradient vanished on both -> held; ns: D won, no vanishing -> held
     runs = _grad_runs("minimax", [0.97, 0.99], [True, True]) + _grad_runs("ns", [0.95, 0.6], [False, False])
@@ -122,8 +140,14 @@ def test_gan_losses_similar_reads_the_best_group():
     (e,) = _by(check_expectations(MNIST, ranking, runs, recommendation=rec), "gan_losses_similar")
     assert e["held"] is False and e["losses"] == ["ns", "lsgan", "wgan-gp"]
     assert "significantly worse: wgan-gp" in e["evidence"] and "arXiv:1711.10337" in e["source"]
+    # none significantly worse is not the same as alike: not testable without an equivalence test ...
     rec_all = {**rec, "best_group": ["ns", "lsgan", "wgan-gp"]}
     (e,) = _by(check_expectations(MNIST, ranking, runs, recommendation=rec_all), "gan_losses_similar")
+    assert e["held"] is None and "no equivalence test" in e["evidence"]
+    assert "within noise" not in finding_phrase(e)
+    # ... and held when one showed them equivalent
+    (e,) = _by(check_expectations(MNIST, ranking, runs, recommendation={
+        **rec_all, "equivalent": ["ns", "lsgan", "wgan-gp"]}), "gan_losses_similar")
     assert e["held"] is True
     # no paired test (one seed): not testable
     (e,) = _by(check_expectations(MNIST, ranking, runs, recommendation={"loss": "ns", "pairwise": [
@@ -131,13 +155,28 @@ def test_gan_losses_similar_reads_the_best_group():
     assert e["held"] is None
 
 
-def test_eps_against_x0_follows_the_ranking_order():
+def test_eps_against_x0_is_decided_by_a_paired_test_not_by_the_mean_order():
     runs = []
-    res = check_expectations(MNIST, [_row("ddpm", [20.0]), _row("ddpm-x0", [40.0])], runs, primary="fid")
-    (e,) = _by(res, "eps_beats_x0")
-    assert e["held"] is True and "fid seed mean: ddpm 20, ddpm-x0 40" == e["evidence"]
-    (e,) = _by(check_expectations(MNIST, [_row("ddpm-x0", [20.0]), _row("ddpm", [40.0])], runs), "eps_beats_x0")
-    assert e["held"] is False
+
+    def eps(a, b, primary="fid"):
+        (e,) = _by(check_expectations(MNIST, [_row("ddpm", a), _row("ddpm-x0", b)], runs, primary=primary),
+                   "eps_beats_x0")
+        return e
+
+    # one seed: the means differ 2x, but there is no test
+    e = eps([20.0], [40.0])
+    assert e["held"] is None and "not testable with 1 paired seed(s)" in e["evidence"]
+    assert e["evidence"].startswith("fid seed mean: ddpm 20, ddpm-x0 40")
+    # three paired seeds, FID lower is better: d = 20, 21, 19, t = 20 / (1 / sqrt 3) = 34.64 with 2 degrees of
+    # freedom, two-sided p = 1 - t / sqrt(2 + t^2) = 0.000832 (the t_2 closed form) -> held; mirrored -> not
+    e = eps([20.0, 21.0, 22.0], [40.0, 42.0, 41.0])
+    assert e["held"] is True and "paired t-test over 3 seeds p = 0.000832" in e["evidence"]
+    assert eps([40.0, 42.0, 41.0], [20.0, 21.0, 22.0])["held"] is False
+    # higher is better (precision): the direction follows the metric
+    assert eps([0.9, 0.91, 0.92], [0.5, 0.52, 0.51], primary="precision")["held"] is True
+    # overlapping seeds: not separated -> not testable here, whatever the mean order
+    e = eps([20.0, 40.0, 30.0], [35.0, 25.0, 33.0])
+    assert e["held"] is None and "not separated" in e["evidence"]
     assert _by(check_expectations(MNIST, [_row("ddpm", [20.0])], runs), "eps_beats_x0") == []  # needs both
 
 
@@ -178,10 +217,13 @@ def test_tiny_compare_on_ring8_profiles_the_data_and_tests_the_expectations(tmp_
     assert on_disk["data_profile"]["num_modes"] == 8
     names = [(e["name"], e["losses"]) for e in on_disk["expectations"]]
     assert names == [("standard_gan_drops_modes", ["ns"]), ("wgan_no_mode_collapse", ["wgan"])]
-    for e in on_disk["expectations"]:  # tested on the run's own numbers
+    for e in on_disk["expectations"]:  # tested on the run's own numbers (30 updates: may not reach the data)
         (run,) = [r for r in res["runs"] if r["loss"] == e["losses"][0]]
         missed = run["metrics"]["modes_covered"] < 8
-        assert e["held"] is (missed if e["name"] == "standard_gan_drops_modes" else not missed)
+        if run["metrics"]["high_quality"] < 0.5:
+            assert e["held"] is None and "did not reach the data" in e["evidence"]
+        else:
+            assert e["held"] is (missed if e["name"] == "standard_gan_drops_modes" else not missed)
     assert any(s.startswith("On this data (8 modes") for s in res["answer"])
     assert res["recommendation"]["reasons"][1].startswith("The data: 8 modes")
     md = (tmp_path / "report.md").read_text()
@@ -197,5 +239,5 @@ def test_tiny_compare_on_ring8_profiles_the_data_and_tests_the_expectations(tmp_
     assert not any(s.startswith("The data:") for s in again["recommendation"]["reasons"])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert cmp.write_profile(tmp_path, cmp.load_data(cfg))["num_modes"] == 8
+        assert rundir.write_profile(tmp_path, cmp.load_data(cfg))["num_modes"] == 8
     assert io.read_json(tmp_path / rundir.PROFILE) == prof

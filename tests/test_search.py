@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+import torch
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from losslab import compare as cmp
@@ -56,6 +57,8 @@ def test_search_tunes_each_loss_equally_then_ranks_the_tuned_settings(tmp_path, 
     res = cmp.run_compare(cfg, losses=["ns", "hinge"], seeds=2, out=tmp_path, quiet=True, search_trials=3)
     s = res["search"]
     assert s["trials"] == 3 and s["metric"] == "w1" and s["higher_is_better"] is False
+    assert s["sampler"].startswith("random search") and s["n_startup_trials"] is None  # 3 <= ROUND: no model
+    assert "validation" in s["scored_on"] and s["validation_seed"] == search.VALIDATION_SEED
     for loss in ("ns", "hinge"):
         e = s["losses"][loss]
         assert [t["number"] for t in e["trials"]] == [0, 1, 2]
@@ -66,8 +69,10 @@ def test_search_tunes_each_loss_equally_then_ranks_the_tuned_settings(tmp_path, 
             assert r["g_updates"] == 20  # the same budget as a final run
             if t["value"] is not None:
                 assert t["value"] == r["metrics"]["w1"]
-            lo, hi = search.search_space(loss)["lr"][1:]
-            assert lo <= t["params"]["lr"] <= hi
+            # the trial trained with its own parameters: its config.json records them
+            c = json.loads((tmp_path / t["run_dir"] / "config.json").read_text())
+            assert c["loss"]["lr_g"] == c["loss"]["lr_d"] == t["params"]["lr"]
+            assert c["loss"]["n_critic"] == t["params"]["n_critic"]
         best = min((t for t in e["trials"] if t["value"] is not None), key=lambda t: t["value"])
         assert e["best_params"] == best["params"] and e["best_value"] == best["value"]
         # The final runs train seeds 0, 1 with the best setting, recorded in their config.json.
@@ -84,3 +89,69 @@ def test_search_tunes_each_loss_equally_then_ranks_the_tuned_settings(tmp_path, 
     assert again["search"]["losses"] == s["losses"]
     with pytest.raises(UserError, match="--search"):
         cmp.run_compare(cfg, losses=["ns", "hinge"], seeds=2, out=tmp_path, quiet=True, search_trials=4)
+
+
+def test_the_sampler_start_up_fits_the_number_of_trials():
+    for n, kind, startup in ((1, "RandomSampler", None), (4, "RandomSampler", None), (5, "TPESampler", 4),
+                             (8, "TPESampler", 4), (12, "TPESampler", 6), (30, "TPESampler", 10)):
+        sampler, name = search.sampler_for(n, 0)
+        assert type(sampler).__name__ == kind, n
+        if startup is None:
+            assert name.startswith("random search"), n
+        else:
+            assert search.n_startup_trials(n) == startup and f"n_startup_trials={startup}" in name
+            assert sampler._n_startup_trials == startup  # what TPE will actually do
+
+
+def test_validation_data_holds_out_training_rows_and_never_the_test_rows():
+    from losslab.data.dataset import Dataset
+
+    train, test = torch.arange(100.0)[:, None], 1000.0 + torch.arange(30.0)[:, None]
+    ds = Dataset(name="rows", kind="vector", shape=(1,), train=train, test=test,
+                 train_labels=torch.arange(100) % 7, test_labels=torch.zeros(30, dtype=torch.long))
+    val = search.validation_data(ds)
+    assert len(val.test) == 20 and len(val.train) == 80  # 20% of the training rows (<= the 30 test rows)
+    rows = torch.cat([val.train, val.test]).ravel().sort().values
+    torch.testing.assert_close(rows, train.ravel())  # a partition of the training rows, no test row
+    torch.testing.assert_close(val.test_labels, val.test.ravel().long() % 7)  # labels stay with their rows
+    torch.testing.assert_close(val.train_labels, val.train.ravel().long() % 7)
+    assert search.validation_data(ds) is val  # one copy per process
+
+
+def test_search_trials_never_read_the_test_reference(tmp_path, monkeypatch, single_thread):
+    """--search through the CLI with every reference draw instrumented: trials draw theirs with the validation
+    seed from their validation data; the test reference (REFERENCE_SEED) is read only outside the search."""
+    from losslab import cli
+    from losslab.data.dataset import Dataset
+
+    phase, calls = ["before"], []
+    real_reference, real_search = Dataset.reference, search.run_search
+
+    def reference(self, n, generator=None):
+        seed = generator.initial_seed() if generator is not None else None
+        calls.append((phase[0], seed, len(self.test)))
+        return real_reference(self, n, generator)
+
+    def run_search(*a, **k):
+        phase[0] = "search"
+        try:
+            return real_search(*a, **k)
+        finally:
+            phase[0] = "final"
+
+    monkeypatch.setattr(Dataset, "reference", reference)
+    monkeypatch.setattr(search, "run_search", run_search)
+    out = tmp_path / "s"
+    cli.main(["compare", "--data", "ring8", "--losses", "ns,hinge", "--seeds", "1", "--steps", "10",
+                     "--search", "2", "--workers", "1", "--quiet", "--out", str(out),
+                     "--set", "train.n_eval=200", "--set", "train.curve_n=100", "--set", "train.curve_points=2",
+                     "--set", "model.hidden=16", "--set", "model.layers=2"])  # a failure exits (SystemExit)
+    trial = [c for c in calls if c[0] == "search"]
+    final = [c for c in calls if c[0] == "final"]
+    assert trial and final  # the instrument saw both phases
+    assert rundir.REFERENCE_SEED not in {seed for _, seed, _ in trial}
+    assert search.VALIDATION_SEED in {seed for _, seed, _ in trial}
+    assert {size for _, _, size in trial} == {2000}  # the validation split (20% of 10,000), not the 10,000 test rows
+    assert rundir.REFERENCE_SEED in {seed for _, seed, _ in final}
+    res = json.loads((out / rundir.RESULTS).read_text())
+    assert "validation" in res["search"]["scored_on"]

@@ -45,7 +45,8 @@ def write_comparison(out: Path, runs: list[dict], *, family: str, data: str, kin
                                  "wall_seconds": r.get("wall", 1.0),
                                  "diverged_at": 5 if r["status"] == "diverged" else None,
                                  "sampling_nfe": r.get("nfe", 1),
-                                 **({"converged": r["converged"]} if "converged" in r else {})})
+                                 **({"converged": r["converged"]} if "converged" in r else {}),
+                                 **({"hparams": r["hparams"]} if "hparams" in r else {})})
         if rows is not None:
             io.append_jsonl(rd / rundir.METRICS, rows(r["loss"], r["seed"]))
     return spec

@@ -85,28 +85,28 @@ class Request:
 
 def resolve_config(data: str = "ring8", *, data_dir: str | None = None, config_file: str | None = None,
                    sets: list[str] | None = None, steps: int | None = None, device: str | None = None,
-                   batch_seeds: bool | None = None) -> tuple[C.Config, Dataset]:
+                   batch_seeds: bool | None = None,
+                   overrides: C.Overrides | None = None) -> tuple[C.Config, Dataset]:
     """Config for ``data``: defaults < the data kind's preset < ``config_file`` < ``sets`` < the arguments.
 
     ``device`` ("auto", "cpu", "cuda", "cuda:N", "mps") and ``batch_seeds`` set
-    ``train.device`` and ``train.batch_seeds`` when given.
+    ``train.device`` and ``train.batch_seeds`` when given. ``overrides``
+    (:class:`losslab.config.Overrides`, parsed once by the caller) replaces
+    ``config_file`` and ``sets``.
 
     Raises:
         UserError: unknown data, a malformed or out-of-domain value, ``steps < 1``,
             a device this machine does not have.
     """
+    ov = overrides or C.Overrides.parse(config_file=config_file, sets=sets)
     base = C.Config()
     base.data.name = data
     base.data.data_dir = data_dir
-    # data.* must be known before the data are loaded (image_size, n_train).
-    if config_file:
-        C.apply_overrides(base, {k: v for k, v in C.load_toml(config_file).items() if k == "data"}, config_file)
-    C.apply_overrides(base, {k: v for k, v in C.parse_set(sets).items() if k == "data"}, "--set")
+    ov.only("data").apply(base)  # data.* must be known before the data are loaded (image_size, n_train)
     ds = load_dataset(base.data.name, data_dir=base.data.data_dir, image_size=base.data.image_size,
                       n_train=base.data.n_train)
-    cfg = C.resolve(ds.kind, config_file=config_file, sets=sets, base=base)
-    explicit = C.explicit_keys(C.parse_set(sets), C.load_toml(config_file) if config_file else None)
-    if getattr(ds, "default_n_eval", None) and "train.n_eval" not in explicit:
+    cfg = C.resolve(ds.kind, base=base, overrides=ov)
+    if getattr(ds, "default_n_eval", None) and "train.n_eval" not in ov.sources():
         cfg.train.n_eval = int(ds.default_n_eval)  # a protocol's sample count, e.g. Stacked MNIST's 26,000
     if steps is not None:
         if steps < 1:
@@ -121,17 +121,15 @@ def resolve_config(data: str = "ring8", *, data_dir: str | None = None, config_f
 
 
 def check_overrides(cfg: C.Config, losses: list[str], *, sets: list[str] | None = None,
-                    config_file: str | None = None) -> None:
-    """Every key the user set (``sets``, ``config_file``) must be read by a family of ``losses``.
+                    config_file: str | None = None, overrides: C.Overrides | None = None) -> None:
+    """Every key the user set (``sets``, ``config_file``; or ``overrides``, parsed once) must be read by a
+    family of ``losses``.
 
     Raises:
         UserError: one line naming the key and the families that would read it.
     """
-    explicit = {k: "--set" for k in C.explicit_keys(C.parse_set(sets))}
-    if config_file:
-        explicit.update({k: str(config_file) for k in C.explicit_keys(C.load_toml(config_file))
-                         if k not in explicit})
-    check_family_keys(cfg, [family_of(n) for n in losses], explicit)
+    ov = overrides or C.Overrides.parse(config_file=config_file, sets=sets)
+    check_family_keys(cfg, [family_of(n) for n in losses], ov.sources())
 
 
 def prepare(data: str = "ring8", *, losses: str | Iterable[str] = "all", family: str | None = None,
@@ -153,14 +151,14 @@ def prepare(data: str = "ring8", *, losses: str | Iterable[str] = "all", family:
         raise UserError(f"--seed-start must be >= 0, got {seed_start}")
     if search is not None and search < 1:
         raise UserError(f"--search must be >= 1, got {search}")
-    items = sets_from(sets)
-    cfg, ds = resolve_config(data, data_dir=data_dir, config_file=config_file, sets=items, steps=steps,
-                             device=device, batch_seeds=batch_seeds)
+    ov = C.Overrides.parse(config_file=config_file, sets=sets_from(sets))  # parsed once for both uses below
+    cfg, ds = resolve_config(data, data_dir=data_dir, steps=steps, device=device, batch_seeds=batch_seeds,
+                             overrides=ov)
     if budget_seconds is not None:
         if not 0 < budget_seconds < float("inf"):
             raise UserError(f"--budget-seconds must be a finite number > 0, got {budget_seconds}")
         cfg.train.budget_seconds = float(budget_seconds)
-    check_overrides(cfg, names, sets=items, config_file=config_file)
+    check_overrides(cfg, names, overrides=ov)
     cmp.check_request(cfg, ds, names, metric=metric)
     return Request(cfg=cfg, dataset=ds, losses=names, seeds=seeds, seed_start=seed_start, search=search)
 
@@ -199,7 +197,8 @@ def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: 
                   search=search, budget_seconds=budget_seconds, device=device, batch_seeds=batch_seeds)
     return cmp.run_compare(req.cfg, losses=req.losses, seeds=req.seeds, out=out,
                            workers=workers or default_workers(), quiet=quiet, metric=metric, report=report,
-                           backend=backend, address=address, seed_start=seed_start, search_trials=search)
+                           backend=backend, address=address, seed_start=seed_start, search_trials=search,
+                           checked=True)
 
 
 def results(out: str | Path = "losslab-out") -> dict[str, Any]:

@@ -20,20 +20,14 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
-def _resolve_config(args):
+def _resolve_config(args, overrides):
     """Config for ``--data``: kind preset < --config < --set < --steps (:func:`losslab.api.resolve_config`)."""
     from losslab import api  # torch and the trainers: not needed for `losslab --help`
 
-    return api.resolve_config(args.data, data_dir=args.data_dir, config_file=args.config, sets=args.set,
-                              steps=args.steps, device=getattr(args, "device", None),
-                              batch_seeds=False if getattr(args, "no_batch_seeds", False) else None)
-
-
-def _check_overrides(args, cfg, losses: list[str]) -> None:
-    """Every key the user set (--set, --config) must be read by a family of ``losses``; else one line, exit 2."""
-    from losslab import api
-
-    api.check_overrides(cfg, losses, sets=args.set, config_file=args.config)
+    return api.resolve_config(args.data, data_dir=args.data_dir, steps=args.steps,
+                              device=getattr(args, "device", None),
+                              batch_seeds=False if getattr(args, "no_batch_seeds", False) else None,
+                              overrides=overrides)
 
 
 def _check_losses(names, family: str | None = None) -> list[str]:
@@ -57,7 +51,8 @@ def cmd_compare(args) -> None:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     req = api.prepare(args.data, losses=args.losses, family=args.family, seeds=args.seeds, steps=args.steps,
                       sets=args.set, config_file=args.config, data_dir=args.data_dir, metric=args.metric,
-                      seed_start=args.seed_start, search=args.search, budget_seconds=args.budget_seconds)
+                      seed_start=args.seed_start, search=args.search, budget_seconds=args.budget_seconds,
+                      device=args.device, batch_seeds=False if args.no_batch_seeds else None)
     cfg, ds, names = req.cfg, req.dataset, req.losses
     workers = args.workers or default_workers()
     if args.dry_run:
@@ -72,7 +67,7 @@ def cmd_compare(args) -> None:
             res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, workers=workers,
                                   quiet=args.quiet, metric=args.metric, report=True,
                                   backend=args.backend, address=args.address,
-                                  seed_start=args.seed_start, search_trials=args.search)
+                                  seed_start=args.seed_start, search_trials=args.search, checked=True)
         finally:
             _print_warnings(caught)
     paths = report_paths(args.out)
@@ -95,9 +90,13 @@ def cmd_train(args) -> None:
     from losslab.losses import family_of
     from losslab.train.loop import train_run
 
+    from losslab import api
+    from losslab.config import Overrides
+
     _check_losses([args.loss])
-    cfg, ds = _resolve_config(args)
-    _check_overrides(args, cfg, [args.loss])
+    overrides = Overrides.parse(config_file=args.config, sets=args.set)  # --config and --set, parsed once
+    cfg, ds = _resolve_config(args, overrides)
+    api.check_overrides(cfg, [args.loss], overrides=overrides)
     cmp.check_request(cfg, ds, [args.loss])  # before the run directory is made
     if args.dry_run:
         print(io.dumps(cfg.to_dict()))
@@ -159,7 +158,7 @@ def cmd_eval(args) -> None:
 
 def cmd_report(args) -> None:
     # Imported here, not at the top: the verdict and matplotlib would slow every `losslab --help`.
-    from losslab.report import rebuild
+    from losslab.compare import rebuild
 
     paths = rebuild(args.out)  # under the lock on OUT: refused while a compare writes there
     print(f"report: {paths['html']}  (also {paths['markdown']})")
@@ -245,8 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="seeds per loss (default 3)")
     p.add_argument("--out", default="losslab-out", help="output directory; rerun to resume (default losslab-out)")
     p.add_argument("--family", default=None, help="model family whose losses 'all' means: gan (default), "
-                                                   "diffusion or contrastive; without it --losses may mix "
-                                                   "families")
+                                                   "diffusion, contrastive or ebm; without it --losses may "
+                                                   "mix families")
     p.add_argument("--workers", type=int, default=None, help="parallel runs (default: the CPU cores, at most 8)")
     p.add_argument("--backend", default="local", choices=["local", "ray"],
                    help="local: a process pool (default); ray: Ray tasks (pip install 'losslab[ray]')")

@@ -21,38 +21,31 @@ removed before anything else.
 from __future__ import annotations
 
 import copy
-import json
 import math
-import sys
-import time
-import warnings
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from losslab import backends, io, rundir, search
 from losslab.config import Config, apply_overrides, check_batch_size, validate
 from losslab.data import load_dataset
-from losslab.data.profile import profile as profile_data
 from losslab.errors import UserError
-from losslab.losses import family_of
+from losslab.losses import family_of, get_spec
 from losslab.metrics import MAX_OT_SAMPLES, METRIC_INFO, evaluate, primary_metric
 from losslab.metrics.features import STACKED_NAME
 from losslab.metrics.representation import METRIC_INFO_REPRESENTATION
 from losslab.metrics.features import get_feature_net
-from losslab.metrics.ladder import quality_ladder
+from losslab.noise_floor import write_noise_floor
 from losslab.train.batched import batchable, train_batched
 from losslab.train.common import resolve_device
 from losslab.train.loop import train_run
 from losslab.verdict import aggregate
 
 __all__ = ["check_family_data", "check_metric", "check_request", "feature_net_for", "group_jobs", "load_data",
-           "make_evaluator", "measured_metrics", "run_compare", "run_group", "run_job", "with_overrides",
-           "write_ladder", "write_profile", "write_reference"]
+           "make_evaluator", "measured_metrics", "rebuild", "run_compare", "run_group", "run_job", "with_overrides"]
 
 
 # --------------------------------------------------------------------------- data and evaluation
@@ -75,9 +68,12 @@ def feature_net_for(dataset, *, progress: bool = False):
     return get_feature_net(dataset, progress=progress)
 
 
-def make_evaluator(cfg: Config, dataset, *, n: int | None = None) -> Callable[[Any, torch.Tensor], dict]:
+def make_evaluator(cfg: Config, dataset, *, n: int | None = None,
+                   reference_seed: int = rundir.REFERENCE_SEED) -> Callable[[Any, torch.Tensor], dict]:
     """evaluate(dataset, samples) for generative families on ``n`` generated and ``n`` real samples
-    (default ``train.n_eval``; the curve points use ``train.curve_n``); the feature net loads on first use."""
+    (default ``train.n_eval``; the curve points use ``train.curve_n``), the real ones drawn with
+    ``reference_seed`` (search trials: :data:`losslab.search.VALIDATION_SEED`); the feature net (of
+    ``dataset``) loads on first use."""
     fnet: list = []
     n = cfg.train.n_eval if n is None else n
 
@@ -85,7 +81,7 @@ def make_evaluator(cfg: Config, dataset, *, n: int | None = None) -> Callable[[A
         if not fnet:  # cached on the CPU, run on train.device
             net = feature_net_for(dataset)
             fnet.append(net.to(resolve_device(cfg.train.device)) if net is not None else None)
-        return evaluate(ds, samples, generator=torch.Generator().manual_seed(rundir.REFERENCE_SEED),
+        return evaluate(ds, samples, generator=torch.Generator().manual_seed(reference_seed),
                         n=n, feature_net=fnet[0])
 
     return _eval
@@ -117,14 +113,19 @@ def run_job(cfg: Config, out: str, job: rundir.Job | search.TrialJob, progress: 
     ``{"section.key": value}`` settings of that loss only (``--search``'s best
     settings); a job with its own ``overrides`` (a search trial,
     :class:`losslab.search.TrialJob`) uses those. They are applied to the
-    run's config, so its config.json records them.
+    run's config, so its config.json records them. A search trial trains and is scored on
+    :func:`losslab.search.validation_data` with the reference seed
+    :data:`losslab.search.VALIDATION_SEED`: it never reads the test reference.
     """
     dataset = load_data(cfg)
     own = getattr(job, "overrides", None)
     run_cfg = with_overrides(cfg, dict(own) if own else (overrides or {}).get(job.loss))
-    return train_run(Path(out) / job.run_dir, run_cfg, dataset, loss=job.loss, seed=job.seed, family=job.family,
-                     evaluate=make_evaluator(run_cfg, dataset), progress=progress,
-                     curve_evaluate=make_evaluator(run_cfg, dataset, n=run_cfg.train.curve_n))
+    data, ref = dataset, rundir.REFERENCE_SEED
+    if isinstance(job, search.TrialJob):
+        data, ref = search.validation_data(dataset), search.VALIDATION_SEED
+    return train_run(Path(out) / job.run_dir, run_cfg, data, loss=job.loss, seed=job.seed, family=job.family,
+                     evaluate=make_evaluator(run_cfg, dataset, reference_seed=ref), progress=progress,
+                     curve_evaluate=make_evaluator(run_cfg, dataset, n=run_cfg.train.curve_n, reference_seed=ref))
 
 
 # --------------------------------------------------------------------------- checks before any write
@@ -151,7 +152,7 @@ def measured_metrics(family: str, dataset, *, n_eval: int) -> frozenset[str]:
       vector-only ones, the critic's (``losslab eval`` only) and those of
       ``evaluate(full=True)`` (an upper bound: class or mode keys depend on the data).
     """
-    if family == "contrastive":
+    if not get_spec(family).generates:  # measured on the model itself (contrastive)
         return frozenset(METRIC_INFO_REPRESENTATION)
     if dataset.kind == "vector":
         d = math.prod(int(s) for s in dataset.shape)
@@ -209,7 +210,7 @@ def check_family_data(cfg: Config, dataset, losses: list[str]) -> None:
 
     for loss in losses:
         family = family_of(loss)
-        if family != "contrastive" and dataset.kind == "image" and dataset.name != STACKED_NAME:
+        if get_spec(family).generates and dataset.kind == "image" and dataset.name != STACKED_NAME:
             labels = getattr(dataset, "train_labels", None)
             if labels is not None and int(torch.as_tensor(labels).max()) < 1:
                 raise UserError(f"loss {loss}: the {family} family is evaluated by FID on a classifier's "
@@ -235,36 +236,6 @@ def check_request(cfg: Config, dataset, losses: list[str], *, metric: str | None
     if metric is not None:
         check_metric(metric, losses, dataset, n_eval=cfg.train.n_eval)
     check_family_data(cfg, dataset, losses)
-
-
-def _is_done(run_dir: Path) -> bool:
-    """Whether a job's run directory holds a finished run; a corrupt result.json counts as not finished.
-
-    A result.json that is not a readable JSON object is reported with a
-    warning and the run is trained again (it resumes from its checkpoint), which
-    rewrites it. A corrupt config.json is a UserError (train_run could not tell
-    whether the directory holds this run).
-    """
-    path = run_dir / rundir.RESULT
-    if path.exists():
-        try:
-            r = rundir.read_json_file(path)
-        except UserError as e:
-            warnings.warn(f"{e.args[0].split(';')[0]}; the run is trained again", stacklevel=2)
-            return False
-        if not isinstance(r, dict):
-            warnings.warn(f"{path} is not a run result (not a JSON object); the run is trained again",
-                          stacklevel=2)
-            return False
-        if r.get("status") in rundir.FINAL_STATUSES:
-            return True
-    cfg_path = run_dir / rundir.CONFIG
-    if cfg_path.exists():
-        c = rundir.read_json_file(cfg_path)
-        if not isinstance(c, dict) or not isinstance(c.get("run"), dict):
-            raise UserError(f"{cfg_path} is not a run configuration (a JSON object with 'run' expected); "
-                            "delete it and rerun the same command to redo that run")
-    return False
 
 
 def group_jobs(jobs: list[rundir.Job], cfg: Config, dataset) -> list[tuple[rundir.Job, ...]]:
@@ -303,149 +274,6 @@ def run_group(cfg: Config, out: str, group: tuple[rundir.Job, ...], progress: Ca
 
 # --------------------------------------------------------------------------- the comparison directory
 
-def write_reference(out: Path, dataset, n: int) -> None:
-    """Real samples (and the true mixture / density) for the report, which never loads data.
-
-    ``OUT/reference.npz``: ``real`` (n, *shape) float32 (images: at most the
-    test split), and where the data has them ``modes`` (K, d), ``mode_std``,
-    and for 1-D vectors with a density ``pdf_x``, ``pdf_y`` (400,).
-    """
-    g = torch.Generator().manual_seed(0)
-    real = dataset.reference(min(n, len(dataset.test)) if dataset.kind == "image" else n, g)
-    arrays: dict[str, np.ndarray] = {"real": real.numpy().astype(np.float32)}
-    if dataset.modes is not None:
-        arrays["modes"] = np.asarray(dataset.modes, dtype=np.float32)
-        arrays["mode_std"] = np.asarray(dataset.mode_std, dtype=np.float32)
-    if dataset.pdf is not None and dataset.kind == "vector" and dataset.shape[0] == 1:
-        r = real.numpy().ravel()
-        lo, hi = np.quantile(r, [0.0005, 0.9995])
-        pad = 0.25 * (hi - lo)
-        x = np.linspace(lo - pad, hi + pad, 400)
-        arrays["pdf_x"], arrays["pdf_y"] = x, np.asarray(dataset.pdf(x), dtype=np.float64)
-    io.atomic_write_bytes(out / rundir.REFERENCE, io.npz_bytes(**arrays))
-
-
-def write_profile(out: Path, dataset) -> dict[str, Any] | None:
-    """``OUT/data_profile.json``: the data profile (:func:`losslab.data.profile.profile`, seed 0), once.
-
-    A profile already there (a resumed comparison: the same data, compare.json
-    refuses another) is kept; a missing or unreadable one is computed (a few
-    seconds) and written atomically. Data the profile cannot describe (fewer
-    than 10 training rows) gets no file and a warning: the verdict then
-    states no expectations.
-
-    Returns
-    -------
-    dict or None
-        The profile, or None when there is none.
-    """
-    path = out / rundir.PROFILE
-    if path.exists():
-        try:
-            old = rundir.read_json_file(path)
-        except UserError:
-            old = None
-        if isinstance(old, dict) and old.get("name") == dataset.name:
-            return old
-    try:
-        prof = profile_data(dataset, seed=0)
-    except UserError as e:
-        warnings.warn(f"no data profile: {e}", stacklevel=2)
-        return None
-    io.atomic_write_json(path, prof)
-    return prof
-
-
-LADDER_MAX_N = 2000
-"""At most this many images per ladder rung (the run's ``n_eval`` otherwise): 7 + 10 sets of n images."""
-
-
-def write_ladder(out: Path, dataset, feature_net, *, n: int, quiet: bool = True) -> dict[str, Any] | None:
-    """Write ``OUT/ladder.json``: the feature network and the quality ladder's rungs in its space.
-
-    The rungs (:func:`losslab.metrics.ladder.quality_ladder`) are measured with
-    the runs' feature network, ``min(n, LADDER_MAX_N)`` images per set and the
-    seed :data:`losslab.rundir.REFERENCE_SEED`, so the verdict can place each
-    loss's FID among them. An existing file for the same feature network and
-    ``n_eval`` is kept (a resumed comparison does not measure it again).
-
-    Keys: ``feature_net`` (``name``, ``quality``: the SimCLR half's
-    :func:`~losslab.metrics.features.ssl_quality` or null, ``test_accuracy`` of
-    the classifier or null), ``n_eval`` (the images asked for), ``n`` (images
-    per set: at most half the test split), ``seed``, ``seconds`` (wall time of
-    the measurement) and ``rungs`` (the list of rung dicts).
-
-    Returns the written (or kept) content, or None where no ladder applies:
-    vectors, Stacked MNIST (its feature network reads digits per channel), or a
-    dataset the ladder refuses (fewer than 4 test images or 2 classes; warned).
-    """
-    if feature_net is None or dataset.kind != "image" or dataset.name == STACKED_NAME:
-        return None
-    n = int(min(n, LADDER_MAX_N))
-    name = getattr(feature_net, "name", type(feature_net).__name__)
-    path = out / rundir.LADDER
-    if path.exists():
-        try:
-            old = rundir.read_json_file(path)
-        except UserError:
-            old = None
-        if isinstance(old, dict) and (old.get("feature_net") or {}).get("name") == name and old.get("n_eval") == n:
-            return old
-    t0 = time.perf_counter()
-    try:
-        rungs = quality_ladder(dataset, feature_net, n=n, seed=rundir.REFERENCE_SEED)
-    except UserError as e:
-        warnings.warn(f"no quality ladder: {e}", stacklevel=2)
-        return None
-    quality = getattr(feature_net, "quality", None)
-    acc = getattr(feature_net, "test_accuracy", None)
-    content = {"feature_net": {"name": name, "quality": dict(quality) if quality else None,
-                               "test_accuracy": None if acc is None else float(acc)},
-               "n_eval": n, "n": rungs[0]["n"], "seed": rundir.REFERENCE_SEED,
-               "seconds": round(time.perf_counter() - t0, 3),
-               "rungs": [{**r, "fid_range": list(r["fid_range"])} for r in rungs]}
-    io.atomic_write_json(path, content)
-    if not quiet:
-        print(f"quality ladder: {len(rungs)} rungs of {rungs[0]['n']} images in {content['seconds']:.1f} s",
-              file=sys.stderr)
-    return content
-
-
-def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int,
-               metric: str | None, seed_start: int = 0, search_trials: int | None = None) -> dict[str, Any]:
-    """Write ``OUT/compare.json`` (what was asked), merging losses and seeds into an existing one.
-
-    Records ``seed_start`` (the final seeds are ``seed_start .. seed_start + seeds - 1``)
-    and ``search`` (``--search``'s trials per loss, or None).
-
-    Raises:
-        UserError: ``out`` holds a comparison with another dataset, configuration,
-            first seed or search, or a corrupt compare.json.
-    """
-    spec = {"family": rundir.families_of(losses), "data": cfg.data.name, "kind": dataset.kind,
-            "shape": list(dataset.shape), "losses": losses, "seeds": seeds, "seed_start": seed_start,
-            "search": search_trials, "metric": metric, "config": cfg.to_dict()}
-    path = out / rundir.COMPARE
-    if path.exists():
-        old = rundir.read_json_file(path)
-        if not isinstance(old, dict):
-            raise UserError(f"{path} is not a losslab comparison; use a new --out directory")
-        for key in ("data", "config"):
-            if old.get(key) != json.loads(io.dumps(spec[key])):
-                raise UserError(f"{out} holds a comparison with a different {key}; use a new --out directory")
-        if int(old.get("seed_start", 0)) != seed_start:
-            raise UserError(f"{out} holds a comparison whose seeds start at {old.get('seed_start', 0)}, not "
-                            f"{seed_start}; use a new --out directory")
-        if old.get("search") != search_trials:
-            raise UserError(f"{out} holds a comparison with --search {old.get('search')}, not {search_trials}; "
-                            "use a new --out directory")
-        spec["losses"] = list(dict.fromkeys(old.get("losses", []) + losses))
-        spec["seeds"] = max(seeds, int(old.get("seeds", seeds)))
-        spec["family"] = rundir.families_of(spec["losses"])
-    io.atomic_write_json(path, spec)
-    return spec
-
-
 def run_compare(
     cfg: Config,
     *,
@@ -460,6 +288,7 @@ def run_compare(
     report: bool = False,
     seed_start: int = 0,
     search_trials: int | None = None,
+    checked: bool = False,
 ) -> dict[str, Any]:
     """Run every (loss, seed) job not yet finished in ``out``, then the verdict (and the report).
 
@@ -470,7 +299,7 @@ def run_compare(
     compare.json, reference.npz and data_profile.json (:func:`write_profile`), trains the unfinished runs, writes
     results.json and, with ``report``, the report
     (:func:`losslab.report.build_report`). A run whose result.json is corrupt
-    is trained again with a warning (see :func:`_is_done`).
+    is trained again with a warning (see :func:`losslab.rundir.is_finished`).
 
     ``backend`` "local" (a process pool of ``workers``) or "ray" (Ray tasks: a
     local Ray of ``workers`` CPUs, or the cluster at ``address``; ``out`` must
@@ -489,6 +318,9 @@ def run_compare(
         ``--search N``: first tune every loss with N equal-budget trials on
         seeds from :data:`losslab.search.TRIAL_SEED` (:func:`losslab.search.run_search`),
         then train the final seeds with each loss's best setting.
+    checked : bool
+        The caller already ran :func:`check_request` on ``cfg`` and ``losses``
+        (:func:`losslab.api.prepare` does): it is not run twice.
 
     Returns
     -------
@@ -512,21 +344,26 @@ def run_compare(
     run_jobs = backends.select(backend, address=address, num_cpus_per_task=cfg.train.threads,
                                shared_path=out / rundir.COMPARE if backend == "ray" else None)
     dataset = load_data(cfg)
-    check_request(cfg, dataset, losses, metric=metric)
+    if not checked:
+        check_request(cfg, dataset, losses, metric=metric)
     if (out / rundir.COMPARE).exists():  # a corrupt or foreign compare.json: refused before any write
         old = rundir.read_json_file(out / rundir.COMPARE)
         if not isinstance(old, dict):
             raise UserError(f"{out / rundir.COMPARE} is not a losslab comparison; use a new --out directory")
     with rundir.lock_dir(out):
         io.clean_stale_temps(out)
-        write_spec(out, cfg, dataset, losses=losses, seeds=seeds, metric=metric, seed_start=seed_start,
+        rundir.write_spec(out, cfg, dataset, losses=losses, seeds=seeds, metric=metric, seed_start=seed_start,
                    search_trials=search_trials)
-        write_reference(out, dataset, cfg.train.n_eval)
-        write_profile(out, dataset)  # before the jobs: the verdict reads it
+        rundir.write_reference(out, dataset, cfg.train.n_eval)
+        rundir.write_profile(out, dataset)  # before the jobs: the verdict reads it
         jobs = rundir.plan(losses, seeds, seed_start=seed_start)
-        if dataset.kind == "image" and any(j.family != "contrastive" for j in jobs):
+        if dataset.kind == "image" and any(get_spec(j.family).generates for j in jobs):
             fnet = feature_net_for(dataset, progress=not quiet)  # train once here, workers read the cache
-            write_ladder(out, dataset, fnet, n=cfg.train.n_eval, quiet=quiet)
+            rundir.write_ladder(out, dataset, fnet, n=cfg.train.n_eval, quiet=quiet)
+        if any(get_spec(j.family).generates for j in jobs):  # a perfect generator's scores (losslab.noise_floor)
+            write_noise_floor(out, dataset, evaluate=make_evaluator(cfg, dataset), n=cfg.train.n_eval,
+                              curve_evaluate=make_evaluator(cfg, dataset, n=cfg.train.curve_n),
+                              curve_n=cfg.train.curve_n if cfg.train.curve_points else None, quiet=quiet)
 
         per_run = None if cfg.train.budget_seconds is not None else cfg.train.steps  # None: a time budget
         columns = (TextColumn("[bold]compare[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -541,7 +378,7 @@ def run_compare(
                                            out=out, metric=ranked, workers=workers,
                                            advance=lambda n: bar.advance(stask, n), run_jobs=run_jobs)
                 overrides = search.final_overrides(ledger)
-            todo = [j for j in jobs if not _is_done(out / j.run_dir)]
+            todo = [j for j in jobs if not rundir.is_finished(out / j.run_dir)]
             task = bar.add_task(f"{len(todo)} runs ({len(jobs) - len(todo)} done before)",
                                 total=None if per_run is None else len(todo) * per_run)
             died = run_jobs(partial(run_group, cfg, str(out), overrides=overrides), group_jobs(todo, cfg, dataset),
@@ -557,3 +394,32 @@ def run_compare(
 
             build_report(out)
     return results
+
+
+def rebuild(out_dir: str | Path) -> dict[str, Path]:
+    """``losslab report OUT``: results.json and the report again, from the run directories alone.
+
+    Holds :func:`losslab.rundir.lock_dir` on ``OUT`` throughout and first
+    removes the temp files of interrupted writes (:func:`losslab.io.clean_stale_temps`),
+    then runs :func:`losslab.verdict.aggregate` and :func:`build_report`.
+
+    Returns
+    -------
+    dict
+        :func:`losslab.report.report_paths`.
+
+    Raises
+    ------
+    UserError
+        ``OUT`` is not a directory, is in use by another losslab process, or
+        holds a missing or corrupt comparison file (one line naming it).
+    """
+    from losslab.report import build_report  # as in run_compare: workers never load the plotting
+
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise UserError(f"no such directory: {out}")
+    with rundir.lock_dir(out):
+        io.clean_stale_temps(out)
+        aggregate(out)
+        return build_report(out)

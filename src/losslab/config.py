@@ -457,6 +457,49 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise UserError(f"{p}: invalid TOML ({e})") from None
 
 
+@dataclass(frozen=True)
+class Overrides:
+    """The user's ``--config FILE`` and ``--set`` items, parsed once, remembering where each key came from.
+
+    ``layers`` are ``(source, {section: {key: value}})`` in the order they apply
+    (the file, then ``--set``; a later layer wins). Build it with :meth:`parse`;
+    :func:`resolve` applies it, :meth:`sources` feeds
+    :func:`losslab.train.check_overrides` (a preset's keys are defaults, not
+    choices, and are never in it).
+    """
+
+    layers: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+    @classmethod
+    def parse(cls, *, config_file: str | Path | None = None, sets: list[str] | None = None) -> "Overrides":
+        """Read ``config_file`` (TOML) and parse ``sets`` (``section.key=value`` strings) once.
+
+        Raises:
+            UserError: an unreadable or invalid TOML file; a malformed ``--set`` item.
+        """
+        layers = [(str(config_file), load_toml(config_file))] if config_file else []
+        layers.append(("--set", parse_set(sets)))
+        return cls(tuple(layers))
+
+    def only(self, section: str) -> "Overrides":
+        """The same overrides restricted to ``section`` (``data.*`` must be known before the data load)."""
+        return Overrides(tuple((src, {k: v for k, v in t.items() if k == section}) for src, t in self.layers))
+
+    def apply(self, cfg: Config) -> Config:
+        """Apply every layer to ``cfg`` in order, type- and domain-checked (:func:`apply_overrides`)."""
+        for source, table in self.layers:
+            apply_overrides(cfg, table, source)
+        return cfg
+
+    def sources(self) -> dict[str, str]:
+        """``{"section.key": source}`` of every key set, the source being the layer that wins (``--set``
+        over the file)."""
+        out: dict[str, str] = {}
+        for source, table in self.layers:
+            out.update({k: source for k in explicit_keys(table)})
+        return out
+
+
 def preset(kind: str) -> dict[str, Any]:
     """The packaged preset for a data kind ("vector" or "image")."""
     text = resources.files("losslab").joinpath("presets", f"{kind}.toml").read_text()
@@ -469,13 +512,15 @@ def resolve(
     config_file: str | None = None,
     sets: list[str] | None = None,
     base: Config | None = None,
+    overrides: Overrides | None = None,
 ) -> Config:
-    """Build the config for data of ``kind``: defaults < preset < file < --set."""
+    """Build the config for data of ``kind``: defaults < preset < file < --set.
+
+    ``overrides`` (parsed once, :class:`Overrides`) replaces ``config_file`` and ``sets``.
+    """
     cfg = base or Config()
     apply_overrides(cfg, {k: v for k, v in preset(kind).items()}, f"preset {kind}.toml")
-    if config_file:
-        apply_overrides(cfg, load_toml(config_file), str(config_file))
-    apply_overrides(cfg, parse_set(sets), "--set")
+    (overrides or Overrides.parse(config_file=config_file, sets=sets)).apply(cfg)
     validate(cfg)
     return cfg
 
@@ -557,13 +602,16 @@ def loss_hparams(defaults: dict[str, Any], overrides: LossConfig) -> dict[str, A
     ``loss.*`` keys this function can apply to given defaults.
     """
     hp = dict(defaults)
-    if overrides.lr_scale is not None:
+    applies = loss_keys(defaults)  # only these fields are read, so a recorded read is a real use
+    if "loss.lr_scale" in applies and overrides.lr_scale is not None:
         for k in _LR_KEYS:
             if k in hp:
                 hp[k] = hp[k] * overrides.lr_scale
     for f in dataclasses.fields(overrides):
+        if f.name == "lr_scale" or f"loss.{f.name}" not in applies:
+            continue
         v = getattr(overrides, f.name)
-        if v is None or f.name == "lr_scale":
+        if v is None:
             continue
         if f.name in ("beta1", "beta2"):
             if "betas" in hp:

@@ -8,27 +8,45 @@ and the report call them on run directories alone.
 
 The rules (also in docs/ARCHITECTURE.md):
 
+- **evaluation error** (:func:`eval_sd`): each curve point carries ``eval_sd``
+  (:func:`losslab.train.loop.curve_point`: two independent evaluations of the
+  same model, ``|v1 - v2| / sqrt 2``); a curve's evaluation standard deviation
+  ``s`` pools them over its points in the second half of the budget, where
+  convergence is judged (root mean square: one degree of freedom per point;
+  all points when fewer than 2 lie there). Points without it (runs of older
+  versions) give ``s = 0``.
 - **converged** (:func:`is_converged`): let ``B`` be the run's budget on the
   axis it was measured in (generator updates for ``--steps``, training seconds
-  for ``--budget-seconds``) and ``v0`` the metric at the start of the last
-  quarter (the last curve point at or before ``0.75 B``). The run converged when
-  the best value among the curve points after ``0.75 B`` improves on ``v0`` by
-  less than :data:`CONVERGED_REL` = 5% of ``|v0|`` (lower-is-better metrics:
-  ``(v0 - min) / |v0| < 0.05``; higher-is-better: ``(max - v0) / |v0| < 0.05``).
-  A curve that gets worse in the last quarter counts as converged (more budget
-  would not help it). Undetermined (``None``) with no point at or before
-  ``0.75 B``, no point after it, or a non-finite value there.
+  for ``--budget-seconds``), ``v0`` the metric at the start of the last
+  quarter (the last curve point at or before ``0.75 B``) and ``v1`` at its end
+  (the last point). The run converged when the last quarter's change, ``v1 -
+  v0`` in the metric's better direction, is at most
+  ``max(CONVERGED_REL |v0|, SE_MULT sqrt(2) s)``: below 5% of the value, or
+  within 2 standard errors of the difference of two points, so evaluation
+  noise alone does not make a flat curve "not converged" (simulated in
+  tests/test_convergence.py: at most 5% of flat curves with iid noise). A curve
+  that gets worse in the last quarter counts as converged (more budget would
+  not help it). Undetermined (``None``) with no point at or before ``0.75 B``,
+  no point after it, or a non-finite value there; an undetermined run is
+  neither converged nor not (:func:`converged_rate` skips it).
+- The verdict recomputes every run's ``converged`` on the **ranked** metric
+  (``--metric``) from its curve (:func:`recheck_convergence`); the run's own
+  result.json holds it for the family's default metric.
 - **suggested budget** (:func:`suggested_budget`): per loss, the mean curve
-  over its seeds (points aligned by index). A converged mean curve needs no
-  more than the current budget ``B``. One that has not converged is
-  extrapolated: with ``r1`` its relative improvement over the third quarter
-  and ``r2`` over the last (each: best point of the quarter against the value
-  at its start), if ``0 < r2 < r1`` the improvement is taken to shrink by
-  ``q = r2 / r1`` per quarter, and it falls below 5% after
-  ``n = ceil(log(0.05 / r2) / log q)`` more quarters: the need is
-  ``B (1 + n / 4)``; otherwise (not shrinking, or undeterminable) ``2 B``.
-  The suggestion is the largest need over the losses, rounded up to a whole
-  update (or second).
+  over its seeds (points aligned by index; its evaluation error ``s / sqrt
+  k`` for ``k`` seeds). A converged mean curve needs no more than the current
+  budget ``B``. One that has not converged is extrapolated: with ``r1`` its
+  relative change over the third quarter and ``r2`` over the last (each: the
+  point at the quarter's end against the one at its start), if ``0 < r2 <
+  r1`` the improvement is taken to shrink by ``q = r2 / r1`` per quarter and
+  to fall within the convergence tolerance ``t`` (as above, relative) after
+  ``n = ceil(log(t / r2) / log q)`` more quarters: the need is ``B (1 + n /
+  4)``, at most ``MAX_FACTOR B``. A curve whose improvement does not shrink
+  (accelerating or steady) needs more than ``MAX_FACTOR B``: its need is
+  ``MAX_FACTOR B`` marked ``capped`` ("more than 4x the budget"). The need
+  grows with ``r2`` and falls with ``r1`` (monotone), and never exceeds the
+  cap. The suggestion is the largest need over the losses, rounded up to a
+  whole update (or second).
 """
 
 from __future__ import annotations
@@ -41,10 +59,17 @@ import numpy as np
 
 from losslab import rundir
 
-__all__ = ["CONVERGED_REL", "converged_rate", "extend_results", "is_converged", "mean_curve", "suggested_budget"]
+__all__ = ["CONVERGED_REL", "MAX_FACTOR", "SE_MULT", "converged_rate", "eval_sd", "extend_results", "is_converged",
+           "mean_curve", "recheck_convergence", "suggested_budget"]
 
 CONVERGED_REL = 0.05
-"""Relative improvement over the last quarter of the budget below which a run counts as converged."""
+"""Relative change over the last quarter of the budget within which a run counts as converged (or SE_MULT SEs)."""
+
+SE_MULT = 2.0
+"""... or within this many standard errors of the difference of two curve points."""
+
+MAX_FACTOR = 4
+"""The suggested budget is at most this many times the current one; beyond it the report says "more than 4x"."""
 
 
 def _values(curve: list[dict], metric: str, axis: str) -> tuple[np.ndarray, np.ndarray]:
@@ -56,32 +81,53 @@ def _values(curve: list[dict], metric: str, axis: str) -> tuple[np.ndarray, np.n
     return x, y
 
 
-def _gain(start: float, best: float, higher: bool) -> float:
-    """Relative improvement of ``best`` over ``start`` (positive: better)."""
-    diff = (best - start) if higher else (start - best)
+def eval_sd(curve: list[dict], metric: str, *, after: float | None = None, axis: str = "g_updates") -> float:
+    """The curve's evaluation standard deviation of ``metric``: the root mean square of its points' ``eval_sd``.
+
+    With ``after``, only the points past that position on ``axis`` (the noise near the end of a curve,
+    where it is judged: earlier points at other levels can have another noise), unless fewer than 2
+    such points carry one. 0.0 when no point carries one (older runs: the rule falls back to the 5%
+    threshold alone).
+    """
+    def sds(points):
+        return [float(p["eval_sd"][metric]) for p in points
+                if isinstance((p.get("eval_sd") or {}).get(metric), (int, float))
+                and math.isfinite(float(p["eval_sd"][metric]))]
+
+    v = sds(curve)
+    if after is not None:
+        late = sds([p for p in curve if isinstance(p.get(axis), (int, float)) and p[axis] > after + 1e-9])
+        v = late if len(late) >= 2 else v
+    return float(math.sqrt(np.mean(np.square(v)))) if v else 0.0
+
+
+def _gain(start: float, end: float, higher: bool) -> float:
+    """Relative improvement of ``end`` over ``start`` (positive: better)."""
+    diff = (end - start) if higher else (start - end)
     if abs(start) < 1e-12:
         return 0.0 if diff <= 0 else math.inf
     return diff / abs(start)
 
 
-def _quarter_gain(x: np.ndarray, y: np.ndarray, lo: float, hi: float, higher: bool) -> float | None:
-    """Relative improvement of the best point in (lo, hi] over the last point at or before lo."""
-    before = np.flatnonzero(x <= lo + 1e-9)
-    inside = np.flatnonzero((x > lo + 1e-9) & (x <= hi + 1e-9))
-    if len(before) == 0 or len(inside) == 0:
-        return None
-    tail = y[inside]
-    return _gain(float(y[before[-1]]), float(tail.max() if higher else tail.min()), higher)
+def _point_at(x: np.ndarray, y: np.ndarray, at: float) -> float | None:
+    """The value of the last point at or before ``at`` (None: none)."""
+    before = np.flatnonzero(x <= at + 1e-9)
+    return float(y[before[-1]]) if len(before) else None
+
+
+def _tolerance(start: float, sd: float, rel: float) -> float:
+    """The change within which a quarter counts as flat, in the metric's units: max(rel |start|, 2 SE)."""
+    return max(rel * abs(start), SE_MULT * math.sqrt(2.0) * sd)
 
 
 def is_converged(curve: list[dict], metric: str, higher: bool, *, budget: float | None = None,
-                 axis: str = "g_updates", rel: float = CONVERGED_REL) -> bool | None:
+                 axis: str = "g_updates", rel: float = CONVERGED_REL, sd: float | None = None) -> bool | None:
     """Whether the metric stopped improving over the last quarter of the budget (rule in the module docstring).
 
     Parameters
     ----------
     curve : list of dict
-        Curve points with ``axis`` and ``metric`` keys, in training order.
+        Curve points with ``axis`` and ``metric`` keys (and ``eval_sd``), in training order.
     metric : str
         The ranked metric (e.g. ``"w1"``).
     higher : bool
@@ -91,7 +137,9 @@ def is_converged(curve: list[dict], metric: str, higher: bool, *, budget: float 
     axis : {"g_updates", "wall_seconds"}
         Where the budget is measured.
     rel : float
-        The relative-improvement threshold (default 5%).
+        The relative threshold (default 5%).
+    sd : float, optional
+        The evaluation standard deviation of one point; default :func:`eval_sd` of ``curve``.
 
     Returns
     -------
@@ -103,14 +151,16 @@ def is_converged(curve: list[dict], metric: str, higher: bool, *, budget: float 
         return None
     b = float(budget) if budget is not None else float(x[-1])
     cut = 0.75 * b
-    before, after = np.flatnonzero(x <= cut + 1e-9), np.flatnonzero(x > cut + 1e-9)
-    if len(before) == 0 or len(after) == 0:
+    after = np.flatnonzero(x > cut + 1e-9)
+    start = _point_at(x, y, cut)
+    if start is None or len(after) == 0:
         return None
-    start, tail = y[before[-1]], y[after]
-    if not (math.isfinite(start) and np.isfinite(tail).all()):
+    end = float(y[after[-1]])
+    if not (math.isfinite(start) and math.isfinite(end)):
         return None
-    best = float(tail.max() if higher else tail.min())
-    return bool(_gain(float(start), best, higher) < rel)
+    s = eval_sd(curve, metric, after=0.5 * b, axis=axis) if sd is None else float(sd)
+    change = (end - start) if higher else (start - end)
+    return bool(change <= _tolerance(start, s, rel))
 
 
 def converged_rate(runs: Iterable[dict]) -> float | None:
@@ -119,24 +169,69 @@ def converged_rate(runs: Iterable[dict]) -> float | None:
     return (sum(bool(f) for f in flags) / len(flags)) if flags else None
 
 
-def mean_curve(curves: list[list[dict]], metric: str, axis: str = "g_updates") -> dict[str, np.ndarray] | None:
+def recheck_convergence(runs: list[dict], metric: str, higher: bool, spec: dict[str, Any]) -> None:
+    """Set each ok run's ``converged`` on the ranked ``metric`` from its curve (in place).
+
+    The run wrote it for its family's default metric; ``--metric`` ranks on
+    another. A run whose curve lacks ``metric`` gets None (undetermined:
+    neither converged nor not); a run without a curve keeps what it wrote
+    (None from the loop). Each recomputed run gets ``converged_metric``.
+    """
+    train = spec["config"]["train"]
+    seconds = train.get("budget_seconds")
+    axis, budget = ("wall_seconds", float(seconds)) if seconds is not None else ("g_updates", float(train["steps"]))
+    for r in runs:
+        if r.get("status") != "ok":
+            continue
+        curve = r.get("curve") or []
+        if curve:
+            r["converged"] = is_converged(curve, metric, higher, budget=budget, axis=axis)
+            r["converged_metric"] = metric
+
+
+def mean_curve(curves: list[list[dict]], metric: str, axis: str = "g_updates") -> dict[str, Any] | None:
     """Mean and spread of a loss's curves over its seeds, points aligned by index.
 
     Returns
     -------
     dict or None
         ``x`` (mean position on ``axis``), ``mean``, ``std`` (ddof 0), ``lo``,
-        ``hi`` (min and max over seeds), each of length the shortest curve;
-        None when no curve has the metric.
+        ``hi`` (min and max over seeds), each of length the shortest curve,
+        and ``eval_sd`` (float: the evaluation standard deviation of the mean,
+        :func:`eval_sd` pooled over the seeds / sqrt(seeds)); None when no
+        curve has the metric.
     """
-    pairs = [_values(c, metric, axis) for c in curves]
-    pairs = [(x, y) for x, y in pairs if len(x)]
+    pairs = [(_values(c, metric, axis), eval_sd(c, metric, after=0.5 * max((float(p.get(axis) or 0) for p in c),
+                                                                          default=0.0), axis=axis))
+             for c in curves]
+    pairs = [(x, y, s) for (x, y), s in pairs if len(x)]
     if not pairs:
         return None
-    n = min(len(x) for x, _ in pairs)
-    xs = np.stack([x[:n] for x, _ in pairs])
-    ys = np.stack([y[:n] for _, y in pairs])
-    return {"x": xs.mean(0), "mean": ys.mean(0), "std": ys.std(0), "lo": ys.min(0), "hi": ys.max(0)}
+    n = min(len(x) for x, _, _ in pairs)
+    xs = np.stack([x[:n] for x, _, _ in pairs])
+    ys = np.stack([y[:n] for _, y, _ in pairs])
+    sd = math.sqrt(float(np.mean([s * s for _, _, s in pairs])) / len(pairs))
+    return {"x": xs.mean(0), "mean": ys.mean(0), "std": ys.std(0), "lo": ys.min(0), "hi": ys.max(0), "eval_sd": sd}
+
+
+def _need(x: np.ndarray, y: np.ndarray, sd: float, higher: bool, budget: float, rel: float) -> tuple[float, bool]:
+    """The budget one mean curve needs, and whether it is capped (rule in the module docstring)."""
+    cap = float(MAX_FACTOR * budget)
+    pts = [{"b": float(a), "v": float(v)} for a, v in zip(x, y)]
+    if is_converged(pts, "v", higher, budget=budget, axis="b", rel=rel, sd=sd):
+        return float(budget), False
+    v_half, v_3q, v_end = (_point_at(x, y, f * budget) for f in (0.5, 0.75, 1.0))
+    if v_half is None or v_3q is None or v_end is None:
+        return cap, True
+    r1, r2 = _gain(v_half, v_3q, higher), _gain(v_3q, v_end, higher)
+    t = _tolerance(v_3q, sd, rel) / max(abs(v_3q), 1e-12)  # the tolerance, relative to the value
+    if r2 <= t:
+        return float(budget), False
+    if not (r2 < r1) or not math.isfinite(r1):
+        return cap, True  # not shrinking: nothing to extrapolate within the cap
+    n = math.ceil(math.log(t / r2) / math.log(r2 / r1))
+    need = budget * (1 + max(n, 1) / 4)
+    return (min(need, cap), need >= cap)
 
 
 def suggested_budget(curves_by_loss: dict[str, list[list[dict]]], metric: str, higher: bool, budget: float,
@@ -154,35 +249,32 @@ def suggested_budget(curves_by_loss: dict[str, list[list[dict]]], metric: str, h
     Returns
     -------
     dict
-        ``value`` (int updates or float seconds; None when no loss has a
-        curve), ``per_loss`` (loss -> its need, None when it has no curve) and
-        ``rule`` (one sentence).
+        ``value`` (int updates or float seconds, at most ``MAX_FACTOR``
+        budgets; None when no loss has a curve), ``capped`` (True when the
+        largest need is beyond the cap: "more than 4x the budget"),
+        ``per_loss`` (loss -> its need, None when it has no curve),
+        ``capped_losses`` and ``rule`` (one sentence).
     """
     per_loss: dict[str, float | None] = {}
+    capped: list[str] = []
     for loss, curves in curves_by_loss.items():
         m = mean_curve(curves, metric, axis)
         if m is None or len(m["x"]) < 2 or not np.isfinite(m["mean"]).all():
             per_loss[loss] = None
             continue
-        pts = [{axis: float(a), metric: float(v)} for a, v in zip(m["x"], m["mean"])]
-        if is_converged(pts, metric, higher, budget=budget, axis=axis, rel=rel):
-            per_loss[loss] = float(budget)
-            continue
-        r1 = _quarter_gain(m["x"], m["mean"], 0.5 * budget, 0.75 * budget, higher)
-        r2 = _quarter_gain(m["x"], m["mean"], 0.75 * budget, budget, higher)
-        need = 2.0 * budget
-        if r1 is not None and r2 is not None and 0 < r2 < r1 and math.isfinite(r1):
-            n = math.ceil(math.log(rel / r2) / math.log(r2 / r1))
-            need = budget * (1 + max(n, 1) / 4)
-        per_loss[loss] = need
+        per_loss[loss], cap = _need(m["x"], m["mean"], m["eval_sd"], higher, float(budget), rel)
+        if cap:
+            capped.append(loss)
     needs = [v for v in per_loss.values() if v is not None]
     value: float | int | None = None
     if needs:
         value = int(math.ceil(max(needs))) if axis == "g_updates" else float(math.ceil(max(needs)))
-    return {"value": value, "per_loss": per_loss,
+    return {"value": value, "capped": bool(capped), "capped_losses": capped, "per_loss": per_loss,
             "rule": f"the largest need over the losses: the current budget for a converged mean curve; else "
                     f"the budget at which its per-quarter improvement, shrinking as from the third to the last "
-                    f"quarter, falls below {rel:.0%} (2x the budget when it does not shrink)"}
+                    f"quarter, falls within the convergence tolerance (max of {rel:.0%} and {SE_MULT:g} standard "
+                    f"errors), at most {MAX_FACTOR}x the budget; a curve whose improvement does not shrink needs "
+                    f"more than {MAX_FACTOR}x"}
 
 
 def extend_results(out: str | Path, spec: dict[str, Any], runs: list[dict], results: dict[str, Any]) -> None:
@@ -191,7 +283,8 @@ def extend_results(out: str | Path, spec: dict[str, Any], runs: list[dict], resu
     - each ranking row: ``converged_rate`` (:func:`converged_rate` of the loss's ok runs);
     - ``budget``: ``seed_start``, ``seconds`` (the time budget, or None),
       ``suggested_steps`` (updates) or, for a time budget, ``suggested_seconds``,
-      and ``suggested_rule`` (:func:`suggested_budget` on the ranked metric);
+      ``suggested_capped`` (the need is more than ``MAX_FACTOR`` budgets) and
+      ``suggested_rule`` (:func:`suggested_budget` on the ranked metric);
     - ``search``: ``OUT/search/search.json`` when the comparison ran ``--search``, else None.
     """
     metric = results["primary_metric"]["name"]
@@ -207,5 +300,6 @@ def extend_results(out: str | Path, spec: dict[str, Any], runs: list[dict], resu
     b = results["budget"]
     b.update(seed_start=int(spec.get("seed_start", 0)), seconds=seconds, suggested_rule=sug["rule"])
     b["suggested_seconds" if seconds is not None else "suggested_steps"] = sug["value"]
+    b["suggested_capped"] = sug["capped"]  # True: "more than MAX_FACTOR x the budget"
     path = Path(out) / rundir.SEARCH / rundir.SEARCH_RESULTS
     results["search"] = rundir.read_json_file(path) if path.exists() else None

@@ -19,9 +19,10 @@ name                   fires when                                           sour
                        (``clip_share`` over the last quarter)                arXiv:1704.00028, Sec. 3
 ``k_pinned``           BEGAN: k_t at 0 or 1 on >= 50% of the logged steps    Berthelot et al. 2017,
                                                                              arXiv:1703.10717, Sec. 3.4
-``oscillation``        the smoothed loss swings without a trend in the      Mescheder et al. 2018,
-                       second half (>= 4 crossings of its mean, swing        arXiv:1801.04406
-                       >= 20% of its level, trend < swing)
+``oscillation``        the detrended loss of the second half has a          Mescheder et al. 2018,
+                       periodic component of >= 3 cycles that stands out     arXiv:1801.04406; the test:
+                       of an AR(1) (red-noise) background at p < 0.01         Torrence & Compo 1998, BAMS
+                       (Bonferroni over the candidate frequencies)           79:61-78, Sec. 4a
 ``mode_collapse``      modes (or classes) covered k < K                      Metz et al. 2017 (VEEGAN
                                                                              protocol, Srivastava 2017)
 ``embedding_collapse`` contrastive: negative pairs as similar as positive   Jing et al. 2022,
@@ -29,7 +30,9 @@ name                   fires when                                           sour
 =====================  ===================================================  ==========================
 
 Thresholds are module constants; every detector returns ``[]`` on curves too
-short to judge (fewer than :data:`MIN_ROWS` logged values).
+short to judge (fewer than :data:`MIN_ROWS` logged values). Each is calibrated
+on null curves (tests/test_signatures.py: iid noise, red noise, decaying and
+recorded healthy runs): it fires on at most 5% of them, and on its failure.
 """
 
 from __future__ import annotations
@@ -40,13 +43,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Finding", "MIN_ROWS", "diagnose_run", "ema", "findings_text"]
+__all__ = ["Finding", "MIN_ROWS", "diagnose_run", "ema", "findings_text", "periodic_peak"]
 
 MIN_ROWS = 8
 D_ACC_WINNING = 0.9  # the critic wins: its real-vs-fake accuracy at least this (the verdict uses it too)
 VANISH_RATIO = 1e-2  # gradient fell 100x (as losslab.verdict.VANISH_RATIO)
 SHARE = 0.5  # "most of training" for the margin, clip and k_t signatures
 SATURATING = {"minimax"}  # losses whose generator gradient vanishes when D wins (explain minimax)
+OSC_ALPHA = 0.01  # significance of the periodogram peak against red noise (Bonferroni over frequencies)
+OSC_MIN_CYCLES = 3  # a periodic component must make at least this many cycles in the second half
 
 
 @dataclass(frozen=True)
@@ -115,10 +120,18 @@ def vanishing_gradient(rows: Sequence[dict], loss: str) -> list[Finding]:
                         short=f"its critic won (d_acc {d_acc:.2f}) and the generator's gradient vanished "
                               f"({head / max(tail, 1e-30):.0f}x smaller)")]
     if loss in SATURATING and not fell:
+        if d_acc >= D_ACC_WINNING:  # the condition arose and the gradient survived it
+            return [Finding("gradient_kept",
+                            f"the generator's gradient did not vanish (norm {head:.2g} -> {tail:.2g}) although "
+                            f"its critic won (d_acc {d_acc:.2f} over the last quarter): the saturation that "
+                            f"`losslab explain {loss}` describes did not occur here", vals, severity="info",
+                            explain=loss, short=f"the generator's gradient did not vanish although its critic won "
+                                                f"(d_acc {d_acc:.2f})")]
         return [Finding("gradient_kept",
                         f"the generator's gradient did not vanish (norm {head:.2g} -> {tail:.2g}): its critic "
-                        f"never won (d_acc {d_acc:.2f} over the last quarter), so the saturation that "
-                        f"`losslab explain {loss}` describes did not occur", vals, severity="info", explain=loss,
+                        f"never won (d_acc {d_acc:.2f} < {D_ACC_WINNING:g} over the last quarter), so the "
+                        f"saturation that `losslab explain {loss}` describes could not occur", vals, severity="info",
+                        explain=loss,
                         short=f"the generator's gradient did not vanish: its critic never won (d_acc {d_acc:.2f})")]
     return []
 
@@ -172,26 +185,65 @@ def k_pinned(rows: Sequence[dict], loss: str = "began") -> list[Finding]:
                     explain=loss, short=f"k_t sat at {at} for {_pct(share)} of training")]
 
 
+def periodic_peak(values: Sequence[float], *, min_cycles: int = OSC_MIN_CYCLES) -> dict[str, float] | None:
+    """The strongest periodic component of a detrended series, tested against red noise.
+
+    The series is detrended (least-squares line); its periodogram ``I_k =
+    |FFT_k|^2`` (k = 1 .. n/2 cycles) is compared with the spectrum of an AR(1)
+    process with the series' lag-1 autocorrelation ``phi`` (clipped to [0,
+    0.95]), ``S_k = 1 / (1 + phi^2 - 2 phi cos(2 pi k / n))``, scaled to the
+    same total power. Under that null ``I_k / S_k`` is exponential with mean 1
+    (chi-square with 2 degrees of freedom / 2), so the peak over the ``M``
+    candidate frequencies (``k >= min_cycles``) has the Bonferroni p-value
+    ``min(1, M exp(-max I_k / S_k))`` (Torrence & Compo 1998, Bull. Amer.
+    Meteor. Soc. 79:61-78, Sec. 4a: the red-noise test of a spectral peak).
+    A slowly wandering (red) or decaying series has its power at low
+    frequencies and does not pass; white noise passes with probability <= p.
+
+    Returns
+    -------
+    dict or None
+        ``{"p_value", "cycles" (k), "period" (n / k, in values), "amplitude"
+        (2 |FFT_k| / n), "phi"}``; None for fewer than ``2 min_cycles + 2``
+        values or a constant series.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    n = len(v)
+    if n < 2 * min_cycles + 2:
+        return None
+    t = np.arange(n, dtype=np.float64)
+    r = v - np.polyval(np.polyfit(t, v, 1), t)
+    spec = np.fft.rfft(r)[1:]  # k = 1 .. n // 2
+    power = np.abs(spec) ** 2
+    if not power.sum() > 0 or np.std(r[:-1]) == 0 or np.std(r[1:]) == 0:
+        return None
+    phi = float(np.clip(np.corrcoef(r[:-1], r[1:])[0, 1], 0.0, 0.95))
+    f = np.arange(1, len(power) + 1) / n
+    red = 1.0 / (1.0 + phi ** 2 - 2.0 * phi * np.cos(2 * np.pi * f))
+    ratio = power / (red * power.sum() / red.sum())
+    cand = ratio[min_cycles - 1:]
+    k = min_cycles + int(np.argmax(cand))
+    p = min(1.0, len(cand) * math.exp(-float(ratio[k - 1])))
+    return {"p_value": p, "cycles": float(k), "period": n / k, "amplitude": 2.0 * float(np.abs(spec[k - 1])) / n,
+            "phi": phi}
+
+
 def oscillation(rows: Sequence[dict], key: str = "g_loss", loss: str = "") -> list[Finding]:
-    """The smoothed loss swings around a flat level over the second half of training."""
+    """The loss swings periodically over the second half of training (:func:`periodic_peak` at p < OSC_ALPHA)."""
     v = _col(rows, key)
     if len(v) < 2 * MIN_ROWS:
         return []
     half = v[len(v) // 2:]
-    sm = ema(half, alpha=min(1.0, 20.0 / len(half)))  # a window of ~1/20 of the half: swings slower survive
-    level = float(np.mean(np.abs(half))) + 1e-12
-    swing = float(np.std(sm))
-    t = np.arange(len(sm), dtype=np.float64)
-    trend = abs(float(np.polyfit(t, sm, 1)[0])) * len(sm)
-    crossings = int(np.sum(np.diff(np.sign(sm - sm.mean())) != 0))
-    if crossings < 4 or swing < 0.2 * level or trend >= 2 * swing:
+    peak = periodic_peak(half)
+    if peak is None or peak["p_value"] >= OSC_ALPHA:
         return []
     return [Finding("oscillation",
-                    f"the {key.replace('_', ' ')} oscillated without a trend over the second half of training "
-                    f"({crossings} swings of +-{swing:.3g} around {float(np.mean(half)):.3g}): the two players "
-                    f"circle rather than converge" + (f", see `losslab explain {loss}`" if loss else ""),
-                    {"swing": swing, "crossings": float(crossings)}, explain=loss,
-                    short=f"its {key.replace('_', ' ')} oscillated without a trend")]
+                    f"the {key.replace('_', ' ')} oscillated over the second half of training ({peak['cycles']:.0f} "
+                    f"cycles of about {peak['period']:.3g} logged steps, amplitude +-{peak['amplitude']:.3g} around "
+                    f"{float(np.mean(half)):.3g}; red-noise test p = {peak['p_value']:.2g}): the two players circle "
+                    f"rather than converge" + (f", see `losslab explain {loss}`" if loss else ""),
+                    {"amplitude": peak["amplitude"], "cycles": peak["cycles"], "p_value": peak["p_value"]},
+                    explain=loss, short=f"its {key.replace('_', ' ')} oscillated ({peak['cycles']:.0f} cycles)")]
 
 
 def mode_collapse(metrics: dict) -> list[Finding]:

@@ -350,7 +350,8 @@ def eval_run_dir(
     UserError
         Not a run directory or an unreadable config.json; no samples and no
         checkpoint (generative), no checkpoint (contrastive); unknown feature
-        network or family.
+        network or family; a feature network other than the classifier for
+        a run that generates no images (vector data, contrastive).
     """
     info = rundir.read_run(run_dir)
     rd = info.run_dir
@@ -359,6 +360,9 @@ def eval_run_dir(
     d = cfg.data
     ds = load_data(d.name, data_dir=d.data_dir, image_size=d.image_size, n_train=d.n_train)
     n = cfg.train.n_eval if n is None else int(n)
+    if features != "classifier" and (ds.kind != "image" or fam.evaluate is not None):
+        what = "vector data" if ds.kind != "image" else f"a {info.family} run (measured on the model itself)"
+        raise UserError(f"--features {features}: a feature network measures generated images; {rd} is {what}")
     notes: list[str] = []
     state = _restore(info, fam, cfg, ds)
     head = {"run_dir": str(rd), "family": info.family, "loss": info.loss, "seed": info.seed, "data": ds.name}

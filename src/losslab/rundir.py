@@ -35,19 +35,25 @@ Layout::
 from __future__ import annotations
 
 import json
+import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from losslab import io
 from losslab.config import SECTIONS, Config, apply_overrides
+from losslab.data.profile import profile as profile_data
 from losslab.errors import UserError
 from losslab.losses import REGISTRIES, family_of
+from losslab.metrics.features import STACKED_NAME
+from losslab.metrics.ladder import quality_ladder
 
 # ----------------------------------------------------------------------------- file names
 
@@ -66,6 +72,12 @@ CURVE = "curve.jsonl"
 SEARCH = "search"
 SEARCH_RESULTS = "search.json"
 SNAPSHOTS = "snapshots.npz"
+DIFFUSION_ARTIFACTS = "diffusion.npz"
+"""A diffusion run's forward strip, reverse chain and bucket losses (``losslab.train.diffusion.artifacts``)."""
+EMBEDDING = "embedding.npz"
+"""A contrastive run's 2-D PCA of test embeddings (``losslab.train.contrastive.artifacts``)."""
+EBM_ARTIFACTS = "ebm.json"
+"""An EBM run's sampler and failure signatures (``losslab.train.ebm.artifacts``)."""
 
 FINAL_STATUSES = ("ok", "diverged")
 
@@ -216,9 +228,35 @@ def read_result(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def is_finished(run_dir: str | Path) -> bool:
-    """A run is finished when its result.json records ok or diverged."""
-    r = read_result(run_dir)
-    return r is not None and r.get("status") in FINAL_STATUSES
+    """Whether a run directory holds a finished run (result.json records ok or diverged): the one place
+    that decides it. A corrupt result.json counts as not finished.
+
+    A result.json that is not a readable JSON object is reported with a
+    warning and the run is trained again (it resumes from its checkpoint), which
+    rewrites it. A corrupt config.json is a UserError (train_run could not tell
+    whether the directory holds this run).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / RESULT
+    if path.exists():
+        try:
+            r = read_json_file(path)
+        except UserError as e:
+            warnings.warn(f"{e.args[0].split(';')[0]}; the run is trained again", stacklevel=2)
+            return False
+        if not isinstance(r, dict):
+            warnings.warn(f"{path} is not a run result (not a JSON object); the run is trained again",
+                          stacklevel=2)
+            return False
+        if r.get("status") in FINAL_STATUSES:
+            return True
+    cfg_path = run_dir / CONFIG
+    if cfg_path.exists():
+        c = read_json_file(cfg_path)
+        if not isinstance(c, dict) or not isinstance(c.get("run"), dict):
+            raise UserError(f"{cfg_path} is not a run configuration (a JSON object with 'run' expected); "
+                            "delete it and rerun the same command to redo that run")
+    return False
 
 
 def write_result(run_dir: str | Path, result: dict[str, Any]) -> None:
@@ -393,6 +431,152 @@ def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[
         path.unlink(missing_ok=True)
         return None
     return tensors, meta
+
+
+# ----------------------------------------------------------------------------- the comparison's own files
+
+
+def write_reference(out: Path, dataset, n: int) -> None:
+    """Real samples (and the true mixture / density) for the report, which never loads data.
+
+    ``OUT/reference.npz``: ``real`` (n, *shape) float32 (images: at most the
+    test split), and where the data has them ``modes`` (K, d), ``mode_std``,
+    and for 1-D vectors with a density ``pdf_x``, ``pdf_y`` (400,).
+    """
+    g = torch.Generator().manual_seed(0)
+    real = dataset.reference(min(n, len(dataset.test)) if dataset.kind == "image" else n, g)
+    arrays: dict[str, np.ndarray] = {"real": real.numpy().astype(np.float32)}
+    if dataset.modes is not None:
+        arrays["modes"] = np.asarray(dataset.modes, dtype=np.float32)
+        arrays["mode_std"] = np.asarray(dataset.mode_std, dtype=np.float32)
+    if dataset.pdf is not None and dataset.kind == "vector" and dataset.shape[0] == 1:
+        r = real.numpy().ravel()
+        lo, hi = np.quantile(r, [0.0005, 0.9995])
+        pad = 0.25 * (hi - lo)
+        x = np.linspace(lo - pad, hi + pad, 400)
+        arrays["pdf_x"], arrays["pdf_y"] = x, np.asarray(dataset.pdf(x), dtype=np.float64)
+    io.atomic_write_bytes(out / REFERENCE, io.npz_bytes(**arrays))
+
+
+def write_profile(out: Path, dataset) -> dict[str, Any] | None:
+    """``OUT/data_profile.json``: the data profile (:func:`losslab.data.profile.profile`, seed 0), once.
+
+    A profile already there (a resumed comparison: the same data, compare.json
+    refuses another) is kept; a missing or unreadable one is computed (a few
+    seconds) and written atomically. Data the profile cannot describe (fewer
+    than 10 training rows) gets no file and a warning: the verdict then
+    states no expectations.
+
+    Returns
+    -------
+    dict or None
+        The profile, or None when there is none.
+    """
+    path = out / PROFILE
+    if path.exists():
+        try:
+            old = read_json_file(path)
+        except UserError:
+            old = None
+        if isinstance(old, dict) and old.get("name") == dataset.name:
+            return old
+    try:
+        prof = profile_data(dataset, seed=0)
+    except UserError as e:
+        warnings.warn(f"no data profile: {e}", stacklevel=2)
+        return None
+    io.atomic_write_json(path, prof)
+    return prof
+
+
+LADDER_MAX_N = 2000
+"""At most this many images per ladder rung (the run's ``n_eval`` otherwise): 7 + 10 sets of n images."""
+
+
+def write_ladder(out: Path, dataset, feature_net, *, n: int, quiet: bool = True) -> dict[str, Any] | None:
+    """Write ``OUT/ladder.json``: the feature network and the quality ladder's rungs in its space.
+
+    The rungs (:func:`losslab.metrics.ladder.quality_ladder`) are measured with
+    the runs' feature network, ``min(n, LADDER_MAX_N)`` images per set and the
+    seed :data:`losslab.REFERENCE_SEED`, so the verdict can place each
+    loss's FID among them. An existing file for the same feature network and
+    ``n_eval`` is kept (a resumed comparison does not measure it again).
+
+    Keys: ``feature_net`` (``name``, ``quality``: the SimCLR half's
+    :func:`~losslab.metrics.features.ssl_quality` or null, ``test_accuracy`` of
+    the classifier or null), ``n_eval`` (the images asked for), ``n`` (images
+    per set: at most half the test split), ``seed``, ``seconds`` (wall time of
+    the measurement) and ``rungs`` (the list of rung dicts).
+
+    Returns the written (or kept) content, or None where no ladder applies:
+    vectors, Stacked MNIST (its feature network reads digits per channel), or a
+    dataset the ladder refuses (fewer than 4 test images or 2 classes; warned).
+    """
+    if feature_net is None or dataset.kind != "image" or dataset.name == STACKED_NAME:
+        return None
+    n = int(min(n, LADDER_MAX_N))
+    name = getattr(feature_net, "name", type(feature_net).__name__)
+    path = out / LADDER
+    if path.exists():
+        try:
+            old = read_json_file(path)
+        except UserError:
+            old = None
+        if isinstance(old, dict) and (old.get("feature_net") or {}).get("name") == name and old.get("n_eval") == n:
+            return old
+    t0 = time.perf_counter()
+    try:
+        rungs = quality_ladder(dataset, feature_net, n=n, seed=REFERENCE_SEED)
+    except UserError as e:
+        warnings.warn(f"no quality ladder: {e}", stacklevel=2)
+        return None
+    quality = getattr(feature_net, "quality", None)
+    acc = getattr(feature_net, "test_accuracy", None)
+    content = {"feature_net": {"name": name, "quality": dict(quality) if quality else None,
+                               "test_accuracy": None if acc is None else float(acc)},
+               "n_eval": n, "n": rungs[0]["n"], "seed": REFERENCE_SEED,
+               "seconds": round(time.perf_counter() - t0, 3),
+               "rungs": [{**r, "fid_range": list(r["fid_range"])} for r in rungs]}
+    io.atomic_write_json(path, content)
+    if not quiet:
+        print(f"quality ladder: {len(rungs)} rungs of {rungs[0]['n']} images in {content['seconds']:.1f} s",
+              file=sys.stderr)
+    return content
+
+
+def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int,
+               metric: str | None, seed_start: int = 0, search_trials: int | None = None) -> dict[str, Any]:
+    """Write ``OUT/compare.json`` (what was asked), merging losses and seeds into an existing one.
+
+    Records ``seed_start`` (the final seeds are ``seed_start .. seed_start + seeds - 1``)
+    and ``search`` (``--search``'s trials per loss, or None).
+
+    Raises:
+        UserError: ``out`` holds a comparison with another dataset, configuration,
+            first seed or search, or a corrupt compare.json.
+    """
+    spec = {"family": families_of(losses), "data": cfg.data.name, "kind": dataset.kind,
+            "shape": list(dataset.shape), "losses": losses, "seeds": seeds, "seed_start": seed_start,
+            "search": search_trials, "metric": metric, "config": cfg.to_dict()}
+    path = out / COMPARE
+    if path.exists():
+        old = read_json_file(path)
+        if not isinstance(old, dict):
+            raise UserError(f"{path} is not a losslab comparison; use a new --out directory")
+        for key in ("data", "config"):
+            if old.get(key) != json.loads(io.dumps(spec[key])):
+                raise UserError(f"{out} holds a comparison with a different {key}; use a new --out directory")
+        if int(old.get("seed_start", 0)) != seed_start:
+            raise UserError(f"{out} holds a comparison whose seeds start at {old.get('seed_start', 0)}, not "
+                            f"{seed_start}; use a new --out directory")
+        if old.get("search") != search_trials:
+            raise UserError(f"{out} holds a comparison with --search {old.get('search')}, not {search_trials}; "
+                            "use a new --out directory")
+        spec["losses"] = list(dict.fromkeys(old.get("losses", []) + losses))
+        spec["seeds"] = max(seeds, int(old.get("seeds", seeds)))
+        spec["family"] = families_of(spec["losses"])
+    io.atomic_write_json(path, spec)
+    return spec
 
 
 # ----------------------------------------------------------------------------- lock

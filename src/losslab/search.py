@@ -10,8 +10,20 @@ which start at ``--seed-start``) into its own run directory
 or failed trial is told to the sampler as failed. Then the best setting of
 each loss trains the final seeds, and those are ranked (:mod:`losslab.compare`).
 
-The sampler is Optuna's TPE (Bergstra et al. 2011, NeurIPS; its first
-``n_startup_trials = 10`` trials are independent random draws), driven
+**Trials never see the test set.** A trial is trained on the data without a
+validation split of its training rows and scored on that split
+(:func:`validation_data`): its reference rows are the validation rows, and
+for data with an exact sampler (the toys) another draw, seeded
+:data:`VALIDATION_SEED` instead of :data:`losslab.rundir.REFERENCE_SEED`.
+The final runs, and the ranking, use the test reference as always.
+
+The sampler fits the number of trials (:func:`sampler_for`). Trials are
+asked in rounds of :data:`ROUND` per loss before any of the round is told, so
+with ``N <= ROUND`` no result is known when a trial is asked: that is random
+search, and it is named so (Optuna's ``RandomSampler``). With more trials it
+is Optuna's TPE (Bergstra et al. 2011, NeurIPS) with ``n_startup_trials =
+min(10, max(ROUND, N // 2))`` random trials first (Optuna's default of 10
+would leave N < 10 entirely random), driven
 through the ask/tell interface in rounds of :data:`ROUND` trials per loss, so
 a round of every loss runs in parallel on the pool. Trial ``k``'s sampler is
 seeded with ``SAMPLER_SEED + k``, and rounds have a fixed size, so the trials
@@ -30,6 +42,7 @@ run's config.json records it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -39,6 +52,7 @@ from typing import Any, Callable
 import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
+import torch
 
 from losslab import io, rundir
 from losslab.backends import run_jobs as local_run_jobs
@@ -46,8 +60,9 @@ from losslab.errors import UserError
 from losslab.losses import REGISTRIES, family_of
 from losslab.metrics import METRIC_INFO
 
-__all__ = ["ROUND", "SAMPLER_SEED", "TRIAL_SEED", "TrialJob", "distributions", "final_overrides", "read_search",
-           "run_search", "search_space", "to_overrides"]
+__all__ = ["ROUND", "SAMPLER_SEED", "TRIAL_SEED", "VALIDATION_SEED", "TrialJob", "distributions", "final_overrides",
+           "n_startup_trials", "read_search", "run_search", "sampler_for", "search_space", "to_overrides",
+           "validation_data"]
 
 TRIAL_SEED = 10_000
 """Trial k trains seed ``TRIAL_SEED + k``: disjoint from the final seeds (``--seed-start`` < 10,000)."""
@@ -57,6 +72,64 @@ SAMPLER_SEED = 0
 
 ROUND = 4
 """Trials asked per loss before any of them is told (the parallel batch of one round)."""
+
+VALIDATION_SEED = 54_321
+"""Trials draw their reference with this seed (exact samplers) or from the validation rows; never the test one."""
+
+VALIDATION_SHARE = 0.2
+"""At most this share of the training rows (and at most the test split's size) is held out for validation."""
+
+
+def validation_data(dataset: Any) -> Any:
+    """The data a search trial sees: training rows minus a validation split, scored on that split.
+
+    A copy of ``dataset`` whose ``test`` (and ``test_labels``) are ``m = min(len(test),
+    VALIDATION_SHARE len(train))`` training rows drawn with :data:`VALIDATION_SEED`, and whose ``train``
+    (and ``train_labels``) are the other training rows. The test split is never read. An exact
+    sampler (toys) is kept: trials then draw fresh training batches and a reference of their own seed
+    (:data:`VALIDATION_SEED`, set by the evaluator of :func:`losslab.compare.run_job`).
+
+    Raises:
+        UserError: fewer than 10 training rows (no validation split possible).
+    """
+    key = id(dataset)
+    if key in _VALIDATION and _VALIDATION[key][0] is dataset:  # one copy per process (images: 100s of MB)
+        return _VALIDATION[key][1]
+    train = dataset.train
+    n = len(train)
+    m = min(len(dataset.test), int(VALIDATION_SHARE * n))  # the test split's size only, never its rows
+    if n < 10 or m < 2:
+        raise UserError(f"--search needs a validation split of the training data; {dataset.name!r} has {n} rows")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(VALIDATION_SEED))
+    val, rest = perm[:m], perm[m:]
+    labels = dataset.train_labels
+    out = dataclasses.replace(dataset, train=train[rest], test=train[val],
+                              train_labels=None if labels is None else labels[rest],
+                              test_labels=None if labels is None else labels[val])
+    _VALIDATION.clear()
+    _VALIDATION[key] = (dataset, out)
+    return out
+
+
+_VALIDATION: dict[int, tuple[Any, Any]] = {}
+
+
+def n_startup_trials(trials: int) -> int:
+    """TPE's random start-up for ``trials`` trials per loss: ``min(10, max(ROUND, trials // 2))``."""
+    return min(10, max(ROUND, trials // 2))
+
+
+def sampler_for(trials: int, k: int) -> tuple[optuna.samplers.BaseSampler, str]:
+    """Trial ``k``'s sampler and its honest name: random search for ``trials <= ROUND`` (every trial is
+    asked before any result is known), else TPE with :func:`n_startup_trials` random trials first."""
+    if trials <= ROUND:
+        return (optuna.samplers.RandomSampler(seed=SAMPLER_SEED + k),
+                f"random search (optuna RandomSampler(seed={SAMPLER_SEED} + trial)): with {trials} <= {ROUND} "
+                "trials per loss every trial is asked before any result is known")
+    n0 = n_startup_trials(trials)
+    return (optuna.samplers.TPESampler(seed=SAMPLER_SEED + k, n_startup_trials=n0),
+            f"optuna TPESampler(seed={SAMPLER_SEED} + trial, n_startup_trials={n0}): the first {n0} trials "
+            f"random, then TPE; rounds of {ROUND}")
 
 
 @dataclass(frozen=True)
@@ -191,7 +264,11 @@ def run_search(job_fn: Callable[[Any, Callable[[int], None]], Any], *, losses: l
         raise UserError(f"{out} holds a search with {ledger.get('trials')} trials on {ledger.get('metric')}; "
                         "use a new --out directory")
     ledger.update(trials=trials, metric=metric, higher_is_better=higher, trial_seed=TRIAL_SEED,
-                  sampler=f"optuna TPESampler(seed={SAMPLER_SEED} + trial), rounds of {ROUND}")
+                  sampler=sampler_for(trials, 0)[1], n_startup_trials=None if trials <= ROUND else
+                  n_startup_trials(trials), validation_seed=VALIDATION_SEED,
+                  scored_on=f"a validation split ({VALIDATION_SHARE:.0%} of the training rows at most, seed "
+                            f"{VALIDATION_SEED}; exact samplers: a reference drawn with seed {VALIDATION_SEED}), "
+                            "never the test reference of the final ranking")
     ledger.setdefault("losses", {})
     optuna.logging.set_verbosity(logging.WARNING)
     studies = {}
@@ -218,7 +295,7 @@ def run_search(job_fn: Callable[[Any, Callable[[int], None]], Any], *, losses: l
             todo = [t for t in entry["trials"] if t.get("status") not in rundir.FINAL_STATUSES]
             while len(todo) < ROUND and len(entry["trials"]) < trials:
                 k = len(entry["trials"])
-                study.sampler = optuna.samplers.TPESampler(seed=SAMPLER_SEED + k)
+                study.sampler = sampler_for(trials, k)[0]
                 trial = study.ask(dists)
                 live[(loss, k)] = trial
                 params = dict(trial.params)

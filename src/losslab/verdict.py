@@ -31,11 +31,12 @@ from scipy import stats
 from losslab import io, rundir
 from losslab.diagnose import D_ACC_WINNING
 from losslab import stats as lstats
-from losslab.convergence import extend_results
+from losslab.convergence import extend_results, recheck_convergence
 from losslab.errors import UserError
 from losslab.expectations import check_expectations, profile_reasons
-from losslab.losses import family_of
+from losslab.losses import FAMILY_SPECS, family_of
 from losslab.metrics import METRIC_INFO, primary_metric
+from losslab.noise_floor import add_noise_floor
 from losslab.report.answer import add_answer
 from losslab.report.families import describe
 
@@ -79,7 +80,7 @@ def gradient_diagnosis(rows: list[dict], *, family: str | None = None) -> dict[s
     over the last quarter (None where not logged). ``g_grad_vanished`` is the
     vanishing generator gradient of a saturated discriminator (Arjovsky &
     Bottou 2017, arXiv:1701.04862, Sec. 2.2), so it needs all three of: a
-    critic (``family == "gan"``; with ``family`` None, a run that logs
+    critic (a family with a second player, the GAN; with ``family`` None or unknown, a run that logs
     ``d_acc``, which only the GAN step does), the critic winning
     (``d_acc_final >= D_ACC_WINNING`` = 0.9), and the generator's gradient
     collapsing (final < ``VANISH_RATIO`` * initial = 1e-2 x, or final < 1e-8).
@@ -94,7 +95,8 @@ def gradient_diagnosis(rows: list[dict], *, family: str | None = None) -> dict[s
     tail = statistics.median(g[-max(1, len(g) // 4):])
     acc = [r["d_acc"] for r in rows[-max(1, len(rows) // 4):] if r.get("d_acc") is not None]
     d_acc = float(np.mean(acc)) if acc else None
-    critic = family == "gan" if family is not None else d_acc is not None
+    spec = FAMILY_SPECS.get(family) if family is not None else None
+    critic = spec.second_player is not None if spec is not None else d_acc is not None
     winning = critic and d_acc is not None and d_acc >= D_ACC_WINNING
     return {
         "g_grad_norm_initial": head,
@@ -181,7 +183,7 @@ def read_runs(out: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def read_profile(out: Path) -> dict[str, Any] | None:
-    """``OUT/data_profile.json`` (written by :func:`losslab.compare.write_profile`), or None.
+    """``OUT/data_profile.json`` (written by :func:`losslab.rundir.write_profile`), or None.
 
     None when the file is missing (a comparison of an older version) or
     unreadable, with a warning in that case: the profile only adds to the
@@ -267,6 +269,7 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
         raise UserError(f"metric {primary!r} was not measured; choose from: {', '.join(measured)}")
     info = METRIC_INFO.get(primary, {})
     higher = bool(info.get("higher_is_better", False))
+    recheck_convergence(runs, primary, higher, spec)  # each run's converged on the ranked metric, not the default
 
     ranking = [_rank_entry(loss, runs, primary, higher) for loss in spec["losses"]]
     sign = -1.0 if higher else 1.0
@@ -301,6 +304,7 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
         "notes": _notes(runs) + words.notes(ranking, runs, spec.get("data", "")),
     }
     add_ladder(out, results)  # the quality ladder's rungs and each loss's place among them
+    add_noise_floor(out, results)  # a perfect generator's scores: noise_floor, noise_floor_curve
     extend_results(out, spec, runs, results)  # converged_rate per row, budget.suggested_steps, search
     add_answer(out, results)  # findings per run, effective hyperparameters, the answer in words
     io.atomic_write_json(out / rundir.RESULTS, results)
@@ -311,7 +315,7 @@ def add_ladder(out: Path, results: dict[str, Any]) -> dict[str, Any]:
     """Copy ``OUT/ladder.json`` into ``results`` and place each loss's mean FID on it (in place).
 
     Sets ``results["ladder"]`` (the file's content: ``feature_net``, ``n``,
-    ``seed``, ``seconds``, ``rungs``; see :func:`losslab.compare.write_ladder`),
+    ``seed``, ``seconds``, ``rungs``; see :func:`losslab.rundir.write_ladder`),
     ``results["dataset"]["feature_net_quality"]`` (the SimCLR half's quality
     figures, or null) and, on each ranking row whose ok runs measured ``fid``
     **in the ladder's feature network**, ``fid_mean`` (the seed mean of ``fid``)
@@ -515,7 +519,7 @@ def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool,
              and (r["effect"] is None or r["effect"] > 0)}
     group = [e["loss"] for e in usable if e["loss"] not in worse]
     tested = best["n_ok"] >= 2 and all(r["n_paired"] >= 2 for r in vs_best)
-    conv = [bool(r["converged"]) for r in runs if r.get("status") == "ok" and "converged" in r]
+    conv = [bool(r["converged"]) for r in runs if r.get("status") == "ok" and r.get("converged") is not None]
     undertrained = bool(conv) and sum(conv) < len(conv) / 2
     verdict = ("undertrained" if undertrained else
                "clear winner" if group == [best["loss"]] and tested else "no clear winner")
@@ -580,10 +584,10 @@ def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool,
     return {"loss": best["loss"], "verdict": verdict, "best_group": group, "pairwise": pairs, "reasons": reasons}
 
 
-# Key metrics of the Pareto front per kind of data, and their names as goals.
+# Key metrics of the Pareto front per kind of data (a family that fixes its own, e.g. contrastive,
+# names them in its FamilySpec), and their names as goals.
 _PARETO_KEYS = {"mixture": ("w1", "modes_covered", "high_quality", "reverse_kl"),
                 "image": ("fid", "precision", "recall", "coverage"),
-                "contrastive": ("linear_probe", "knn"),
                 "vector": ("w1", "swd")}
 _GOALS = {"w1": "W1", "swd": "SWD", "modes_covered": "mode coverage", "high_quality": "sample quality",
           "reverse_kl": "reverse KL", "fid": "FID", "precision": "precision", "recall": "recall",
@@ -593,7 +597,8 @@ _GOALS = {"w1": "W1", "swd": "SWD", "modes_covered": "mode coverage", "high_qual
 def pareto(ranking: list[dict], runs: list[dict], *, family: str, kind: str) -> dict[str, Any]:
     """The Pareto front of the losses that finished every seed over the family's key metrics (seed means).
 
-    Key metrics: contrastive families ``linear_probe, knn``; images ``fid``
+    Key metrics: a family's own ``pareto_metrics`` (:class:`~losslab.losses.families.FamilySpec`;
+    contrastive ``linear_probe, knn``, any part of a mixed ``family``); images ``fid``
     (lower is better), ``precision, recall, coverage``; mixtures (``num_modes``
     > 1) ``w1``, ``modes_covered``, ``high_quality``, ``reverse_kl``; other
     vectors ``w1, swd``; of those, the ones every candidate measured.
@@ -606,14 +611,16 @@ def pareto(ranking: list[dict], runs: list[dict], *, family: str, kind: str) -> 
     """
     cands = [e for e in ranking if e["mean"] is not None and e["n_ok"] == e["n_runs"] and e["n_ok"] > 0]
     ok = [r for r in runs if r.get("status") == "ok" and r.get("metrics")]
-    if "contrastive" in family:
-        which = "contrastive"
+    fixed = [FAMILY_SPECS[p].pareto_metrics for p in str(family).split("+")
+             if p in FAMILY_SPECS and FAMILY_SPECS[p].pareto_metrics]
+    if fixed:
+        wanted = fixed[0]
     elif kind == "image":
-        which = "image"
+        wanted = _PARETO_KEYS["image"]
     else:
-        which = "mixture" if any((r["metrics"].get("num_modes") or 0) > 1 for r in ok) else "vector"
+        wanted = _PARETO_KEYS["mixture" if any((r["metrics"].get("num_modes") or 0) > 1 for r in ok) else "vector"]
     keys, table = [], []
-    for key in _PARETO_KEYS[which]:
+    for key in wanted:
         higher = bool(METRIC_INFO.get(key, {}).get("higher_is_better", False))
         col = []
         for e in cands:

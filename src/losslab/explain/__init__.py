@@ -1,7 +1,7 @@
 """What each loss is, where it comes from, and why: the one source of ``losslab explain`` and ``docs/``.
 
 :data:`EXPLANATIONS` maps every loss name of every registry (GAN, diffusion,
-classification, contrastive) to an :class:`Explanation`: the formula (plain text for
+classification, contrastive, EBM) to an :class:`Explanation`: the formula (plain text for
 the terminal, LaTeX for the docs), a short derivation, the models that use it,
 strengths, weaknesses, failure modes, the source, a command that shows it at
 work on data, and its figure (a :class:`LossFigure`). :func:`explain_text`

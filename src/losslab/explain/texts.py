@@ -8,18 +8,17 @@ them and looks names up.
 
 from __future__ import annotations
 
-from losslab.errors import unknown_choice
-from losslab.explain import texts_classification, texts_contrastive, texts_diffusion, texts_ebm, texts_gan
-from losslab.explain.explanation import Explanation
+import importlib
 
-# family -> its module, in the order of the docs pages
-_FAMILY_MODULES = {
-    "gan": texts_gan,
-    "diffusion": texts_diffusion,
-    "classification": texts_classification,
-    "contrastive": texts_contrastive,
-    "ebm": texts_ebm,
-}
+from losslab.errors import unknown_choice
+from losslab.explain import texts_classification
+from losslab.explain.explanation import Explanation
+from losslab.losses.families import FAMILY_SPECS
+
+# family -> its module (each FamilySpec names its own), in the order of the docs pages: the trainable
+# families in registry order, then the classification losses (building blocks that no family trains).
+_FAMILY_MODULES = {**{name: importlib.import_module(spec.explain) for name, spec in FAMILY_SPECS.items()},
+                   "classification": texts_classification}
 
 # family -> (page title, page introduction)
 FAMILY_PAGES: dict[str, tuple[str, str]] = {family: module.PAGE for family, module in _FAMILY_MODULES.items()}

@@ -10,6 +10,7 @@ from losslab.errors import UserError, unknown_choice
 from losslab.losses.contrastive import CONTRASTIVE_LOSSES
 from losslab.losses.diffusion import DIFFUSION_LOSSES
 from losslab.losses.ebm import EBM_LOSSES
+from losslab.losses.families import FAMILY_SPECS, FamilySpec, get_spec
 from losslab.losses.gan_registry import GAN_LOSS_NAMES, GAN_LOSSES, GANLoss
 
 
@@ -42,12 +43,8 @@ def get_gan_loss(name: str) -> GANLoss:
 # Every registry, keyed by the model family that trains its losses. Loss names
 # are unique across registries, so `--losses ns,ddpm` can mix families in one
 # comparison table.
-REGISTRIES: dict[str, dict] = {
-    "gan": GAN_LOSSES,
-    "diffusion": DIFFUSION_LOSSES,
-    "contrastive": CONTRASTIVE_LOSSES,
-    "ebm": EBM_LOSSES,
-}
+REGISTRIES: dict[str, dict] = {name: spec.registry for name, spec in FAMILY_SPECS.items()}
+"""A view of :data:`losslab.losses.families.FAMILY_SPECS`: family -> its registry."""
 
 
 # Names people use for losses that are registered under another name (or several): the error for
@@ -103,5 +100,5 @@ def family_of(name: str) -> str:
     raise unknown_loss(name, [n for r in REGISTRIES.values() for n in r])
 
 
-__all__ = ["ALIASES", "GAN_LOSSES", "GAN_LOSS_NAMES", "GANLoss", "REGISTRIES", "family_of", "get_gan_loss",
-           "unknown_loss"]
+__all__ = ["ALIASES", "CONTRASTIVE_LOSSES", "DIFFUSION_LOSSES", "EBM_LOSSES", "FAMILY_SPECS", "FamilySpec", "GAN_LOSSES", "GAN_LOSS_NAMES", "GANLoss", "REGISTRIES",
+           "family_of", "get_gan_loss", "get_spec", "unknown_loss"]

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from losslab.data.stacked import mode_digits
+from losslab.losses.families import FAMILY_SPECS
 from losslab.metrics.features import STACKED_NAME, ClassifierNet, StackedDigitNet, extract, get_feature_net
 from losslab.metrics.fid import (class_histogram_stats, class_stats_from_predictions, fid, fid_from_features,
                                  frechet_distance)
@@ -166,7 +167,8 @@ def primary_metric(dataset: Any = None, *, family: str = "gan", kind: str | None
     ================================  ==========================
     family / data                     primary metric
     ================================  ==========================
-    contrastive (any part of family)  ``("linear_probe", True)``
+    a family's own (any part of one)  its ``FamilySpec.primary_metric``:
+                                      contrastive ``("linear_probe", True)``
     images                            ``("fid", False)``
     vectors, d <= 2                   ``("w1", False)``
     vectors, d > 2                    ``("swd", False)``
@@ -188,8 +190,10 @@ def primary_metric(dataset: Any = None, *, family: str = "gan", kind: str | None
     ValueError
         If the kind is neither "vector" nor "image", or a vector shape is unknown.
     """
-    if "contrastive" in str(family).split("+"):
-        return "linear_probe", True
+    fixed = [FAMILY_SPECS[p].primary_metric for p in str(family).split("+")
+             if p in FAMILY_SPECS and FAMILY_SPECS[p].primary_metric]
+    if fixed:  # a family that fixes its metric (contrastive: the linear probe), any part of a mixed table
+        return fixed[0]
     kind = kind if kind is not None else getattr(dataset, "kind", None)
     shape = shape if shape is not None else getattr(dataset, "shape", None)
     if kind == "image":

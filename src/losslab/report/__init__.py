@@ -25,7 +25,7 @@ import numpy as np
 from losslab.errors import UserError
 from losslab import io
 from losslab.io import atomic_write_bytes, read_jsonl
-from losslab.rundir import METRICS, REFERENCE, RESULT, RESULTS, SAMPLES, read_json_file
+from losslab.rundir import DIFFUSION_ARTIFACTS, METRICS, REFERENCE, RESULT, RESULTS, SAMPLES, read_json_file
 from losslab.report import plots
 from losslab.report.answer import answer
 from losslab.report.diffusion import plot_diffusion
@@ -35,7 +35,7 @@ from losslab.report.learning import learning_figures
 from losslab.report.signatures import diagnostics_caption, loss_panels
 from losslab.report.render import report_blocks, to_html, to_markdown
 
-__all__ = ["build_report", "rebuild", "report_paths"]
+__all__ = ["build_report", "report_paths"]
 
 
 # ------------------------------------------------------------------ loading
@@ -252,7 +252,7 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
     # 6. Diffusion runs: forward strip, reverse trajectory, loss per timestep bucket.
     for loss, rs in by_loss.items():
         ok = sorted((r for r in rs if r.get("status") == "ok"), key=lambda r: r.get("seed") != 0)
-        run = next((r for r in ok if (out / str(r.get("run_dir"))).joinpath("diffusion.npz").exists()), None)
+        run = next((r for r in ok if (out / str(r.get("run_dir"))).joinpath(DIFFUSION_ARTIFACTS).exists()), None)
         if run is None:
             continue
         rel = f"figures/diffusion_{_safe(loss)}.png"
@@ -281,17 +281,23 @@ def _curve_and_search_figures(figdir: Path, results: dict, by_loss: dict[str, li
               for loss, rs in by_loss.items()}
     curves = {k: v for k, v in curves.items() if v}
     if curves:
-        plots.plot_curves(curves, primary, hib, figdir / "curves.png")
+        floor = (results.get("noise_floor_curve") or {}).get(primary)
+        plots.plot_curves(curves, primary, hib, figdir / "curves.png", floor=floor)
         b = results.get("budget") or {}
         rates = ", ".join(f"{e['loss']} {e['converged_rate']:.0%}" for e in results.get("ranking") or []
                           if plots.is_number(e.get("converged_rate")))
         sug = b.get("suggested_steps") if b.get("suggested_steps") is not None else b.get("suggested_seconds")
         unit = "updates" if b.get("suggested_steps") is not None else "seconds"
+        more = "more than " if b.get("suggested_capped") else ""
+        line = (f" Dashed line: the noise floor, {primary} of held-out real samples (a perfect generator) at the "
+                f"curves' {floor.get('n')} samples, mean {floor['mean']:.3g} over {floor.get('n_draws')} "
+                "draws." if isinstance(floor, dict) and plots.is_number(floor.get("mean")) else "")
         figs.append(("figures/curves.png", "Quality during training",
                      f"{primary} at evenly spaced points of each run's budget, on fewer samples than the final "
-                     "evaluation. A run counts as converged when its best point in the last quarter improves on "
-                     f"the start of that quarter by less than 5%. Converged runs: {rates or 'n/a'}. "
-                     f"Budget the curves suggest: {sug if sug is not None else 'n/a'} {unit}."))
+                     "evaluation." + line + " A run counts as converged when its last point changes on the start "
+                     "of the last quarter by less than 5% or 2 standard errors of its evaluation (two independent "
+                     f"evaluations per point). Converged runs: {rates or 'n/a'}. Budget the curves suggest: "
+                     f"{more}{sug if sug is not None else 'n/a'} {unit}."))
     search = results.get("search")
     if isinstance(search, dict) and search.get("losses"):
         plots.plot_search(search, figdir / "search.png")
@@ -300,7 +306,9 @@ def _curve_and_search_figures(figdir: Path, results: dict, by_loss: dict[str, li
                          for loss, e in search["losses"].items())
         figs.append(("figures/search.png", "Equal-budget tuning",
                      f"Each loss had {search.get('trials')} trials of the same budget on seeds from "
-                     f"{search.get('trial_seed')} (not the final seeds); the ranking above uses each loss's best "
+                     f"{search.get('trial_seed')} (not the final seeds), scored on "
+                     f"{search.get('scored_on') or 'the test reference (a search of an older version)'}; sampler: "
+                     f"{search.get('sampler')}. The ranking above uses each loss's best "
                      f"setting: {best or 'none finished (defaults kept)'}."))
     return figs
 
@@ -345,33 +353,3 @@ def build_report(out_dir: str | Path, *, quiet: bool = True) -> dict[str, Path]:
         for key, path in paths.items():
             print(f"{key}: {path}", file=sys.stderr)
     return paths
-
-
-def rebuild(out_dir: str | Path) -> dict[str, Path]:
-    """``losslab report OUT``: results.json and the report again, from the run directories alone.
-
-    Holds :func:`losslab.rundir.lock_dir` on ``OUT`` throughout and first
-    removes the temp files of interrupted writes (:func:`losslab.io.clean_stale_temps`),
-    then runs :func:`losslab.verdict.aggregate` and :func:`build_report`.
-
-    Returns
-    -------
-    dict
-        :func:`report_paths`.
-
-    Raises
-    ------
-    UserError
-        ``OUT`` is not a directory, is in use by another losslab process, or
-        holds a missing or corrupt comparison file (one line naming it).
-    """
-    from losslab.rundir import lock_dir
-    from losslab.verdict import aggregate  # here: the verdict imports losslab.report.families
-
-    out = Path(out_dir)
-    if not out.is_dir():
-        raise UserError(f"no such directory: {out}")
-    with lock_dir(out):
-        io.clean_stale_temps(out)
-        aggregate(out)
-        return build_report(out)

@@ -13,16 +13,14 @@ learnable", not a winner.
 :func:`add_answer` is what :func:`losslab.verdict.aggregate` calls before it
 writes ``results.json``: it attaches each run's ``findings`` (read from its
 ``metrics.jsonl``), the effective hyperparameters of every loss
-(``hparams``: its run's ``config.json`` through the family's own
-``hparams(loss, cfg, dataset)``, presets and overrides applied) and the
-``answer``.
+(``hparams``: what the run recorded in its result.json, resolved by the
+family during training, presets and overrides applied) and the ``answer``.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
@@ -35,9 +33,8 @@ from losslab.errors import UserError
 from losslab.expectations import finding_phrase, profile_summary
 from losslab.losses import REGISTRIES
 from losslab.report.style import clip_ci
-from losslab.train.loop import FAMILIES as TRAIN_FAMILIES
 
-__all__ = ["LEARNABLE_MARGIN", "add_answer", "answer", "effective_hparams", "expected_sentence", "ladder_sentence",
+__all__ = ["LEARNABLE_MARGIN", "add_answer", "answer", "run_hparams", "expected_sentence", "ladder_sentence",
            "learnable", "loss_findings"]
 
 LEARNABLE_MARGIN = 0.02
@@ -153,21 +150,27 @@ def expected_sentence(results: dict, limit: int = 2) -> str | None:
 def learnable(results: dict) -> dict[str, Any] | None:
     """For a contrastive comparison: does any loss beat its baselines? None for other families.
 
-    Per seed the baseline is the larger of ``chance`` (the most frequent test
-    class) and ``linear_probe_random_encoder`` (the same architecture,
-    untrained) of that run; a loss has learned when its mean gain over that
-    baseline exceeds :data:`LEARNABLE_MARGIN` and, with >= 2 seeds, the
-    one-sided paired t-test rejects "no gain" at 5%.
+    Learnability is a question about accuracy: the ranked metric when it is
+    an accuracy with a random-encoder baseline (``linear_probe``, ``knn``),
+    else ``linear_probe`` (e.g. ``--metric uniformity`` or ``alignment``, which
+    have no chance level and whose direction is not an accuracy's). Per seed
+    the baseline is the larger of ``chance`` (the most frequent test class)
+    and ``<metric>_random_encoder`` (the same architecture, untrained) of that
+    run; a loss has learned when its mean gain over that baseline exceeds
+    :data:`LEARNABLE_MARGIN` and, with >= 2 seeds, the one-sided paired t-test
+    rejects "no gain" at 5%.
 
     Returns
     -------
     dict or None
-        ``{"any": bool, "chance": mean chance, "baseline": mean baseline,
-        "gains": {loss: mean gain}, "learned": [loss, ...]}``.
+        ``{"any": bool, "metric": the accuracy judged, "chance": mean chance,
+        "baseline": mean baseline, "gains": {loss: mean gain}, "learned": [loss, ...]}``.
     """
     if "contrastive" not in str(results.get("family") or ""):
         return None
     primary = str((results.get("primary_metric") or {}).get("name") or "linear_probe")
+    if primary not in ("linear_probe", "knn"):  # an accuracy with baselines (higher is better)
+        primary = "linear_probe"
     gains: dict[str, float] = {}
     learned, chances, bases = [], [], []
     for loss in {str(r.get("loss")) for r in results.get("runs") or []}:
@@ -194,7 +197,7 @@ def learnable(results: dict) -> dict[str, Any] | None:
             learned.append(loss)
     if not gains:
         return None
-    return {"any": bool(learned), "chance": float(np.mean(chances)) if chances else None,
+    return {"any": bool(learned), "metric": primary, "chance": float(np.mean(chances)) if chances else None,
             "baseline": float(np.mean(bases)), "gains": gains, "learned": sorted(learned)}
 
 
@@ -244,8 +247,12 @@ def answer(results: dict) -> list[str]:
     if learn is not None and not learn["any"]:
         chance = learn["chance"]
         top = max(learn["gains"].items(), key=lambda kv: kv[1])
+        acc = learn["metric"]
+        vals = [r["metrics"][acc] for r in results.get("runs") or [] if r.get("loss") == best["loss"]
+                and r.get("status") == "ok" and isinstance((r.get("metrics") or {}).get(acc), (int, float))]
+        reached = float(np.mean(vals)) if vals else None
         out.append(f"Nothing learnable: no loss beats its baselines on {data}; the best, {best['loss']}, reaches "
-                   f"{primary} {_pct(best['mean'])} against a chance level of {_pct(chance)} (the most frequent "
+                   f"{acc} {_pct(reached)} against a chance level of {_pct(chance)} (the most frequent "
                    f"class) and an untrained encoder's {_pct(learn['baseline'])} (largest gain {top[0]}'s "
                    f"{100 * top[1]:+.1f} points, within noise), so the ranking is an ordering of noise.")
         out.append(f"The study's 12.5% is the same finding: {_pct(STUDY_CHANCE)} is chance for 8 balanced "
@@ -335,43 +342,28 @@ def ladder_sentence(results: dict, loss: str) -> str | None:
 # ------------------------------------------------------------------ attach to results.json
 
 
-def effective_hparams(run_dir: Path, dataset: dict) -> dict[str, Any]:
-    """A run's loss hyperparameters after presets and overrides: its ``config.json`` through its family's
-    ``hparams(loss, cfg, dataset)`` (``losslab.train``), plus ``lr_scale`` when the config sets one.
-
-    Returns ``{}`` when the run directory or its config cannot be read (the report shows a dash).
-    """
-    try:
-        info = rundir.read_run(run_dir)
-        cfg = info.cfg()
-        spec = REGISTRIES[info.family][info.loss]
-        stub = SimpleNamespace(kind=dataset.get("kind") or "vector", shape=tuple(dataset.get("shape") or ()),
-                               name=dataset.get("name"))
-        hp = dict(TRAIN_FAMILIES[info.family].hparams(spec, cfg, stub))
-    except (UserError, OSError, KeyError, TypeError, ValueError, AttributeError):
-        return {}
-    if getattr(cfg.loss, "lr_scale", None) is not None:
-        hp["lr_scale"] = cfg.loss.lr_scale
-    hp["steps"], hp["batch_size"] = cfg.train.steps, cfg.train.batch_size
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in hp.items()
-            if v is None or isinstance(v, (int, float, str, bool, tuple, list))}
+def run_hparams(run: dict) -> dict[str, Any]:
+    """A run's resolved loss hyperparameters as its result.json records them
+    (:func:`losslab.train.loop.resolved_hparams`); ``{}`` for a run written before
+    result.json carried them (the report then shows a dash)."""
+    hp = run.get("hparams")
+    return dict(hp) if isinstance(hp, dict) else {}
 
 
 def add_answer(out: str | Path, results: dict) -> dict:
     """Attach ``findings`` to each run, ``hparams`` per loss and the ``answer`` to ``results`` (in place).
 
-    Reads each run's ``metrics.jsonl`` and ``config.json`` under ``out``; a
-    missing or unreadable file gives no findings / no hyperparameters, never
-    an error. Returns ``results``.
+    Reads each run's ``metrics.jsonl`` under ``out`` and its hyperparameters from
+    the run's result.json entry; a missing or unreadable file gives no findings /
+    no hyperparameters, never an error. Returns ``results``.
     """
     out = Path(out)
-    ds = results.get("dataset") if isinstance(results.get("dataset"), dict) else {}
     hparams: dict[str, dict] = {}
     for r in results.get("runs") or []:
         rd = out / str(r.get("run_dir") or "")
         if not r.get("run_dir") or r.get("status") == "missing":
             continue
-        hp = effective_hparams(rd, ds)
+        hp = run_hparams(r)
         if hp and str(r.get("loss")) not in hparams:
             hparams[str(r.get("loss"))] = hp
         try:

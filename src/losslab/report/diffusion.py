@@ -22,6 +22,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from losslab.report.plots import note, thin_points, image_grid, save
+from losslab.rundir import DIFFUSION_ARTIFACTS
 
 __all__ = ["plot_diffusion"]
 
@@ -132,7 +133,7 @@ def plot_diffusion(run_dir: str | Path, out_png: str | Path, *, reference: dict 
     Path or None
         ``out_png``, or ``None`` when the run has no readable ``diffusion.npz``.
     """
-    data = _load(Path(run_dir) / "diffusion.npz")
+    data = _load(Path(run_dir) / DIFFUSION_ARTIFACTS)
     needed = ("forward_t", "forward_x", "reverse_t", "reverse_x", "bucket_edges", "bucket_loss")
     if data is None or any(k not in data for k in needed):
         return None

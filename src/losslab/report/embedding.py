@@ -18,10 +18,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from losslab.report.plots import note, save
+from losslab.rundir import EMBEDDING
 
 __all__ = ["EMBEDDING_FILE", "load_embedding", "plot_embedding", "plot_embedding_grid"]
 
-EMBEDDING_FILE = "embedding.npz"
+EMBEDDING_FILE = EMBEDDING  # the name is losslab.rundir's
 MAX_CLASSES_IN_LEGEND = 20
 
 

@@ -1,6 +1,6 @@
 """Each model family's own words and figures for the verdict and the report.
 
-A :class:`Family` says what a family's budget unit is called (generator,
+A :class:`FamilyWords` says what a family's budget unit is called (generator,
 denoiser or encoder updates), whether a second player is trained beside it
 (the GAN critic), which training curves of ``metrics.jsonl`` its diagnostics
 figure draws, and which notes it adds from measured numbers. The verdict and
@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from losslab.losses.families import FAMILY_SPECS
 from losslab.report.contrastive import random_data_note
 
-__all__ = ["FAMILIES", "Family", "Panel", "describe"]
+__all__ = ["FAMILIES", "FamilyWords", "Panel", "describe"]
 
 
 @dataclass(frozen=True)
@@ -138,13 +139,15 @@ def _contrastive_notes(entries: Sequence[dict], runs: Sequence[dict], data: str)
 
 
 @dataclass(frozen=True)
-class Family:
+class FamilyWords:
     """How one model family speaks in the verdict and the report.
 
     Attributes
     ----------
     name : str
-        Registry name (``losslab.losses.REGISTRIES``).
+        The family's name (:data:`losslab.losses.families.FAMILY_SPECS`); ``name``,
+        ``network``, ``second_player``, ``generates`` and ``collapse`` come from
+        its :class:`~losslab.losses.families.FamilySpec`, the rest is the report's.
     network : str
         The network the budget trains: "generator", "denoiser", "encoder".
     second_player : str or None
@@ -196,9 +199,8 @@ def _and(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-FAMILIES: dict[str, Family] = {
-    "gan": Family(
-        name="gan", network="generator", second_player="critic updates", generates=True, collapse=True,
+_REPORT_WORDS: dict[str, dict] = {
+    "gan": dict(
         cost_note="1 for a GAN",
         overview_caption="Seed-mean L2 norm of the generator's gradient on a log scale: a curve that falls by "
                          "orders of magnitude marks a generator whose gradient vanished (a saturated "
@@ -208,8 +210,7 @@ FAMILIES: dict[str, Family] = {
                             "failure, (c) gradient means, (d) mean D(x) against mean D(G(z)), whose widening gap "
                             "means D wins; x marks where a run diverged.",
         panels=_gan_panels),
-    "diffusion": Family(
-        name="diffusion", network="denoiser", second_player=None, generates=True, collapse=True,
+    "diffusion": dict(
         cost_note="the sampler's steps for a diffusion model",
         overview_caption="Seed-mean L2 norm of the denoiser's gradient on a log scale: a curve that falls by "
                          "orders of magnitude marks a denoiser that stopped learning; an exact zero is drawn at "
@@ -220,8 +221,7 @@ FAMILIES: dict[str, Family] = {
                             "timesteps), which shows which noise levels the denoiser finds hard; x marks where a "
                             "run diverged.",
         panels=_diffusion_panels),
-    "contrastive": Family(
-        name="contrastive", network="encoder", second_player=None, generates=False, collapse=False,
+    "contrastive": dict(
         cost_note="",
         overview_caption="Seed-mean L2 norm of the encoder's gradient on a log scale: a curve that falls by "
                          "orders of magnitude marks an encoder that stopped learning; an exact zero is drawn at "
@@ -236,8 +236,7 @@ FAMILIES: dict[str, Family] = {
                             "(g) CLIP's learned logit scale or SigLIP's learned log-temperature and bias; "
                             "x marks where a run diverged.",
         panels=_contrastive_panels, notes=_contrastive_notes),
-    "ebm": Family(
-        name="ebm", network="energy", second_player=None, generates=True, collapse=True,
+    "ebm": dict(
         cost_note="the Langevin steps for an energy-based model (each a forward and a backward pass)",
         overview_caption="Seed-mean L2 norm of the energy network's gradient on a log scale: a curve that falls "
                          "by orders of magnitude marks an energy that stopped learning; an exact zero is drawn at "
@@ -252,7 +251,18 @@ FAMILIES: dict[str, Family] = {
         panels=_ebm_panels),
 }
 
-_GENERIC = Family(
+
+
+def _words(name: str) -> FamilyWords:
+    spec = FAMILY_SPECS[name]
+    return FamilyWords(name=name, network=spec.network, second_player=spec.second_player, generates=spec.generates,
+                       collapse=spec.collapse, **_REPORT_WORDS[name])
+
+
+FAMILIES: dict[str, FamilyWords] = {name: _words(name) for name in FAMILY_SPECS}
+"""A view of :data:`losslab.losses.families.FAMILY_SPECS` with the report's words added."""
+
+_GENERIC = FamilyWords(
     name="?", network="network", second_player=None, generates=True, collapse=True, cost_note="",
     overview_caption="Seed-mean L2 norm of the trained network's gradient on a log scale.",
     diagnostics_caption="Training curves of {loss}, one colour per seed; x marks where a run diverged.",
@@ -260,8 +270,8 @@ _GENERIC = Family(
                              Panel("(b) gradient L2 norm", (("g_grad_norm", "network", "-"),), "log")])
 
 
-def describe(family: str | None) -> Family:
-    """The :class:`Family` of a family name; ``"gan+diffusion"`` (a mixed table) combines its parts.
+def describe(family: str | None) -> FamilyWords:
+    """The :class:`FamilyWords` of a family name; ``"gan+diffusion"`` (a mixed table) combines its parts.
 
     A mixed table names every part's network ("generator / denoiser updates"),
     keeps a second player when a part has one, and concatenates the parts'
@@ -271,7 +281,7 @@ def describe(family: str | None) -> Family:
     parts = [FAMILIES.get(p, _GENERIC) for p in str(family or "gan").split("+")]
     if len(parts) == 1:
         return parts[0]
-    return Family(
+    return FamilyWords(
         name="+".join(p.name for p in parts),
         network=" / ".join(p.network for p in parts),
         second_player=next((p.second_player for p in parts if p.second_player), None),

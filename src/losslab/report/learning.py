@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 from losslab.io import atomic_write_bytes
 from losslab.report.plots import thin_points, save
 from losslab.report.style import OKABE_ITO
-from losslab.rundir import read_snapshots
+from losslab.rundir import SNAPSHOTS, read_snapshots
 
 __all__ = ["PANELS", "learning_figures", "pick_frames", "plot_learning_1d", "plot_learning_2d", "write_animation"]
 
@@ -274,7 +274,7 @@ def write_animation(snaps: dict[str, np.ndarray], path: Path, *, ms: int = 600) 
 def _run_of(runs: list[dict], out: Path) -> dict | None:
     """Seed 0's run if it has snapshots, else the first run (by seed) that has."""
     rs = sorted(runs, key=lambda r: (r.get("seed") != 0, str(r.get("seed"))))
-    return next((r for r in rs if r.get("run_dir") and (out / str(r["run_dir"]) / "snapshots.npz").exists()),
+    return next((r for r in rs if r.get("run_dir") and (out / str(r["run_dir"]) / SNAPSHOTS).exists()),
                 None)
 
 

@@ -417,7 +417,8 @@ def plot_overview(curves: dict[str, list[list[dict]]], path: Path, *, network: s
 # ----------------------------------------------------------------- quality curves and search
 
 
-def plot_curves(curves: dict[str, list[list[dict]]], metric: str, higher_is_better: bool, path: Path) -> Path:
+def plot_curves(curves: dict[str, list[list[dict]]], metric: str, higher_is_better: bool, path: Path, *,
+                floor: dict | None = None) -> Path:
     """The ranked metric against generator updates (left) and training seconds (right), per loss.
 
     Parameters
@@ -430,6 +431,9 @@ def plot_curves(curves: dict[str, list[list[dict]]], metric: str, higher_is_bett
 
     Each loss is its seed mean (line, points aligned by index) and the band
     from the lowest to the highest seed (:func:`losslab.convergence.mean_curve`).
+    ``floor`` (``{"mean", "sd", "n"}``, :mod:`losslab.noise_floor` at the curves'
+    sample size) is drawn as a dashed black line, its +-sd as a grey band: what a
+    perfect generator scores.
     """
     fig = Figure(figsize=(10, 3.8))
     axes = fig.subplots(1, 2)
@@ -443,6 +447,12 @@ def plot_curves(curves: dict[str, list[list[dict]]], metric: str, higher_is_bett
             ax.plot(m["x"], m["mean"], marker="o", ms=3, color=f"C{i % 10}", label=f"{loss} ({len(cs)} seeds)")
             if len(cs) > 1:
                 ax.fill_between(m["x"], m["lo"], m["hi"], color=f"C{i % 10}", alpha=0.15, lw=0)
+    if drawn and floor and is_number(floor.get("mean")):
+        for ax in axes:
+            ax.axhline(floor["mean"], color="black", ls="--", lw=1,
+                       label=f"noise floor: a perfect generator ({floor.get('n')} samples)")
+            if is_number(floor.get("sd")):
+                ax.axhspan(floor["mean"] - floor["sd"], floor["mean"] + floor["sd"], color="0.5", alpha=0.15, lw=0)
     for ax, label in zip(axes, ("generator updates", "training seconds (curve points excluded)")):
         ax.set_xlabel(label)
         ax.set_ylabel(f"{metric} ({'higher' if higher_is_better else 'lower'} is better)")

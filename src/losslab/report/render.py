@@ -384,6 +384,15 @@ def metric_columns(ranking: Sequence[dict], primary: str) -> list[str]:
     return names
 
 
+def _floor_cell(f: Any, metric: str) -> str:
+    """A noise-floor entry ``{"mean", "sd"}`` as ``mean +- sd`` (a dash where there is none)."""
+    if not isinstance(f, dict) or not is_number(f.get("mean")):
+        return DASH
+    pct = metric in PERCENT_METRICS
+    sd = f" \u00b1 {fmt_num(f['sd'], percent=pct)}" if is_number(f.get("sd")) else ""
+    return fmt_num(f["mean"], percent=pct) + sd
+
+
 def run_status(run: dict) -> str:
     """``ok`` / ``failed`` / ``diverged at step N``."""
     status = str(run.get("status") or "?")
@@ -405,17 +414,36 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]],
     learning : list of (relpath, heading, caption)
         The "How each loss learned" figures (:func:`losslab.report.learning.learning_figures`).
     """
+    ranking = results.get("ranking") or []
+    blocks = _head_blocks(results)
+    blocks += _ranking_blocks(results)
+    blocks += ladder_blocks(results)
+    blocks += _recommendation_blocks(results)
+    blocks += _diagnosis_blocks(results, ranking)
+    blocks += _hparam_blocks(results)
+    blocks += _figure_blocks(figures, learning)
+    blocks += _runs_blocks(results)
+    return blocks
+
+
+def _context(results: dict) -> tuple:
+    """What every part of the report reads: dataset dict, family, its words, primary metric, direction."""
     ds = results.get("dataset") or {}
     ds = ds if isinstance(ds, dict) else {"name": str(ds)}
     family = str(results.get("family") or "gan")
     words = describe(family)
-    budget = results.get("budget") or {}
     pm = results.get("primary_metric") or {}
     primary, hib = str(pm.get("name") or "?"), bool(pm.get("higher_is_better"))
+    return ds, family, words, pm, primary, hib
+
+
+
+def _head_blocks(results: dict) -> list[tuple]:
+    """The title, the answer, the header list (data, family, budget, metric, runs) and the data profile."""
+    ds, family, words, pm, primary, hib = _context(results)
+    budget = results.get("budget") or {}
     ranking = results.get("ranking") or []
     runs = results.get("runs") or []
-    arrow = "\u2191" if hib else "\u2193"
-
     header = [
         _dataset_line(ds),
         [("b", "Model family: "), family.upper()],
@@ -451,6 +479,15 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]],
     blocks.append(("ul", header))
     blocks += profile_blocks(results.get("data_profile"))
 
+    return blocks
+
+
+def _ranking_blocks(results: dict) -> list[tuple]:
+    """The ranking table (primary metric, trust columns) and the secondary metrics and costs."""
+    ds, family, words, pm, primary, hib = _context(results)
+    ranking = results.get("ranking") or []
+    arrow = "\u2191" if hib else "\u2193"
+    blocks: list[tuple] = []
     # Ranking table: the primary metric and what decides trust in it; the rest in a collapsible table.
     extra = metric_columns(ranking, primary)
     modes_of = f" (of {ds['num_modes']})" if is_number(ds.get("num_modes")) else ""
@@ -461,6 +498,7 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]],
     head += [f"{words.network} gradient vanished"] if vanished else []
     head += ["wall s (mean)"]
     rows, rows2 = [], []
+    explain = ["stability is the share of runs that did not diverge"]
     clipped = False
     for i, r in enumerate(ranking, 1):
         mm = r.get("metrics_mean") or {}
@@ -482,10 +520,18 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]],
             + ([fmt_num(r.get("d_updates_mean"))] if words.second_player else [])
             + ([fmt_num(r.get("sampling_nfe"))] if words.generates else [])
         )
+    floor = results.get("noise_floor") or {}
+    if isinstance(floor.get(primary), dict):  # a perfect generator's row (losslab.noise_floor)
+        f = floor[primary]
+        rows.append(["", "noise floor", _floor_cell(f, primary)] + [DASH] * (len(head) - 3))
+        rows2.append(["noise floor"] + [_floor_cell(floor.get(k), k) for k in extra]
+                     + ([DASH] if words.second_player else []) + ([DASH] if words.generates else []))
+        explain.append(f"noise floor is what a perfect generator scores: held-out real samples against the same "
+                       f"reference at the same sample size ({fmt_num(f.get('n'))}), mean +- sd over "
+                       f"{fmt_num(f.get('n_draws'))} draws")
     head2 = ["loss"] + [metric_label(k) + (modes_of if k == "modes_covered" else "") for k in extra]
     head2 += [f"{words.second_player} (mean)"] if words.second_player else []
     head2 += ["network evals / sample"] if words.generates else []
-    explain = ["stability is the share of runs that did not diverge"]
     if words.collapse:
         explain.append(f"collapse rate the share of ok runs that collapsed ({DASH} where not applicable or "
                        "not measured)")
@@ -511,8 +557,12 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]],
                         and words.cost_note else "") + ".")]
         blocks.append(("details", "Secondary metrics and costs", [*sub, ("table", head2, rows2)]))
 
-    blocks += ladder_blocks(results)
+    return blocks
 
+
+def _recommendation_blocks(results: dict) -> list[tuple]:
+    """The recommendation, its verdict and reasons, and what the literature expected."""
+    blocks: list[tuple] = []
     # Recommendation and notes.
     rec = results.get("recommendation") or {}
     blocks.append(("h2", "Recommendation"))
@@ -527,6 +577,12 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]],
         blocks.append(("ul", [str(s) for s in rec["reasons"]]))
     blocks += expectation_blocks(results.get("expectations"), isinstance(results.get("data_profile"), dict))
 
+    return blocks
+
+
+def _diagnosis_blocks(results: dict, ranking: list[dict]) -> list[tuple]:
+    """The failure signatures found on each loss's curves, and the notes."""
+    blocks: list[tuple] = []
     # Diagnosis: the failure signatures found on each loss's curves.
     diag = []
     for r in ranking:
@@ -541,15 +597,27 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]],
     if results.get("notes"):
         blocks += [("h2", "Notes"), ("ul", [str(s) for s in dict.fromkeys(results["notes"])])]
 
+    return blocks
+
+
+def _hparam_blocks(results: dict) -> list[tuple]:
+    """The effective hyperparameters per loss (collapsible), as the runs recorded them."""
+    blocks: list[tuple] = []
     hps = results.get("hparams") or {}
     if hps:
         hrows = [[[("b", loss)], [("code", ", ".join(f"{k}={_hp(v)}" for k, v in hp.items()))]]
                  for loss, hp in hps.items()]
         blocks.append(("details", "Effective hyperparameters per loss (after presets and overrides)",
-                       [("p", "From each loss's first run: its config.json through the family's hyperparameter "
-                              "resolution, the values that trained it."),
+                       [("p", "From each loss's first run: the values its family resolved and recorded in the "
+                              "run's result.json, the values that trained it."),
                         ("table", ["loss", "hyperparameters"], hrows)]))
 
+    return blocks
+
+
+def _figure_blocks(figures: Sequence[tuple[str, str, str]], learning: Sequence[tuple[str, str, str]]) -> list[tuple]:
+    """The figures, then the pictures of how each loss learned."""
+    blocks: list[tuple] = []
     # Figures.
     if figures:
         blocks.append(("h2", "Figures"))
@@ -562,6 +630,15 @@ def report_blocks(results: dict, figures: Sequence[tuple[str, str, str]],
         for relpath, heading, caption in learning:
             blocks += [("h3", heading), ("fig", relpath, caption)]
 
+    return blocks
+
+
+def _runs_blocks(results: dict) -> list[tuple]:
+    """The per-run table, in ranking order."""
+    _, _, _, _, primary, _ = _context(results)
+    ranking = results.get("ranking") or []
+    runs = results.get("runs") or []
+    blocks: list[tuple] = []
     # Per-run table.
     order = {r.get("loss"): i for i, r in enumerate(ranking)}
     runs_sorted = sorted(

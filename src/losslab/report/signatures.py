@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from losslab.losses import GAN_LOSSES
-from losslab.report.families import Family, Panel
+from losslab.report.families import FamilyWords, Panel
 
 __all__ = ["diagnostics_caption", "loss_panels"]
 
@@ -37,7 +37,7 @@ def _letter(i: int) -> str:
     return f"({chr(ord('a') + i)})"
 
 
-def loss_panels(loss: str, fam: Family, rows_all: Sequence[Sequence[dict]],
+def loss_panels(loss: str, fam: FamilyWords, rows_all: Sequence[Sequence[dict]],
                 hparams: dict[str, Any] | None = None) -> list[Panel]:
     """The diagnostics panels of one loss: the family's, relabelled and extended with the loss's own terms.
 
@@ -45,7 +45,7 @@ def loss_panels(loss: str, fam: Family, rows_all: Sequence[Sequence[dict]],
     ----------
     loss : str
         Loss name.
-    fam : Family
+    fam : FamilyWords
         The loss's family (:func:`losslab.report.families.describe`).
     rows_all : list of list of dict
         ``metrics.jsonl`` rows of every seed.
@@ -86,7 +86,7 @@ def _strip_letter(title: str) -> str:
     return title[4:] if len(title) > 4 and title[0] == "(" and title[2] == ")" else title
 
 
-def diagnostics_caption(loss: str, fam: Family, panels: Sequence[Panel]) -> str:
+def diagnostics_caption(loss: str, fam: FamilyWords, panels: Sequence[Panel]) -> str:
     """The caption of one loss's diagnostics figure, naming its panels in its own words."""
     spec = GAN_LOSSES.get(loss) if fam.name == "gan" else None
     if spec is None or spec.output != "energy":

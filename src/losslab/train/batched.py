@@ -46,8 +46,8 @@ from losslab.config import Config
 from losslab.errors import UserError
 from losslab.models.ensemble import NotBatchable
 from losslab.train.common import Diverged
-from losslab.train.loop import (curve_point, curve_steps, curve_summary, get_family, run_config, save_checkpoint,
-                                snapshot_point, train_run, try_resume)
+from losslab.train.loop import (curve_point, curve_steps, curve_summary, get_family, resolved_hparams, run_config,
+                                save_checkpoint, snapshot_point, train_run, try_resume)
 
 __all__ = ["batchable", "train_batched"]
 
@@ -170,7 +170,7 @@ def train_batched(
     def base(i: int) -> dict[str, Any]:
         return {"loss": loss, "seed": seeds[i], "family": family, "status": "failed", "error": None,
                 "metrics": {}, "g_updates": 0, "d_updates": 0, "wall_seconds": 0.0, "diverged_at": None,
-                "budget": {"steps": tc.steps}}
+                "budget": {"steps": tc.steps}, "hparams": resolved_hparams(cfg, dataset, family, loss)}
 
     def finish(i: int, res: dict[str, Any], extra: float = 0.0) -> None:
         rundir.append_metrics(run_dirs[i], pending[i])

@@ -42,16 +42,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from losslab import io
-from losslab.config import Config, loss_hparams, loss_keys
+from losslab import io, rundir
+from losslab.config import Config, loss_hparams
 from losslab.data.augment import augment, two_views
 from losslab.errors import UserError
 from losslab.losses.contrastive import (
-    CONTRASTIVE_LOSSES,
     ContrastiveLoss,
     batch_hard_triplet_loss,
     get_contrastive_loss,
 )
+from losslab.losses.families import FAMILY_SPECS
 from losslab.metrics import representation as rep
 from losslab.losses.contrastive_ssl import collapse_stats
 from losslab.models.encoder import ImageEncoder, LearnedScalars, LogitScale, TextEncoder, build_vocabulary
@@ -70,9 +70,7 @@ from losslab.train.members import Members, loop_step
 NAME = "contrastive"
 FAMILY = NAME  # the name this module had before the Family protocol
 
-KEYS: frozenset[str] = frozenset(
-    {"loss.lr_g", "loss.lr_d"} | set().union(*(loss_keys(loss.defaults) for loss in CONTRASTIVE_LOSSES.values()))
-)
+KEYS: frozenset[str] = FAMILY_SPECS[NAME].keys
 """The config keys this family reads besides the loop's (see :data:`losslab.train.loop.LOOP_KEYS`)."""
 
 model_metrics = None  # evaluate() measures the model itself
@@ -566,7 +564,7 @@ def artifacts(state: ContrastiveState, dataset, run_dir: str | Path) -> None:
         "data": np.array(str(dataset.name)),
         "g_updates": np.array(state.g_updates),
     }
-    io.atomic_write_bytes(Path(run_dir) / "embedding.npz", io.npz_bytes(**arrays))
+    io.atomic_write_bytes(Path(run_dir) / rundir.EMBEDDING, io.npz_bytes(**arrays))
 
 
 def state_dict(state: ContrastiveState) -> tuple[dict[str, Tensor], dict[str, Any]]:

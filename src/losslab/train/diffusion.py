@@ -48,15 +48,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from losslab import io
-from losslab.config import Config, DiffusionConfig, loss_hparams, loss_keys
-from losslab.losses.diffusion import (
-    DIFFUSION_LOSSES,
-    DiffusionLoss,
-    DiffusionObjective,
-    get_diffusion_loss,
-    make_objective,
-)
+from losslab import io, rundir
+from losslab.config import Config, loss_hparams
+from losslab.losses.diffusion import DiffusionLoss, DiffusionObjective, get_diffusion_loss, make_objective
+from losslab.losses.families import FAMILY_SPECS
 from losslab.models.denoiser import build_denoiser
 from losslab.models.ensemble import NotBatchable
 from losslab.train.common import (
@@ -76,11 +71,7 @@ from losslab.train.snapshot import samples_snapshot
 NAME = "diffusion"
 FAMILY = NAME  # the name this module had before the Family protocol
 
-KEYS: frozenset[str] = frozenset(
-    {"model.hidden", "model.layers", "train.n_eval", "loss.lr_g", "loss.lr_d"}
-    | {f"diffusion.{f.name}" for f in dataclasses.fields(DiffusionConfig)}
-    | set().union(*(loss_keys(loss.defaults) for loss in DIFFUSION_LOSSES.values()))
-)
+KEYS: frozenset[str] = FAMILY_SPECS[NAME].keys
 """The config keys this family reads besides the loop's (see :data:`losslab.train.loop.LOOP_KEYS`).
 ``model.hidden`` applies to vector data only (images use the U-Net of :data:`UNET_BASE`)."""
 
@@ -520,7 +511,7 @@ def artifacts(state: DiffusionState, dataset, run_dir: str | Path, *, seed: int 
     }
     if isinstance(obj, DiffusionObjective):
         arrays.update(schedule=np.array(state.hp["schedule"]), T=np.array(obj.schedule.T))
-    io.atomic_write_bytes(Path(run_dir) / "diffusion.npz", io.npz_bytes(**arrays))
+    io.atomic_write_bytes(Path(run_dir) / rundir.DIFFUSION_ARTIFACTS, io.npz_bytes(**arrays))
 
 
 _BOX = ("shift", "scale", "lo", "hi")

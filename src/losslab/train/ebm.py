@@ -43,9 +43,10 @@ import torch
 from torch import Tensor, nn
 
 from losslab import io, rundir
-from losslab.config import Config, EBMConfig, loss_hparams, loss_keys
+from losslab.config import Config, loss_hparams
 from losslab.langevin import ReplayBuffer, energy_grad, langevin_sample, uniform_box
-from losslab.losses.ebm import EBM_LOSSES, EBMLoss, cd_loss, dsm_loss, get_ebm_loss
+from losslab.losses.ebm import EBMLoss, cd_loss, dsm_loss, get_ebm_loss
+from losslab.losses.families import FAMILY_SPECS
 from losslab.models.energy import build_energy
 from losslab.train.common import (
     Diverged,
@@ -63,11 +64,7 @@ from losslab.train.common import single_network_lr
 
 NAME = "ebm"
 
-KEYS: frozenset[str] = frozenset(
-    {"model.hidden", "model.layers", "train.n_eval", "loss.lr_g", "loss.lr_d"}
-    | {f"ebm.{f.name}" for f in dataclasses.fields(EBMConfig)}
-    | set().union(*(loss_keys(loss.defaults) for loss in EBM_LOSSES.values()))
-)
+KEYS: frozenset[str] = FAMILY_SPECS[NAME].keys
 """The config keys this family reads besides the loop's (``model.hidden``/``layers``: vectors only)."""
 
 evaluate = None  # measured on its samples (losslab.metrics)
@@ -368,7 +365,7 @@ def artifacts(state: EBMState, dataset, run_dir: str | Path) -> None:
     ``failure_signatures`` (:func:`failure_signatures` of ``metrics.jsonl``).
     """
     hp = state.hp
-    io.atomic_write_json(Path(run_dir) / "ebm.json", {
+    io.atomic_write_json(Path(run_dir) / rundir.EBM_ARTIFACTS, {
         "objective": state.loss.objective, "sample_init": "uniform noise on the box", "sample_steps": nfe(state),
         "step_size": hp["step_size"], "noise_scale": hp["noise_scale"], "langevin_steps": hp.get("langevin_steps"),
         "failure_signatures": failure_signatures(rundir.read_metrics(run_dir)),

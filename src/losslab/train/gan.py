@@ -27,8 +27,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from losslab.config import Config, loss_keys, loss_hparams
-from losslab.losses import GAN_LOSSES, GANLoss, get_gan_loss
+from losslab.config import Config, loss_hparams
+from losslab.losses import GANLoss, get_gan_loss
 from losslab.losses.gan import reconstruction_energy
 from losslab.losses.penalties import (
     BEGANEquilibrium,
@@ -36,6 +36,7 @@ from losslab.losses.penalties import (
     gradient_penalty_members,
     pulling_away_term,
 )
+from losslab.losses.families import FAMILY_SPECS
 from losslab.models import build_gan
 from losslab.models.ensemble import NotBatchable
 from losslab.train.common import (
@@ -53,10 +54,7 @@ from losslab.train.snapshot import draws_grid, grid_points, samples_snapshot
 
 NAME = "gan"
 
-KEYS: frozenset[str] = frozenset(
-    {"model.z_dim", "model.hidden", "model.layers", "model.code_dim", "train.n_eval"}
-    | set().union(*(loss_keys(loss.defaults) for loss in GAN_LOSSES.values()))
-)
+KEYS: frozenset[str] = FAMILY_SPECS[NAME].keys
 """The config keys this family reads besides the loop's (see :data:`losslab.train.loop.LOOP_KEYS`)."""
 
 evaluate = None  # measured on its samples (losslab.metrics), not by the family

@@ -1,7 +1,9 @@
 """One model-agnostic training loop: config in, run directory out.
 
 The loop calls a *family* (:class:`Family`: :mod:`losslab.train.gan`,
-:mod:`losslab.train.diffusion`, :mod:`losslab.train.contrastive`) and writes
+:mod:`losslab.train.diffusion`, :mod:`losslab.train.contrastive`,
+:mod:`losslab.train.ebm`; the trainer named by its
+:class:`~losslab.losses.families.FamilySpec`) and writes
 the run directory through :mod:`losslab.rundir`, the one owner of its files:
 
 - ``config.json`` (what was asked), ``metrics.jsonl`` (every ``log_every`` steps),
@@ -26,6 +28,7 @@ not counted; a resumed run counts the seconds its checkpoint had spent).
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 import traceback
@@ -39,10 +42,11 @@ from losslab import rundir
 from losslab.config import Config
 from losslab.convergence import is_converged
 from losslab.errors import UserError, unknown_choice
+from losslab.losses import REGISTRIES
+from losslab.losses.families import FAMILY_SPECS
 from losslab.metrics import METRIC_INFO, primary_metric
 from losslab.metrics.representation import knn_accuracy, linear_probe_accuracy
 from losslab.rundir import FINAL_STATUSES, RESULT, is_finished, run_config  # noqa: F401  (re-exported)
-from losslab.train import contrastive, diffusion, ebm, gan
 from losslab.train.common import Diverged, single_network_lr
 
 
@@ -99,8 +103,8 @@ class Family(Protocol):
         """Restore what :meth:`state_dict` saved into a state built by :meth:`init_state`."""
 
 
-# Keys match losslab.losses.REGISTRIES.
-FAMILIES: dict[str, Family] = {"gan": gan, "diffusion": diffusion, "contrastive": contrastive, "ebm": ebm}
+FAMILIES: dict[str, Family] = {name: importlib.import_module(spec.trainer) for name, spec in FAMILY_SPECS.items()}
+"""A view of :data:`losslab.losses.families.FAMILY_SPECS`: family -> its trainer module."""
 
 LOOP_KEYS: frozenset[str] = frozenset(
     {"data.name", "data.data_dir", "data.image_size", "data.n_train",
@@ -152,7 +156,7 @@ def check_overrides(cfg: Config, families: Iterable[str], explicit: Collection[s
         these = " or ".join(fams) + (" families" if len(fams) > 1 else " family")
         raise UserError(f"{source} {key}: not used by the {these} (used by: {', '.join(users) or 'no family'})")
     for f in fams:
-        if f != "gan":  # the single-network families
+        if FAMILY_SPECS[f].single_network:
             single_network_lr(cfg.loss, f)
 
 
@@ -181,10 +185,10 @@ def _encoder_features(enc, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
     return out
 
 
-def _contrastive_point(state, dataset, n: int) -> dict[str, float]:
-    """``linear_probe`` and ``knn`` of the encoder's h on fixed subsets (seed 0) of ``n`` test and
+def _contrastive_point(state, dataset, n: int, subset_seed: int = 0) -> dict[str, float]:
+    """``linear_probe`` and ``knn`` of the encoder's h on fixed subsets (``subset_seed``) of ``n`` test and
     :data:`CONTRASTIVE_CURVE_TRAIN` train images: the final evaluation's probes on fewer rows."""
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(subset_seed)
     tr = torch.randperm(len(dataset.train), generator=g)[:CONTRASTIVE_CURVE_TRAIN]
     te = torch.randperm(len(dataset.test), generator=g)[:n]
     enc = state.model["image"]
@@ -194,9 +198,19 @@ def _contrastive_point(state, dataset, n: int) -> dict[str, float]:
             "knn": knn_accuracy(ftr, ytr, fte, yte)}
 
 
+def _scalars(m: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in m.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+CURVE_SECOND_DRAW = 1_000_000
+"""A curve point's second, independent evaluation draws its samples with ``seed + CURVE_SECOND_DRAW``
+(contrastive: its probe subsets with seed 1 instead of 0)."""
+
+
 def curve_point(fam: Family, state, dataset, cfg: Config,
                 evaluate: Callable[[Any, torch.Tensor], dict] | None, *, seed: int) -> dict[str, Any]:
-    """The metrics of a run's model now: one point of its quality curve.
+    """The metrics of a run's model now: one point of its quality curve, with its evaluation error.
 
     Generative families: ``cfg.train.curve_n`` samples drawn with ``seed`` (the
     final evaluation's seed, so with ``curve_n == n_eval`` the last point equals
@@ -206,6 +220,13 @@ def curve_point(fam: Family, state, dataset, cfg: Config,
     more than the budget allows for 8 points). Only numeric scalars are kept.
     The global torch RNG is restored afterwards, and warnings about the small
     sample are silenced, so a point never changes the training.
+
+    The evaluation error: a second, independent evaluation of the same model
+    (samples drawn with ``seed + CURVE_SECOND_DRAW`` against the same reference
+    rows, which every point of a curve shares; contrastive: other probe
+    subsets) gives ``eval_sd[metric] = |v1 - v2| / sqrt(2)``, the one-draw
+    estimate of the standard deviation of a point's value (1 degree of
+    freedom; :mod:`losslab.convergence` pools it over a curve's points).
 
     Args:
         fam: the run's family. state: its state. dataset: the run's data.
@@ -222,14 +243,23 @@ def curve_point(fam: Family, state, dataset, cfg: Config,
         if fam.evaluate is not None:
             if getattr(dataset, "train_labels", None) is None:
                 return {}
-            m: dict[str, Any] = _contrastive_point(state, dataset, n)
+            m, m2 = _contrastive_point(state, dataset, n), _contrastive_point(state, dataset, n, subset_seed=1)
         else:
             samples = fam.sample(state, n, seed=seed)
             if not bool(torch.isfinite(samples).all()):
                 return {"finite": False}
             m = evaluate(dataset, samples) if evaluate is not None else {}
-    return {k: float(v) for k, v in m.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+            m2 = {}
+            if evaluate is not None:
+                again = fam.sample(state, n, seed=seed + CURVE_SECOND_DRAW)
+                m2 = evaluate(dataset, again) if bool(torch.isfinite(again).all()) else {}
+    point: dict[str, Any] = _scalars(m)
+    second = _scalars(m2)
+    sd = {k: abs(v - second[k]) / math.sqrt(2.0) for k, v in point.items()
+          if k in second and METRIC_INFO.get(k, {}).get("higher_is_better") is not None}
+    if sd:
+        point["eval_sd"] = sd
+    return point
 
 
 def snapshot_point(fam: Family, state, dataset, *, seed: int) -> dict[str, Any] | None:
@@ -284,6 +314,29 @@ def try_resume(run_dir: Path, fam: Family, state) -> dict[str, float]:
     wall = float(meta.get("wall_seconds", 0.0))
     return {"wall_seconds": wall, "train_seconds": float(meta.get("train_seconds", wall)),
             "curve_seconds": float(meta.get("curve_seconds", 0.0))}
+
+
+def resolved_hparams(cfg: Config, dataset, family: str, loss: str) -> dict[str, Any]:
+    """The run's loss hyperparameters after presets and overrides, as result.json's ``hparams`` records them.
+
+    The family's own resolution (``hparams(spec, cfg, dataset)``), plus ``lr_scale``
+    when the config sets one and the budget's ``steps`` and ``batch_size``; only
+    JSON values (tuples become lists). The verdict and the report read it from
+    result.json and never resolve a loss themselves.
+
+    Raises:
+        UserError: an unknown family or loss; a single-network family whose
+            ``loss.lr_g`` and ``loss.lr_d`` differ.
+    """
+    spec = REGISTRIES[family][loss] if loss in REGISTRIES.get(family, {}) else None
+    if spec is None:
+        raise unknown_choice(f"{family} loss", loss, REGISTRIES.get(family, {}))
+    hp = dict(get_family(family).hparams(spec, cfg, dataset))
+    if cfg.loss.lr_scale is not None:
+        hp["lr_scale"] = cfg.loss.lr_scale
+    hp["steps"], hp["batch_size"] = cfg.train.steps, cfg.train.batch_size
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in hp.items()
+            if v is None or isinstance(v, (int, float, str, bool, tuple, list))}
 
 
 def train_run(
@@ -379,6 +432,7 @@ def train_run(
 
     try:
         state = fam.init_state(cfg, dataset, loss, seed)
+        result["hparams"] = resolved_hparams(cfg, dataset, family, loss)
         clock0 = try_resume(run_dir, fam, state)
         curve = rundir.read_curve(run_dir)
         t0 = time.perf_counter()  # the clocks count training (and curve points), not building the state
