@@ -21,61 +21,74 @@ def _entry(loss, values, ci=None):
             "seeds": list(range(len(values))), "n_ok": len(values), "n_runs": len(values)}
 
 
-def _gan_results(verdict, group, pairwise, findings=None):
+def _gan_results(verdict, group, pairwise, findings=None, *, race=None, equivalent=None):
     ranking = [_entry("wgan", [0.11, 0.12, 0.11], [0.10, 0.13]),
                _entry("minimax", [0.13, 0.14, 0.135], [0.12, 0.15]),
                _entry("wgan-gp", [0.11, 21.0, 0.13], [-20.0, 34.0])]
     runs = [{"loss": e["loss"], "seed": s, "status": "ok", "metrics": {"w1": v},
              "findings": (findings or {}).get(e["loss"], [])}
             for e in ranking for s, v in zip(e["seeds"], e["values"])]
+    gone = {e["loss"]: 3 for e in ranking if e["loss"] not in group}
+    race = race or {"limits": {"alpha": 0.05, "alpha_look": 0.05, "looks": [3]},
+                    "looks": [{"n_seeds": 3}], "eliminated_at": gone,
+                    "seeds_per_loss": {e["loss"]: 3 for e in ranking}}
     return {"dataset": {"name": "gaussian1d"}, "family": "gan",
             "primary_metric": {"name": "w1", "higher_is_better": False},
-            "ranking": ranking, "runs": runs,
-            "recommendation": {"loss": "wgan", "verdict": verdict, "best_group": group, "pairwise": pairwise}}
+            "ranking": ranking, "runs": runs, "race": race,
+            "recommendation": {"loss": "wgan", "verdict": verdict, "best_group": group, "pairwise": pairwise,
+                               "equivalent": equivalent}}
 
 
-PAIRS = [{"a": "wgan", "b": "minimax", "p_adjusted": 0.012}, {"a": "wgan", "b": "wgan-gp", "p_adjusted": 0.4}]
+PAIRS = [{"a": "wgan", "b": "minimax", "p_adjusted": 0.012},
+         {"a": "wgan", "b": "wgan-gp", "p_adjusted": 0.4, "detectable": 0.031}]
 KEPT = {"name": "gradient_kept", "severity": "info", "short": "its critic never won (d_acc 0.60)",
         "text": "the generator's gradient did not vanish: its critic never won (d_acc 0.60)"}
+RACE = {"limits": {"alpha": 0.05, "alpha_look": 0.01, "looks": [3, 5, 7, 9, 11]},
+        "looks": [{"n_seeds": n} for n in (3, 5, 7)], "eliminated_at": {"minimax": 3, "wgan-gp": 7},
+        "seeds_per_loss": {"wgan": 7, "minimax": 3, "wgan-gp": 7}}
 
 
-def test_clear_winner_names_it_with_its_interval_and_the_test():
-    res = _gan_results("clear winner", ["wgan"], [{"a": "wgan", "b": "minimax", "p_adjusted": 0.003},
-                                                  {"a": "wgan", "b": "wgan-gp", "p_adjusted": 0.02}])
+def test_clear_winner_names_it_with_its_interval_when_it_was_decided_and_the_tests_used():
+    res = _gan_results("clear winner", ["wgan"], [], race=RACE)
     text = answer(res)
-    assert len(text) == 3  # the winner, how sure, and the outlier seed (no findings: no "Why")
-    assert text[0].startswith("wgan is the clear winner on gaussian1d: w1 0.113 [0.1, 0.13]")
-    assert text[2].startswith("One seed drives wgan-gp's mean")
-    assert "3 seeds per loss" in text[1] and "Holm" in text[1]
-    assert "minimax and wgan-gp significantly worse" in text[1] and "0.003, 0.02" in text[1]
+    assert len(text) == 3  # no findings, no profile: the verdict, how sure, the outlier seed of wgan-gp
+    assert text[0].startswith("wgan is the clear winner on gaussian1d, decided after 7 seeds (shown worse: "
+                              "minimax after 3, wgan-gp after 7): w1 0.113 [0.1, 0.13]")
+    assert text[1] == ("How sure: a race on paired seeds, 3-7 seeds per loss (a loss shown worse got no more); "
+                       "Friedman's test, then Nemenyi's all-pairs comparison of mean ranks within seeds "
+                       "(Demsar 2006), at 0.01 per look over 5 looks, so the chance of calling any loss worse when "
+                       "all are alike is at most 0.05; a diverged run counts as the worst rank.")
+    assert "paired t" not in " ".join(text) and "Holm" not in " ".join(text)
 
 
-def test_no_clear_winner_names_the_group_the_worse_losses_why_and_the_outlier_seed():
+def test_not_separated_is_said_with_the_detectable_difference_never_within_noise():
     # a finding twice in one run counts once
     res = _gan_results("no clear winner", ["wgan", "wgan-gp"], PAIRS, findings={"minimax": [KEPT, KEPT]})
     text = answer(res)
-    assert len(text) == 4 and text[2].startswith("Why: ") and text[3].startswith("One seed drives")
-    assert text[0].startswith("No clear winner on gaussian1d: wgan and wgan-gp are within noise")
-    assert "minimax did worse" in text[0]
-    assert "minimax significantly worse (Holm-adjusted p 0.012)" in text[1]
-    assert "wgan-gp not distinguishable from it (p 0.4)" in text[1]
+    assert len(text) == 4
+    assert text[0].startswith("No winner on gaussian1d: wgan and wgan-gp not separated by w1 after 3 seeds "
+                              "(shown worse: minimax after 3) (a difference of 0.031 or more would have been "
+                              "found with 80% probability); best so far wgan 0.113 [0.1, 0.13]")
+    assert "minimax shown worse" in text[0] and "would decide it" in text[0]
+    assert "within noise" not in " ".join(text) and "equivalent" not in text[0]
+    assert text[1].startswith("How sure: a fixed design, 3 seeds per loss;")
     why = next(s for s in text if s.startswith("Why:"))
     assert "minimax: its critic never won (d_acc 0.60) (3/3 seeds)" in why
     # wgan-gp's 21.0 is one seed: the answer says so rather than leaving a reader to find it in columns
     assert any("One seed drives wgan-gp's mean (seed 1: 21 against 0.12" in s for s in text)
 
 
+def test_equivalent_only_with_a_tost_margin():
+    eq = {"delta": 0.05, "source": "the metric's noise floor", "p_max": 0.003}
+    text = answer(_gan_results("equivalent", ["wgan", "wgan-gp"], PAIRS, equivalent=eq))
+    assert text[0].startswith("wgan and wgan-gp are equivalent on gaussian1d within +-0.05 w1 (paired TOST on "
+                              "every pair, largest p 0.003; margin: the metric's noise floor), decided after 3 seeds")
+
+
 def test_printed_interval_is_clipped_to_the_metric_domain():
     res = _gan_results("no clear winner", ["wgan", "wgan-gp"], PAIRS)
     res["ranking"][0]["ci95"] = [-0.2, 0.4]  # W1 cannot be negative
-    assert "best mean wgan 0.113 [0, 0.4]" in answer(res)[0]
-
-
-def test_one_seed_says_no_test_is_possible():
-    res = _gan_results("no clear winner", ["wgan", "minimax", "wgan-gp"], [])
-    for e in res["ranking"]:
-        e["n_ok"] = 1
-    assert "too few for a paired test" in answer(res)[1]
+    assert "best so far wgan 0.113 [0, 0.4]" in answer(res)[0]
 
 
 def _contrastive(gains, chance=0.0955):

@@ -408,3 +408,36 @@ def test_eval_of_a_run_with_a_corrupt_file_is_one_line_and_deletes_nothing(done,
     line = _one_error_line(err)
     assert code == 2 and line.startswith(f"losslab: error: {f}") and fragment in line
     assert sorted(p.name for p in f.parent.iterdir()) == files
+
+
+def test_the_default_compare_races_block_by_block_and_resumes_from_the_run_directories(tmp_path, capsys):
+    """No --seeds: a race (losslab.race). A huge --equivalence margin stops it by TOST at its first look, so the
+    CLI trains exactly the first block (3 seeds per loss); a rerun continues from the finished runs."""
+    import json
+
+    out = tmp_path / "race"
+    argv = ["compare", "--data", "ring8", "--losses", "ns,hinge", "--steps", "2", "--workers", "1", "--quiet",
+            "--set", "train.n_eval=200", "--set", "train.curve_points=0", "--equivalence", "1e6", "--out", str(out)]
+    code, err = _cli(argv, capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (out / "runs" / "ns").iterdir()) == ["seed0", "seed1", "seed2"]
+    res = json.loads((out / rundir.RESULTS).read_text())
+    assert res["race"]["limits"]["looks"] == [3, 5, 7, 9, 11] and res["race"]["limits"]["delta"] == 1e6
+    assert res["race"]["stopped"] == "equivalent" and res["race"]["seeds_per_loss"] == {"ns": 3, "hinge": 3}
+    assert res["recommendation"]["verdict"] == "equivalent" and res["recommendation"]["winner"] is None
+    assert not [r for r in res["runs"] if r["status"] == "missing"]  # seeds the race did not ask for are not missing
+    assert "after 3 seeds" in res["answer"][0]
+    spec = json.loads((out / rundir.COMPARE).read_text())
+    assert spec["race"]["first"] == 3 and spec["seeds"] == 11
+    # Resume: a lost run is trained again, and only that one; the race decides the same.
+    lost = out / rundir.run_path("hinge", 2)
+    for f in lost.iterdir():
+        f.unlink()
+    code, err = _cli(argv, capsys)
+    assert code == 0, err
+    again = json.loads((out / rundir.RESULTS).read_text())
+    assert again["race"]["looks"][0]["mean_ranks"] == res["race"]["looks"][0]["mean_ranks"]
+    assert sorted(p.name for p in (out / "runs" / "hinge").iterdir()) == ["seed0", "seed1", "seed2"]
+    # Another race on the same directory is refused before anything is written.
+    code, err = _cli([*argv[:-4], "--seeds", "4", "--out", str(out)], capsys)
+    assert code == 2 and "fixed design" not in _one_error_line(err) and "race" in err

@@ -146,7 +146,7 @@ def make_out(tmp: Path, case: str) -> tuple[Path, dict]:
         "primary_metric": primary,
         "runs": runs,
         "ranking": ranking,
-        "recommendation": {"loss": "wgan-gp", "reasons": REASONS},
+        "recommendation": {"loss": "wgan-gp", "winner": "wgan-gp", "verdict": "clear winner", "reasons": REASONS},
         "notes": [NOTE],
     }
     atomic_write_json(out / "results.json", results)
@@ -431,3 +431,22 @@ def test_list_metrics_gives_counts_no_direction(capsys):
     assert lines["w1"].endswith("(lower is better)") and lines["linear_probe"].endswith("(higher is better)")
     for count in ("n_eval", "num_modes", "num_classes", "n_real", "chance"):
         assert "better" not in lines[count], lines[count]
+
+
+def test_the_race_is_drawn_and_no_loss_is_recommended_without_a_winner(tmp_path):
+    """A real comparison directory (hand-made runs): the race figure, the critical-difference diagram, and
+    "best so far" instead of "Recommended loss" when the race separated nobody."""
+    from test_verdict import _w1
+
+    from losslab import verdict
+    from losslab.report import build_report
+
+    _w1(tmp_path, {"hinge": [0.10, 0.30, 0.20, 0.25], "ns": [0.25, 0.15, 0.22, 0.2], "lsgan": [0.9, 0.8, 1.0, 0.85]})
+    res = verdict.aggregate(tmp_path)
+    assert res["recommendation"]["winner"] is None
+    md = build_report(tmp_path)["markdown"].read_text()
+    assert "Recommended loss" not in md
+    assert f"No winner yet; best so far: **{res['recommendation']['loss']}**" in md
+    for fig in ("race.png", "critical_difference.png"):
+        assert (tmp_path / "figures" / fig).stat().st_size > 5000 and f"figures/{fig}" in md
+    assert "## The race" in md or "The race" in md

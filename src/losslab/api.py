@@ -24,7 +24,7 @@ from losslab import compare as cmp
 from losslab import config as C
 from losslab import evaluation as ev
 from losslab import io
-from losslab import rundir
+from losslab import race, rundir
 from losslab.backends import default_workers
 from losslab.data import Dataset, load_dataset
 from losslab.errors import UserError, unknown_choice
@@ -81,6 +81,7 @@ class Request:
     seeds: int
     seed_start: int = 0
     search: int | None = None
+    race: race.Limits | None = None  # the seed schedule (losslab.race): a race, or a fixed design of `seeds`
 
 
 def resolve_config(data: str = "ring8", *, data_dir: str | None = None, config_file: str | None = None,
@@ -133,11 +134,18 @@ def check_overrides(cfg: C.Config, losses: list[str], *, sets: list[str] | None 
 
 
 def prepare(data: str = "ring8", *, losses: str | Iterable[str] = "all", family: str | None = None,
-            seeds: int = 3, steps: int | None = None, sets: Mapping[str, Any] | Iterable[str] | None = None,
+            seeds: int | None = None, steps: int | None = None,
+            sets: Mapping[str, Any] | Iterable[str] | None = None,
             config_file: str | None = None, data_dir: str | None = None, metric: str | None = None,
             seed_start: int = 0, search: int | None = None, budget_seconds: float | None = None,
-            device: str | None = None, batch_seeds: bool | None = None) -> Request:
+            device: str | None = None, batch_seeds: bool | None = None,
+            equivalence: float | None = None) -> Request:
     """Validate a comparison without writing or training anything (the CLI's ``--dry-run``).
+
+    ``seeds`` None races the losses (:data:`losslab.race.DEFAULT`: 3 seeds, then 2 more per block for the
+    losses not shown worse, up to 11); an int is a fixed design of that many seeds per loss.
+    ``equivalence`` is the margin (metric units) within which survivors are called equivalent
+    (default: the metric's noise floor, see :func:`losslab.race.equivalence_margin`).
 
     Raises:
         UserError: anything the CLI refuses: unknown data, loss, family or metric;
@@ -145,8 +153,11 @@ def prepare(data: str = "ring8", *, losses: str | Iterable[str] = "all", family:
             cannot train on the data.
     """
     names = select_losses(losses, family)
-    if seeds < 1:
+    if seeds is not None and seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {seeds}")
+    limits = (race.Limits(delta=equivalence) if seeds is None
+              else race.fixed(seeds, delta=equivalence))
+    race.check_limits(limits)
     if seed_start < 0:
         raise UserError(f"--seed-start must be >= 0, got {seed_start}")
     if search is not None and search < 1:
@@ -160,23 +171,26 @@ def prepare(data: str = "ring8", *, losses: str | Iterable[str] = "all", family:
         cfg.train.budget_seconds = float(budget_seconds)
     check_overrides(cfg, names, overrides=ov)
     cmp.check_request(cfg, ds, names, metric=metric)
-    return Request(cfg=cfg, dataset=ds, losses=names, seeds=seeds, seed_start=seed_start, search=search)
+    return Request(cfg=cfg, dataset=ds, losses=names, seeds=limits.cap, seed_start=seed_start, search=search,
+                   race=limits)
 
 
-def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: int = 3,
+def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: int | None = None,
             out: str | Path = "losslab-out", steps: int | None = None,
             sets: Mapping[str, Any] | Iterable[str] | None = None, config_file: str | None = None,
             data_dir: str | None = None, family: str | None = None, metric: str | None = None,
             workers: int | None = None, quiet: bool = True, report: bool = True,
             backend: str = "local", address: str | None = None, seed_start: int = 0,
             search: int | None = None, budget_seconds: float | None = None, device: str | None = None,
-            batch_seeds: bool | None = None) -> dict[str, Any]:
+            batch_seeds: bool | None = None, equivalence: float | None = None) -> dict[str, Any]:
     """Run ``losslab compare`` from Python: losses x seeds on ``data``, equal budget, then the verdict.
 
     Args:
         data: a built-in dataset (``losslab list data``) or a path (.csv, .npy, image folder).
         losses: ``"all"``, ``"ns,wgan-gp"`` or a list of names.
-        seeds: seeds per loss. out: the comparison directory (rerun to resume).
+        seeds: seeds per loss (a fixed design); None (default) races the losses on paired seeds
+        (:mod:`losslab.race`). equivalence: the equivalence margin (:func:`prepare`).
+        out: the comparison directory (rerun to resume).
         steps: generator (network) updates per run. sets: overrides, ``{"loss.lr_d": 1e-3}``.
         workers: parallel runs (default: CPU cores, at most 8). report: also write report.md/html.
         seed_start: seeds are ``seed_start .. seed_start + seeds - 1``. search: Optuna trials per
@@ -194,8 +208,9 @@ def compare(data: str = "ring8", *, losses: str | Iterable[str] = "all", seeds: 
         raise UserError(f"--workers must be >= 1, got {workers}")
     req = prepare(data, losses=losses, family=family, seeds=seeds, steps=steps, sets=sets,
                   config_file=config_file, data_dir=data_dir, metric=metric, seed_start=seed_start,
-                  search=search, budget_seconds=budget_seconds, device=device, batch_seeds=batch_seeds)
-    return cmp.run_compare(req.cfg, losses=req.losses, seeds=req.seeds, out=out,
+                  search=search, budget_seconds=budget_seconds, device=device, batch_seeds=batch_seeds,
+                  equivalence=equivalence)
+    return cmp.run_compare(req.cfg, losses=req.losses, seeds=req.seeds, out=out, race_limits=req.race,
                            workers=workers or default_workers(), quiet=quiet, metric=metric, report=report,
                            backend=backend, address=address, seed_start=seed_start, search_trials=search,
                            checked=True)

@@ -52,19 +52,21 @@ def cmd_compare(args) -> None:
     req = api.prepare(args.data, losses=args.losses, family=args.family, seeds=args.seeds, steps=args.steps,
                       sets=args.set, config_file=args.config, data_dir=args.data_dir, metric=args.metric,
                       seed_start=args.seed_start, search=args.search, budget_seconds=args.budget_seconds,
-                      device=args.device, batch_seeds=False if args.no_batch_seeds else None)
+                      device=args.device, batch_seeds=False if args.no_batch_seeds else None,
+                      equivalence=args.equivalence)
     cfg, ds, names = req.cfg, req.dataset, req.losses
     workers = args.workers or default_workers()
     if args.dry_run:
-        print(io.dumps({"config": cfg.to_dict(), "losses": names, "seeds": args.seeds, "workers": workers,
-                        "seed_start": args.seed_start, "search": args.search,
+        print(io.dumps({"config": cfg.to_dict(), "losses": names, "seeds": req.seeds, "workers": workers,
+                        "seed_start": args.seed_start, "search": args.search, "race": req.race.to_dict(),
                         "dataset": {"name": ds.name, "kind": ds.kind, "shape": list(ds.shape)},
-                        "jobs": [j.run_dir for j in plan(names, args.seeds, seed_start=args.seed_start)]}))
+                        "jobs": [j.run_dir for j in plan(names, req.race.first, seed_start=args.seed_start)]}))
         return
     with warnings.catch_warnings(record=True) as caught:  # e.g. a corrupt result.json: that run is redone
         warnings.simplefilter("always")
         try:
-            res = cmp.run_compare(cfg, losses=names, seeds=args.seeds, out=args.out, workers=workers,
+            res = cmp.run_compare(cfg, losses=names, seeds=req.seeds, out=args.out, workers=workers,
+                                  race_limits=req.race,
                                   quiet=args.quiet, metric=args.metric, report=True,
                                   backend=args.backend, address=args.address,
                                   seed_start=args.seed_start, search_trials=args.search, checked=True)
@@ -241,7 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="train every loss x seed with an equal budget; rank; write a report")
     _add_run_options(p)
     p.add_argument("--losses", default="all", help="comma-separated loss names, or 'all' (default)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per loss (default 3)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="a fixed design of N seeds per loss; default: race the losses on paired seeds (3 seeds, "
+                        "then 2 more per block for the losses not shown worse, up to 11; losslab.race)")
+    p.add_argument("--equivalence", type=float, default=None, metavar="DELTA",
+                   help="call the surviving losses equivalent when paired TOST shows them within +-DELTA "
+                        "(metric units; default: the metric's noise floor, else half the seed SD)")
     p.add_argument("--out", default="losslab-out", help="output directory; rerun to resume (default losslab-out)")
     p.add_argument("--family", default=None, help="model family whose losses 'all' means: gan (default), "
                                                    "diffusion, contrastive or ebm; without it --losses may "

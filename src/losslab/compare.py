@@ -29,7 +29,7 @@ from typing import Any, Callable
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from losslab import backends, io, rundir, search
+from losslab import backends, io, race, rundir, search
 from losslab.config import Config, apply_overrides, check_batch_size, validate
 from losslab.data import load_dataset
 from losslab.errors import UserError
@@ -238,6 +238,16 @@ def check_request(cfg: Config, dataset, losses: list[str], *, metric: str | None
     check_family_data(cfg, dataset, losses)
 
 
+def _finished(out: Path, jobs: list[rundir.Job]) -> list[dict[str, Any]]:
+    """The result.json of every job whose run finished (:func:`losslab.rundir.is_finished`; a corrupt one is not, with a warning)."""
+    done = []
+    for j in jobs:
+        if rundir.is_finished(out / j.run_dir):
+            r = rundir.read_json_file(out / j.run_dir / rundir.RESULT)
+            done.append({**r, "loss": j.loss, "seed": j.seed})
+    return done
+
+
 def group_jobs(jobs: list[rundir.Job], cfg: Config, dataset) -> list[tuple[rundir.Job, ...]]:
     """The jobs as backend tasks: the seeds of a loss that trains batched as one tuple, others one by one.
 
@@ -289,8 +299,9 @@ def run_compare(
     seed_start: int = 0,
     search_trials: int | None = None,
     checked: bool = False,
+    race_limits: race.Limits | None = None,
 ) -> dict[str, Any]:
-    """Run every (loss, seed) job not yet finished in ``out``, then the verdict (and the report).
+    """Run the (loss, seed) jobs the race asks for in ``out``, then the verdict (and the report).
 
     Everything that needs no file is checked first (:func:`check_request`), so
     a refused comparison writes nothing. Then, holding the lock on ``out``
@@ -314,6 +325,11 @@ def run_compare(
         What to compare, where, and how (see ``losslab compare --help``).
     seed_start : int
         The final runs train seeds ``seed_start .. seed_start + seeds - 1``.
+    race_limits : losslab.race.Limits, optional
+        Race the losses (:mod:`losslab.race`): every loss trains ``first`` seeds, then after each
+        block the losses shown worse stop and the rest get ``step`` more, up to ``cap`` (``seeds``
+        is then ignored). None: a fixed design of ``seeds`` seeds per loss (one look).
+        Rerunning continues the race from the finished runs (:func:`losslab.race.decide`).
     search_trials : int, optional
         ``--search N``: first tune every loss with N equal-budget trials on
         seeds from :data:`losslab.search.TRIAL_SEED` (:func:`losslab.search.run_search`),
@@ -337,6 +353,9 @@ def run_compare(
     """
     if seed_start < 0:
         raise UserError(f"--seed-start must be >= 0, got {seed_start}")
+    limits = race_limits if race_limits is not None else race.fixed(seeds)
+    race.check_limits(limits)
+    seeds = limits.cap
     if search_trials is not None and seed_start + seeds > search.TRIAL_SEED:
         raise UserError(f"with --search the final seeds must stay below the trial seeds ({search.TRIAL_SEED}); "
                         f"got --seed-start {seed_start} --seeds {seeds}")
@@ -353,7 +372,7 @@ def run_compare(
     with rundir.lock_dir(out):
         io.clean_stale_temps(out)
         rundir.write_spec(out, cfg, dataset, losses=losses, seeds=seeds, metric=metric, seed_start=seed_start,
-                   search_trials=search_trials)
+                          search_trials=search_trials, race_limits=limits)
         rundir.write_reference(out, dataset, cfg.train.n_eval)
         rundir.write_profile(out, dataset)  # before the jobs: the verdict reads it
         jobs = rundir.plan(losses, seeds, seed_start=seed_start)
@@ -378,16 +397,29 @@ def run_compare(
                                            out=out, metric=ranked, workers=workers,
                                            advance=lambda n: bar.advance(stask, n), run_jobs=run_jobs)
                 overrides = search.final_overrides(ledger)
-            todo = [j for j in jobs if not rundir.is_finished(out / j.run_dir)]
-            task = bar.add_task(f"{len(todo)} runs ({len(jobs) - len(todo)} done before)",
-                                total=None if per_run is None else len(todo) * per_run)
-            died = run_jobs(partial(run_group, cfg, str(out), overrides=overrides), group_jobs(todo, cfg, dataset),
-                            workers=workers, advance=lambda n: bar.advance(task, n))
-        for group, exc in died:  # the worker process itself died: record it; the next compare retries the job
-            for job in group:
-                rundir.write_result(out / job.run_dir, {
-                    "loss": job.loss, "seed": job.seed, "family": job.family, "status": "failed",
-                    "error": f"{type(exc).__name__}: {exc}", "metrics": {}})
+            ranked = metric or primary_metric(dataset, family=rundir.families_of(losses))[0]
+            higher = bool(METRIC_INFO.get(ranked, {}).get("higher_is_better", False))
+            tried: set[str] = set()
+            while True:  # one block of the race per pass; a fixed design is one block
+                state = race.decide(race.run_values(_finished(out, jobs), ranked, higher), losses,
+                                    seed_start=seed_start, limits=limits, out=out, metric=ranked)
+                want = {(loss, s) for loss, ss in state["need"].items() for s in ss}
+                todo = [j for j in jobs if (j.loss, j.seed) in want and not rundir.is_finished(out / j.run_dir)]
+                todo = [j for j in todo if j.run_dir not in tried]  # a run that failed in this pass waits for a rerun
+                if not todo:
+                    break
+                tried |= {j.run_dir for j in todo}
+                n_look = max(s for _, s in want) - seed_start + 1
+                task = bar.add_task(f"{len(todo)} runs, seeds up to {n_look} of {len(state['need'])} losses",
+                                    total=None if per_run is None else len(todo) * per_run)
+                died = run_jobs(partial(run_group, cfg, str(out), overrides=overrides),
+                                group_jobs(todo, cfg, dataset), workers=workers,
+                                advance=lambda n, task=task: bar.advance(task, n))
+                for group, exc in died:  # the worker itself died: record it; the next compare retries the job
+                    for job in group:
+                        rundir.write_result(out / job.run_dir, {
+                            "loss": job.loss, "seed": job.seed, "family": job.family, "status": "failed",
+                            "error": f"{type(exc).__name__}: {exc}", "metrics": {}})
         results = aggregate(out, metric=metric)
         if report:
             from losslab.report import build_report

@@ -545,11 +545,13 @@ def write_ladder(out: Path, dataset, feature_net, *, n: int, quiet: bool = True)
 
 
 def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int,
-               metric: str | None, seed_start: int = 0, search_trials: int | None = None) -> dict[str, Any]:
+               metric: str | None, seed_start: int = 0, search_trials: int | None = None,
+               race_limits: Any = None) -> dict[str, Any]:
     """Write ``OUT/compare.json`` (what was asked), merging losses and seeds into an existing one.
 
-    Records ``seed_start`` (the final seeds are ``seed_start .. seed_start + seeds - 1``)
-    and ``search`` (``--search``'s trials per loss, or None).
+    Records ``seed_start`` (the final seeds are ``seed_start .. seed_start + seeds - 1``; for a race
+    ``seeds`` is its cap), ``search`` (``--search``'s trials per loss, or None) and ``race``
+    (:meth:`losslab.race.Limits.to_dict` of ``race_limits``, or None for a fixed design).
 
     Raises:
         UserError: ``out`` holds a comparison with another dataset, configuration,
@@ -557,7 +559,8 @@ def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int
     """
     spec = {"family": families_of(losses), "data": cfg.data.name, "kind": dataset.kind,
             "shape": list(dataset.shape), "losses": losses, "seeds": seeds, "seed_start": seed_start,
-            "search": search_trials, "metric": metric, "config": cfg.to_dict()}
+            "search": search_trials, "metric": metric, "config": cfg.to_dict(),
+            "race": race_limits.to_dict() if race_limits is not None else None}
     path = out / COMPARE
     if path.exists():
         old = read_json_file(path)
@@ -572,8 +575,16 @@ def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int
         if old.get("search") != search_trials:
             raise UserError(f"{out} holds a comparison with --search {old.get('search')}, not {search_trials}; "
                             "use a new --out directory")
+        both_fixed = ((old.get("race") or {}).get("step", 0) == 0  # fixed designs (or one before the race)
+                      and (spec["race"] or {}).get("step", 0) == 0)
+        if old.get("race") != json.loads(io.dumps(spec["race"])) and not both_fixed:
+            was = "a race" if old.get("race") else "a fixed design"
+            raise UserError(f"{out} holds {was} with other seed limits; rerun it as it was started, "
+                            "or use a new --out directory")
         spec["losses"] = list(dict.fromkeys(old.get("losses", []) + losses))
         spec["seeds"] = max(seeds, int(old.get("seeds", seeds)))
+        if both_fixed and race_limits is not None:  # more seeds for a fixed design: one look at them all
+            spec["race"] = race_limits.fixed_for(spec["seeds"]).to_dict()
         spec["family"] = families_of(spec["losses"])
     io.atomic_write_json(path, spec)
     return spec

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from losslab import io, rundir
+from losslab import io, race, rundir
 from losslab.diagnose import D_ACC_WINNING
 from losslab import stats as lstats
 from losslab.convergence import extend_results, recheck_convergence
@@ -271,14 +271,29 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
     higher = bool(info.get("higher_is_better", False))
     recheck_convergence(runs, primary, higher, spec)  # each run's converged on the ranked metric, not the default
 
+    limits = race_of(spec)
+    seed_start = int(spec.get("seed_start", 0))
+    race_rec = race.decide(race.run_values(runs, primary, higher), spec["losses"], seed_start=seed_start,
+                           limits=limits, out=out, metric=primary)
+    wanted = {(loss, s) for loss, ss in race_rec["need"].items() for s in ss}
+    runs = [r for r in runs if r.get("status") != "missing" or (r["loss"], r["seed"]) in wanted]  # not asked for
     ranking = [_rank_entry(loss, runs, primary, higher) for loss in spec["losses"]]
     sign = -1.0 if higher else 1.0
-    ranking.sort(key=lambda e: (e["mean"] is None, sign * e["mean"] if e["mean"] is not None else 0.0))
+    order = {loss: i for i, loss in enumerate(race_rec["survivors"])} if race_rec["looks"] else {}
+    gone = race_rec["eliminated_at"]
+    ranking.sort(key=lambda e: (e["loss"] not in order, order.get(e["loss"], 0), -gone.get(e["loss"], 0),
+                                e["mean"] is None, sign * e["mean"] if e["mean"] is not None else 0.0))
+    for e in ranking:
+        e["race"] = ("eliminated" if e["loss"] in gone else "survivor" if e["loss"] in order else "waiting")
+        e["eliminated_after"] = gone.get(e["loss"])
+    race_rec["compute"] = {e["loss"]: {"seeds": e["n_runs"], "wall_seconds": float(sum(
+        r.get("wall_seconds") or 0.0 for r in runs if r["loss"] == e["loss"] and r.get("status") != "missing"))}
+        for e in ranking}
 
     first_ok = next((r for r in runs if r.get("status") == "ok"), None)
     front = pareto(ranking, runs, family=family, kind=kind)
     profile = read_profile(out)
-    rec = recommend(ranking, runs, primary, higher, pareto=front)
+    rec = recommend(ranking, runs, primary, higher, pareto=front, race_rec=race_rec, limits=limits)
     expected = check_expectations(profile, ranking, runs, recommendation=rec, primary=primary)
     rec["reasons"][1:1] = profile_reasons(profile, expected)  # after the verdict: the data, then the literature
     results = {
@@ -296,8 +311,9 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
                            "description": info.get("description", primary)},
         "runs": runs,
         "ranking": ranking,
-        "statistics": {**lstats.STATISTICS, "pareto_metrics": front["metrics"]},
+        "statistics": {**lstats.STATISTICS, "pareto_metrics": front["metrics"], "race": limits.to_dict()},
         "recommendation": rec,
+        "race": race_rec,
         "pareto_front": front["losses"],
         "data_profile": profile,
         "expectations": expected,
@@ -454,122 +470,161 @@ def _evidence(loss: str, runs: list[dict], kinds: tuple[str, ...] | None = None)
     return [text for kind, text in _evidence_items(loss, runs) if kinds is None or kind in kinds]
 
 
-def _pairwise(usable: list[dict], higher: bool) -> list[dict[str, Any]]:
-    """The best row of ``usable`` (its first) against every other: paired test over common seeds,
-    Holm-adjusted over these k - 1 comparisons, and the probability of improvement with its bootstrap
-    interval.
-
-    Comparisons with the best are the family that decides the best group (which losses are
-    significantly worse than the best); correcting over all k (k - 1) / 2 pairs instead would
-    spend the error rate on questions the verdict does not ask (Holm 1979, Scand. J. Statist. 6:65-70).
-    """
-    rows = []
-    a = usable[0]
-    for b in usable[1:]:
-        sa, sb = dict(zip(a["seeds"], a["values"])), dict(zip(b["seeds"], b["values"]))
-        common = sorted(set(sa) & set(sb), key=str)
-        t = lstats.paired_test([sa[k] for k in common], [sb[k] for k in common], higher=higher)
-        rows.append({"a": a["loss"], "b": b["loss"], "n_paired": t["n"], "test": t["test"],
-                     "effect": t["effect"], "p_value": t["p_value"],
-                     "prob_improvement": lstats.prob_improvement(a["values"], b["values"], higher=higher),
-                     "prob_improvement_ci": lstats.prob_improvement_ci(a["values"], b["values"], higher=higher)})
-    for r, p in zip(rows, lstats.holm([r["p_value"] for r in rows])):
-        r["p_adjusted"] = p
-    return rows
+def _look_pairs(look: dict, values: dict[str, dict[int, float]], rows: list[tuple[str, str]],
+                limits: race.Limits) -> list[dict[str, Any]]:
+    """Rows of ``pairwise`` for the pairs (a, b) at one look of the race: a the better-ranked."""
+    alive, seeds = look["alive"], look["seeds"]
+    table = np.array([[values[loss][s] for loss in alive] for s in seeds], dtype=np.float64)  # (n, k)
+    p = lstats.nemenyi_p(table)
+    looks = len(limits.looks())
+    out = []
+    for a, b in rows:
+        i, j = alive.index(a), alive.index(b)
+        ga, gb = table[:, i], table[:, j]
+        with np.errstate(invalid="ignore"):
+            d = ga - gb
+        d[np.isnan(d)] = 0.0  # both diverged: a tie
+        eff = float(np.mean(d))
+        fin = d[np.isfinite(d)]
+        sd = float(np.std(fin, ddof=1)) if fin.size >= 2 else math.nan
+        out.append({"a": a, "b": b, "n_paired": len(seeds), "look": look["n_seeds"],
+                    "test": "Nemenyi after Friedman (ranks within seeds)",
+                    "effect": None if math.isnan(eff) else eff,
+                    "mean_ranks": [look["mean_ranks"][a], look["mean_ranks"][b]],
+                    "p_value": float(p[i, j]), "p_adjusted": float(min(1.0, p[i, j] * looks)),
+                    "prob_improvement": lstats.prob_improvement(ga, gb, higher=True),
+                    "prob_improvement_ci": lstats.prob_improvement_ci(ga, gb, higher=True),
+                    "detectable": (lstats.detectable_difference(sd, len(seeds), alpha=limits.alpha_look)
+                                   if np.isfinite(d).all() else None)})
+    return out
 
 
 def _p_text(p: float | None) -> str:
     return "n/a" if p is None else ("< 1e-4" if p < 1e-4 else f"{p:.3g}")
 
 
+def race_of(spec: dict[str, Any]) -> race.Limits:
+    """The comparison's race limits from compare.json's ``race`` (a fixed design of ``seeds`` without one)."""
+    r = spec.get("race")
+    if isinstance(r, dict):
+        keys = ("first", "step", "cap", "alpha", "delta")
+        return race.Limits(**{k: r[k] for k in keys if k in r})
+    return race.fixed(int(spec["seeds"]))
+
+
 def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool, *,
-              pareto: dict | None = None) -> dict[str, Any]:
-    """Pick the loss to use and say how sure the pick is, with reasons that cite the measurements.
+              pareto: dict | None = None, race_rec: dict | None = None,
+              limits: race.Limits | None = None) -> dict[str, Any]:
+    """Say which losses the race showed worse, which survive, and whether one won, citing the measurements.
 
-    The best loss is the best mean of the primary metric among losses none of
-    whose seeds diverged or failed (a loss that is only sometimes usable is
-    not recommended over one that always is). Every pair of those losses is
-    compared with the best over paired seeds (:func:`losslab.stats.paired_test`),
-    the k - 1 p-values Holm-adjusted (:func:`losslab.stats.holm`).
+    The decision is the race's (:func:`losslab.race.decide`; without ``race_rec`` it is computed from
+    ``runs`` as a fixed design, one look at the seeds every loss has): after Friedman's test, Nemenyi's
+    all-pairs comparison of mean ranks within seeds, at ``alpha / looks`` per look; a diverged run or
+    an infinite metric is the worst rank.
 
-    * ``best_group``: the best and every loss not significantly worse than it
-      (Holm-adjusted p >= ``ALPHA`` = 0.05, or no p-value), in ranking order.
-    * ``verdict``: "undertrained" when ok runs carry ``converged`` and fewer
-      than half of them converged (skipped when no run carries it); else
-      "clear winner" iff ``best_group == [best]``, the best has >= 2 seeds and
-      every comparison with it rests on >= 2 paired seeds; else "no clear winner".
+    * ``best_group``: the losses the race did not show worse (its survivors), best mean rank first.
+      Not shown worse is not shown equal: ``equivalent`` says whether paired TOST showed every pair
+      of them within +-delta.
+    * ``loss``: the best so far (best mean rank among the survivors); ``winner``: the same loss only
+      when every other loss was shown worse, else None.
+    * ``verdict``: "undertrained" (fewer than half the ok runs whose convergence could be
+      determined converged), else "clear winner" (one survivor of >= 2 losses), "equivalent"
+      (TOST), or "no clear winner".
 
     Returns:
-        ``{"loss": best or None, "verdict": str, "best_group": [loss, ...],
-        "pairwise": [{"a", "b", "n_paired", "test", "effect", "p_value",
-        "p_adjusted", "prob_improvement", "prob_improvement_ci"}, ...],
-        "reasons": [sentence, ...]}``; the first reason states the verdict and
-        the best group. ``effect`` is the mean per-seed difference in the
-        metric's units, positive when a is better.
+        ``{"loss", "winner", "verdict", "best_group", "equivalent", "seeds", "pairwise": [{"a", "b",
+        "n_paired", "look", "test", "effect", "mean_ranks", "p_value", "p_adjusted",
+        "prob_improvement", "prob_improvement_ci", "detectable"}, ...], "reasons"}``. ``effect`` is the
+        mean per-seed difference in the metric's units, positive when a is better; ``p_adjusted``
+        is Nemenyi's p times the number of looks (the race rejects where it is < alpha);
+        ``detectable`` the paired difference a t-test at the look's level would find with 80% power.
     """
-    usable = [e for e in ranking if e["mean"] is not None and e["n_ok"] == e["n_runs"] and e["n_ok"] > 0]
-    if not usable:
-        return {"loss": None, "verdict": "no clear winner", "best_group": [], "pairwise": [],
-                "reasons": ["no loss finished all its seeds; see the per-run table for errors"]}
-    best = usable[0]
-    by = {e["loss"]: e for e in usable}
-    pairs = _pairwise(usable, higher)
-    vs_best = [r for r in pairs if r["a"] == best["loss"]]
-    worse = {r["b"] for r in vs_best if r["p_adjusted"] is not None and r["p_adjusted"] < lstats.ALPHA
-             and (r["effect"] is None or r["effect"] > 0)}
-    group = [e["loss"] for e in usable if e["loss"] not in worse]
-    tested = best["n_ok"] >= 2 and all(r["n_paired"] >= 2 for r in vs_best)
+    values = race.run_values(runs, primary, higher)
+    names = [e["loss"] for e in ranking]
+    if race_rec is None:
+        done = [r["seed"] for r in runs if r.get("status") in rundir.FINAL_STATUSES]
+        n = min((sum(1 for r in runs if r["loss"] == x and r.get("status") in rundir.FINAL_STATUSES)
+                 for x in names), default=0)
+        limits = race.fixed(max(n, 1))
+        race_rec = race.decide(values, names, seed_start=min(done, default=0), limits=limits, metric=primary)
+    limits = limits or race.Limits(**{k: race_rec["limits"][k] for k in ("first", "step", "cap", "alpha", "delta")})
+    looks = race_rec["looks"]
+    if not looks:
+        finished = [e for e in ranking if e["mean"] is not None]
+        best = finished[0]["loss"] if finished else None
+        need = sum(len(v) for v in race_rec["need"].values())
+        return {"loss": best, "winner": None, "verdict": "no clear winner", "best_group": [], "equivalent": None,
+                "seeds": 0, "pairwise": [],
+                "reasons": [f"No verdict yet: the first block of {limits.first} seeds per loss is not complete "
+                            f"({need} runs missing or failed); rerun the same command to finish it."]}
+    last = looks[-1]
+    group = list(race_rec["survivors"])
+    best = group[0]
+    rows: list[dict[str, Any]] = []
+    for look in looks:
+        rows += _look_pairs(look, values, [(look["beaten_by"][x], x) for x in look["eliminated"]], limits)
+    rows += _look_pairs(last, values, [(best, x) for x in group[1:]], limits)
+    stopped = race_rec["stopped"]
+    eq = race_rec["equivalence"]
+    equivalent = ({"delta": eq["delta"], "source": eq["source"], "p_max": eq["p_max"],
+                   "test": "paired TOST (statsmodels ttost_paired), every pair of survivors, max p < alpha"}
+                  if stopped == "equivalent" else None)
     conv = [bool(r["converged"]) for r in runs if r.get("status") == "ok" and r.get("converged") is not None]
     undertrained = bool(conv) and sum(conv) < len(conv) / 2
-    verdict = ("undertrained" if undertrained else
-               "clear winner" if group == [best["loss"]] and tested else "no clear winner")
-
-    direction = "highest" if higher else "lowest"
-    m = sum(r["p_value"] is not None for r in pairs)
-    n_tests = f"{m} paired test" + ("s" if m != 1 else "")
-    where = (f"{best['loss']} has the {direction} mean {primary} among losses that finished every seed: "
-             f"{_ci_text(best)}")
-    group_text = ", ".join(group)
+    winner = best if stopped == "one survivor" and len(names) >= 2 else None
+    verdict = ("undertrained" if undertrained else "clear winner" if winner else
+               "equivalent" if equivalent else "no clear winner")
+    by = {e["loss"]: e for e in ranking}
+    n_last = last["n_seeds"]
+    where = f"{best} has the best mean rank ({last['mean_ranks'][best]:.2f} of {len(last['alive'])}) " \
+            f"after {n_last} seeds; {primary} {_ci_text(by[best])}"
+    method = (f"Friedman, then Nemenyi over all pairs at alpha {limits.alpha} / {len(limits.looks())} looks "
+              f"= {limits.alpha_look:.3g} per look")
+    gone = [x for x in names if x in race_rec["eliminated_at"]]
+    gone_text = (", ".join(f"{x} (after {race_rec['eliminated_at'][x]} seeds)" for x in gone)) or "none"
     if undertrained:
-        first = (f"Undertrained: only {sum(conv)} of {len(conv)} finished runs converged, so no pick is "
-                 f"reliable at this budget; train longer (more --steps). Best group so far: {group_text}; {where}.")
-    elif verdict == "clear winner":
-        first = (f"Clear winner: {best['loss']} (best group: {group_text}); {where}; every other loss that finished "
-                 f"every seed is significantly worse (Holm-adjusted p < {lstats.ALPHA} over {n_tests}).")
-    elif not tested:
-        first = (f"No clear winner: best group {group_text}; {where}; with fewer than 2 paired seeds there is no "
-                 "test: rerun with --seeds 3 or more before trusting the order.")
+        first = (f"Undertrained: only {sum(conv)} of {len(conv)} runs converged, so no pick is reliable at this "
+                 f"budget; train longer (more --steps). Not shown worse so far: {', '.join(group)}; {where}.")
+    elif winner:
+        first = (f"Clear winner: {best}; every other loss was shown worse ({method}): {gone_text}; {where}.")
+    elif equivalent:
+        first = (f"Equivalent: {', '.join(group)} are within +-{_fmt(eq['delta'])} {primary} of each other "
+                 f"(paired TOST, largest p {_p_text(eq['p_max'])}; margin: {eq['source']}); shown worse: "
+                 f"{gone_text}; {where}.")
+    elif race_rec["need"]:
+        first = (f"No verdict yet: the race stopped before its next look ({sum(map(len, race_rec['need'].values()))} "
+                 f"runs missing or failed); best so far {best}; not shown worse: {', '.join(group)}; rerun the "
+                 "same command to continue.")
     else:
-        first = (f"No clear winner: best group {group_text} (not significantly worse than {best['loss']} at "
-                 f"Holm-adjusted p >= {lstats.ALPHA} over {n_tests}); {where}.")
+        sep = [r for r in rows if r["a"] == best and r["b"] in group]
+        dd = [r["detectable"] for r in sep if r.get("detectable") is not None]
+        x = f" (a paired difference of {_fmt(max(dd))} {primary} or more would have been found with 80% " \
+            "probability, paired t approximation)" if dd else ""
+        first = (f"No clear winner: {', '.join(group)} not separated after {n_last} seeds{x}; best so far {best}; "
+                 f"shown worse: {gone_text} ({method}); {where}. What would decide it: more seeds "
+                 f"(--seeds {2 * n_last}) or an equivalence margin (--equivalence).")
     reasons = [first]
-    ev = _evidence(best["loss"], runs)
+    ev = _evidence(best, runs)
     if ev:
-        reasons.append(f"{best['loss']}: " + "; ".join(ev) + ".")
-    if ranking and ranking[0]["loss"] != best["loss"] and ranking[0]["mean"] is not None:
-        top = ranking[0]
-        reasons.append(f"{top['loss']} has a better mean ({_ci_text(top)}) but did not finish every seed: "
-                       + "; ".join(_evidence(top["loss"], runs)) + ".")
-    for r in vs_best:
-        other = by[r["b"]]
-        if r["p_value"] is None:
-            reasons.append(f"{r['b']}: {_ci_text(other)}; {r['n_paired']} paired seed(s) with {best['loss']}, "
-                           "too few for a test.")
+        reasons.append(f"{best}: " + "; ".join(ev) + ".")
+    for r in rows:
+        other = by.get(r["b"])
+        if other is None:
             continue
         ci = r["prob_improvement_ci"]
-        pi = f"P({best['loss']} better) = {r['prob_improvement']:.2f}" + (
-            f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
-        test = "paired t-test" if r["test"] == "paired t" else "sign test (infinite values)"
-        judged = "significantly worse" if r["b"] not in group else "not significantly different"
-        reasons.append(f"{r['b']}: {_ci_text(other)}; {best['loss']} better by {_fmt(r['effect'])} {primary} on "
-                       f"average over {r['n_paired']} paired seeds ({test} p = {_p_text(r['p_value'])}, "
-                       f"Holm-adjusted {_p_text(r['p_adjusted'])}; {pi}): {judged}.")
+        pi = f"P({r['a']} better) = {r['prob_improvement']:.2f}" + (
+            f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else " (no interval from fewer than 5 seeds)")
+        judged = ("shown worse" if r["b"] not in group else "not separated")
+        reasons.append(f"{r['b']}: {_ci_text(other)}; {r['a']} better by {_fmt(r['effect'])} {primary} on average "
+                       f"over {r['n_paired']} paired seeds (mean ranks {r['mean_ranks'][0]:.2f} vs "
+                       f"{r['mean_ranks'][1]:.2f}; Nemenyi p = {_p_text(r['p_value'])}, x {len(limits.looks())} "
+                       f"looks = {_p_text(r['p_adjusted'])}; {pi}): {judged}.")
     if len(group) > 1:
-        cheaper = min((by[k] for k in group), key=lambda e: e["wall_seconds_mean"] or 0.0)
-        reasons.append(f"Within the best group {cheaper['loss']} is the cheapest: "
+        cheaper = min((by[k] for k in group if k in by), key=lambda e: e["wall_seconds_mean"] or 0.0)
+        reasons.append(f"Among the survivors {cheaper['loss']} is the cheapest: "
                        f"{_fmt(cheaper['wall_seconds_mean'])} s per run.")
     for e in ranking:
-        if e["loss"] == best["loss"]:
+        if e["loss"] == best:
             continue
         ev = _evidence(e["loss"], runs, ("diverged", "failed", "vanished"))
         if e["collapse_rate"]:
@@ -581,7 +636,8 @@ def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool,
         goals = "; ".join(f"for {_GOALS.get(k, k)}: {', '.join(v)}" for k, v in pareto["best_for"].items())
         reasons.append(f"No single loss is best on every goal (Pareto front over the seed means of "
                        f"{', '.join(pareto['metrics'])}: {', '.join(pareto['losses'])}): {goals}.")
-    return {"loss": best["loss"], "verdict": verdict, "best_group": group, "pairwise": pairs, "reasons": reasons}
+    return {"loss": best, "winner": winner, "verdict": verdict, "best_group": group, "equivalent": equivalent,
+            "seeds": n_last, "pairwise": rows, "reasons": reasons}
 
 
 # Key metrics of the Pareto front per kind of data (a family that fixes its own, e.g. contrastive,

@@ -32,6 +32,7 @@ from losslab.report.diffusion import plot_diffusion
 from losslab.report.embedding import EMBEDDING_FILE, plot_embedding_grid
 from losslab.report.families import describe
 from losslab.report.learning import learning_figures
+from losslab.report.race_figures import race_figures
 from losslab.report.signatures import diagnostics_caption, loss_panels
 from losslab.report.render import report_blocks, to_html, to_markdown
 
@@ -182,6 +183,8 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
                if ladder and primary == "fid" else ""),
         )
     )
+
+    figs += race_figures(figdir, results)  # the race: survivors per look, seeds and compute, CD diagram
 
     # 2. Overview of the gradient norm of the trained network (generator, denoiser or encoder).
     plots.plot_overview({loss: [rows[id(r)] for r in rs] for loss, rs in by_loss.items()}, figdir / "overview.png",

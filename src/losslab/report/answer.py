@@ -1,8 +1,9 @@
 """The comparison's answer in two to four sentences, from the measurements in ``results.json``.
 
 :func:`answer` says which losses are best (the verdict: clear winner, no
-clear winner or undertrained, and the best group), how sure that is (seeds,
-the paired test with Holm's correction) and why, in terms of the failure
+clear winner, equivalent, not separated or undertrained, and after how many
+seeds the race decided), how sure that is (the race's design and the tests it
+used: Friedman, then Nemenyi, :mod:`losslab.race`) and why, in terms of the failure
 signatures that :mod:`losslab.diagnose` found on the runs' curves, and, when
 the comparison has a data profile, what the literature expected on data like
 this and whether it held (:mod:`losslab.expectations`). When no
@@ -27,15 +28,14 @@ import numpy as np
 from scipy import stats as sstats
 
 from losslab import io, rundir
-from losslab import stats as lstats
 from losslab.diagnose import diagnose_run
 from losslab.errors import UserError
 from losslab.expectations import finding_phrase, profile_summary
 from losslab.losses import REGISTRIES
 from losslab.report.style import clip_ci
 
-__all__ = ["LEARNABLE_MARGIN", "add_answer", "answer", "run_hparams", "expected_sentence", "ladder_sentence",
-           "learnable", "loss_findings"]
+__all__ = ["LEARNABLE_MARGIN", "add_answer", "answer", "expected_sentence", "ladder_sentence", "learnable",
+           "loss_findings", "run_hparams", "verdict_sentences"]
 
 LEARNABLE_MARGIN = 0.02
 """A contrastive loss must beat its best baseline (chance, random encoder) by this much accuracy (2 points),
@@ -213,13 +213,74 @@ def _ci(e: dict, metric: str = "") -> str:
     return s
 
 
+def _seeds_text(race: dict) -> str:
+    """'after N seeds (began after 3, ebgan after 5)': when the race decided, and when each loss left it."""
+    looks = race.get("looks") or []
+    n = looks[-1]["n_seeds"] if looks else 0
+    gone = race.get("eliminated_at") or {}
+    left = ", ".join(f"{x} after {k}" for x, k in sorted(gone.items(), key=lambda kv: (kv[1], kv[0])))
+    return f"after {n} seed{'s' if n != 1 else ''}" + (f" (shown worse: {left})" if left else "")
+
+
+def verdict_sentences(results: dict, best: dict, group: list[str], ranking: list[dict], data: Any,
+                      primary: str, higher: bool) -> list[str]:
+    """The answer's first two sentences: what the race showed, and how (the tests actually used).
+
+    Only what was shown: "clear winner" when every other loss was shown worse; "equivalent within
+    +-delta" only from paired TOST; otherwise "not separated after N seeds" with the difference that
+    would have been found with 80% probability, the best so far and what would decide it.
+    """
+    rec = results.get("recommendation") or {}
+    race = results.get("race") or {}
+    verdict = rec.get("verdict")
+    direction = "higher" if higher else "lower"
+    when = _seeds_text(race)
+    worse = [e["loss"] for e in ranking if e["loss"] not in group]
+    out: list[str] = []
+    if verdict == "undertrained":
+        out.append(f"Undertrained: most runs had not converged at this budget, so no pick is reliable yet; "
+                   f"not shown worse so far {_join(group)} by {primary} ({direction} is better; best so far "
+                   f"{best['loss']} {_ci(best, primary)}). Train longer (more --steps).")
+    elif verdict == "clear winner":
+        second = next((e for e in ranking if e["loss"] != best["loss"]), None)
+        out.append(f"{best['loss']} is the clear winner on {data}, decided {when}: {primary} "
+                   f"{_ci(best, primary)} ({direction} is better)"
+                   + (f", against {second['loss']}'s {_ci(second, primary)}" if second else "") + ".")
+    elif verdict == "equivalent":
+        eq = rec.get("equivalent") or {}
+        out.append(f"{_join(group)} are equivalent on {data} within +-{_f(eq.get('delta'))} {primary} (paired TOST "
+                   f"on every pair, largest p {_p(eq.get('p_max'))}; margin: {eq.get('source')}), decided {when}"
+                   + (f"; {_join(worse)} did worse" if worse else "") + ".")
+    else:
+        pairs = [r for r in rec.get("pairwise") or [] if r.get("a") == best["loss"] and r.get("b") in group]
+        dd = [r["detectable"] for r in pairs if isinstance(r.get("detectable"), (int, float))]
+        x = (f" (a difference of {_f(max(dd))} or more would have been found with 80% probability)" if dd else "")
+        out.append(f"No winner on {data}: {_join(group)} not separated by {primary} {when}{x}; best so far "
+                   f"{best['loss']} {_ci(best, primary)} ({direction} is better)"
+                   + (f"; {_join(worse)} shown worse" if worse else "")
+                   + ". More seeds (or an --equivalence margin) would decide it.")
+    lim = race.get("limits") or {}
+    n_looks = len(lim.get("looks") or [1])
+    tests = (f"Friedman's test, then Nemenyi's all-pairs comparison of mean ranks within seeds (Demsar 2006), "
+             f"at {_p(lim.get('alpha_look'))} per look over {n_looks} look{'s' if n_looks != 1 else ''}")
+    seeds = race.get("seeds_per_loss") or {}
+    spread = sorted(set(seeds.values()))
+    got = (f"{spread[0]} seeds per loss" if len(spread) == 1 else
+           f"{spread[0]}-{spread[-1]} seeds per loss (a loss shown worse got no more)") if spread else "no seeds"
+    design = "a race on paired seeds" if n_looks > 1 else "a fixed design"
+    out.append(f"How sure: {design}, {got}; {tests}, so the chance of calling any loss worse when all are alike "
+               f"is at most {_p(lim.get('alpha'))}; a diverged run counts as the worst rank.")
+    return out
+
+
 def answer(results: dict) -> list[str]:
     """Two to four sentences that answer the comparison, from ``results.json``.
 
     1. What is best: the verdict, the best group and the primary metric's seed
        means (or "nothing learnable" with the chance level for a contrastive
        comparison whose losses do not beat their baselines, :func:`learnable`).
-    2. How sure: seeds per loss and the paired test with Holm's correction.
+    1-2. :func:`verdict_sentences`: what the race showed (winner, equivalence by TOST, or "not separated
+       after N seeds" with the detectable difference) and how sure (design, seeds, the tests used).
     3. With a data profile: what the literature expected on data like this
        and whether it held here (:func:`expected_sentence`).
     3-4. Why: the failure signatures of the runs (``findings``) of the worst
@@ -240,7 +301,6 @@ def answer(results: dict) -> list[str]:
     by = {e["loss"]: e for e in ranking}
     best = by.get(rec["loss"], ranking[0])
     group = [g for g in rec.get("best_group") or [] if g in by] or [best["loss"]]
-    verdict = rec.get("verdict")
     out: list[str] = []
 
     learn = learnable(results)
@@ -260,40 +320,7 @@ def answer(results: dict) -> list[str]:
                    "cannot be learned by any loss.")
         return out
 
-    n_seeds = max((e.get("n_ok") or 0 for e in ranking), default=0)
-    direction = "higher" if higher else "lower"
-    worse = [e for e in ranking if e["loss"] not in group]
-    if verdict == "undertrained":
-        out.append(f"Undertrained: most runs had not converged at this budget, so no pick is reliable yet; "
-                   f"so far {_join(group)} lead by {primary} ({direction} is better; best {best['loss']} "
-                   f"{_ci(best, primary)}). Train longer (more --steps).")
-    elif verdict == "clear winner":
-        second = next((e for e in ranking if e["loss"] != best["loss"]), None)
-        out.append(f"{best['loss']} is the clear winner on {data}: {primary} {_ci(best, primary)} ({direction} is "
-                   "better)" + (f", against {second['loss']}'s {_ci(second, primary)}" if second else "") + ".")
-    else:
-        rest = f"; {_join([e['loss'] for e in worse])} did worse" if worse else ""
-        out.append(f"No clear winner on {data}: {_join(group)} are within noise of each other by {primary} "
-                   f"({direction} is better; best mean {best['loss']} {_ci(best, primary)}){rest}.")
-
-    pairs = [r for r in rec.get("pairwise") or [] if r.get("a") == best["loss"]]
-    tested = [r for r in pairs if r.get("p_adjusted") is not None]
-    if n_seeds < 2 or not tested:
-        out.append(f"How sure: {n_seeds} seed(s) per loss, too few for a paired test; rerun with --seeds 3 or "
-                   "more before trusting the order.")
-    else:
-        sig = [r for r in tested if r["b"] not in group]
-        ns = [r for r in tested if r["b"] in group]
-        bits = []
-        if sig:
-            bits.append(f"{_join([r['b'] for r in sig])} significantly worse (Holm-adjusted p "
-                        + ", ".join(_p(r["p_adjusted"]) for r in sig) + ")")
-        if ns:
-            bits.append(f"{_join([r['b'] for r in ns])} not distinguishable from it (p "
-                        + ", ".join(_p(r["p_adjusted"]) for r in ns) + ")")
-        out.append(f"How sure: {n_seeds} seeds per loss, paired t-tests against {best['loss']} with Holm's "
-                   f"correction over {len(tested)} comparison{'s' if len(tested) != 1 else ''} "
-                   f"(alpha {lstats.ALPHA}): " + "; ".join(bits) + ".")
+    out += verdict_sentences(results, best, group, ranking, data, primary, higher)
 
     expected = expected_sentence(results)
     if expected:

@@ -540,8 +540,10 @@ def _ranking_blocks(results: dict) -> list[tuple]:
                        "norm fell by orders of magnitude")
     blocks += [
         ("h2", "Ranking"),
-        ("p", f"Best first by the seed mean of {primary} ({'higher' if hib else 'lower'} is better), over ok "
-              "runs; " + "; ".join(explain) + "."),
+        ("p", (f"In the race's order (the losses it did not show worse by mean rank within seeds, then those "
+               f"it showed worse, the later first); seed means of {primary}"
+               if results.get("race") else f"Best first by the seed mean of {primary}")
+              + f" ({'higher' if hib else 'lower'} is better), over ok runs; " + "; ".join(explain) + "."),
         ("table", head, rows),
     ]
     if clipped:
@@ -566,10 +568,13 @@ def _recommendation_blocks(results: dict) -> list[tuple]:
     # Recommendation and notes.
     rec = results.get("recommendation") or {}
     blocks.append(("h2", "Recommendation"))
-    if rec.get("loss"):
-        blocks.append(("p", ["Recommended loss: ", ("b", str(rec["loss"]))]))
+    winner = rec.get("winner", rec.get("loss") if rec.get("verdict") == "clear winner" else None)
+    if winner:
+        blocks.append(("p", ["Recommended loss: ", ("b", str(winner))]))
+    elif rec.get("loss"):  # no winner: the best so far, and what would decide it (the first reason)
+        blocks.append(("p", ["No winner yet; best so far: ", ("b", str(rec["loss"]))]))
     if rec.get("verdict"):
-        blocks.append(("p", f"Verdict: {rec['verdict']}; best group (not significantly worse than the best): "
+        blocks.append(("p", f"Verdict: {rec['verdict']}; best group (the losses the race did not show worse): "
                             f"{', '.join(rec.get('best_group') or []) or DASH}."))
     else:
         blocks.append(("p", "No loss can be recommended from these runs."))
