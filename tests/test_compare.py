@@ -412,7 +412,7 @@ def test_eval_of_a_run_with_a_corrupt_file_is_one_line_and_deletes_nothing(done,
 
 def test_the_default_compare_races_block_by_block_and_resumes_from_the_run_directories(tmp_path, capsys):
     """No --seeds: a race (losslab.race). A huge --equivalence margin stops it by TOST at its first look, so the
-    CLI trains exactly the first block (3 seeds per loss); a rerun continues from the finished runs."""
+    CLI trains exactly the first block (5 seeds per loss); a rerun continues from the finished runs."""
     import json
 
     out = tmp_path / "race"
@@ -420,15 +420,15 @@ def test_the_default_compare_races_block_by_block_and_resumes_from_the_run_direc
             "--set", "train.n_eval=200", "--set", "train.curve_points=0", "--equivalence", "1e6", "--out", str(out)]
     code, err = _cli(argv, capsys)
     assert code == 0, err
-    assert sorted(p.name for p in (out / "runs" / "ns").iterdir()) == ["seed0", "seed1", "seed2"]
+    assert sorted(p.name for p in (out / "runs" / "ns").iterdir()) == [f"seed{s}" for s in range(5)]
     res = json.loads((out / rundir.RESULTS).read_text())
-    assert res["race"]["limits"]["looks"] == [3, 5, 7, 9, 11] and res["race"]["limits"]["delta"] == 1e6
-    assert res["race"]["stopped"] == "equivalent" and res["race"]["seeds_per_loss"] == {"ns": 3, "hinge": 3}
+    assert res["race"]["limits"]["looks"] == [5, 8, 11] and res["race"]["limits"]["delta"] == 1e6
+    assert res["race"]["stopped"] == "equivalent" and res["race"]["seeds_per_loss"] == {"ns": 5, "hinge": 5}
     assert res["recommendation"]["verdict"] == "equivalent" and res["recommendation"]["winner"] is None
     assert not [r for r in res["runs"] if r["status"] == "missing"]  # seeds the race did not ask for are not missing
-    assert "after 3 seeds" in res["answer"][0]
+    assert "after 5 seeds" in res["answer"][0]
     spec = json.loads((out / rundir.COMPARE).read_text())
-    assert spec["race"]["first"] == 3 and spec["seeds"] == 11
+    assert spec["race"]["first"] == 5 and spec["seeds"] == 11
     # Resume: a lost run is trained again, and only that one; the race decides the same.
     lost = out / rundir.run_path("hinge", 2)
     for f in lost.iterdir():
@@ -437,7 +437,7 @@ def test_the_default_compare_races_block_by_block_and_resumes_from_the_run_direc
     assert code == 0, err
     again = json.loads((out / rundir.RESULTS).read_text())
     assert again["race"]["looks"][0]["mean_ranks"] == res["race"]["looks"][0]["mean_ranks"]
-    assert sorted(p.name for p in (out / "runs" / "hinge").iterdir()) == ["seed0", "seed1", "seed2"]
+    assert sorted(p.name for p in (out / "runs" / "hinge").iterdir()) == [f"seed{s}" for s in range(5)]
     # Another race on the same directory is refused before anything is written.
     code, err = _cli([*argv[:-4], "--seeds", "4", "--out", str(out)], capsys)
     assert code == 2 and "fixed design" not in _one_error_line(err) and "race" in err

@@ -96,8 +96,8 @@ def test_tost_and_detectable_difference_against_statsmodels_and_hand_values():
 
 
 def test_default_limits_and_looks():
-    assert race.DEFAULT.looks() == [3, 5, 7, 9, 11]
-    assert_allclose(race.DEFAULT.alpha_look, 0.01)
+    assert race.DEFAULT.looks() == [5, 8, 11]
+    assert_allclose(race.DEFAULT.alpha_look, 0.05 / 3)
     assert race.fixed(4).looks() == [4]
     assert race.Limits(first=3, step=4, cap=9).looks() == [3, 7, 9]
 
@@ -115,7 +115,7 @@ def test_under_the_null_the_race_calls_a_loss_worse_at_most_5_percent_of_the_tim
     assert max(rates.values()) <= 0.05, rates
 
 
-@pytest.mark.parametrize("k", [3, 5, 9])
+@pytest.mark.parametrize("k", [2, 3, 5, 9, 12])
 def test_a_loss_two_seed_sds_worse_is_eliminated_with_at_least_80_percent_probability(k):
     rng = np.random.default_rng(200 + k)
     g = rng.normal(size=(REPS, race.DEFAULT.cap, k))
@@ -147,11 +147,11 @@ def test_decide_runs_the_same_rule_as_the_simulation_and_names_the_next_block():
         assert set(rec["survivors"]) == {x for x, a in zip(losses, alive[0]) if a}
         assert rec["looks"][-1]["n_seeds"] == seeds[0]
         assert rec["need"] == {}
-    # Only the first block finished: the race asks for the next two seeds of the losses still in it.
-    values = {"a": {0: 1.0, 1: 1.1, 2: 0.9}, "b": {0: 0.5, 1: 0.7, 2: 0.6}}
+    # Only the first block finished: the race asks for the next three seeds of the losses still in it.
+    values = {"a": {0: 1.0, 1: 1.1, 2: 0.9, 3: 1.2, 4: 1.0}, "b": {0: 0.5, 1: 0.7, 2: 0.6, 3: 0.4, 4: 0.8}}
     rec = race.decide(values, ["a", "b"], seed_start=0)
-    assert rec["stopped"] is None and rec["need"] == {"a": [3, 4], "b": [3, 4]}
-    assert rec["looks"][0]["eliminated"] == []  # 3 seeds cannot separate two losses at alpha 0.01
+    assert rec["stopped"] is None and rec["need"] == {"a": [5, 6, 7], "b": [5, 6, 7]}
+    assert rec["looks"][0]["eliminated"] == []  # 5 seeds: the exact sign test's smallest p, 0.0625, is not < 0.0167
 
 
 def test_two_losses_get_the_exact_sign_test():

@@ -142,7 +142,7 @@ def prepare(data: str = "ring8", *, losses: str | Iterable[str] = "all", family:
             equivalence: float | None = None) -> Request:
     """Validate a comparison without writing or training anything (the CLI's ``--dry-run``).
 
-    ``seeds`` None races the losses (:data:`losslab.race.DEFAULT`: 3 seeds, then 2 more per block for the
+    ``seeds`` None races the losses (:data:`losslab.race.DEFAULT`: 5 seeds, then 3 more per block for the
     losses not shown worse, up to 11); an int is a fixed design of that many seeds per loss.
     ``equivalence`` is the margin (metric units) within which survivors are called equivalent
     (default: the metric's noise floor, see :func:`losslab.race.equivalence_margin`).

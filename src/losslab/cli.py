@@ -244,8 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.add_argument("--losses", default="all", help="comma-separated loss names, or 'all' (default)")
     p.add_argument("--seeds", type=int, default=None,
-                   help="a fixed design of N seeds per loss; default: race the losses on paired seeds (3 seeds, "
-                        "then 2 more per block for the losses not shown worse, up to 11; losslab.race)")
+                   help="a fixed design of N seeds per loss; default: race the losses on paired seeds (5 seeds, "
+                        "then 3 more per block for the losses not shown worse, up to 11; losslab.race)")
     p.add_argument("--equivalence", type=float, default=None, metavar="DELTA",
                    help="call the surviving losses equivalent when paired TOST shows them within +-DELTA "
                         "(metric units; default: the metric's noise floor, else half the seed SD)")
