@@ -366,3 +366,27 @@ def test_zero_centred_penalty_reaches_the_critic_not_the_generator():
     assert_close(lin.weight.grad, 2 * lin.weight.detach())  # d ||w||^2 / dw = 2 w
     with pytest.raises(ValueError, match="one value per sample"):
         squared_gradient_norm(lambda v: v, torch.randn(4, 2))
+
+
+def test_loss_r1_gamma_is_accepted_where_a_compared_loss_reads_it(tmp_path, capsys):
+    from losslab import cli
+
+    out = tmp_path / "runs"
+    argv = ["train", "--data", "ring8", "--steps", "2", "--set", "train.n_eval=100", "--set", "train.curve_points=0",
+            "--out", str(out)]
+    assert cli.main([*argv, "--loss", "ns", "--set", "loss.r1_gamma=2.5"]) in (0, None)
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    import json
+
+    assert json.loads((run / "config.json").read_text())["loss"]["r1_gamma"] == 2.5
+    capsys.readouterr()
+    refused = tmp_path / "refused"
+    with pytest.raises(SystemExit) as info:
+        cli.main([*argv[:-1], str(refused), "--loss", "wgan", "--set", "loss.r1_gamma=2.5"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "loss.r1_gamma: no compared loss takes the R1 penalty" in err and len(err.strip().splitlines()) == 1
+    assert not refused.exists()
+    with pytest.raises(SystemExit) as info:
+        cli.main([*argv[:-1], str(refused), "--loss", "r3gan", "--set", "loss.r2_gamma=-1"])
+    assert info.value.code == 2 and not refused.exists()
