@@ -92,8 +92,11 @@ def batchable(cfg: Config, dataset, loss: str, family: str) -> str | None:
         spec = GAN_LOSSES[loss]
         if spec.critic != "discriminator":
             return "autoencoder critic"
-        if gan.hparams(spec, cfg).get("critic_norm", "none") == "batch":
+        hp = gan.hparams(spec, cfg)
+        if hp.get("critic_norm", "none") == "batch":
             return "BatchNorm critic (statistics over the batch)"
+        if spec.g_needs_real or any(hp[f"{p}_gamma"] for p in spec.grad_penalties):
+            return "relativistic pairing or R1/R2 penalties (not batched yet)"
         return None
     if family == "diffusion" and loss in DIFFUSION_LOSSES:
         return None

@@ -6,13 +6,15 @@ module through the :class:`~losslab.train.loop.Family` protocol.
 arXiv:1701.07875) generalised over losses:
 
 1. ``n_critic`` critic updates, each on a fresh real batch and fresh z, with
-   the loss's gradient penalty (WGAN-GP, DRAGAN) and weight clipping (WGAN);
-2. one generator update on fresh z;
+   the loss's gradient penalty (WGAN-GP, DRAGAN), its zero-centred penalties
+   (R1 on the real batch, R2 on the fake one, weighted ``gamma / 2``) and weight
+   clipping (WGAN);
+2. one generator update on fresh z (and, for a relativistic loss, a fresh real batch);
 3. with BEGAN's equilibrium, the k_t update from this step's energies.
 
 What a loss needs is read from its declaration (:class:`~losslab.losses.GANLoss`:
 ``output``, ``critic``, ``penalty``, ``clip``, ``d_hparams``, ``g_hparams``,
-``g_takes_code``, ``equilibrium``), never from its name.
+``g_takes_code``, ``equilibrium``, ``g_needs_real``, ``grad_penalties``), never from its name.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from losslab.config import Config, loss_keys, loss_hparams
 from losslab.losses import GAN_LOSSES, GANLoss, get_gan_loss
 from losslab.losses.gan import reconstruction_energy
 from losslab.losses.penalties import (
+    ZERO_CENTRED,
     BEGANEquilibrium,
     clip_weights_,
     dragan_penalty,
     gradient_penalty,
     pulling_away_term,
+    squared_gradient_norm,
 )
 from losslab.models import build_gan
 from losslab.train.common import (
@@ -213,11 +217,13 @@ def _d_loss(state: GANState, out_real: Tensor, out_fake: Tensor) -> Tensor:
     return loss.d_loss(d_real=out_real, d_fake=out_fake, **kw)
 
 
-def _g_loss(state: GANState, out_fake: Tensor, code_fake: Tensor | None) -> Tensor:
+def _g_loss(state: GANState, out_fake: Tensor, code_fake: Tensor | None, out_real: Tensor | None = None) -> Tensor:
     loss = state.loss
     kw = {k: state.hp[k] for k in loss.g_hparams}
     if loss.g_takes_code:
         kw["code_fake"] = code_fake
+    if loss.g_needs_real:  # relativistic pairing: G compares its fakes with real samples
+        kw["d_real"] = out_real
     if loss.output == "energy":
         return loss.g_loss(e_fake=out_fake, **kw)
     return loss.g_loss(d_fake=out_fake, **kw)
@@ -281,6 +287,10 @@ def step(state: GANState, data, batch_size: int, *, record: bool = False) -> dic
         elif loss.penalty == "dragan":  # Kodali et al. 2017, Sec. 4 and their reference code
             penalty = dragan_penalty(D, x, generator=state.rng, c=hp["dragan_c"])
         total = d_loss if penalty is None else d_loss + hp["gp_lambda"] * penalty
+        for p in loss.grad_penalties:  # Mescheder et al. 2018, Sec. 4.1: gamma/2 E||grad D||^2, R1 real, R2 fake
+            if hp[f"{p}_gamma"]:
+                on = x if ZERO_CENTRED[p] == "real" else x_fake
+                total = total + hp[f"{p}_gamma"] / 2 * squared_gradient_norm(lambda v: critic_outputs(state, v)[0], on)
         totals.append(total.detach())
         state.opt_d.zero_grad(set_to_none=True)
         total.backward()
@@ -309,12 +319,17 @@ def step(state: GANState, data, batch_size: int, *, record: bool = False) -> dic
     # 2. Generator: one update on fresh z (Algorithm 1, lines 9-11); D is a
     #    fixed function here, so its weights take no gradient.
     z = _draw_z(state, batch_size)
+    out_real_g = None
+    if loss.g_needs_real:  # a fresh real batch, paired with the fakes (RpGAN); no gradient flows through it
+        x_real = data.sample(batch_size, state.rng)
+        with torch.no_grad(), autocast(state.device, state.precision):
+            out_real_g = critic_outputs(state, x_real)[0]
     D.requires_grad_(False)
     try:
         with autocast(state.device, state.precision):
             x_fake = G(z).float()
             out_fake, code_fake = critic_outputs(state, x_fake)
-        g_loss = _g_loss(state, out_fake, code_fake)
+        g_loss = _g_loss(state, out_fake, code_fake, out_real_g)
         totals.append(g_loss.detach())
         state.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
@@ -421,7 +436,12 @@ def snapshot(state: GANState, dataset, *, seed: int) -> dict[str, Any]:
         snap["critic"] = critic.reshape(shape).cpu().numpy()
         x = torch.from_numpy(snap["fake"]).to(state.device).requires_grad_(True)  # (N, d)
         out, code = critic_outputs(state, x)
-        (grad,) = torch.autograd.grad(_g_loss(state, out, code), x)  # D's weights take no gradient
+        out_real = None
+        if state.loss.g_needs_real:  # pair each point with a real one (the snapshot's, cycled)
+            real = torch.from_numpy(snap["real"]).float().to(state.device)
+            with torch.no_grad():
+                out_real = critic_outputs(state, real[torch.arange(len(x)) % len(real)])[0]
+        (grad,) = torch.autograd.grad(_g_loss(state, out, code, out_real), x)  # D's weights take no gradient
         snap["push"] = (-len(x) * grad).detach().cpu().numpy()
     finally:
         state.G.train(was_g)
