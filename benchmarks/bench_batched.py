@@ -5,7 +5,7 @@ are stepped
 
   * sequentially: one solo step of each of the K states in turn (what K jobs
     in one worker do), and
-  * batched: one :class:`losslab.train.batched.SeedBatch` step (K updates),
+  * batched: one member step of the K seeds (``fam.members`` / ``fam.step_members``, K updates),
 
 alternating the two measurements ``--repeats`` times and keeping the best of
 each. Printed: model updates per second (generator / denoiser updates summed
@@ -28,7 +28,6 @@ from losslab import config as C
 from losslab.data import load_dataset
 from losslab.losses import GAN_LOSSES
 from losslab.train import diffusion, gan
-from losslab.train.batched import SeedBatch
 
 
 def _rate(fn, seconds: float) -> float:
@@ -61,7 +60,7 @@ def main() -> None:
         mod = gan if loss in GAN_LOSSES else diffusion
         for k in (int(v) for v in args.k.split(",")):
             solos = [mod.init_state(cfg, ds, loss, s) for s in range(k)]
-            batch = SeedBatch(mod.NAME, [mod.init_state(cfg, ds, loss, s) for s in range(k)])
+            batch = mod.members([mod.init_state(cfg, ds, loss, s) for s in range(k)])
 
             def sequential():
                 for st in solos:
@@ -70,7 +69,7 @@ def main() -> None:
             seq, bat = [], []
             for _ in range(args.repeats):
                 seq.append(k * _rate(sequential, args.seconds / args.repeats))
-                bat.append(k * _rate(lambda: batch.step(ds, bs), args.seconds / args.repeats))
+                bat.append(k * _rate(lambda: mod.step_members(batch, ds, bs), args.seconds / args.repeats))
             s, b = max(seq), max(bat)
             note = "" if b >= s else "  (slower: the default would lose here)"
             print(f"{loss:<9} {k:>3} {s:17.1f} {b:14.1f} {b / s:12.2f}{note}")

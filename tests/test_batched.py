@@ -21,7 +21,7 @@ from losslab.errors import UserError
 from losslab.models.ensemble import EnsembleLinear, NotBatchable, ensemble_of
 from losslab.models.mlp import MLPAutoencoder, MLPDiscriminator, MLPGenerator
 from losslab.train import diffusion, gan
-from losslab.train.batched import SeedBatch, batchable, train_batched
+from losslab.train.batched import batchable, train_batched
 from losslab.train.loop import train_run
 
 FAMILY = {"ns": gan, "wgan-gp": gan, "dragan": gan, "ddpm": diffusion}
@@ -97,10 +97,11 @@ def test_batchnorm_and_autoencoder_critics_are_not_batchable():
 @pytest.mark.parametrize("loss", ["ns", "wgan-gp", "dragan", "ddpm"])
 def test_batched_seeds_equal_their_solo_runs(ring8, loss, single_thread):
     mod, cfg, seeds, n = FAMILY[loss], cfg_of(), (0, 1, 2), 10
-    batch = SeedBatch(mod.NAME, [mod.init_state(cfg, ring8, loss, s) for s in seeds])
+    batch = mod.members([mod.init_state(cfg, ring8, loss, s) for s in seeds])
+    assert all(batch.stacked.values())
     solos = [mod.init_state(cfg, ring8, loss, s) for s in seeds]
     for i in range(n):
-        logs, diverged = batch.step(ring8, 64, record=i == n - 1)
+        logs, diverged = mod.step_members(batch, ring8, 64, record=i == n - 1)
         assert diverged == {}
     solo_logs = [[mod.step(st, ring8, 64, record=i == n - 1) for i in range(n)][-1] for st in solos]
     for k, st in enumerate(solos):
@@ -115,16 +116,16 @@ def test_batched_seeds_equal_their_solo_runs(ring8, loss, single_thread):
 
 def test_a_seed_with_nan_weights_is_masked_and_the_others_equal_their_solo_runs(ring8, single_thread):
     cfg, seeds = cfg_of(), (0, 1, 2)
-    batch = SeedBatch("gan", [gan.init_state(cfg, ring8, "wgan-gp", s) for s in seeds])
+    batch = gan.members([gan.init_state(cfg, ring8, "wgan-gp", s) for s in seeds])
     with torch.no_grad():
         batch.modules["D"].net[0].weight[1, 0, 0] = float("nan")  # seed 1's critic only
     diverged = {}
     for _ in range(8):
-        _, d = batch.step(ring8, 64)
+        _, d = gan.step_members(batch, ring8, 64)
         diverged.update(d)
     assert list(diverged) == [1]
     assert diverged[1].step == 1 and "critic loss" in str(diverged[1])
-    assert batch.active == [True, False, True] and batch.d_updates == [40, 0, 40]
+    assert batch.active == [True, False, True] and [st.d_updates for st in batch.states] == [40, 0, 40]
     for k in (0, 2):
         solo = gan.init_state(cfg, ring8, "wgan-gp", seeds[k])
         for _ in range(8):

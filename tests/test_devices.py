@@ -282,10 +282,10 @@ def test_feature_extraction_on_cuda_equals_cpu():
 @needs_cuda
 def test_batched_diffusion_seeds_train_on_cuda(ring8):
     from losslab.train import diffusion
-    from losslab.train.batched import SeedBatch
 
     cfg = _family_cfg("vector", "cuda")
-    batch = SeedBatch("diffusion", [diffusion.init_state(cfg, ring8, "ddpm", s) for s in (0, 1)])
+    batch = diffusion.members([diffusion.init_state(cfg, ring8, "ddpm", s) for s in (0, 1)])
+    assert all(batch.stacked.values())
     for _ in range(3):
-        logs, diverged = batch.step(ring8, 16, record=True)
-    assert diverged == {} and batch.g_updates == 3 and all("g_loss" in lg for lg in logs)
+        logs, diverged = diffusion.step_members(batch, ring8, 16, record=True)
+    assert diverged == {} and [st.g_updates for st in batch.states] == [3, 3] and all("g_loss" in lg for lg in logs)

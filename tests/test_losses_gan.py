@@ -198,16 +198,16 @@ def test_began_losses_and_k_carries_no_gradient():
 
 EXPECTED = {
     # name: (output, critic, penalty, clip)
-    "minimax": ("logit", "discriminator", None, False),
-    "ns": ("logit", "discriminator", None, False),
+    "minimax": ("logit", "discriminator", ("r1", "r2"), False),
+    "ns": ("logit", "discriminator", ("r1", "r2"), False),
     "wgan": ("critic", "discriminator", None, True),
     "wgan-gp": ("critic", "discriminator", "gp", False),
     "lsgan": ("score", "discriminator", None, False),
     "hinge": ("logit", "discriminator", None, False),
-    "dragan": ("logit", "discriminator", "dragan", False),
-    "r1": ("logit", "discriminator", None, False),
-    "rpgan": ("logit", "discriminator", None, False),
-    "r3gan": ("logit", "discriminator", None, False),
+    "dragan": ("logit", "discriminator", ("dragan", "r1", "r2"), False),
+    "r1": ("logit", "discriminator", ("r1", "r2"), False),
+    "rpgan": ("logit", "discriminator", ("r1", "r2"), False),
+    "r3gan": ("logit", "discriminator", ("r1", "r2"), False),
     "ebgan": ("energy", "autoencoder", None, False),
     "began": ("energy", "autoencoder", None, False),
 }
@@ -249,7 +249,7 @@ def test_defaults_have_the_common_keys_and_paper_values():
         assert all(isinstance(b, float) for b in d["betas"])
         assert isinstance(d["n_critic"], int) and d["n_critic"] >= 1
         assert d["critic_norm"] in ("batch", "layer", "none")
-        if loss.penalty is not None:
+        if "gp_lambda" in d:  # wgan-gp, dragan: a per-sample penalty, lambda = 10
             assert d["critic_norm"] != "batch", name
             assert d["gp_lambda"] == 10.0
     wgan = GAN_LOSSES["wgan"].defaults
@@ -348,4 +348,4 @@ def test_relativistic_losses_declare_real_logits_and_zero_centred_penalties():
     assert {"r1_gamma", "r2_gamma"} <= set(GAN_LOSSES["r3gan"].search_space)
     assert GAN_LOSSES["r1"].search_space["r1_gamma"] == ("log", 0.01, 100.0)
     with pytest.raises(ValueError, match="r1_gamma"):
-        dataclasses.replace(GAN_LOSSES["wgan"], name="x", grad_penalties=("r1",))
+        dataclasses.replace(GAN_LOSSES["wgan"], name="x", penalty=("r1",))

@@ -493,10 +493,8 @@ def test_relativistic_generator_pairs_its_fakes_with_a_fresh_real_batch(ring8):
     assert any(not torch.allclose(g, w, rtol=1e-5, atol=1e-7) for g, w in zip(g_grads[0], wrong))
 
 
-def test_new_losses_train_and_are_not_batched_yet(ring8):
+def test_new_losses_batch_over_members_like_the_others(ring8):
     from losslab.train.batched import batchable
 
-    for loss in ("r1", "rpgan", "r3gan"):
-        assert "not batched yet" in batchable(tiny_cfg(4), ring8, loss, "gan")
-    assert batchable(tiny_cfg(4, "loss.r1_gamma=1"), ring8, "dragan", "gan") is not None
-    assert batchable(tiny_cfg(4), ring8, "dragan", "gan") is None  # r1_gamma 0: batched as before
+    for loss in ("r1", "rpgan", "r3gan"):  # the member step takes R1/R2 and the paired real batch
+        assert batchable(tiny_cfg(4), ring8, loss, "gan") is None

@@ -104,15 +104,16 @@ def losses(name: str, theta: Tensor, psi: Tensor, *, hp: dict[str, Any] | None =
         return None, l_g
     l_d = spec.d_loss(d_real=d_real, d_fake=d_fake, **{k: hp[k] for k in spec.d_hparams})
     # the penalty's random points do not matter for a linear critic: grad_x D = psi everywhere
-    if spec.penalty == "gp":
-        l_d = l_d + hp["gp_lambda"] * gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(0))
-    elif spec.penalty == "dragan":
-        l_d = l_d + hp["gp_lambda"] * dragan_penalty(critic, real, generator=torch.Generator().manual_seed(0),
-                                                     c=hp["dragan_c"])
-    for p in spec.grad_penalties:
-        gamma = hp[f"{p}_gamma"]
-        if gamma:
-            l_d = l_d + gamma / 2 * squared_gradient_norm(critic, real if ZERO_CENTRED[p] == "real" else fake)
+    for p in (spec.penalty,) if isinstance(spec.penalty, str) else tuple(spec.penalty or ()):
+        if p == "gp":
+            l_d = l_d + hp["gp_lambda"] * gradient_penalty(critic, real, fake,
+                                                           generator=torch.Generator().manual_seed(0))
+        elif p == "dragan":
+            l_d = l_d + hp["gp_lambda"] * dragan_penalty(critic, real, generator=torch.Generator().manual_seed(0),
+                                                         c=hp["dragan_c"])
+        elif p in ZERO_CENTRED and hp[f"{p}_gamma"]:
+            on = real if ZERO_CENTRED[p] == "real" else fake
+            l_d = l_d + hp[f"{p}_gamma"] / 2 * squared_gradient_norm(critic, on)
     return l_d, l_g
 
 

@@ -84,12 +84,44 @@ class DiffusionObjective:
         n = x0.shape[0]
         if t is None:
             t = self.sample_t(n, generator)
-        where = generator.device if generator is not None else x0.device  # drawn there, moved to x0's
-        eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=where).to(x0.device)
-        x_t = schedules.q_sample(self.schedule, x0, t, eps)  # Eq. 4
-        ab = self.schedule.alpha_bar[t].reshape(-1, *([1] * (x0.dim() - 1)))  # float64
-        want = schedules.target(self.objective, x0, eps, ab)
-        return (net(x_t, t) - want).pow(2).reshape(n, -1).mean(dim=1)
+        return self.members(lambda x, tt: net(x[0], tt[0])[None], x0[None], t=t[None], generators=[generator])[0]
+
+    def members(
+        self,
+        net: nn.Module,
+        x0: Tensor,
+        *,
+        t: Tensor,
+        generators: list[torch.Generator | None],
+    ) -> Tensor:
+        """Per-sample losses of M runs at once (the member axis of :mod:`losslab.train.members`).
+
+        Parameters
+        ----------
+        net : nn.Module
+            ``net(x_t (M, N, ...), t (M, N) int64) -> (M, N, ...)``: member k's network on member k's batch.
+        x0 : (M, N, ...) tensor
+            Clean training samples of each member.
+        t : (M, N) int64 tensor
+            Timesteps.
+        generators : list of M torch.Generator
+            Member k draws its ``eps`` from ``generators[k]`` (as its solo run does).
+
+        Returns
+        -------
+        (M, N) tensor
+            Squared error to the target, averaged over each sample's elements (Ho et al. 2020, Eq. 14;
+            Salimans & Ho 2022, Sec. 4 for ``v``).
+        """
+        m, n = x0.shape[:2]
+        eps = torch.stack([torch.randn(x0.shape[1:], generator=g, dtype=x0.dtype,
+                                       device=g.device if g is not None else x0.device)
+                           for g in generators]).to(x0.device)  # drawn on each generator's device
+        x0f, tf, epsf = x0.flatten(0, 1), t.flatten(), eps.flatten(0, 1)  # (M N, ...)
+        x_t = schedules.q_sample(self.schedule, x0f, tf, epsf)  # Eq. 4
+        ab = self.schedule.alpha_bar[tf].reshape(-1, *([1] * (x0.dim() - 2)))  # float64
+        want = schedules.target(self.objective, x0f, epsf, ab).reshape(x0.shape)
+        return (net(x_t.reshape(x0.shape), t) - want).pow(2).reshape(m, n, -1).mean(dim=2)
 
 
 @dataclass(frozen=True)

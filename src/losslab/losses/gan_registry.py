@@ -14,7 +14,7 @@ with a gradient penalty, since the penalty is per sample). Loss-specific keys:
 ``clip`` (wgan), ``gp_lambda`` (wgan-gp, dragan), ``dragan_c`` (dragan),
 ``margin``, ``pt_weight``, ``pt_variant``, ``energy`` (ebgan), ``gamma``, ``lambda_k``,
 ``energy`` (began), ``r1_gamma`` and ``r2_gamma`` (every loss that declares the zero-centred
-penalties in ``grad_penalties``: the BCE family minimax, ns, dragan, r1, rpgan, r3gan; 0 switches
+penalties in ``penalty`` ("r1", "r2"): the BCE family minimax, ns, dragan, r1, rpgan, r3gan; 0 switches
 a penalty off). Copy ``defaults`` before changing it.
 """
 from __future__ import annotations
@@ -43,8 +43,9 @@ class GANLoss:
         What the critic returns: "logit" | "score" | "critic" | "energy".
     critic : str
         "discriminator" (one value per sample) | "autoencoder" (reconstruction, code).
-    penalty : str or None
-        None | "gp" (WGAN-GP) | "dragan".
+    penalty : str, tuple of str, or None
+        None | "gp" (WGAN-GP) | "dragan", or a tuple of such names; each is an
+        entry of :data:`losslab.train.gan.PENALTIES` (its function and weight key).
     clip : bool
         Clip the critic's weights after each critic update (WGAN).
     defaults : dict
@@ -59,19 +60,17 @@ class GANLoss:
     g_takes_code : bool
         ``g_loss`` also takes ``code_fake``, the autoencoder critic's code of
         the generated batch (EBGAN's pulling-away term).
+    g_needs_real : bool
+        ``g_loss`` also takes the critic's outputs on a fresh real batch
+        (``d_real`` / ``e_real``; relativistic losses), drawn after the
+        generator's z and treated as a constant.
     equilibrium : bool
         BEGAN's equilibrium: ``d_loss`` takes ``k``, the state carries a
         :class:`~losslab.losses.penalties.BEGANEquilibrium` (``gamma``,
         ``lambda_k``) updated after each generator update.
-    g_needs_real : bool
-        ``g_loss`` also takes ``d_real``, the critic's output on a real batch
-        drawn for the generator update (relativistic pairing: RpGAN, R3GAN).
-    grad_penalties : tuple of str
-        Zero-centred gradient penalties the loss can take (keys of
-        :data:`~losslab.losses.penalties.ZERO_CENTRED`: "r1" on real samples,
-        "r2" on generated ones), each weighted by ``<name>_gamma`` of
-        ``defaults`` (0: off); the step adds ``gamma / 2 * penalty`` to the
-        critic's loss. Only discriminator critics.
+    (``penalty`` may name the zero-centred penalties "r1" (real samples) and "r2"
+    (generated ones), each weighted by ``<name>_gamma`` of ``defaults``, 0: off;
+    the step adds ``gamma / 2`` times the squared gradient norm. Only discriminator critics.)
     search_space : dict
         What ``losslab compare --search`` tunes (:mod:`losslab.search`):
         ``{key: (kind, lo, hi)}`` with kind "log" (log-uniform float), "float"
@@ -88,7 +87,7 @@ class GANLoss:
     g_loss: Callable[..., Tensor]
     output: str
     critic: str
-    penalty: str | None
+    penalty: str | tuple[str, ...] | None
     clip: bool
     defaults: dict = field(hash=False)
     summary: str
@@ -96,14 +95,19 @@ class GANLoss:
     d_hparams: tuple[str, ...] = ()
     g_hparams: tuple[str, ...] = ()
     g_takes_code: bool = False
-    equilibrium: bool = False
     g_needs_real: bool = False
-    grad_penalties: tuple[str, ...] = ()
+    equilibrium: bool = False
     search_space: dict = field(default_factory=dict, hash=False)
+
+    @property
+    def grad_penalties(self) -> tuple[str, ...]:
+        """The zero-centred penalties among ``penalty`` ("r1", "r2"), each weighted by ``<name>_gamma``."""
+        names = (self.penalty,) if isinstance(self.penalty, str) else tuple(self.penalty or ())
+        return tuple(p for p in names if p in ZERO_CENTRED)
 
     def __post_init__(self) -> None:
         for p in self.grad_penalties:
-            if p not in ZERO_CENTRED or f"{p}_gamma" not in self.defaults or self.critic != "discriminator":
+            if f"{p}_gamma" not in self.defaults or self.critic != "discriminator":
                 raise ValueError(f"{self.name}: penalty {p!r} needs {p}_gamma in defaults and a discriminator critic")
 
 
@@ -135,12 +139,11 @@ GAN_LOSSES: dict[str, GANLoss] = {
         g_loss=gan.minimax_g_loss,
         output="logit",
         critic="discriminator",
-        penalty=None,
+        penalty=("r1", "r2"),
         clip=False,
         defaults={**_DCGAN, **_ZC_OFF},  # DCGAN settings (see _DCGAN); R1/R2 off
         summary="original saturating minimax game: G minimises E log(1 - D(G(z)))",
         source="Goodfellow et al. 2014, arXiv:1406.2661, Eq. 1",
-        grad_penalties=("r1", "r2"),
         search_space=_ADAM_SPACE,
     ),
     "ns": GANLoss(
@@ -149,12 +152,11 @@ GAN_LOSSES: dict[str, GANLoss] = {
         g_loss=gan.ns_g_loss,
         output="logit",
         critic="discriminator",
-        penalty=None,
+        penalty=("r1", "r2"),
         clip=False,
         defaults={**_DCGAN, **_ZC_OFF},  # DCGAN settings; DCGAN itself trains with this loss; R1/R2 off
         summary="non-saturating GAN: G minimises -E log D(G(z)) (the -log D trick)",
         source="Goodfellow et al. 2014, arXiv:1406.2661, Sec. 3",
-        grad_penalties=("r1", "r2"),
         search_space=_ADAM_SPACE,
     ),
     "wgan": GANLoss(
@@ -237,14 +239,13 @@ GAN_LOSSES: dict[str, GANLoss] = {
         g_loss=gan.ns_g_loss,
         output="logit",
         critic="discriminator",
-        penalty="dragan",
+        penalty=("dragan", "r1", "r2"),
         clip=False,
         # DCGAN optimiser settings; lambda = 10 (Kodali et al. Sec. 4) and
         # c = 0.5 (authors' reference code); per-sample penalty -> layer norm.
         defaults={**_DCGAN, "critic_norm": "layer", "gp_lambda": 10.0, "dragan_c": 0.5, **_ZC_OFF},
         summary="non-saturating GAN with a gradient penalty around perturbed real data",
         source="Kodali et al. 2017, arXiv:1705.07215, Sec. 4",
-        grad_penalties=("r1", "r2"),
         search_space=_GP_SPACE,
     ),
     "r1": GANLoss(
@@ -253,7 +254,7 @@ GAN_LOSSES: dict[str, GANLoss] = {
         g_loss=gan.ns_g_loss,
         output="logit",
         critic="discriminator",
-        penalty=None,
+        penalty=("r1", "r2"),
         clip=False,
         # Mescheder et al.'s reference configuration (LMescheder/GAN_stability configs/default.yaml):
         # RMSprop, lr 1e-4 for both players, one D step, reg_param gamma = 10 on real data only;
@@ -262,7 +263,6 @@ GAN_LOSSES: dict[str, GANLoss] = {
                   "critic_norm": "none", "r1_gamma": 10.0, "r2_gamma": 0.0},
         summary="non-saturating GAN with the R1 penalty gamma/2 E||grad D(x)||^2 on real data",
         source="Mescheder et al. 2018, arXiv:1801.04406, Sec. 4.1",
-        grad_penalties=("r1", "r2"),
         search_space={"lr": _LR, "n_critic": ("int", 1, 5), "r1_gamma": _GAMMA},  # RMSprop: no betas
     ),
     "rpgan": GANLoss(
@@ -271,14 +271,13 @@ GAN_LOSSES: dict[str, GANLoss] = {
         g_loss=gan.rpgan_g_loss,
         output="logit",
         critic="discriminator",
-        penalty=None,
+        penalty=("r1", "r2"),
         clip=False,
         # Jolicoeur-Martineau's experiments use the DCGAN setup (Adam lr 2e-4, beta1 0.5, one D step).
         defaults={**_DCGAN, **_ZC_OFF},
         summary="relativistic paired GAN: D and G compare each real logit with a fake one",
         source="Jolicoeur-Martineau 2018, arXiv:1807.00734, Sec. 4",
         g_needs_real=True,
-        grad_penalties=("r1", "r2"),
         search_space=_ADAM_SPACE,
     ),
     "r3gan": GANLoss(
@@ -287,7 +286,7 @@ GAN_LOSSES: dict[str, GANLoss] = {
         g_loss=gan.rpgan_g_loss,
         output="logit",
         critic="discriminator",
-        penalty=None,
+        penalty=("r1", "r2"),
         clip=False,
         # Huang et al.'s CIFAR-10 preset at the start of its schedules (brownvc/R3GAN train.py): Adam
         # lr 2e-4, betas (0, 0.9), gamma 0.05 for R1 and R2 alike (the schedules, which decay lr to 5e-5
@@ -297,7 +296,6 @@ GAN_LOSSES: dict[str, GANLoss] = {
         summary="R3GAN: relativistic pairing (RpGAN) with the R1 and R2 penalties",
         source="Huang et al. 2024, arXiv:2501.05441, Sec. 2; Jolicoeur-Martineau 2018, arXiv:1807.00734",
         g_needs_real=True,
-        grad_penalties=("r1", "r2"),
         search_space={**_ADAM_SPACE, "r1_gamma": _GAMMA, "r2_gamma": _GAMMA},
     ),
     "ebgan": GANLoss(

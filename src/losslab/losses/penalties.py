@@ -17,7 +17,7 @@ losses of :mod:`losslab.losses.gan`:
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -40,22 +40,6 @@ def _rand(shape: tuple[int, ...], generator: torch.Generator | None, like: Tenso
     """
     where = generator.device if generator is not None else like.device
     return torch.rand(shape, generator=generator, dtype=like.dtype, device=where).to(like.device)
-
-
-def _gradient_norm_penalty(critic: Callable[[Tensor], Tensor], x_hat: Tensor) -> Tensor:
-    """``mean_i (||grad_{x_hat_i} critic(x_hat)_i||_2 - 1)^2`` with a graph for backprop.
-
-    The gradient of ``critic(x_hat).sum()`` w.r.t. ``x_hat`` is the per-sample
-    gradient as long as the critic treats samples independently (no batch norm
-    in training mode), which is why critics with a penalty use layer norm or none.
-    """
-    n = x_hat.shape[0]
-    out = critic(x_hat)
-    if out.numel() != n:
-        raise ValueError(f"critic must return one value per sample, shape ({n},) or ({n}, 1); got {tuple(out.shape)}")
-    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)  # (N, ...), like x_hat
-    norm = grad.flatten(1).norm(2, dim=1)  # (N,) per-sample L2 norm over all non-batch dims
-    return (norm - 1.0).pow(2).mean()
 
 
 def gradient_penalty(
@@ -107,10 +91,7 @@ def gradient_penalty(
     """
     if real.shape != fake.shape:
         raise ValueError(f"real has shape {tuple(real.shape)} but fake has {tuple(fake.shape)}")
-    real, fake = real.detach(), fake.detach()
-    eps = _rand(_per_sample_shape(real), generator, real)
-    x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(True)  # (N, ...)
-    return _gradient_norm_penalty(critic, x_hat)
+    return gradient_penalty_members(_one_member(critic), real[None], fake[None], generators=[generator])[0]
 
 
 def dragan_penalty(
@@ -163,12 +144,99 @@ def dragan_penalty(
     arXiv:1705.07215, Sec. 4 (DRAGAN penalty, lambda ~ 10) and the authors'
     reference code (perturbation ``0.5 * X.std() * np.random.random(X.shape)``).
     """
+    return dragan_penalty_members(_one_member(critic), real[None], generators=[generator], c=c)[0]
+
+
+def _one_member(critic: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """A solo critic ``(N, ...) -> (N,)`` as a member critic ``(1, N, ...) -> (1, N)``."""
+
+    def member(x: Tensor) -> Tensor:
+        n = x.shape[1]
+        out = critic(x[0])
+        if out.numel() != n:
+            raise ValueError(f"critic must return one value per sample, shape ({n},) or ({n}, 1); "
+                             f"got {tuple(out.shape)}")
+        return out.reshape(1, n)
+
+    return member
+
+
+def _member_norm_penalty(critic: Callable[[Tensor], Tensor], x_hat: Tensor) -> Tensor:
+    """``mean_i (||grad_{x_hat_ki} critic(x_hat)_ki||_2 - 1)^2`` per member k, ``(M,)``, graph kept for backprop.
+
+    ``x_hat`` is ``(M, N, ...)`` and ``critic`` maps it to ``(M, N)``. The gradient of the sum is the
+    per-sample gradient as long as the critic treats samples (and members) independently (no batch norm in
+    training mode), which is why critics with a penalty use layer norm or none.
+    """
+    m, n = x_hat.shape[:2]
+    out = critic(x_hat)
+    if out.numel() != m * n:
+        raise ValueError(f"critic must return one value per sample and member, ({m}, {n}); got {tuple(out.shape)}")
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)  # (M, N, ...), like x_hat
+    norm = grad.flatten(2).norm(2, dim=2)  # (M, N) per-sample L2 norm over all non-batch dims
+    return (norm - 1.0).pow(2).mean(dim=1)
+
+
+def _member_rand(shape: tuple[int, ...], generators: Sequence[torch.Generator | None], like: Tensor) -> Tensor:
+    """``U[0, 1)`` draws ``(M, *shape)``: member k's from ``generators[k]`` (see :func:`_rand`)."""
+    return torch.stack([_rand(shape, g, like) for g in generators])
+
+
+def gradient_penalty_members(
+    critic: Callable[[Tensor], Tensor],
+    real: Tensor,
+    fake: Tensor,
+    *,
+    generators: Sequence[torch.Generator | None],
+) -> Tensor:
+    """:func:`gradient_penalty` of M runs at once (the member axis of :mod:`losslab.train.members`), ``(M,)``.
+
+    Parameters
+    ----------
+    critic : callable
+        ``(M, N, ...) -> (M, N)``: member k's critic on member k's samples.
+    real, fake : Tensor, shape (M, N, ...)
+    generators : sequence of M torch.Generator
+        Member k draws its ``eps`` (``(N, 1, ...)``) from ``generators[k]``, as its solo run does.
+
+    Returns
+    -------
+    Tensor, shape (M,)
+        Each member's unweighted penalty (Gulrajani et al. 2017, arXiv:1704.00028, Eq. 3).
+    """
+    real, fake = real.detach(), fake.detach()
+    eps = _member_rand(_per_sample_shape(real[0]), generators, real)  # (M, N, 1, ...)
+    x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(True)  # (M, N, ...)
+    return _member_norm_penalty(critic, x_hat)
+
+
+def dragan_penalty_members(
+    critic: Callable[[Tensor], Tensor],
+    real: Tensor,
+    *,
+    generators: Sequence[torch.Generator | None],
+    c: float | Tensor = 0.5,
+) -> Tensor:
+    """:func:`dragan_penalty` of M runs at once, ``(M,)``.
+
+    Member k draws ``u`` then ``alpha`` from ``generators[k]``; the batch standard deviation is member k's
+    own. ``c``: a number or an ``(M,)`` tensor (one perturbation scale per member).
+    Source: Kodali et al. 2017, arXiv:1705.07215, Sec. 4 and the authors' reference code.
+    """
     x = real.detach()
-    u = _rand(tuple(x.shape), generator, x)
-    x_p = x + c * x.std(correction=0) * u  # (N, ...) perturbed reals
-    alpha = _rand(_per_sample_shape(x), generator, x)
-    x_hat = (x + alpha * (x_p - x)).requires_grad_(True)  # (N, ...)
-    return _gradient_norm_penalty(critic, x_hat)
+    m = x.shape[0]
+    u, alpha = [], []
+    for g in generators:
+        u.append(_rand(tuple(x.shape[1:]), g, x))
+        alpha.append(_rand(_per_sample_shape(x[0]), g, x))
+    u, alpha = torch.stack(u), torch.stack(alpha)
+    ones = (1,) * (x.dim() - 1)
+    std = x.reshape(m, -1).std(dim=1, correction=0).reshape(m, *ones)  # (M, 1, ...) per member
+    if torch.is_tensor(c):
+        c = c.reshape(m, *ones).to(x.dtype)
+    x_p = x + c * std * u  # (M, N, ...) perturbed reals
+    x_hat = (x + alpha * (x_p - x)).requires_grad_(True)
+    return _member_norm_penalty(critic, x_hat)
 
 
 def squared_gradient_norm(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
@@ -239,6 +307,18 @@ def r2_penalty(critic: Callable[[Tensor], Tensor], fake: Tensor) -> Tensor:
     Huang et al. 2024, arXiv:2501.05441, Sec. 2 (R3GAN: RpGAN + R1 + R2).
     """
     return squared_gradient_norm(critic, fake)
+
+
+def squared_gradient_norm_members(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """:func:`squared_gradient_norm` of M runs at once, ``(M,)``: ``critic`` maps ``(M, N, ...)`` to ``(M, N)``.
+
+    Member k's value is ``mean_i ||grad_x critic_k(x_ki)||^2`` (the critics of different members are
+    independent, so the gradient of the sum is each member's own). Source: Mescheder et al. 2018,
+    arXiv:1801.04406, Sec. 4.1.
+    """
+    x_hat = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)  # (M, N, ...)
+    return grad.flatten(2).pow(2).sum(dim=2).mean(dim=1)
 
 
 ZERO_CENTRED: dict[str, str] = {"r1": "real", "r2": "fake"}
@@ -472,5 +552,6 @@ __all__ = [
     "r1_penalty",
     "r2_penalty",
     "squared_gradient_norm",
+    "squared_gradient_norm_members",
     "ZERO_CENTRED",
 ]

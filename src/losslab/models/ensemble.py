@@ -35,6 +35,7 @@ from losslab.models.denoiser import MLPDenoiser, timestep_embedding
 from losslab.models.mlp import MLPDiscriminator, MLPGenerator
 
 __all__ = [
+    "MemberLoop",
     "EnsembleDenoiser",
     "EnsembleDiscriminator",
     "EnsembleGenerator",
@@ -184,6 +185,37 @@ def ensemble_of(solos: Sequence[nn.Module]) -> nn.Module:
     device = next(solos[0].parameters()).device
     with torch.no_grad():
         return kinds[cls](solos).to(device)
+
+
+class MemberLoop(nn.Module):
+    """M networks that cannot stack (convolutions, BatchNorm, autoencoder critics), called member by member.
+
+    The same interface as the ensembles: every input has a leading member axis,
+    member k's network sees ``x[k]`` only, and the outputs are stacked again
+    (a tuple output, such as an autoencoder critic's ``(recon, code)``, is a
+    tuple of stacked tensors). The members are the solo networks themselves
+    (no copy), so their parameters, buffers and optimizers stay the solo run's.
+
+    Args:
+        members: M modules of one architecture.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, *args: Tensor) -> Tensor | tuple[Tensor, ...]:
+        """``args`` each ``(M, N, ...)`` -> member k's output on ``(a[k] for a in args)``, stacked: ``(M, N, ...)``."""
+        outs = [m(*(a[k] for a in args)) for k, m in enumerate(self.members)]
+        if isinstance(outs[0], tuple):
+            return tuple(torch.stack(parts) for parts in zip(*outs))
+        return torch.stack(outs)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "MemberLoop":
+        """Each member's own ``requires_grad_`` (so a member network's override is honoured)."""
+        for m in self.members:
+            m.requires_grad_(requires_grad)
+        return self
 
 
 def slot_pairs(ensemble: nn.Module, solo: nn.Module, k: int) -> Iterator[tuple[Tensor, Tensor, Tensor]]:

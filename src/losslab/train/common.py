@@ -33,20 +33,6 @@ def check_finite(value: Tensor, what: str, step: int) -> None:
         raise Diverged(step, what)
 
 
-def first_nonfinite(values: Sequence[Tensor]) -> int | None:
-    """Index of the first of ``values`` (scalar tensors) that is NaN/inf, or None: ONE host sync.
-
-    The steps collect their losses (critic steps, then the generator's) and
-    check them once per generator update instead of after every critic step.
-    """
-    if not values:
-        return None
-    ok = torch.isfinite(torch.stack([v.detach().reshape(()) for v in values]))
-    if bool(ok.all()):
-        return None
-    return int((~ok).nonzero()[0, 0])
-
-
 def seeded_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
     """The training stream of run ``seed``: batches, latent codes, timesteps, noise, augmentations.
 

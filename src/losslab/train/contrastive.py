@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -64,6 +64,7 @@ from losslab.train.common import (
     seeded_generator,
     single_network_lr,
 )
+from losslab.train.members import Members, loop_step
 
 NAME = "contrastive"
 FAMILY = NAME  # the name this module had before the Family protocol
@@ -385,6 +386,17 @@ def step(state: ContrastiveState, data, batch_size: int, *, record: bool = False
         state.model["scale"].clamp_()
     state.g_updates += 1
     return log
+
+
+def members(states: Sequence[Any], *, stack: bool | None = None) -> Members:
+    """The runs ``states`` (one loss) as one :class:`~losslab.train.members.Members`. This family's networks
+    do not stack (``stack`` is ignored): :func:`step_members` runs :func:`step` member by member, each on
+    its own state and stream."""
+    return Members(states)
+
+
+step_members = loop_step(step)
+"""One update of every active member: :func:`step`, member after member (:func:`losslab.train.members.loop_step`)."""
 
 
 def nfe(state: ContrastiveState) -> int:

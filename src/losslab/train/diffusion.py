@@ -42,7 +42,7 @@ import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -53,9 +53,10 @@ from losslab.config import Config, DiffusionConfig, loss_hparams, loss_keys
 from losslab.errors import unknown_choice
 from losslab.losses.diffusion import DIFFUSION_LOSSES, DiffusionLoss, DiffusionObjective, get_diffusion_loss
 from losslab.models.denoiser import build_denoiser
+from losslab.models.ensemble import NotBatchable
 from losslab.train.common import (
     Diverged,
-    grad_stats,
+    autocast,
     load_state,
     make_optimizer,
     on_device,
@@ -64,6 +65,7 @@ from losslab.train.common import (
     seeded_generator,
     single_network_lr,
 )
+from losslab.train.members import Members
 from losslab.train.snapshot import samples_snapshot
 
 NAME = "diffusion"
@@ -147,6 +149,7 @@ class DiffusionState:
     d_updates: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     device: torch.device = torch.device("cpu")
+    precision: str = "fp32"
 
 
 def hparams(loss: DiffusionLoss, cfg: Config, dataset) -> dict[str, Any]:
@@ -237,6 +240,7 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> DiffusionStat
         lo=lo,
         hi=hi,
         device=device,
+        precision=getattr(cfg.train, "precision", None) or "fp32",
     )
 
 
@@ -263,64 +267,112 @@ def ema_decay(decay: float, updates: int) -> float:
     return min(decay, (1.0 + updates) / (10.0 + updates))
 
 
+def members(states: Sequence[DiffusionState], *, stack: bool | None = None) -> Members:
+    """The runs ``states`` (one loss) as one :class:`~losslab.train.members.Members`: stacked MLP
+    denoisers (and EMAs) when they can stack (default for M > 1), else each member's own networks.
+
+    Raises:
+        NotBatchable: the states train different losses.
+        ValueError: the states are at different updates.
+    """
+    if len({id(s.loss) for s in states}) != 1:
+        raise NotBatchable("members must train one loss")
+    return Members(states, _parts, stack=stack)
+
+
+def stack_blocker(cfg: Config, dataset, loss_name: str) -> str | None:
+    """None: the vector denoisers (MLPs) of M runs always stack into ensembles (images take no stack)."""
+    get_diffusion_loss(loss_name)
+    return None
+
+
 def step(state: DiffusionState, data, batch_size: int, *, record: bool = False) -> dict[str, float]:
-    """One denoiser update (Ho et al. 2020, Algorithm 1).
-
-    1. x_0 ~ data (standardised for vectors), t ~ U{0..T-1}, eps ~ N(0, I);
-    2. gradient step on the batch mean of the objective's per-sample loss,
-       the global gradient norm clipped at ``grad_clip``;
-    3. EMA of the weights: ``w_ema <- d w_ema + (1 - d) w``, ``d`` from :func:`ema_decay`.
-
-    Args:
-        state: the run's :class:`DiffusionState` (modified in place).
-        data: a :class:`losslab.data.Dataset` (``sample(n, generator)``); moved
-            to ``state.device`` when that is not the CPU.
-        batch_size: samples per batch.
-        record: compute the diagnostics.
-
-    Returns:
-        Empty unless ``record``: ``g_loss`` (batch-mean loss), ``g_grad_norm``,
-        ``g_grad_mean`` (before clipping), ``loss_t0`` .. ``loss_t9`` (mean loss
-        of the batch's samples in each timestep bucket; a bucket without
-        samples is left out).
+    """One denoiser update of one run: :func:`step_members` with M = 1 (the run's own networks).
 
     Raises:
         Diverged: the loss is NaN/inf.
     """
-    net, obj = state.net, state.objective
-    step_no = state.g_updates + 1
+    ms = state.extra.get("members")
+    if ms is None or not ms.active[0] or ms.modules["net"].members[0] is not state.net:
+        ms = state.extra["members"] = members([state], stack=False)
+    logs, diverged = step_members(ms, data, batch_size, record=record)
+    if diverged:
+        raise diverged[0]
+    return logs[0]
+
+
+def step_members(ms: Members, data, batch_size: int, *, record: bool = False
+                 ) -> tuple[list[dict[str, float]], dict[int, Diverged]]:
+    """One denoiser update of every active member (Ho et al. 2020, Algorithm 1).
+
+    1. x_0 ~ data (standardised for vectors), t ~ U{0..T-1}, eps ~ N(0, I),
+       each member from its own stream;
+    2. gradient step on the batch mean of the objective's per-sample loss
+       (:meth:`~losslab.losses.diffusion.DiffusionObjective.members`), each
+       member's global gradient norm clipped at its ``grad_clip``;
+    3. EMA of the weights: ``w_ema <- d w_ema + (1 - d) w``, ``d`` from :func:`ema_decay`.
+
+    Args:
+        ms: the members (:func:`members`); their states are modified in place.
+        data: a :class:`losslab.data.Dataset` (``sample(n, generator)``); moved
+            to the members' device when that is not the CPU.
+        batch_size: samples per batch, per member.
+        record: compute the diagnostics.
+
+    Returns:
+        ``(logs, diverged)``: ``logs[k]`` empty unless ``record``: ``g_loss``
+        (batch-mean loss), ``g_grad_norm``, ``g_grad_mean`` (before clipping),
+        ``loss_t0`` .. ``loss_t9`` (mean loss of the batch's samples in each
+        timestep bucket; a bucket without samples is left out); ``diverged``
+        the members whose loss is NaN/inf (:class:`~losslab.train.common.Diverged`).
+    """
+    s0 = ms.states[0]
+    net, obj = ms.modules["net"], s0.objective
+    step_no = s0.g_updates + 1
     net.train()
-    data = on_device(data, state.device)
-    x0 = _to_net(state, data.sample(batch_size, state.rng))  # 1.
-    t = obj.sample_t(batch_size, state.rng)
-    per_sample = obj(net, x0, t=t, generator=state.rng)  # (N,)
-    loss = per_sample.mean()
-    if not bool(torch.isfinite(loss)):
-        raise Diverged(step_no, "diffusion loss")
-    state.opt.zero_grad(set_to_none=True)  # 2.
-    loss.backward()
-    log: dict[str, float] = {}
+    data = on_device(data, ms.device)
+    shift, scale = _member_box(ms)
+    x0 = (ms.draw(lambda r: data.sample(batch_size, r)) - shift) / scale  # 1. (M, N, *shape)
+    t = ms.draw(lambda r: obj.sample_t(batch_size, r))  # (M, N)
+    with autocast(ms.device, s0.precision):  # train.precision = "bf16": the denoiser's matrix products
+        per_sample = obj.members(net, x0, t=t, generators=ms.rngs).float()  # (M, N)
+    loss = per_sample.mean(dim=1)  # (M,)
+    ms.zero_grad("opt")  # 2.
+    (loss * ms.mask).sum().backward()  # summed: member k's gradient is its own
+    diverged = {k: Diverged(step_no, "diffusion loss") for k in ms.check([loss])}
+    logs: list[dict[str, float]] = [{} for _ in range(ms.m)]
     if record:
-        norm, mean = grad_stats(net)
-        log.update(g_loss=float(loss.detach()), g_grad_norm=norm, g_grad_mean=mean)
+        norm, mean = ms.grad_stats("net")
         buckets = _bucket_of(t, obj.schedule.T)
-        ps = per_sample.detach()
-        for b in range(N_BUCKETS):
-            sel = buckets == b
-            if bool(sel.any()):
-                log[f"loss_t{b}"] = float(ps[sel].mean())
-    if state.hp.get("grad_clip"):
-        nn.utils.clip_grad_norm_(net.parameters(), state.hp["grad_clip"])
-    state.opt.step()
-    if state.ema is not None:  # 3.
-        decay = ema_decay(state.hp["ema"], state.g_updates)
-        with torch.no_grad():
-            for pe, p in zip(state.ema.parameters(), net.parameters()):
-                pe.lerp_(p, 1.0 - decay)
-            for be, b in zip(state.ema.buffers(), net.buffers()):
-                be.copy_(b)
-    state.g_updates += 1
-    return log
+        ps, lo = per_sample.detach(), loss.detach()
+        for k in range(ms.m):
+            if not ms.active[k]:
+                continue
+            log = logs[k]
+            log.update(g_loss=float(lo[k]), g_grad_norm=float(norm[k]), g_grad_mean=float(mean[k]))
+            for b in range(N_BUCKETS):
+                sel = buckets[k] == b
+                if bool(sel.any()):
+                    log[f"loss_t{b}"] = float(ps[k][sel].mean())
+    clip = ms.hp("grad_clip") if "grad_clip" in s0.hp else None
+    if torch.is_tensor(clip):  # members that differ; those that do not clip get an infinite bound
+        ms.clip_grad_norm_("net", torch.where(clip > 0, clip, torch.full_like(clip, float("inf"))))
+    elif clip:
+        ms.clip_grad_norm_("net", clip)
+    ms.step("opt")
+    if "ema" in ms.modules:  # 3.
+        ms.lerp_("ema", "net", 1.0 - ema_decay(ms.shared("ema"), s0.g_updates))
+    for k, st in enumerate(ms.states):
+        st.g_updates += ms.active[k]
+    return logs, diverged
+
+
+def _member_box(ms: Members) -> tuple[Tensor, Tensor]:
+    """The members' data scaling, ``(M, 1, *shape)`` each (cached on ``ms``)."""
+    box = getattr(ms, "_box", None)
+    if box is None:
+        box = ms._box = (torch.stack([s.shift for s in ms.states]), torch.stack([s.scale for s in ms.states]))
+    return box
 
 
 def nfe(state: DiffusionState) -> int:

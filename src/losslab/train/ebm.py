@@ -57,6 +57,7 @@ from losslab.train.common import (
     save_state,
     seeded_generator,
 )
+from losslab.train.members import Members, loop_step
 from losslab.train.snapshot import samples_snapshot
 from losslab.train.common import single_network_lr
 
@@ -287,6 +288,17 @@ def step(state: EBMState, data, batch_size: int, *, record: bool = False) -> dic
     state.opt.step()
     state.g_updates += 1
     return log
+
+
+def members(states: Sequence[Any], *, stack: bool | None = None) -> Members:
+    """The runs ``states`` (one loss) as one :class:`~losslab.train.members.Members`. This family's networks
+    do not stack (``stack`` is ignored): :func:`step_members` runs :func:`step` member by member, each on
+    its own state and stream."""
+    return Members(states)
+
+
+step_members = loop_step(step)
+"""One update of every active member: :func:`step`, member after member (:func:`losslab.train.members.loop_step`)."""
 
 
 def nfe(state: EBMState) -> int:

@@ -2,47 +2,46 @@
 
 The loop (:mod:`losslab.train.loop`) knows nothing about GANs; it calls this
 module through the :class:`~losslab.train.loop.Family` protocol.
-:func:`step` is Algorithm 1 of the WGAN paper (Arjovsky et al. 2017,
-arXiv:1701.07875) generalised over losses:
+:func:`step_members` is Algorithm 1 of the WGAN paper (Arjovsky et al. 2017,
+arXiv:1701.07875) generalised over losses, written once over a leading member
+axis (:mod:`losslab.train.members`: the seeds of a batched comparison, or one
+run: :func:`step` is M = 1):
 
 1. ``n_critic`` critic updates, each on a fresh real batch and fresh z, with
-   the loss's gradient penalty (WGAN-GP, DRAGAN), its zero-centred penalties
-   (R1 on the real batch, R2 on the fake one, weighted ``gamma / 2``) and weight
+   the loss's penalties (:data:`PENALTIES`: WGAN-GP, DRAGAN) and weight
    clipping (WGAN);
-2. one generator update on fresh z (and, for a relativistic loss, a fresh real batch);
+2. one generator update on fresh z (and, for relativistic losses, the critic
+   on a fresh real batch);
 3. with BEGAN's equilibrium, the k_t update from this step's energies.
 
 What a loss needs is read from its declaration (:class:`~losslab.losses.GANLoss`:
 ``output``, ``critic``, ``penalty``, ``clip``, ``d_hparams``, ``g_hparams``,
-``g_takes_code``, ``equilibrium``, ``g_needs_real``, ``grad_penalties``), never from its name.
+``g_takes_code``, ``g_needs_real``, ``equilibrium``), never from its name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from losslab.config import Config, loss_keys, loss_hparams
-from losslab.losses import GAN_LOSSES, GANLoss, get_gan_loss
+from losslab.config import Config, loss_hparams
+from losslab.losses import GANLoss, get_gan_loss
 from losslab.losses.gan import reconstruction_energy
 from losslab.losses.penalties import (
-    ZERO_CENTRED,
     BEGANEquilibrium,
-    clip_weights_,
-    dragan_penalty,
-    gradient_penalty,
+    dragan_penalty_members,
+    gradient_penalty_members,
     pulling_away_term,
-    squared_gradient_norm,
 )
+from losslab.losses.families import FAMILY_SPECS
 from losslab.models import build_gan
+from losslab.models.ensemble import NotBatchable
 from losslab.train.common import (
     Diverged,
     autocast,
-    first_nonfinite,
-    grad_stats,
     load_state,
     make_optimizer,
     on_device,
@@ -50,14 +49,12 @@ from losslab.train.common import (
     save_state,
     seeded_generator,
 )
+from losslab.train.members import Members, per_member
 from losslab.train.snapshot import draws_grid, grid_points, samples_snapshot
 
 NAME = "gan"
 
-KEYS: frozenset[str] = frozenset(
-    {"model.z_dim", "model.hidden", "model.layers", "model.code_dim", "train.n_eval"}
-    | set().union(*(loss_keys(loss.defaults) for loss in GAN_LOSSES.values()))
-)
+KEYS: frozenset[str] = FAMILY_SPECS[NAME].keys
 """The config keys this family reads besides the loop's (see :data:`losslab.train.loop.LOOP_KEYS`)."""
 
 evaluate = None  # measured on its samples (losslab.metrics), not by the family
@@ -207,155 +204,273 @@ def model_metrics(state: GANState, dataset, samples: Tensor, *, n: int, seed: in
 # ----------------------------------------------------------------------------- the step
 
 
-def _d_loss(state: GANState, out_real: Tensor, out_fake: Tensor) -> Tensor:
-    loss = state.loss
-    kw = {k: state.hp[k] for k in loss.d_hparams}
+PENALTIES: dict[str, tuple[Callable[..., Tensor], str]] = {
+    # Gulrajani et al. 2017, Eq. 3 / Algorithm 1, lines 6-7
+    "gp": (lambda critic, x, x_fake, ms: gradient_penalty_members(critic, x, x_fake, generators=ms.rngs),
+           "gp_lambda"),
+    # Kodali et al. 2017, Sec. 4 and their reference code
+    "dragan": (lambda critic, x, x_fake, ms: dragan_penalty_members(critic, x, generators=ms.rngs,
+                                                                      c=ms.hp("dragan_c")), "gp_lambda"),
+}
+"""The critic penalties a :class:`~losslab.losses.GANLoss` can declare (``penalty``: a name or a tuple of
+names): ``name -> (fn, weight key)``. ``fn(critic, x_real, x_fake, members) -> (M,)`` is the unweighted
+penalty of each member (``critic`` maps ``(M, N, ...)`` to ``(M, N)``; random draws from ``members.rngs``);
+the step adds ``hp[weight key] * penalty`` to the critic loss. A new penalty (e.g. R1 on the reals, R2 on
+the fakes) is one entry here plus its maths in :mod:`losslab.losses.penalties`."""
+
+
+def penalties_of(loss: GANLoss) -> tuple[str, ...]:
+    """The penalties ``loss`` declares, in the order the step adds them (``GANLoss.penalty``: None, a name
+    or a tuple of names)."""
+    p = loss.penalty
+    if not p:
+        return ()
+    return (p,) if isinstance(p, str) else tuple(p)
+
+
+def _critic(ms: Members, x: Tensor) -> tuple[Tensor, Tensor | None]:
+    """:func:`critic_outputs` over the member axis: ``x`` (M, N, ...) -> ``(M, N)`` outputs, codes ``(M, N, c)``."""
+    s0 = ms.states[0]
+    if s0.loss.critic == "autoencoder":
+        recon, code = ms.modules["D"](x)
+        e = reconstruction_energy(x.flatten(0, 1), recon.float().flatten(0, 1), ms.shared("energy"))
+        return e.reshape(ms.m, -1), code
+    return ms.modules["D"](x).reshape(ms.m, -1).float(), None
+
+
+def _d_loss(ms: Members, out_real: Tensor, out_fake: Tensor) -> Tensor:
+    """The declared critic loss of every member, ``(M,)``."""
+    loss = ms.states[0].loss
+    kw = {k: ms.hp(k) for k in loss.d_hparams}
     if loss.equilibrium:
-        kw["k"] = state.began.k
-    if loss.output == "energy":
-        return loss.d_loss(e_real=out_real, e_fake=out_fake, **kw)
-    return loss.d_loss(d_real=out_real, d_fake=out_fake, **kw)
+        ks = [s.began.k for s in ms.states]
+        kw["k"] = ks[0] if ms.m == 1 else torch.tensor(ks, device=ms.device)
+    names = ("e_real", "e_fake") if loss.output == "energy" else ("d_real", "d_fake")
+    return per_member(loss.d_loss, ms.m, dict(zip(names, (out_real, out_fake))), kw)
 
 
-def _g_loss(state: GANState, out_fake: Tensor, code_fake: Tensor | None, out_real: Tensor | None = None) -> Tensor:
-    loss = state.loss
-    kw = {k: state.hp[k] for k in loss.g_hparams}
+def _g_loss(ms: Members, out_fake: Tensor, code_fake: Tensor | None, out_real: Tensor | None) -> Tensor:
+    """The declared generator loss of every member, ``(M,)`` (``code_fake`` when ``g_takes_code``, the
+    critic's outputs on reals when ``g_needs_real``)."""
+    loss = ms.states[0].loss
+    kw = {k: ms.hp(k) for k in loss.g_hparams}
+    energy = loss.output == "energy"
+    tensors = {"e_fake" if energy else "d_fake": out_fake}
     if loss.g_takes_code:
-        kw["code_fake"] = code_fake
-    if loss.g_needs_real:  # relativistic pairing: G compares its fakes with real samples
-        kw["d_real"] = out_real
-    if loss.output == "energy":
-        return loss.g_loss(e_fake=out_fake, **kw)
-    return loss.g_loss(d_fake=out_fake, **kw)
+        if code_fake is None:
+            kw["code_fake"] = None
+        else:
+            tensors["code_fake"] = code_fake
+    if loss.g_needs_real:
+        tensors["e_real" if energy else "d_real"] = out_real
+    return per_member(loss.g_loss, ms.m, tensors, kw)
 
 
-def _draw_z(state: GANState, n: int) -> Tensor:
-    """``n`` latent codes ``(n, z_dim)`` from the run's stream, on its device."""
-    if state.device.type == "cpu":
-        return torch.randn(n, state.z_dim, generator=state.rng)
-    return torch.randn(n, state.z_dim, generator=state.rng, device=state.device)
+def _draw_z(state: GANState, n: int, rng: torch.Generator) -> Tensor:
+    """``n`` latent codes ``(n, z_dim)`` from the stream ``rng``, on its device."""
+    if rng.device.type == "cpu":
+        return torch.randn(n, state.z_dim, generator=rng)
+    return torch.randn(n, state.z_dim, generator=rng, device=rng.device)
+
+
+def members(states: Sequence[GANState], *, stack: bool | None = None) -> Members:
+    """The runs ``states`` (one loss) as one :class:`~losslab.train.members.Members`: stacked MLPs when they
+    can stack (default for M > 1), else each member's own networks.
+
+    Raises:
+        NotBatchable: the states train different losses, or differ in a setting that shapes the step.
+        ValueError: the states are at different generator updates.
+    """
+    if len({id(s.loss) for s in states}) != 1 or len({s.precision for s in states}) != 1:
+        raise NotBatchable("members must train one loss at one precision")
+    return Members(states, _parts, stack=stack)
+
+
+def stack_blocker(cfg: Config, dataset, loss_name: str) -> str | None:
+    """None when the vector networks of M runs of ``loss_name`` stack into ensembles, else why not:
+    an autoencoder critic, or a BatchNorm critic (statistics over the batch)."""
+    spec = get_gan_loss(loss_name)
+    if spec.critic != "discriminator":
+        return "autoencoder critic"
+    if hparams(spec, cfg).get("critic_norm", "none") == "batch":
+        return "BatchNorm critic (statistics over the batch)"
+    return None
 
 
 def step(state: GANState, data, batch_size: int, *, record: bool = False) -> dict[str, float]:
-    """One generator update preceded by ``n_critic`` critic updates.
-
-    No wasted work: D's weights take no gradient in the generator update (the
-    generator's gradients are the same: d g_loss / d theta_G does not depend
-    on whether autograd also accumulates d g_loss / d theta_D); the losses are
-    checked for NaN/inf once per generator update (one host synchronisation),
-    not after every critic step; diagnostics are computed only when ``record``.
-
-    Args:
-        state: the run's :class:`GANState` (modified in place).
-        data: a :class:`losslab.data.Dataset` (``sample(n, generator)``); moved
-            to ``state.device`` when that is not the CPU.
-        batch_size: samples per batch for both players.
-        record: compute the diagnostics (gradient norms, accuracies); off on
-            steps that are not logged, to save time.
+    """One generator update of one run: :func:`step_members` with M = 1 (the run's own networks).
 
     Returns:
-        Diagnostics of this step (empty unless ``record``): see
-        docs/ARCHITECTURE.md for the keys.
+        The diagnostics of :func:`step_members` (empty unless ``record``).
 
     Raises:
         Diverged: a loss became NaN/inf in this generator update; ``step`` is
             this update's number, ``d_updates`` counts the critic updates before
             the first non-finite loss (as if the run had stopped there).
     """
-    G, D, hp, loss = state.G, state.D, state.hp, state.loss
-    data = on_device(data, state.device)
-    step_no = state.g_updates + 1
-    d_updates0 = state.d_updates
+    ms = state.extra.get("members")
+    if ms is None or not ms.active[0] or ms.modules["G"].members[0] is not state.G \
+            or ms.modules["D"].members[0] is not state.D:
+        ms = state.extra["members"] = members([state], stack=False)
+    logs, diverged = step_members(ms, data, batch_size, record=record)
+    if diverged:
+        raise diverged[0]
+    return logs[0]
+
+
+def step_members(ms: Members, data, batch_size: int, *, record: bool = False
+                 ) -> tuple[list[dict[str, float]], dict[int, Diverged]]:
+    """One generator update preceded by ``n_critic`` critic updates, for every active member.
+
+    Algorithm 1 of the WGAN paper (Arjovsky et al. 2017, arXiv:1701.07875)
+    generalised over losses, each member on its own stream. No wasted work: D's
+    weights take no gradient in the generator update (the generator's
+    gradients are the same); the losses are checked for NaN/inf once per
+    generator update (one host sync), not after every critic step;
+    diagnostics are computed only when ``record``. Under
+    ``train.precision = "bf16"`` the networks' forward passes run in
+    bfloat16 autocast; losses, penalties and updates in float32.
+
+    Args:
+        ms: the members (:func:`members`); their states are modified in place.
+        data: a :class:`losslab.data.Dataset` (``sample(n, generator)``); moved
+            to the members' device when that is not the CPU.
+        batch_size: samples per batch for both players, per member.
+        record: compute the diagnostics (gradient norms, accuracies); off on
+            steps that are not logged, to save time.
+
+    Returns:
+        ``(logs, diverged)``: ``logs[k]`` member k's diagnostics (empty unless
+        ``record`` and it is active; keys in docs/ARCHITECTURE.md),
+        ``diverged`` the members whose loss became NaN/inf in this update, as
+        :class:`~losslab.train.common.Diverged` (``step`` this update's
+        number; the member's ``d_updates`` count the critic updates before its
+        first non-finite loss, as if its run had stopped there).
+    """
+    s0 = ms.states[0]
+    G, D, loss = ms.modules["G"], ms.modules["D"], s0.loss
+    data = on_device(data, ms.device)
+    step_no = s0.g_updates + 1
+    d_updates0 = [s.d_updates for s in ms.states]
+    n_critic = ms.shared("n_critic")
     G.train()
     D.train()
-    log: dict[str, float] = {}
-    totals: list[Tensor] = []  # every loss of this update, checked once at the end
+    logs: list[dict[str, float]] = [{} for _ in range(ms.m)]
+    totals: list[Tensor] = []  # every loss of this update, (M,) each, checked once at the end
+
+    def critic(x: Tensor) -> Tensor:
+        return _critic(ms, x)[0]
 
     # 1. Critic: n_critic updates (Arjovsky et al. 2017, Algorithm 1, lines 2-8).
-    for _ in range(hp["n_critic"]):
-        x = data.sample(batch_size, state.rng)
-        z = _draw_z(state, batch_size)
-        with autocast(state.device, state.precision):
+    for _ in range(n_critic):
+        x = ms.draw(lambda r: data.sample(batch_size, r))  # (M, N, *shape)
+        z = ms.draw(lambda r: _draw_z(s0, batch_size, r))  # (M, N, z_dim)
+        with autocast(ms.device, s0.precision):
             with torch.no_grad():
                 x_fake = G(z).float()
-            out_real, _ = critic_outputs(state, x)
-            out_fake, _ = critic_outputs(state, x_fake)
-        d_loss = _d_loss(state, out_real, out_fake)
-        penalty = None
-        if loss.penalty == "gp":  # Gulrajani et al. 2017, Eq. 3 / Algorithm 1, lines 6-7
-            penalty = gradient_penalty(D, x, x_fake, generator=state.rng)
-        elif loss.penalty == "dragan":  # Kodali et al. 2017, Sec. 4 and their reference code
-            penalty = dragan_penalty(D, x, generator=state.rng, c=hp["dragan_c"])
-        total = d_loss if penalty is None else d_loss + hp["gp_lambda"] * penalty
-        for p in loss.grad_penalties:  # Mescheder et al. 2018, Sec. 4.1: gamma/2 E||grad D||^2, R1 real, R2 fake
-            if hp[f"{p}_gamma"]:
-                on = x if ZERO_CENTRED[p] == "real" else x_fake
-                total = total + hp[f"{p}_gamma"] / 2 * squared_gradient_norm(lambda v: critic_outputs(state, v)[0], on)
+            out_real, _ = _critic(ms, x)  # (M, N)
+            out_fake, _ = _critic(ms, x_fake)
+        d_loss = _d_loss(ms, out_real, out_fake)  # (M,)
+        penalty: dict[str, Tensor] = {}
+        total = d_loss
+        for name in penalties_of(loss):
+            fn, weight = PENALTIES[name]
+            penalty[name] = fn(critic, x, x_fake, ms)
+            total = total + ms.hp(weight) * penalty[name]
         totals.append(total.detach())
-        state.opt_d.zero_grad(set_to_none=True)
-        total.backward()
-        state.opt_d.step()
+        ms.zero_grad("opt_d")
+        (total * ms.mask).sum().backward()  # summed: member k's gradient is its own
+        ms.step("opt_d")
         if loss.clip:  # Algorithm 1, line 7: w <- clip(w, -c, c)
-            clip_weights_(D, hp["clip"])
-        state.d_updates += 1
+            ms.clamp_("D", ms.hp("clip"))
+        for k, st in enumerate(ms.states):
+            st.d_updates += ms.active[k]
 
     if record:
-        d_norm, d_mean = grad_stats(D)
-        log.update(d_loss=float(d_loss.detach()), d_grad_norm=d_norm, d_grad_mean=d_mean)
-        if penalty is not None:
-            log["penalty"] = float(penalty.detach())
-        r, f = out_real.detach(), out_fake.detach()
-        log.update(d_real=float(r.mean()), d_fake=float(f.mean()), d_acc=critic_accuracy(loss.output, r, f))
-        if loss.output == "logit":
-            log.update(p_real=float(torch.sigmoid(r).mean()), p_fake=float(torch.sigmoid(f).mean()))
-        if loss.output == "critic":
-            log["w_estimate"] = float(r.mean() - f.mean())  # the critic's W1 estimate
-        if loss.output == "energy" and "margin" in hp:  # EBGAN: share of fakes the hinge ignores
-            log["above_margin"] = float((f >= hp["margin"]).float().mean())
-        if loss.clip:  # WGAN: share of critic weights at the bound +-c
-            w = torch.cat([p.detach().abs().flatten() for p in D.parameters()])
-            log["clip_share"] = float((w >= hp["clip"] * (1 - 1e-6)).float().mean())
+        _critic_logs(ms, logs, d_loss, penalty, out_real, out_fake)
 
     # 2. Generator: one update on fresh z (Algorithm 1, lines 9-11); D is a
     #    fixed function here, so its weights take no gradient.
-    z = _draw_z(state, batch_size)
-    out_real_g = None
-    if loss.g_needs_real:  # a fresh real batch, paired with the fakes (RpGAN); no gradient flows through it
-        x_real = data.sample(batch_size, state.rng)
-        with torch.no_grad(), autocast(state.device, state.precision):
-            out_real_g = critic_outputs(state, x_real)[0]
+    z = ms.draw(lambda r: _draw_z(s0, batch_size, r))
+    x_g = ms.draw(lambda r: data.sample(batch_size, r)) if loss.g_needs_real else None
     D.requires_grad_(False)
     try:
-        with autocast(state.device, state.precision):
+        with autocast(ms.device, s0.precision):
             x_fake = G(z).float()
-            out_fake, code_fake = critic_outputs(state, x_fake)
-        g_loss = _g_loss(state, out_fake, code_fake, out_real_g)
+            g_out_fake, code_fake = _critic(ms, x_fake)
+            g_out_real = None
+            if x_g is not None:  # relativistic losses: the critic on reals, a constant for G
+                with torch.no_grad():
+                    g_out_real = critic(x_g)
+        g_loss = _g_loss(ms, g_out_fake, code_fake, g_out_real)  # (M,)
         totals.append(g_loss.detach())
-        state.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+        ms.zero_grad("opt_g")
+        (g_loss * ms.mask).sum().backward()
     finally:
         D.requires_grad_(True)
-    bad = first_nonfinite(totals)
-    if bad is not None:
-        n_critic = len(totals) - 1
-        state.d_updates = d_updates0 + min(bad, n_critic)
-        raise Diverged(step_no, "critic loss" if bad < n_critic else "generator loss")
+    diverged: dict[int, Diverged] = {}
+    for k, bad in ms.check(totals).items():
+        ms.states[k].d_updates = d_updates0[k] + min(bad, n_critic)
+        diverged[k] = Diverged(step_no, "critic loss" if bad < n_critic else "generator loss")
+        logs[k] = {}
     if record:
-        g_norm, g_mean = grad_stats(G)
-        log.update(g_loss=float(g_loss.detach()), g_grad_norm=g_norm, g_grad_mean=g_mean)
-        if loss.g_takes_code and code_fake is not None:  # EBGAN-PT: pulling-away term of this batch's codes
-            log["pt"] = float(pulling_away_term(code_fake.detach()))
-    state.opt_g.step()
-    state.g_updates += 1
+        g_norm, g_mean = ms.grad_stats("G")
+        gl = g_loss.detach()
+        for k in _active(ms):
+            logs[k].update(g_loss=float(gl[k]), g_grad_norm=float(g_norm[k]), g_grad_mean=float(g_mean[k]))
+            if loss.g_takes_code and code_fake is not None:  # EBGAN-PT: pulling-away term of this batch's codes
+                logs[k]["pt"] = float(pulling_away_term(code_fake[k].detach()))
+    ms.step("opt_g")
+    for k in _active(ms):
+        ms.states[k].g_updates += 1
 
     # 3. BEGAN: k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z_G))), 0, 1)
     #    (Berthelot et al. 2017, Sec. 3.4), on this step's energies.
-    if state.began is not None:
-        e_real, e_fake = float(out_real.detach().mean()), float(out_fake.detach().mean())
-        state.began.update(e_real, e_fake)
-        if record:
-            log.update(k=state.began.k, m_global=state.began.convergence(e_real, e_fake))
-    return log
+    if s0.began is not None:
+        e_real = out_real.detach().mean(dim=1).tolist()
+        e_fake = g_out_fake.detach().mean(dim=1).tolist()
+        for k in _active(ms):
+            began = ms.states[k].began
+            began.update(e_real[k], e_fake[k])
+            if record:
+                logs[k].update(k=began.k, m_global=began.convergence(e_real[k], e_fake[k]))
+    return logs, diverged
+
+
+def _active(ms: Members) -> list[int]:
+    return [k for k in range(ms.m) if ms.active[k]]
+
+
+def _critic_logs(ms: Members, logs: list[dict[str, float]], d_loss: Tensor, penalty: dict[str, Tensor],
+                 out_real: Tensor, out_fake: Tensor) -> None:
+    """The critic's diagnostics of the last critic update, per member, into ``logs``."""
+    loss = ms.states[0].loss
+    d_norm, d_mean = ms.grad_stats("D")
+    dl, r, f = d_loss.detach(), out_real.detach(), out_fake.detach()
+    share = None
+    if loss.clip:  # WGAN: share of critic weights at the bound +-c
+        c = ms.hp("clip")
+        ws = ms.flat("D", grads=False)
+        c = ms.column(c, ws[0])
+        at = sum((w.abs() >= c * (1 - 1e-6)).sum(dim=1) for w in ws)
+        share = (at / sum(w.shape[1] for w in ws)).tolist()
+    margin = ms.hp("margin") if loss.output == "energy" and "margin" in ms.states[0].hp else None
+    for k in _active(ms):
+        log = logs[k]
+        log.update(d_loss=float(dl[k]), d_grad_norm=float(d_norm[k]), d_grad_mean=float(d_mean[k]))
+        for name, p in penalty.items():
+            log["penalty" if len(penalty) == 1 else f"penalty_{name}"] = float(p[k].detach())
+        rk, fk = r[k], f[k]
+        log.update(d_real=float(rk.mean()), d_fake=float(fk.mean()), d_acc=critic_accuracy(loss.output, rk, fk))
+        if loss.output == "logit":
+            log.update(p_real=float(torch.sigmoid(rk).mean()), p_fake=float(torch.sigmoid(fk).mean()))
+        if loss.output == "critic":
+            log["w_estimate"] = float(rk.mean() - fk.mean())  # the critic's W1 estimate
+        if margin is not None:  # EBGAN: share of fakes the hinge ignores
+            mk = float(margin[k]) if torch.is_tensor(margin) else margin
+            log["above_margin"] = float((fk >= mk).float().mean())
+        if share is not None:
+            log["clip_share"] = float(share[k])
 
 
 # ----------------------------------------------------------------------------- sampling, checkpoint
@@ -436,12 +551,13 @@ def snapshot(state: GANState, dataset, *, seed: int) -> dict[str, Any]:
         snap["critic"] = critic.reshape(shape).cpu().numpy()
         x = torch.from_numpy(snap["fake"]).to(state.device).requires_grad_(True)  # (N, d)
         out, code = critic_outputs(state, x)
-        out_real = None
-        if state.loss.g_needs_real:  # pair each point with a real one (the snapshot's, cycled)
-            real = torch.from_numpy(snap["real"]).float().to(state.device)
+        real = None
+        if state.loss.g_needs_real:  # the snapshot's reals, repeated to the fakes' number
+            xr = torch.from_numpy(snap["real"]).to(state.device)
             with torch.no_grad():
-                out_real = critic_outputs(state, real[torch.arange(len(x)) % len(real)])[0]
-        (grad,) = torch.autograd.grad(_g_loss(state, out, code, out_real), x)  # D's weights take no gradient
+                real = critic_outputs(state, xr[torch.arange(len(x)) % len(xr)])[0][None]
+        g = _g_loss(members([state], stack=False), out[None], None if code is None else code[None], real)
+        (grad,) = torch.autograd.grad(g.sum(), x)  # D's weights take no gradient
         snap["push"] = (-len(x) * grad).detach().cpu().numpy()
     finally:
         state.G.train(was_g)
