@@ -27,16 +27,16 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from losslab.config import Config, loss_hparams
-from losslab.losses import GANLoss, get_gan_loss
+from losslab.config import Config, loss_keys, loss_hparams
+from losslab.losses import GAN_LOSSES, GANLoss, get_gan_loss
 from losslab.losses.gan import reconstruction_energy
 from losslab.losses.penalties import (
     BEGANEquilibrium,
     dragan_penalty_members,
     gradient_penalty_members,
+    squared_gradient_norm_members,
     pulling_away_term,
 )
-from losslab.losses.families import FAMILY_SPECS
 from losslab.models import build_gan
 from losslab.models.ensemble import NotBatchable
 from losslab.train.common import (
@@ -54,7 +54,10 @@ from losslab.train.snapshot import draws_grid, grid_points, samples_snapshot
 
 NAME = "gan"
 
-KEYS: frozenset[str] = FAMILY_SPECS[NAME].keys
+KEYS: frozenset[str] = frozenset(
+    {"model.z_dim", "model.hidden", "model.layers", "model.code_dim", "train.n_eval"}
+    | set().union(*(loss_keys(loss.defaults) for loss in GAN_LOSSES.values()))
+)
 """The config keys this family reads besides the loop's (see :data:`losslab.train.loop.LOOP_KEYS`)."""
 
 evaluate = None  # measured on its samples (losslab.metrics), not by the family
@@ -211,6 +214,10 @@ PENALTIES: dict[str, tuple[Callable[..., Tensor], str]] = {
     # Kodali et al. 2017, Sec. 4 and their reference code
     "dragan": (lambda critic, x, x_fake, ms: dragan_penalty_members(critic, x, generators=ms.rngs,
                                                                       c=ms.hp("dragan_c")), "gp_lambda"),
+    # Mescheder et al. 2018, Sec. 4.1: gamma/2 E||grad D||^2 on the reals (R1) and on the fakes (R2);
+    # the function returns half the squared norm so that the weight is gamma itself
+    "r1": (lambda critic, x, x_fake, ms: 0.5 * squared_gradient_norm_members(critic, x), "r1_gamma"),
+    "r2": (lambda critic, x, x_fake, ms: 0.5 * squared_gradient_norm_members(critic, x_fake), "r2_gamma"),
 }
 """The critic penalties a :class:`~losslab.losses.GANLoss` can declare (``penalty``: a name or a tuple of
 names): ``name -> (fn, weight key)``. ``fn(critic, x_real, x_fake, members) -> (M,)`` is the unweighted
@@ -375,6 +382,8 @@ def step_members(ms: Members, data, batch_size: int, *, record: bool = False
         total = d_loss
         for name in penalties_of(loss):
             fn, weight = PENALTIES[name]
+            if not isinstance(ms.hp(weight), Tensor) and ms.hp(weight) == 0:  # off for every member (R1/R2 of ns)
+                continue
             penalty[name] = fn(critic, x, x_fake, ms)
             total = total + ms.hp(weight) * penalty[name]
         totals.append(total.detach())
