@@ -99,6 +99,10 @@ class LossConfig:
     clip: float | None = None
     gp_lambda: float | None = None
     dragan_c: float | None = None
+    r1_gamma: float | None = None
+    """Weight gamma of the R1 penalty gamma/2 E||grad D(x)||^2 on real samples (BCE-family GAN losses; 0: off)."""
+    r2_gamma: float | None = None
+    """Weight gamma of the R2 penalty on generated samples (BCE-family GAN losses; 0: off)."""
     margin: float | None = None
     pt_weight: float | None = None
     pt_variant: str | None = None
@@ -267,6 +271,8 @@ DOMAINS: dict[str, Domain] = {
     "loss.clip": POSITIVE,  # WGAN weight clipping to [-c, c]: c = 0 zeroes every critic weight
     "loss.gp_lambda": NONNEGATIVE,
     "loss.dragan_c": NONNEGATIVE,  # 0: the penalty at the data points themselves
+    "loss.r1_gamma": NONNEGATIVE,  # 0: no R1 penalty (Mescheder et al. 2018, Sec. 4.1)
+    "loss.r2_gamma": NONNEGATIVE,  # 0: no R2 penalty
     "loss.margin": NONNEGATIVE,
     "loss.pt_weight": NONNEGATIVE,
     "loss.pt_variant": _choice("paper", "global_l1"),

@@ -154,6 +154,23 @@ def _draw_margins(name: str) -> Figure:
     return fig
 
 
+def _draw_relativistic() -> Figure:
+    delta = np.linspace(-6.0, 6.0, 241)  # C(x) - C(G(z)) of one (real, fake) pair
+    zero = torch.zeros(1, dtype=torch.float64)
+    fig, (a, b) = _figure(2, "rpgan / r3gan: each pair's loss against the logit difference C(x) - C(G(z))")
+    for label, fn in (
+        ("D loss softplus(C(G) - C(x))", lambda s: gan.rpgan_d_loss(d_real=s, d_fake=zero)),
+        ("G loss softplus(C(x) - C(G))", lambda s: gan.rpgan_g_loss(d_real=s, d_fake=zero)),
+        ("ns G loss softplus(-C(G)) at C(x) = 0", lambda s: gan.ns_g_loss(d_fake=-s)),
+    ):
+        v, g = pointwise(fn, delta)
+        a.plot(delta, v, label=label)
+        b.plot(delta, g, label=label)
+    _label(a, "loss of one pair", "C(x) - C(G(z))  (the critic prefers the real one on the right)", "loss (nats)")
+    _label(b, "derivative w.r.t. the difference", "C(x) - C(G(z))", "dL / d(C(x) - C(G(z)))")
+    return fig
+
+
 def _draw_ebgan() -> Figure:
     m = 1.0
     e = np.linspace(0.0, 2.0, 201)
@@ -315,6 +332,12 @@ HINGE = LossFigure(
     "hinge",
     partial(_draw_margins, "hinge"),
     "Per-sample hinge terms: D stops pushing beyond the margins +-1; G's slope is a constant -1.",
+)
+RELATIVISTIC = LossFigure(
+    "relativistic",
+    _draw_relativistic,
+    "Relativistic pairing: D's and G's loss of one (real, fake) pair depend only on the difference of their "
+    "logits; G's slope tends to 1 (not 0) when the critic prefers the real sample, like ns's.",
 )
 EBGAN = LossFigure(
     "ebgan",
