@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from losslab.explain import EXPLANATIONS, explain_markdown, families
+from losslab.explain.texts import EXTRA_FIGURES
 from losslab.io import atomic_write_bytes
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     figures = {e.figure.key: e.figure for e in EXPLANATIONS.values()}  # several losses share a figure
+    figures.update({f.key: f for f in EXTRA_FIGURES})  # a page's own figures (the Dirac-GAN comparison)
     for figure in figures.values():
         print(f"wrote {figure.save(DOCS / 'img' / figure.file_name)}")
     return 0

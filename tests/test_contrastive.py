@@ -296,7 +296,7 @@ def test_registry_names_defaults_and_unknown_names():
     from losslab.losses.diffusion import DIFFUSION_LOSSES
 
     assert list(L.CONTRASTIVE_LOSSES) == ["pairwise-bce", "contrastive", "triplet", "nt-xent", "info-nce",
-                                          "supcon", "clip"]
+                                          "supcon", "clip", "siglip", "barlow-twins", "vicreg"]
     assert not set(L.CONTRASTIVE_LOSSES) & (set(GAN_LOSSES) | set(DIFFUSION_LOSSES))
     for name, loss in L.CONTRASTIVE_LOSSES.items():
         assert loss.name == name and loss.source and loss.summary
@@ -306,7 +306,8 @@ def test_registry_names_defaults_and_unknown_names():
     # Each loss declares its input scheme; only the label scheme uses labels, only CLIP's text.
     assert {n: loss.inputs for n, loss in L.CONTRASTIVE_LOSSES.items()} == {
         "pairwise-bce": "pairs", "contrastive": "pairs", "triplet": "triplet", "nt-xent": "views",
-        "info-nce": "views", "supcon": "labels", "clip": "text"}
+        "info-nce": "views", "supcon": "labels", "clip": "text", "siglip": "views", "barlow-twins": "views",
+        "vicreg": "views"}
     for name, loss in L.CONTRASTIVE_LOSSES.items():
         assert loss.inputs in L.INPUT_SCHEMES
         assert (loss.inputs == "labels") == loss.defaults["needs_labels"], name

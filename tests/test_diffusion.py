@@ -42,9 +42,13 @@ def _vectors(x: torch.Tensor, name: str = "vectors") -> Dataset:
 
 
 def test_registry_keys_and_fields():
-    assert list(DIFFUSION_LOSSES) == ["ddpm", "ddpm-x0", "ddpm-v"]
-    assert {k: v.objective for k, v in DIFFUSION_LOSSES.items()} == {"ddpm": "eps", "ddpm-x0": "x0", "ddpm-v": "v"}
+    assert list(DIFFUSION_LOSSES) == ["ddpm", "ddpm-x0", "ddpm-v", "flow-matching", "edm"]
+    assert {k: v.objective for k, v in DIFFUSION_LOSSES.items()} == {
+        "ddpm": "eps", "ddpm-x0": "x0", "ddpm-v": "v", "flow-matching": "flow", "edm": "edm"}
     for name, loss in DIFFUSION_LOSSES.items():
+        if loss.objective not in S.OBJECTIVES:  # the ODE-sampled objectives: tests/test_flow_edm.py
+            assert loss.defaults["sampler"] in S.ODE_SAMPLERS and loss.search_space
+            continue
         assert loss.name == name and "arXiv:" in loss.source and loss.summary
         d = loss.defaults
         assert d["optimizer"] == "adam" and d["lr"] > 0 and d["schedule"] in S.SCHEDULES
@@ -53,7 +57,7 @@ def test_registry_keys_and_fields():
         with pytest.raises(dataclasses.FrozenInstanceError):
             loss.name = "x"  # type: ignore[misc]
     assert get_diffusion_loss("ddpm-v") is DIFFUSION_LOSSES["ddpm-v"]
-    with pytest.raises(UserError, match="ddpm, ddpm-v, ddpm-x0"):
+    with pytest.raises(UserError, match="ddpm, ddpm-v, ddpm-x0, edm, flow-matching"):
         get_diffusion_loss("ddim")
 
 
@@ -165,7 +169,7 @@ def test_config_overrides_reach_the_run():
 
 
 @pytest.mark.parametrize(
-    "item", ["diffusion.schedule=quadratic", "diffusion.sampler=euler", "diffusion.T=1", "diffusion.eta=1.5",
+    "item", ["diffusion.schedule=quadratic", "diffusion.sampler=rk45", "diffusion.T=1", "diffusion.eta=1.5",
              "diffusion.lr=0", "diffusion.sample_steps=0", "diffusion.foo=1"]
 )
 def test_config_validation(item):

@@ -15,6 +15,7 @@ from scipy import stats
 from torch.testing import assert_close
 
 from losslab import explain as E
+from losslab.explain import dirac
 from losslab.explain import figures as explain_figures
 from losslab.errors import UserError
 from losslab.losses import REGISTRIES, gan
@@ -25,6 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 ARXIV = re.compile(r"arXiv:\d{4}\.\d{4,5}")
 YEAR = re.compile(r"\b(19|20)\d{2}\b")
 DIFFUSION_NAMES = {"ddpm", "ddpm-x0", "ddpm-v"}  # explained before the lead registers the family
+
+
+@pytest.fixture(autouse=True)
+def _short_dirac_trajectories(monkeypatch):
+    """A GAN loss's --plot adds a simulated Dirac-GAN trajectory; it is tested in test_dirac.py, keep it short here."""
+    monkeypatch.setattr(dirac, "STEPS", 30)
 
 
 def _all_registries() -> dict[str, dict]:
@@ -136,6 +143,8 @@ def test_each_explanation_names_its_figure_and_a_key_names_one_figure():
         assert _squeeze(e.figure.caption) in _squeeze(E.explain_text(name))  # the terminal text is wrapped
     # losses share figures (minimax, ns and dragan show one); one file per figure; no figure is left unshown
     assert E.EXPLANATIONS["minimax"].figure is E.EXPLANATIONS["ns"].figure is E.EXPLANATIONS["dragan"].figure
+    assert E.EXPLANATIONS["r1"].figure is E.EXPLANATIONS["ns"].figure
+    assert E.EXPLANATIONS["rpgan"].figure is E.EXPLANATIONS["r3gan"].figure
     assert E.EXPLANATIONS["lsgan"].figure is not E.EXPLANATIONS["hinge"].figure
     assert len(by_key) == len(_one_name_per_figure())
     defined = {f.key for f in vars(explain_figures).values() if isinstance(f, E.LossFigure)}

@@ -152,7 +152,7 @@ def test_loss_hparams_applies_no_key_the_loss_lacks():
 
 @pytest.mark.parametrize("family,loss", [("gan", "ebgan"), ("gan", "began"), ("gan", "wgan-gp"),
                                          ("contrastive", "info-nce"), ("contrastive", "triplet"),
-                                         ("contrastive", "supcon"), ("contrastive", "clip")])
+                                         ("contrastive", "supcon"), ("contrastive", "clip"), ("contrastive", "siglip")])
 def test_a_renamed_loss_trains_exactly_as_the_original(family, loss, ring8, digits, monkeypatch):
     """The step dispatches on the loss's declarations: a copy under another name is the same loss."""
     registry = REGISTRIES[family]

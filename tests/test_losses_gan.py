@@ -198,19 +198,22 @@ def test_began_losses_and_k_carries_no_gradient():
 
 EXPECTED = {
     # name: (output, critic, penalty, clip)
-    "minimax": ("logit", "discriminator", None, False),
-    "ns": ("logit", "discriminator", None, False),
+    "minimax": ("logit", "discriminator", ("r1", "r2"), False),
+    "ns": ("logit", "discriminator", ("r1", "r2"), False),
     "wgan": ("critic", "discriminator", None, True),
     "wgan-gp": ("critic", "discriminator", "gp", False),
     "lsgan": ("score", "discriminator", None, False),
     "hinge": ("logit", "discriminator", None, False),
-    "dragan": ("logit", "discriminator", "dragan", False),
+    "dragan": ("logit", "discriminator", ("dragan", "r1", "r2"), False),
+    "r1": ("logit", "discriminator", ("r1", "r2"), False),
+    "rpgan": ("logit", "discriminator", ("r1", "r2"), False),
+    "r3gan": ("logit", "discriminator", ("r1", "r2"), False),
     "ebgan": ("energy", "autoencoder", None, False),
     "began": ("energy", "autoencoder", None, False),
 }
 
 
-def test_registry_has_exactly_the_nine_losses_with_their_fields():
+def test_registry_has_exactly_the_twelve_losses_with_their_fields():
     assert GAN_LOSS_NAMES == tuple(EXPECTED)
     assert set(GAN_LOSSES) == set(EXPECTED)
     for name, (output, critic, penalty, clip) in EXPECTED.items():
@@ -246,7 +249,7 @@ def test_defaults_have_the_common_keys_and_paper_values():
         assert all(isinstance(b, float) for b in d["betas"])
         assert isinstance(d["n_critic"], int) and d["n_critic"] >= 1
         assert d["critic_norm"] in ("batch", "layer", "none")
-        if loss.penalty is not None:
+        if "gp_lambda" in d:  # wgan-gp, dragan: a per-sample penalty, lambda = 10
             assert d["critic_norm"] != "batch", name
             assert d["gp_lambda"] == 10.0
     wgan = GAN_LOSSES["wgan"].defaults
@@ -278,8 +281,71 @@ def test_every_registered_loss_runs_keyword_only_and_returns_a_scalar():
             g_val = loss.g_loss(e_fake=e_fake)
         else:
             d_val = loss.d_loss(d_real=d_real, d_fake=d_fake)
-            g_val = loss.g_loss(d_fake=d_fake)
+            g_val = loss.g_loss(d_fake=d_fake, **({"d_real": d_real} if loss.g_needs_real else {}))
             with pytest.raises(TypeError):
                 loss.d_loss(d_real, d_fake)
         assert d_val.shape == () and g_val.shape == ()
         assert np.isfinite(d_val.item()) and np.isfinite(g_val.item())
+
+
+# --------------------------------------------------------------------------- relativistic pairing, R1/R2 declarations
+
+
+def _softplus_np(t):
+    return np.logaddexp(0.0, t)
+
+
+def test_rpgan_losses_against_numpy_closed_forms():
+    r = np.array([1.0, -2.0, 0.5, 30.0])
+    f = np.array([0.0, 3.0, 0.5, -30.0])
+    d = gan.rpgan_d_loss(d_real=torch.tensor(r, dtype=torch.float64), d_fake=torch.tensor(f, dtype=torch.float64))
+    g = gan.rpgan_g_loss(d_real=torch.tensor(r, dtype=torch.float64), d_fake=torch.tensor(f, dtype=torch.float64))
+    assert_close(d, torch.tensor(_softplus_np(f - r).mean(), dtype=torch.float64))
+    assert_close(g, torch.tensor(_softplus_np(r - f).mean(), dtype=torch.float64))
+    # equal logits: log 2 for both players
+    z = torch.zeros(5, dtype=torch.float64)
+    assert_close(gan.rpgan_d_loss(d_real=z, d_fake=z), torch.tensor(math.log(2.0), dtype=torch.float64))
+    # (N, 1) outputs pair like (N,)
+    assert_close(gan.rpgan_d_loss(d_real=torch.tensor(r).reshape(-1, 1), d_fake=torch.tensor(f).reshape(-1, 1)),
+                 torch.tensor(_softplus_np(f - r).mean(), dtype=torch.float64))
+
+
+def test_rpgan_pairs_row_by_row_not_all_pairs():
+    r, f = torch.tensor([0.0, 10.0]), torch.tensor([10.0, 0.0])
+    # paired: (f0 - r0, f1 - r1) = (10, -10); all pairs would include f0 - r1 = 0
+    assert_close(gan.rpgan_d_loss(d_real=r, d_fake=f), (F.softplus(torch.tensor(10.0)) + F.softplus(torch.tensor(-10.0))) / 2)
+    with pytest.raises(ValueError, match="as many real as fake"):
+        gan.rpgan_d_loss(d_real=torch.zeros(3), d_fake=torch.zeros(4))
+    with pytest.raises(ValueError, match="as many real as fake"):
+        gan.rpgan_g_loss(d_real=torch.zeros(3), d_fake=torch.zeros(2))
+
+
+def test_rpgan_generator_gradient_does_not_saturate():
+    r = torch.tensor([0.0, 0.0, 0.0], dtype=torch.float64)
+    f = torch.tensor([-40.0, 0.0, 5.0], dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(gan.rpgan_g_loss(d_fake=f, d_real=r) * 3, f)
+    assert_close(g, -torch.sigmoid(r - f.detach()))
+    assert_close(g[0], torch.tensor(-1.0, dtype=torch.float64), rtol=1e-15, atol=0)
+
+
+def test_relativistic_losses_declare_real_logits_and_zero_centred_penalties():
+    needs_real = {n for n, loss in GAN_LOSSES.items() if loss.g_needs_real}
+    assert needs_real == {"rpgan", "r3gan"}
+    bce = {n for n, loss in GAN_LOSSES.items() if loss.grad_penalties}
+    assert bce == {"minimax", "ns", "dragan", "r1", "rpgan", "r3gan"}
+    for name in bce:
+        d = GAN_LOSSES[name].defaults
+        assert GAN_LOSSES[name].grad_penalties == ("r1", "r2")
+        if d["r1_gamma"] or d["r2_gamma"]:  # on by default: a per-sample penalty, no batch norm
+            assert d["critic_norm"] != "batch", name
+    off = {n: (GAN_LOSSES[n].defaults["r1_gamma"], GAN_LOSSES[n].defaults["r2_gamma"]) for n in bce}
+    assert off == {"minimax": (0.0, 0.0), "ns": (0.0, 0.0), "dragan": (0.0, 0.0), "rpgan": (0.0, 0.0),
+                   "r1": (10.0, 0.0), "r3gan": (0.05, 0.05)}
+    r1, r3 = GAN_LOSSES["r1"].defaults, GAN_LOSSES["r3gan"].defaults
+    assert (r1["optimizer"], r1["lr_g"], r1["lr_d"], r1["n_critic"]) == ("rmsprop", 1e-4, 1e-4, 1)
+    assert (r3["optimizer"], r3["lr_g"], r3["betas"], r3["critic_norm"]) == ("adam", 2e-4, (0.0, 0.9), "none")
+    assert GAN_LOSSES["r3gan"].d_loss is gan.rpgan_d_loss and GAN_LOSSES["r1"].g_loss is gan.ns_g_loss
+    assert {"r1_gamma", "r2_gamma"} <= set(GAN_LOSSES["r3gan"].search_space)
+    assert GAN_LOSSES["r1"].search_space["r1_gamma"] == ("log", 0.01, 100.0)
+    with pytest.raises(ValueError, match="r1_gamma"):
+        dataclasses.replace(GAN_LOSSES["wgan"], name="x", penalty=("r1",))

@@ -12,6 +12,9 @@ from torch.testing import assert_close
 
 from losslab.errors import UserError
 from losslab.losses.penalties import (
+    r1_penalty,
+    r2_penalty,
+    squared_gradient_norm,
     BEGANEquilibrium,
     clip_weights_,
     dragan_penalty,
@@ -325,3 +328,65 @@ def test_began_rejects_bad_settings_and_non_finite_energies():
     with pytest.raises(FloatingPointError):
         eq.update(float("nan"), 0.1)
     assert eq.k == 0.3
+
+
+# --------------------------------------------------------------------------- R1 / R2 (zero-centred)
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (5, 2, 4, 4)])
+def test_zero_centred_penalty_of_linear_critic_is_the_squared_weight_norm(shape):
+    torch.manual_seed(0)
+    w = torch.randn(shape[1:])
+    x = torch.randn(shape)
+    critic = lambda v: (v * w).flatten(1).sum(1)  # noqa: E731  D(x) = <w, x>, gradient w everywhere
+    assert_close(r1_penalty(critic, x), w.pow(2).sum())
+    assert_close(r2_penalty(critic, x + 5.0), w.pow(2).sum())
+
+
+def test_zero_centred_penalty_is_per_sample_against_a_loop():
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
+    x = torch.randn(6, 3)
+    per = []
+    for xi in x:
+        xi = xi.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(net(xi[None]).sum(), xi)
+        per.append(g.pow(2).sum())
+    assert_close(squared_gradient_norm(net, x), torch.stack(per).mean())
+    # a quadratic critic D(x) = ||x||^2 / 2 has gradient x: the penalty is mean ||x||^2
+    assert_close(squared_gradient_norm(lambda v: 0.5 * v.pow(2).sum(1), x), x.pow(2).sum(1).mean())
+
+
+def test_zero_centred_penalty_reaches_the_critic_not_the_generator():
+    lin = nn.Linear(2, 1)
+    fake = torch.randn(4, 2, requires_grad=True)  # as if from G
+    pen = r2_penalty(lin, fake)
+    pen.backward()
+    assert fake.grad is None  # detached inside: no gradient to the generator
+    assert_close(lin.weight.grad, 2 * lin.weight.detach())  # d ||w||^2 / dw = 2 w
+    with pytest.raises(ValueError, match="one value per sample"):
+        squared_gradient_norm(lambda v: v, torch.randn(4, 2))
+
+
+def test_loss_r1_gamma_is_accepted_where_a_compared_loss_reads_it(tmp_path, capsys):
+    from losslab import cli
+
+    out = tmp_path / "runs"
+    argv = ["train", "--data", "ring8", "--steps", "2", "--set", "train.n_eval=100", "--set", "train.curve_points=0",
+            "--out", str(out)]
+    assert cli.main([*argv, "--loss", "ns", "--set", "loss.r1_gamma=2.5"]) in (0, None)
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    import json
+
+    assert json.loads((run / "config.json").read_text())["loss"]["r1_gamma"] == 2.5
+    capsys.readouterr()
+    refused = tmp_path / "refused"
+    with pytest.raises(SystemExit) as info:
+        cli.main([*argv[:-1], str(refused), "--loss", "wgan", "--set", "loss.r1_gamma=2.5"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "loss.r1_gamma: no compared loss takes the R1 penalty" in err and len(err.strip().splitlines()) == 1
+    assert not refused.exists()
+    with pytest.raises(SystemExit) as info:
+        cli.main([*argv[:-1], str(refused), "--loss", "r3gan", "--set", "loss.r2_gamma=-1"])
+    assert info.value.code == 2 and not refused.exists()

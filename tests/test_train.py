@@ -418,3 +418,83 @@ def test_divergence_checked_once_per_update_reports_the_solo_step_and_critic_upd
     assert res["status"] == "diverged" and res["diverged_at"] == 2
     assert res["d_updates"] == 7 and res["g_updates"] == 1
     assert "critic loss is not finite at generator update 2" in res["error"]
+
+
+# ----------------------------------------------------------------------------- R1 / R2 and relativistic pairing
+
+
+def _zc(rec: _Rec, params, x) -> torch.Tensor:
+    """mean_i ||grad_x D(x_i)||^2 with the given critic parameters (an independent R1/R2)."""
+    x = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(rec.d(params, x).sum(), x, create_graph=True)
+    return g.pow(2).sum(1).mean()
+
+
+def check_zero_centred_penalties(rec: _Rec, r1: float, r2: float) -> None:
+    """r3gan: the critic's gradient is that of rpgan_d_loss + r1/2 R1(x) + r2/2 R2(G(z))."""
+    from losslab.losses import gan as gan_losses
+
+    rec.step()
+    fakes = [out for _, grad, out in rec.state.G.calls if not grad]
+    assert len(rec.d_steps) == len(fakes) == 1
+    x, x_fake = rec.data.batches[0], fakes[0]
+    params = {n: p.requires_grad_(True) for n, p in rec.d_steps[0]["params"].items()}
+    loss = (gan_losses.rpgan_d_loss(d_real=rec.d(params, x), d_fake=rec.d(params, x_fake))
+            + r1 / 2 * _zc(rec, params, x) + r2 / 2 * _zc(rec, params, x_fake))
+    expected = torch.autograd.grad(loss, list(params.values()))
+    for g, e in zip(rec.d_steps[0]["grads"], expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-7)
+
+
+def test_r1_and_r2_enter_the_critic_gradient_with_gamma_over_two(ring8):
+    rec = _Rec(_state(ring8, "r3gan", "loss.r1_gamma=0.7", "loss.r2_gamma=0.3"), ring8)
+    check_zero_centred_penalties(rec, 0.7, 0.3)
+    with pytest.raises(AssertionError):  # the check sees the penalties: without them it fails
+        check_zero_centred_penalties(_Rec(_state(ring8, "r3gan", "loss.r1_gamma=0.7", "loss.r2_gamma=0.3"), ring8),
+                                     0.0, 0.0)
+
+
+def test_ns_takes_r1_through_loss_r1_gamma(ring8):
+    cfg = tiny_cfg(4, "loss.r1_gamma=2.5", "loss.critic_norm=none")
+    assert gan.init_state(cfg, ring8, "ns", seed=1).hp["r1_gamma"] == 2.5
+    assert gan.init_state(tiny_cfg(4), ring8, "ns", seed=1).hp["r1_gamma"] == 0.0
+
+
+def test_relativistic_generator_pairs_its_fakes_with_a_fresh_real_batch(ring8):
+    from losslab.losses import gan as gan_losses
+
+    rec = _Rec(_state(ring8, "r3gan"), ring8)
+    g_inner = rec.state.G.net
+    g_grads = []
+    orig = rec.state.opt_g.step
+
+    def g_step(*a, **k):
+        g_grads.append([p.grad.clone() for p in g_inner.parameters()])
+        return orig(*a, **k)
+
+    rec.state.opt_g.step = g_step
+    rec.step()
+    assert len(rec.data.batches) == 2  # the critic's real batch, then the generator's own
+    x_g = rec.data.batches[1]
+    assert not torch.equal(x_g, rec.data.batches[0])
+    (z,) = [z for z, grad, _ in rec.state.G.calls if grad]
+    d_params = dict(zip([n for n, _ in rec.inner_d.named_parameters()], rec.d_before_g))
+    g_params = {n: p.clone().requires_grad_(True)
+                for (n, _), p in zip(g_inner.named_parameters(), rec.g_before_g, strict=True)}
+    fake = functional_call(g_inner, g_params, (z,))
+    loss = gan_losses.rpgan_g_loss(d_fake=rec.d(d_params, fake), d_real=rec.d(d_params, x_g))
+    expected = torch.autograd.grad(loss, list(g_params.values()))
+    for g, e in zip(g_grads[0], expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-7)
+    # the critic's batch would give another gradient: the check can tell them apart
+    wrong = torch.autograd.grad(gan_losses.rpgan_g_loss(d_fake=rec.d(d_params, functional_call(g_inner, g_params, (z,))),
+                                                        d_real=rec.d(d_params, rec.data.batches[0])),
+                                list(g_params.values()))
+    assert any(not torch.allclose(g, w, rtol=1e-5, atol=1e-7) for g, w in zip(g_grads[0], wrong))
+
+
+def test_new_losses_batch_over_members_like_the_others(ring8):
+    from losslab.train.batched import batchable
+
+    for loss in ("r1", "rpgan", "r3gan"):  # the member step takes R1/R2 and the paired real batch
+        assert batchable(tiny_cfg(4), ring8, loss, "gan") is None

@@ -30,6 +30,7 @@ from losslab.backends import default_workers
 from losslab.data import Dataset, load_dataset
 from losslab.errors import UserError, unknown_choice
 from losslab.losses import REGISTRIES, family_of
+from losslab.losses.penalties import ZERO_CENTRED
 from losslab.memory import check_eval_n
 from losslab.train import check_overrides as check_family_keys
 from losslab.train.common import resolve_device
@@ -142,7 +143,30 @@ def check_overrides(cfg: C.Config, losses: list[str], *, sets: list[str] | None 
         UserError: one line naming the key and the families that would read it.
     """
     ov = overrides or C.Overrides.parse(config_file=config_file, sets=sets)
-    check_family_keys(cfg, [family_of(n) for n in losses], ov.sources())
+    explicit = ov.sources()
+    check_family_keys(cfg, [family_of(n) for n in losses], explicit)
+    check_penalty_keys(losses, explicit)
+
+
+def check_penalty_keys(losses: list[str], explicit: Mapping[str, str]) -> None:
+    """A zero-centred penalty's weight (``loss.r1_gamma``, ``loss.r2_gamma``) needs a compared loss that declares it.
+
+    The family check lets any key some GAN loss reads through; these weights are declared per loss
+    (``GANLoss.grad_penalties``), so ``--losses wgan --set loss.r1_gamma=1`` is refused rather than ignored.
+
+    Raises:
+        UserError: one line naming the key and the losses that take it.
+    """
+    gan = REGISTRIES["gan"]
+    for key in sorted(explicit):
+        penalty = key.removeprefix("loss.").removesuffix("_gamma")
+        if not key.startswith("loss.") or not key.endswith("_gamma") or penalty not in ZERO_CENTRED:
+            continue
+        if any(penalty in gan[n].grad_penalties for n in losses if n in gan):
+            continue
+        takers = [n for n, spec in gan.items() if penalty in spec.grad_penalties]
+        raise UserError(f"{explicit[key]} {key}: no compared loss takes the {penalty.upper()} penalty "
+                        f"({', '.join(losses)}; it applies to: {', '.join(takers)})")
 
 
 def prepare(data: str | None = None, *, losses: str | Iterable[str] = "all", family: str | None = None,

@@ -100,6 +100,10 @@ class LossConfig:
     clip: float | None = None
     gp_lambda: float | None = None
     dragan_c: float | None = None
+    r1_gamma: float | None = None
+    """Weight gamma of the R1 penalty gamma/2 E||grad D(x)||^2 on real samples (BCE-family GAN losses; 0: off)."""
+    r2_gamma: float | None = None
+    """Weight gamma of the R2 penalty on generated samples (BCE-family GAN losses; 0: off)."""
     margin: float | None = None
     pt_weight: float | None = None
     pt_variant: str | None = None
@@ -115,7 +119,7 @@ class LossConfig:
 
 @dataclass
 class DiffusionConfig:
-    """Overrides of the diffusion losses' defaults (``ddpm``, ``ddpm-x0``, ``ddpm-v``);
+    """Overrides of the diffusion losses' defaults (``ddpm``, ``ddpm-x0``, ``ddpm-v``, ``flow-matching``, ``edm``);
     ``None`` keeps each loss's default (see :mod:`losslab.losses.diffusion`)."""
 
     schedule: str | None = None
@@ -123,9 +127,11 @@ class DiffusionConfig:
     T: int | None = None
     """Number of diffusion steps of the forward process."""
     sampler: str | None = None
-    """Sampler for evaluation: "ddim" (Song et al. 2021) or "ddpm" (ancestral, Ho et al. Algorithm 2)."""
+    """Sampler for evaluation: "ddim" (Song et al. 2021) or "ddpm" (ancestral, Ho et al. Algorithm 2) for the
+    DDPM losses; "euler" or "heun" (ODE solvers, Karras et al. 2022 Algorithm 1) for flow-matching and edm."""
     sample_steps: int | None = None
-    """Network evaluations per generated sample (1..T)."""
+    """Network evaluations per generated sample, the NFE every diffusion loss shares (DDPM losses: 1..T;
+    Heun takes the largest 2N - 1 (edm) or 2N (flow-matching) <= sample_steps)."""
     eta: float | None = None
     """DDIM stochasticity in [0, 1] (0: deterministic)."""
     lr: float | None = None
@@ -266,6 +272,8 @@ DOMAINS: dict[str, Domain] = {
     "loss.clip": POSITIVE,  # WGAN weight clipping to [-c, c]: c = 0 zeroes every critic weight
     "loss.gp_lambda": NONNEGATIVE,
     "loss.dragan_c": NONNEGATIVE,  # 0: the penalty at the data points themselves
+    "loss.r1_gamma": NONNEGATIVE,  # 0: no R1 penalty (Mescheder et al. 2018, Sec. 4.1)
+    "loss.r2_gamma": NONNEGATIVE,  # 0: no R2 penalty
     "loss.margin": NONNEGATIVE,
     "loss.pt_weight": NONNEGATIVE,
     "loss.pt_variant": _choice("paper", "global_l1"),
@@ -277,7 +285,7 @@ DOMAINS: dict[str, Domain] = {
     # [diffusion]
     "diffusion.schedule": _choice("linear", "cosine"),
     "diffusion.T": _num("int", 2),
-    "diffusion.sampler": _choice("ddim", "ddpm"),
+    "diffusion.sampler": _choice("ddim", "ddpm", "euler", "heun"),  # each objective takes its own (init_state)
     "diffusion.sample_steps": COUNT,  # and <= diffusion.T (checked in validate)
     "diffusion.eta": _num("float", 0.0, 1.0),
     "diffusion.lr": POSITIVE,

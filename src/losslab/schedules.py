@@ -23,6 +23,10 @@ The network's output is one of three parametrisations (``objective``):
 velocity ``v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0`` (Salimans & Ho
 2022, arXiv:2202.00512, Sec. 4 and Appendix D). :func:`predict_eps_x0` turns any
 of them into the pair (eps_hat, x0_hat) that the samplers use.
+
+The continuous-time objectives (flow matching, EDM; :mod:`losslab.losses.diffusion`)
+are sampled by ODE solvers: :func:`ode_sample` (Euler or Heun) on the grids
+:func:`flow_times` and :func:`edm_sigmas`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from losslab.errors import UserError, unknown_choice
 
 __all__ = [
     "OBJECTIVES",
+    "ODE_SAMPLERS",
     "SAMPLERS",
     "SCHEDULES",
     "Schedule",
@@ -46,8 +51,13 @@ __all__ = [
     "ddim_sample",
     "ddim_timesteps",
     "ddpm_sample",
+    "edm_sigmas",
+    "flow_times",
     "get_schedule",
     "linear_betas",
+    "ode_nfe",
+    "ode_sample",
+    "ode_steps",
     "posterior_mean_variance",
     "predict_eps_x0",
     "q_sample",
@@ -543,4 +553,160 @@ def ddim_sample(
             xs.append(x)
     if trajectory:
         return x, torch.tensor(ts), torch.stack(xs)
+    return x
+
+
+# ----------------------------------------------------------------- ODE samplers (flow matching, EDM)
+
+ODE_SAMPLERS = ("euler", "heun")
+"""Samplers of the continuous-time objectives (flow matching, EDM): ODE solvers."""
+
+VelocityFn = Callable[[Tensor, float], Tensor]
+
+
+def ode_steps(nfe: int, method: str, *, correct_last: bool = False) -> int:
+    """Solver steps N that fit a budget of ``nfe`` network evaluations per sample.
+
+    Euler: ``N = nfe`` (one evaluation per step). Heun without a correction on
+    the last step (EDM): ``N = (nfe + 1) // 2``, costing ``2 N - 1``
+    evaluations; with it (``correct_last``, flow matching): ``N = nfe // 2``,
+    costing ``2 N`` (:func:`ode_nfe`). Heun uses ``nfe`` or ``nfe - 1``.
+
+    Raises
+    ------
+    UserError
+        ``nfe`` not a positive integer, or too small for one step; unknown ``method``.
+    """
+    if method not in ODE_SAMPLERS:
+        raise unknown_choice("sampler", method, ODE_SAMPLERS)
+    if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:
+        raise UserError(f"sample_steps must be a positive integer, got {nfe!r}")
+    if method == "euler":
+        return nfe
+    if correct_last and nfe < 2:
+        raise UserError("sample_steps must be >= 2 for Heun's method (two network evaluations per step)")
+    return nfe // 2 if correct_last else (nfe + 1) // 2
+
+
+def ode_nfe(steps: int, method: str, *, correct_last: bool = False) -> int:
+    """Network evaluations per sample of ``steps`` solver steps: Euler ``N``; Heun ``2 N``, or
+    ``2 N - 1`` when the last step, which ends at t = 0, takes no second-order correction
+    (Karras et al. 2022, arXiv:2206.00364, Algorithm 1, line 6; ``correct_last=False``)."""
+    if method not in ODE_SAMPLERS:
+        raise unknown_choice("sampler", method, ODE_SAMPLERS)
+    if method == "euler":
+        return steps
+    return 2 * steps if correct_last else 2 * steps - 1
+
+
+def edm_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> Tensor:
+    """The noise levels of EDM's sampler (Karras et al. 2022, arXiv:2206.00364, Eq. 5).
+
+    ``sigma_i = (sigma_max^(1/rho) + i / (N - 1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho``
+    for ``i = 0..N-1``, then ``sigma_N = 0``. ``N = 1`` gives ``[sigma_max, 0]``.
+
+    Parameters
+    ----------
+    steps : int
+        N >= 1.
+    sigma_min, sigma_max : float
+        0 < sigma_min <= sigma_max (the paper: 0.002 and 80).
+    rho : float
+        > 0 (the paper: 7).
+
+    Returns
+    -------
+    (N + 1,) float64 tensor, decreasing, ending in 0.
+
+    Raises
+    ------
+    UserError
+        Values out of range.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise UserError(f"EDM sampler steps must be a positive integer, got {steps!r}")
+    if not (0.0 < sigma_min <= sigma_max and rho > 0.0):
+        raise UserError(f"EDM needs 0 < sigma_min <= sigma_max and rho > 0, got {sigma_min}, {sigma_max}, {rho}")
+    i = torch.arange(steps, dtype=torch.float64)
+    frac = i / max(steps - 1, 1)
+    s = (sigma_max ** (1.0 / rho) + frac * (sigma_min ** (1.0 / rho) - sigma_max ** (1.0 / rho))) ** rho
+    return torch.cat([s, s.new_zeros(1)])
+
+
+def flow_times(steps: int) -> Tensor:
+    """``steps + 1`` evenly spaced times from 1 (noise) to 0 (data), float64 (the Euler grid of
+    flow matching, Lipman et al. 2023, arXiv:2210.02747, Sec. 6, with losslab's t -> 1 - t).
+
+    Raises
+    ------
+    UserError
+        ``steps`` not a positive integer.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise UserError(f"flow-matching sampler steps must be a positive integer, got {steps!r}")
+    return torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+
+
+@torch.no_grad()
+def ode_sample(
+    velocity: VelocityFn,
+    times: Tensor,
+    x: Tensor,
+    *,
+    method: str = "heun",
+    correct_last: bool = False,
+    trajectory: bool = False,
+) -> Tensor | tuple[Tensor, Tensor, Tensor]:
+    """Integrate ``dx/dt = velocity(x, t)`` from ``times[0]`` to ``times[-1]``.
+
+    Euler: ``x_{i+1} = x_i + (t_{i+1} - t_i) d_i`` with ``d_i = velocity(x_i, t_i)``.
+    Heun (Karras et al. 2022, arXiv:2206.00364, Algorithm 1 with S_churn = 0,
+    i.e. deterministic): the Euler step, then, unless ``t_{i+1} = 0`` and not
+    ``correct_last``,
+    ``x_{i+1} = x_i + (t_{i+1} - t_i) (d_i + velocity(x_{i+1}, t_{i+1})) / 2``.
+    EDM's field ``(x - D) / sigma`` is undefined at sigma = 0, hence its
+    Euler last step; flow matching's velocity is defined at t = 0, and a last
+    Euler step would cost it the second order (``correct_last=True``). With
+    N = ``len(times) - 1`` steps that is N (Euler), ``2 N - 1`` or ``2 N``
+    (Heun) network evaluations (:func:`ode_nfe`).
+
+    Parameters
+    ----------
+    velocity : callable
+        ``velocity(x (N, ...), t: float) -> (N, ...)``, the ODE's right-hand side.
+    times : (N + 1,) float64 tensor
+        The time grid, in the direction of integration.
+    x : (N, ...) tensor
+        The state at ``times[0]`` (not modified).
+    method : {"euler", "heun"}
+    correct_last : bool
+        Heun: correct the step that ends at t = 0 as well.
+    trajectory : bool
+        Also return the states.
+
+    Returns
+    -------
+    x : (N, ...) tensor
+        The state at ``times[-1]``; with ``trajectory``, ``(x, times, xs)`` with
+        ``xs`` (len(times), N, ...) the states at every grid time.
+
+    Raises
+    ------
+    UserError
+        Unknown ``method``.
+    """
+    if method not in ODE_SAMPLERS:
+        raise unknown_choice("sampler", method, ODE_SAMPLERS)
+    ts = [float(t) for t in times]
+    xs = [x]
+    for t_cur, t_next in zip(ts[:-1], ts[1:]):
+        d = velocity(x, t_cur)
+        x_next = x + (t_next - t_cur) * d
+        if method == "heun" and (t_next != 0.0 or correct_last):  # Algorithm 1, lines 6-8
+            x_next = x + (t_next - t_cur) * 0.5 * (d + velocity(x_next, t_next))
+        x = x_next
+        if trajectory:
+            xs.append(x)
+    if trajectory:
+        return x, times.clone(), torch.stack(xs)
     return x

@@ -303,31 +303,42 @@ def cosine_alpha_bar(T: int = 1000, s: float = 0.008) -> np.ndarray:
     return np.cumprod(1.0 - betas)
 
 
-def diffusion_weight_curves(log_snr: np.ndarray) -> dict[str, np.ndarray]:
+def diffusion_weight_curves(log_snr: np.ndarray, sigma_data: float = 0.5) -> dict[str, np.ndarray]:
     """The weight each diffusion loss puts on the squared ``x0`` error, against ``log SNR``.
 
     For a fixed ``x_t``: ``||eps - eps_hat||^2 = SNR ||x0 - x0_hat||^2`` and
-    ``||v - v_hat||^2 = (1 + SNR) ||x0 - x0_hat||^2``, so the three losses are
-    one ``x0`` regression weighted by ``SNR`` (ddpm), ``1`` (ddpm-x0) and
-    ``1 + SNR`` (ddpm-v).
+    ``||v - v_hat||^2 = (1 + SNR) ||x0 - x0_hat||^2``, so the three DDPM losses
+    are one ``x0`` regression weighted by ``SNR`` (ddpm), ``1`` (ddpm-x0) and
+    ``1 + SNR`` (ddpm-v). Flow matching, ``x_t = (1 - t) x0 + t eps``, has
+    ``SNR = ((1 - t) / t)^2`` and ``x0_hat = x_t - t v_hat``, so
+    ``||v - v_hat||^2 = ||x0 - x0_hat||^2 / t^2``: weight
+    ``(1 + sqrt(SNR))^2``. EDM, ``x = x0 + sigma n``, has ``SNR = 1 / sigma^2``
+    and weights the denoiser's error by ``lambda(sigma) = 1 / sigma_data^2 + 1 / sigma^2``:
+    weight ``1 / sigma_data^2 + SNR`` (``1 + SNR``, ddpm-v's, at sigma_data = 1).
+    These are weights per noisy sample; how often each noise level is drawn
+    (uniform t, log-normal sigma) multiplies them in the expected loss.
 
     Parameters
     ----------
     log_snr : (n,) array
-        Natural log of ``SNR = alpha_bar / (1 - alpha_bar)``.
+        Natural log of the signal-to-noise ratio (DDPM: ``alpha_bar / (1 - alpha_bar)``).
+    sigma_data : float
+        EDM's sigma_data (0.5: Karras et al.'s images).
 
     Returns
     -------
     dict of (n,) arrays
-        ``log_snr``, ``ddpm``, ``ddpm-x0``, ``ddpm-v``.
+        ``log_snr``, ``ddpm``, ``ddpm-x0``, ``ddpm-v``, ``flow-matching``, ``edm``.
 
     References
     ----------
-    Salimans & Ho 2022, arXiv:2202.00512, Sec. 4; Ho et al. 2020, arXiv:2006.11239, Eq. 14.
+    Salimans & Ho 2022, arXiv:2202.00512, Sec. 4; Ho et al. 2020, arXiv:2006.11239, Eq. 14;
+    Lipman et al. 2023, arXiv:2210.02747; Karras et al. 2022, arXiv:2206.00364, Table 1.
     """
     ls = np.asarray(log_snr, dtype=np.float64)
     snr = np.exp(ls)
-    return {"log_snr": ls, "ddpm": snr, "ddpm-x0": np.ones_like(snr), "ddpm-v": 1.0 + snr}
+    return {"log_snr": ls, "ddpm": snr, "ddpm-x0": np.ones_like(snr), "ddpm-v": 1.0 + snr,
+            "flow-matching": (1.0 + np.exp(0.5 * ls)) ** 2, "edm": 1.0 / sigma_data**2 + snr}
 
 
 def softmax_contrastive_curves(

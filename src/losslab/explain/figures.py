@@ -154,6 +154,23 @@ def _draw_margins(name: str) -> Figure:
     return fig
 
 
+def _draw_relativistic() -> Figure:
+    delta = np.linspace(-6.0, 6.0, 241)  # C(x) - C(G(z)) of one (real, fake) pair
+    zero = torch.zeros(1, dtype=torch.float64)
+    fig, (a, b) = _figure(2, "rpgan / r3gan: each pair's loss against the logit difference C(x) - C(G(z))")
+    for label, fn in (
+        ("D loss softplus(C(G) - C(x))", lambda s: gan.rpgan_d_loss(d_real=s, d_fake=zero)),
+        ("G loss softplus(C(x) - C(G))", lambda s: gan.rpgan_g_loss(d_real=s, d_fake=zero)),
+        ("ns G loss softplus(-C(G)) at C(x) = 0", lambda s: gan.ns_g_loss(d_fake=-s)),
+    ):
+        v, g = pointwise(fn, delta)
+        a.plot(delta, v, label=label)
+        b.plot(delta, g, label=label)
+    _label(a, "loss of one pair", "C(x) - C(G(z))  (the critic prefers the real one on the right)", "loss (nats)")
+    _label(b, "derivative w.r.t. the difference", "C(x) - C(G(z))", "dL / d(C(x) - C(G(z)))")
+    return fig
+
+
 def _draw_ebgan() -> Figure:
     m = 1.0
     e = np.linspace(0.0, 2.0, 201)
@@ -241,14 +258,17 @@ def _draw_focal() -> Figure:
 
 
 def _draw_diffusion() -> Figure:
-    fig, (a, b) = _figure(2, "Diffusion: eps, x0 and v prediction are one x0 regression, weighted")
+    fig, (a, b) = _figure(2, "Diffusion: eps, x0, v, flow matching and EDM are one x0 regression, weighted")
     t = np.arange(1, 1001)
     for label, ab in (("linear (ddpm, ddpm-x0)", linear_alpha_bar()), ("cosine (ddpm-v)", cosine_alpha_bar())):
         a.plot(t, np.log(ab) - np.log1p(-ab), label=label)
     _label(a, "schedules", "timestep t", "log SNR(t)")
     c = diffusion_weight_curves(np.linspace(-10.0, 10.0, 201))
-    for name, label in (("ddpm", "ddpm (eps): SNR"), ("ddpm-x0", "ddpm-x0: 1"), ("ddpm-v", "ddpm-v: 1 + SNR")):
-        b.plot(c["log_snr"], c[name], label=label)
+    for name, label, style in (("ddpm", "ddpm (eps): SNR", "-"), ("ddpm-x0", "ddpm-x0: 1", "-"),
+                               ("ddpm-v", "ddpm-v: 1 + SNR", "-"),
+                               ("flow-matching", "flow-matching: (1 + sqrt(SNR))^2", "--"),
+                               ("edm", "edm (sigma_data 0.5): 4 + SNR", "--")):
+        b.plot(c["log_snr"], c[name], style, label=label)
     b.set_yscale("log")
     _label(b, "weight on ||x0 - x0_hat||^2", "log SNR (noisy on the left)", "weight")
     return fig
@@ -313,6 +333,12 @@ HINGE = LossFigure(
     partial(_draw_margins, "hinge"),
     "Per-sample hinge terms: D stops pushing beyond the margins +-1; G's slope is a constant -1.",
 )
+RELATIVISTIC = LossFigure(
+    "relativistic",
+    _draw_relativistic,
+    "Relativistic pairing: D's and G's loss of one (real, fake) pair depend only on the difference of their "
+    "logits; G's slope tends to 1 (not 0) when the critic prefers the real sample, like ns's.",
+)
 EBGAN = LossFigure(
     "ebgan",
     _draw_ebgan,
@@ -343,7 +369,8 @@ FOCAL = LossFigure(
 DIFFUSION = LossFigure(
     "diffusion",
     _draw_diffusion,
-    "log SNR of the schedules, and the weight each diffusion loss puts on the x0 error.",
+    "log SNR of the schedules, and the weight each diffusion loss puts on the x0 error (flow matching and EDM "
+    "at their own SNR: ((1 - t) / t)^2 and 1 / sigma^2).",
 )
 CONTRASTIVE = LossFigure(
     "contrastive",

@@ -13,7 +13,11 @@ import textwrap
 from pathlib import Path
 
 from losslab.errors import UserError, unknown_choice
-from losslab.explain.texts import EXPLANATIONS, FAMILY_PAGES, families, get
+from losslab.explain import dirac
+from losslab.explain.figures_dirac import draw_dirac, figure_png, stack_png
+from losslab.explain.texts import APPENDICES, EXPLANATIONS, FAMILY_PAGES, families, get
+from losslab.explain.texts_gan import dirac_summary
+from losslab.io import atomic_write_bytes
 
 
 def figure_file(name: str) -> str:
@@ -30,15 +34,18 @@ def figure_file(name: str) -> str:
 def plot_loss(name: str, path: str | Path) -> Path:
     """Draw the figure of ``losslab explain NAME --plot PATH`` and write it atomically.
 
-    Each figure plots a loss and its gradient against its input, computed from
+    For a GAN loss whose critic is a discriminator, the figure is followed by
+    its Dirac-GAN panels (:func:`losslab.explain.figures_dirac.draw_dirac`: the
+    exact gradient field in (theta, psi), an alternating-gradient-descent
+    trajectory and its distance to the equilibrium). Each figure plots a loss and its gradient against its input, computed from
     the real loss functions (autograd) or exact closed forms: generator losses
     over ``D(G(z))`` (minimax, ns, dragan), the exact 1-D critic experiment
     (wgan, wgan-gp), per-sample terms (lsgan, hinge, ebgan, began), float32
     stability (bce, bce-with-logits), label smoothing (cce, sparse-cce), the
-    focal modulation (focal), the diffusion weightings (ddpm*), and the
-    contrastive losses against the positive's similarity or a distance on
-    the unit sphere (pairwise-bce, contrastive, triplet, nt-xent, info-nce,
-    supcon, clip).
+    focal modulation (focal), the diffusion weightings (ddpm*, flow-matching,
+    edm), and the contrastive losses against the positive's similarity or a
+    distance on the unit sphere (pairwise-bce, contrastive, triplet, nt-xent,
+    info-nce, supcon, clip; siglip, barlow-twins and vicreg show the same figure).
 
     Parameters
     ----------
@@ -57,11 +64,14 @@ def plot_loss(name: str, path: str | Path) -> Path:
     UserError
         If ``name`` is unknown or ``path`` does not end in ``.png``.
     """
-    figure = get(name).figure
+    e = get(name)
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise UserError(f"--plot needs a .png file name, got {str(path)!r}")
-    return figure.save(path)
+    if e.family != "gan" or not dirac.applies(name):
+        return e.figure.save(path)
+    atomic_write_bytes(path, stack_png(figure_png(e.figure.draw()), figure_png(draw_dirac(name))))
+    return path
 
 
 _SECTIONS = (
@@ -111,6 +121,8 @@ def explain_text(name: str) -> str:
         lines += ["", title.upper()]
         for item in getattr(e, attr):
             lines.append(textwrap.fill(_plain(item), width=92, initial_indent="  - ", subsequent_indent="    "))
+    if e.family == "gan":
+        lines += ["", "DIRAC-GAN (Mescheder et al. 2018, arXiv:1801.04406, Sec. 2)", _wrap(dirac_summary(name))]
     lines += ["", "SEE IT AT WORK", "    " + e.compare_command]
     lines += [f"    losslab explain {e.name} --plot {e.name}.png", _wrap(e.figure.caption, "      ")]
     return "\n".join(lines) + "\n"
@@ -139,6 +151,12 @@ def explain_cli(name: str, plot: str | None) -> str:
     text = explain_text(name)
     if plot is not None:
         text += f"\nplot: {plot_loss(name, plot)}\n"
+        if get(name).family == "gan" and dirac.applies(name):
+            sim = dirac.simulate(name)
+            a, b = sim["distance"]
+            text += (f"Dirac-GAN trajectory: {sim['verdict']} (alternating gradient descent from (1, 1), "
+                     f"{len(sim['theta']) - 1} generator updates, steps h_g = {sim['h_g']:.3g}, h_d = {sim['h_d']:.3g}, "
+                     f"n_critic = {sim['n_critic']}: distance to the equilibrium {a:.3g} -> {b:.3g})\n")
     return text
 
 
@@ -195,6 +213,8 @@ def explain_markdown(family: str) -> str:
         else:
             shown.add(fig.key)
             out += ["", f"![{fig.key}](img/{fig.file_name})", "", f"*{fig.caption}*"]
+    if family in APPENDICES:
+        out += ["", APPENDICES[family]()]
     return "\n".join(out) + "\n"
 
 

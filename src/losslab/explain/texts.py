@@ -29,6 +29,13 @@ EXPLANATIONS: dict[str, Explanation] = {
 }
 
 
+# family -> its page's closing section (a function returning Markdown), where it has one
+APPENDICES = {family: module.appendix for family, module in _FAMILY_MODULES.items() if hasattr(module, "appendix")}
+
+# figures a page shows besides its explanations' own (the GAN page's Dirac-GAN comparison)
+EXTRA_FIGURES = tuple(f for module in _FAMILY_MODULES.values() for f in getattr(module, "FIGURES", ()))
+
+
 def families() -> list[str]:
     """Families that have explanations, in page order."""
     return [f for f in FAMILY_PAGES if any(e.family == f for e in EXPLANATIONS.values())]

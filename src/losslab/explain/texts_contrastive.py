@@ -25,7 +25,11 @@ PAGE: tuple[str, str] = (
     "triplet, or the whole batch through a softmax) and in where the positives come from. There is no "
     "sample to score: `src/losslab/train/contrastive.py` measures the representation with a linear probe "
     "and a kNN classifier against raw pixels and an untrained encoder. The losses are pure functions in "
-    "`src/losslab/losses/contrastive.py`, registered in `CONTRASTIVE_LOSSES` with their defaults.",
+    "`src/losslab/losses/contrastive.py`, registered in `CONTRASTIVE_LOSSES` with their defaults. "
+    "SigLIP (a sigmoid on every pair of the batch), Barlow Twins and VICReg (no negatives at all, "
+    "collapse prevented by batch statistics) are in `src/losslab/losses/contrastive_ssl.py`; Barlow "
+    "Twins and VICReg act on the raw embeddings. The report's diagnostics show every loss's collapse "
+    "measures: the per-dimension std of the embedding and its off-diagonal covariance.",
 )
 
 EXPLANATIONS: dict[str, Explanation] = {
@@ -429,6 +433,170 @@ EXPLANATIONS: dict[str, Explanation] = {
         "Image-Text-Label Space' (UniCL), arXiv:2204.03610, Sec. 3.2 (label-aware targets, L_BiC)",
         compare_command="losslab compare --family contrastive --data digits --losses clip,supcon,nt-xent --seeds 3 "
         "--out explain-clip",
+        figure=CONTRASTIVE,
+    ),
+    "siglip": Explanation(
+        name="siglip",
+        family="contrastive",
+        formula_text=(
+            "logits_ij = t cos(x_i, y_j) + b,   t = exp(t'),   z_ij = +1 if i = j else -1\n"
+            "L = -(1/n) sum_{i, j} log sigmoid(z_ij logits_ij)   (all n^2 pairs; sum / n, not a mean)\n"
+            "inputs: x_i, y_i the projections of the two augmented views of image i (normalised inside); "
+            "t' and b learned with the encoder\n"
+            "defaults: t' = log 10 (t = 10), b = -10 (Algorithm 1, Sec. 3.2); Adam 1e-3"
+        ),
+        formula_latex=(
+            r"L = -\frac{1}{n}\sum_{i=1}^{n}\sum_{j=1}^{n}\log\sigma\big(z_{ij}\,(t\,\cos(x_i, y_j) + b)\big),"
+            r"\quad t = e^{t'},\ z_{ij} = \begin{cases} 1 & i = j \\ -1 & i \ne j \end{cases},\quad"
+            r" t'_0 = \log 10,\ b_0 = -10"
+        ),
+        derivation=(
+            "SigLIP replaces CLIP's softmax over the batch by an independent binary decision for every pair: "
+            "is `(x_i, y_j)` a matched pair? Each of the `n^2` pairs is a logistic regression on "
+            "`t cos + b`, the `n` matched pairs positive and the `n^2 - n` others negative (Algorithm 1). "
+            "No normalisation over the batch couples the pairs, so the loss needs no global view of the "
+            "batch and scales to very large batches with little memory (Sec. 3.3).\n\n"
+            "It is the principled form of the study's `pairwise-bce`, which also classifies pairs by a "
+            "sigmoid of their cosine. Three things differ. (1) All pairs: `pairwise-bce` scores `n` "
+            "positive and `n` negative pairs per batch, SigLIP every one of the `n^2 - n` negatives the batch "
+            "holds, for the same encoder passes. (2) The imbalance that brings: with `n - 1` negatives per "
+            "positive, a model that starts at 'probably the same' pays `log 2` on each of `n^2` pairs; the "
+            "bias `b = -10` starts every logit near `10 cos - 10 <= 0`, i.e. at the prior 'different', so "
+            "the many easy negatives cost about nothing and the initial gradient comes from the positives "
+            "(Sec. 3.2: without it training starts with large corrections). `pairwise-bce` has no bias and "
+            "balanced pairs, so it needs neither. (3) The learned temperature `t` (from 10): `pairwise-bce` "
+            "uses `cos / tau` with `tau = 1`, which confines its logit to [-1, 1] and the loss to at least "
+            "`softplus(-1) = 0.31` per pair; SigLIP learns how sharp its logits should be."
+        ),
+        used_by=(
+            "SigLIP and SigLIP 2 image-text encoders (Zhai et al. 2023; Tschannen et al. 2025, "
+            "arXiv:2502.14786), the vision towers of PaliGemma and many open vision-language models",
+        ),
+        strengths=(
+            "Pairs are independent: no softmax over the batch, memory-light, works at small and very large "
+            "batch sizes alike",
+            "Every negative of the batch is used, with a bias that keeps their number from swamping the loss",
+        ),
+        weaknesses=(
+            "The loss value grows with the batch size (a sum over n pairs per row): compare values only at "
+            "one batch size",
+            "Two more scalars to learn; a bad bias initialisation gives a long, noisy start",
+        ),
+        failure_modes=(
+            "With b = 0 instead of -10: a large initial loss dominated by the n^2 - n negatives, which push all "
+            "embeddings apart before the positives are aligned",
+            "The learned bias drifting far below -10 with t small: every pair is called negative and the "
+            "positives stop pulling (watch learned_bias and learned_t_prime in the diagnostics)",
+        ),
+        source="Zhai, Mustafa, Kolesnikov, Beyer 2023, 'Sigmoid Loss for Language Image Pre-Training', "
+        "arXiv:2303.15343, Algorithm 1, Sec. 3.2-3.3",
+        compare_command="losslab compare --family contrastive --data digits --losses siglip,pairwise-bce --seeds 3 "
+        "--out explain-siglip",
+        figure=CONTRASTIVE,
+    ),
+    "barlow-twins": Explanation(
+        name="barlow-twins",
+        family="contrastive",
+        formula_text=(
+            "C_ij = sum_b zA_bi zB_bj / N,   zA, zB = the two views' embeddings standardised over the batch "
+            "(mean 0, std 1 per dimension)\n"
+            "L = sum_i (1 - C_ii)^2 + lambda sum_{i != j} C_ij^2\n"
+            "inputs: the raw (not L2-normalised) projections of two augmented views, N x D\n"
+            "defaults: lambda = 5e-3 (the paper's, for D = 8,192; here D = 64); Adam 1e-3"
+        ),
+        formula_latex=(
+            r"\mathcal{C}_{ij} = \frac{1}{N}\sum_b \hat z^A_{b,i}\, \hat z^B_{b,j},\qquad "
+            r"L = \sum_i (1 - \mathcal{C}_{ii})^2 + \lambda \sum_i \sum_{j \ne i} \mathcal{C}_{ij}^2,"
+            r"\quad \lambda = 5\cdot 10^{-3}"
+        ),
+        derivation=(
+            "Barlow Twins has no negatives. It asks the cross-correlation matrix of the two views' "
+            "embeddings, computed over the batch, to be the identity: the diagonal term makes each "
+            "dimension invariant to the augmentations (the two views agree, correlation 1), the "
+            "off-diagonal term makes different dimensions carry different information (redundancy "
+            "reduction, after Barlow's 1961 principle; Eqs. 1-2). A collapsed encoder (a constant output) "
+            "cannot satisfy the diagonal term, because standardising a constant dimension is undefined and "
+            "its correlations cannot reach 1; a dimensionally collapsed one (all dimensions copies of one) "
+            "pays the off-diagonal term. So the batch statistics, not negative pairs, prevent collapse.\n\n"
+            "Algorithm 1 standardises with the unbiased std and then divides by N, so a perfect pair of "
+            "views reaches `C_ii = (N - 1) / N`, not 1 (the authors' code uses a BatchNorm, the biased std, "
+            "where it reaches 1); with D = 64 and N = 128 the difference is a loss floor of `D / N^2 = 0.004`."
+        ),
+        used_by=(
+            "Barlow Twins (Zbontar et al. 2021) on ImageNet with an 8,192-d projector",
+            "The redundancy-reduction family it started: VICReg, W-MSE, and decorrelation terms in SSL for "
+            "speech and medical images",
+        ),
+        strengths=(
+            "No negatives, no momentum encoder, no stop-gradient: symmetric and simple",
+            "Works at small batch sizes; benefits from wide projectors",
+        ),
+        weaknesses=(
+            "Needs a batch large enough to estimate a D x D correlation matrix (N well above D is safest)",
+            "lambda depends on D; the paper's 5e-3 was set for D = 8,192",
+        ),
+        failure_modes=(
+            "Dimensional collapse: the off-diagonal correlations stay high (z_corr_offdiag near 1 in the "
+            "diagnostics) while the diagonal is satisfied by one shared direction",
+            "A tiny per-dimension std (z_std near 0): standardisation amplifies noise and the loss is erratic",
+        ),
+        source="Zbontar, Jing, Misra, LeCun, Deny 2021, 'Barlow Twins: Self-Supervised Learning via Redundancy "
+        "Reduction', arXiv:2103.03230, Eqs. 1-2, Algorithm 1",
+        compare_command="losslab compare --family contrastive --data digits --losses barlow-twins,vicreg,nt-xent "
+        "--seeds 3 --out explain-barlow-twins",
+        figure=CONTRASTIVE,
+    ),
+    "vicreg": Explanation(
+        name="vicreg",
+        family="contrastive",
+        formula_text=(
+            "L = lambda s(Z, Z') + mu [v(Z) + v(Z')] + nu [c(Z) + c(Z')]\n"
+            "s = mean_{b, k} (z_bk - z'_bk)^2                      invariance (Algorithm 1's MSE)\n"
+            "v(Z) = (1/D) sum_j max(0, gamma - sqrt(Var(z_j) + eps))   variance hinge\n"
+            "c(Z) = (1/D) sum_{i != j} Cov(Z)_ij^2                 covariance\n"
+            "inputs: Z, Z' the raw projections (N x D) of two augmented views\n"
+            "defaults: lambda = mu = 25, nu = 1, gamma = 1, eps = 1e-4 (the paper's); Adam 1e-3"
+        ),
+        formula_latex=(
+            r"\begin{aligned}"
+            r"L &= \lambda\, s(Z, Z') + \mu\,[v(Z) + v(Z')] + \nu\,[c(Z) + c(Z')] \\"
+            r"v(Z) &= \frac1D \sum_j \max\big(0, \gamma - \sqrt{\mathrm{Var}(z^j) + \epsilon}\big),\quad"
+            r" c(Z) = \frac1D \sum_{i \ne j} C(Z)_{ij}^2,\quad s = \frac{1}{ND}\sum_{b,k} (z_{bk} - z'_{bk})^2"
+            r"\end{aligned}"
+        ),
+        derivation=(
+            "VICReg splits what Barlow Twins asks of one correlation matrix into three explicit terms. "
+            "Invariance pulls the two views' embeddings together (a plain mean squared error, which alone "
+            "would collapse everything to one point). Variance keeps each dimension's standard deviation "
+            "over the batch at least gamma = 1 with a hinge, so a constant output is penalised directly. "
+            "Covariance drives the off-diagonal covariances to 0, so dimensions do not copy each other "
+            "(Eqs. 1-6). Unlike Barlow Twins nothing is standardised, so the scale of the embedding is "
+            "pinned by the variance term, and the two branches need not share weights.\n\n"
+            "Conventions: the invariance term is Algorithm 1's mean over the N x D entries (Eq. 5 writes "
+            "the per-sample sum, D times larger); the variance terms are not halved as in the authors' code. "
+            "Equation numbers are as cited from memory of the paper: unchecked against the PDF."
+        ),
+        used_by=(
+            "VICReg (Bardes et al. 2022) and VICRegL; the variance-covariance terms recur in JEPA-style "
+            "self-supervised models (I-JEPA, V-JEPA regularisers) and in audio and graph SSL",
+        ),
+        strengths=(
+            "Each collapse mode has its own visible term: the diagnostics say which guard is working",
+            "No negatives, no batch-wide normalisation; works with different architectures in the two branches",
+        ),
+        weaknesses=(
+            "Three coefficients to balance; the paper's 25 / 25 / 1 were tuned for its 8,192-d projector",
+            "The covariance term costs D^2 per batch",
+        ),
+        failure_modes=(
+            "Complete collapse (z_std falling towards 0 and the variance term stuck at mu x 2 x gamma): the "
+            "invariance term won",
+            "Dimensional collapse: z_std held at gamma but z_corr_offdiag high, the covariance term too weak",
+        ),
+        source="Bardes, Ponce, LeCun 2022, 'VICReg: Variance-Invariance-Covariance Regularization for "
+        "Self-Supervised Learning', arXiv:2105.04906, Eqs. 1-6, Algorithm 1",
+        compare_command="losslab compare --family contrastive --data digits --losses vicreg,barlow-twins,nt-xent "
+        "--seeds 3 --out explain-vicreg",
         figure=CONTRASTIVE,
     ),
 }

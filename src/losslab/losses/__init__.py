@@ -63,6 +63,10 @@ ALIASES: dict[str, tuple[tuple[str, ...], str]] = {
     "ntxent": (("nt-xent",), "SimCLR's loss is nt-xent"),
     "infonce": (("info-nce",), "InfoNCE is info-nce"),
     "ddim": (("ddpm",), "ddpm trains the denoiser and samples with DDIM"),
+    "rectified-flow": (("flow-matching",), "rectified flow is flow-matching on the straight path"),
+    "flow": (("flow-matching",), "the flow-matching loss is flow-matching"),
+    "barlow": (("barlow-twins",), "Barlow Twins is barlow-twins"),
+    "barlowtwins": (("barlow-twins",), "Barlow Twins is barlow-twins"),
 }
 
 

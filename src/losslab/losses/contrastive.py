@@ -19,11 +19,16 @@ Where the positives come from (built by :mod:`losslab.train.contrastive`):
 * ``supcon``: every view of every image with the same class label is a positive;
 * ``clip``: an image and the caption of its class ("a photo of the digit seven");
   every caption of the image's class in the batch is a positive (UniCL's
-  label-aware targets), not only the one drawn for it.
+  label-aware targets), not only the one drawn for it;
+* ``siglip``: the two views as the two towers; all n^2 pairs of the batch, the
+  diagonal positive (:mod:`losslab.losses.contrastive_ssl`);
+* ``barlow-twins``, ``vicreg``: the two views, no negatives at all
+  (:mod:`losslab.losses.contrastive_ssl`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -32,12 +37,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losslab.errors import unknown_choice
+from losslab.losses.contrastive_ssl import barlow_twins_loss, siglip_loss, vicreg_loss
 
 __all__ = [
     "CONTRASTIVE_LOSSES",
     "CONTRASTIVE_LOSS_NAMES",
     "ContrastiveLoss",
     "INPUT_SCHEMES",
+    "barlow_twins_loss",
     "batch_hard_triplet_loss",
     "clip_loss",
     "contrastive_loss",
@@ -45,8 +52,10 @@ __all__ = [
     "info_nce_loss",
     "nt_xent_loss",
     "pairwise_bce_loss",
+    "siglip_loss",
     "supcon_loss",
     "triplet_loss",
+    "vicreg_loss",
 ]
 
 
@@ -406,6 +415,11 @@ class ContrastiveLoss:
         Keys of ``defaults`` passed to ``fn`` by name (``temperature``, ``margin``).
     search_space : dict
         What ``losslab compare --search`` tunes (see :class:`losslab.losses.GANLoss`).
+    learnable : tuple of (str, str)
+        Scalars the loss learns beside the encoder: ``(keyword of fn, key of
+        defaults holding its initial value)``, e.g. SigLIP's
+        ``(("t_prime", "t_prime_init"), ("bias", "bias_init"))``. The family
+        trains them with the encoder and passes them to ``fn`` by keyword.
     """
 
     name: str
@@ -417,6 +431,7 @@ class ContrastiveLoss:
     args: tuple[str, ...]
     hparams: tuple[str, ...] = ()
     search_space: dict = field(default_factory=dict, hash=False)
+    learnable: tuple[tuple[str, str], ...] = ()
 
 
 INPUT_SCHEMES = ("pairs", "triplet", "views", "labels", "text")
@@ -502,6 +517,36 @@ CONTRASTIVE_LOSSES: dict[str, ContrastiveLoss] = {
         source="Radford et al. 2021, arXiv:2103.00020, Figure 3, Sec. 2.5; label-aware targets: "
         "Yang et al. 2022 (UniCL), arXiv:2204.03610, Sec. 3.2",
         inputs="text", args=("image_emb", "text_emb", "labels"),
+        search_space=_LR_SPACE,
+    ),
+    "siglip": ContrastiveLoss(
+        name="siglip",
+        fn=siglip_loss,
+        # Zhai et al. 2023, Algorithm 1 / Sec. 3.2: t' = log 10 (t = 10), b = -10.
+        defaults={**_ADAM, "t_prime_init": math.log(10.0), "bias_init": -10.0},
+        summary="SigLIP: sigmoid BCE on all n^2 view pairs (diagonal positive), learnable temperature and bias",
+        source="Zhai et al. 2023, arXiv:2303.15343, Algorithm 1",
+        inputs="views", args=("x", "y"), learnable=(("t_prime", "t_prime_init"), ("bias", "bias_init")),
+        search_space=_LR_SPACE,
+    ),
+    "barlow-twins": ContrastiveLoss(
+        name="barlow-twins",
+        fn=barlow_twins_loss,
+        defaults={**_ADAM, "lambd": 5e-3},  # the paper's lambda (Sec. 4)
+        summary="Barlow Twins: cross-correlation of the two views' standardised embeddings to the identity",
+        source="Zbontar et al. 2021, arXiv:2103.03230, Eqs. 1-2",
+        inputs="views", args=("z1", "z2"), hparams=("lambd",),
+        search_space=_LR_SPACE,
+    ),
+    "vicreg": ContrastiveLoss(
+        name="vicreg",
+        fn=vicreg_loss,
+        # Bardes et al. 2022, Sec. 4.3: lambda = mu = 25, nu = 1; gamma 1, eps 1e-4 (Eq. 1).
+        defaults={**_ADAM, "inv_coeff": 25.0, "var_coeff": 25.0, "cov_coeff": 1.0, "std_target": 1.0,
+                  "eps": 1e-4},
+        summary="VICReg: invariance + variance hinge + covariance penalty on the two views, no negatives",
+        source="Bardes et al. 2022, arXiv:2105.04906, Eqs. 1-6",
+        inputs="views", args=("z1", "z2"), hparams=("inv_coeff", "var_coeff", "cov_coeff", "std_target", "eps"),
         search_space=_LR_SPACE,
     ),
 }

@@ -15,6 +15,17 @@ target with the unweighted squared error averaged over the sample's elements:
 
 ``t`` is uniform on ``0..T-1`` (Algorithm 1, line 3; 0-based, see
 :mod:`losslab.schedules`).
+
+Two continuous-time objectives train the same networks
+(:mod:`losslab.losses.flow_edm`): ``flow`` (flow matching / rectified
+flow, :class:`~losslab.losses.flow_edm.FlowMatchingObjective`) and
+``edm`` (Karras et al. 2022, :class:`~losslab.losses.flow_edm.EDMObjective`).
+Every objective answers the same calls, so the family's step and sampler
+never ask which one it holds: ``sample_t``, ``__call__`` (the per-sample
+loss), ``bucket`` / ``bucket_draw`` / ``bucket_labels`` (the per-noise-level
+diagnostics), ``perturb`` / ``strip_levels`` / ``level_label`` (the report's
+forward process), ``check`` / ``nfe`` / ``sample`` (the sampler) and
+``describe``. :func:`make_objective` builds the one a loss names.
 """
 
 from __future__ import annotations
@@ -25,9 +36,11 @@ import torch
 from torch import Tensor, nn
 
 from losslab import schedules
-from losslab.errors import unknown_choice
+from losslab.errors import UserError, unknown_choice
+from losslab.losses.flow_edm import EDMObjective, FlowMatchingObjective
 
-__all__ = ["DIFFUSION_LOSSES", "DiffusionLoss", "DiffusionObjective", "get_diffusion_loss"]
+__all__ = ["DIFFUSION_LOSSES", "DiffusionLoss", "DiffusionObjective", "EDMObjective", "FlowMatchingObjective",
+           "get_diffusion_loss", "make_objective"]
 
 
 @dataclass
@@ -123,6 +136,71 @@ class DiffusionObjective:
         want = schedules.target(self.objective, x0f, epsf, ab).reshape(x0.shape)
         return (net(x_t.reshape(x0.shape), t) - want).pow(2).reshape(m, n, -1).mean(dim=2)
 
+    # -- the noise level as the family's diagnostics and report see it (t: 0-based index)
+
+    level_name = "t"
+
+    def bucket(self, t: Tensor, k: int) -> Tensor:
+        """Bucket ``0..k-1`` of each timestep: ``floor(t k / T)``, (N,) int64."""
+        return torch.div(t * k, self.schedule.T, rounding_mode="floor")
+
+    def bucket_edges(self, k: int) -> Tensor:
+        """(k + 1,) int64: bucket b holds ``edges[b] <= t < edges[b + 1]``."""
+        T = self.schedule.T
+        return torch.div(torch.arange(k + 1) * T + k - 1, k, rounding_mode="floor")
+
+    def bucket_draw(self, b: int, k: int, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` timesteps uniform inside bucket ``b`` of ``k``, drawn on the CPU generator, (n,) int64."""
+        edges = self.bucket_edges(k)
+        lo, hi = int(edges[b]), int(edges[b + 1])
+        return torch.randint(lo, max(hi, lo + 1), (n,), generator=generator).to(self.schedule.device)
+
+    def bucket_labels(self, k: int) -> list[str]:
+        """The paper's 1-based timestep range of each bucket, e.g. "1-100"."""
+        e = self.bucket_edges(k).tolist()
+        return [f"{lo + 1}-{hi}" for lo, hi in zip(e[:-1], e[1:])]
+
+    def strip_levels(self) -> Tensor:
+        """The report's forward strip: -1 (the clean data), then 7 timesteps from T/50 to T - 1."""
+        T = self.schedule.T
+        return torch.unique(torch.tensor([-1, T // 50, T // 10, T // 5, 2 * T // 5, 3 * T // 5, 4 * T // 5, T - 1]))
+
+    def perturb(self, x0: Tensor, t: Tensor, eps: Tensor) -> Tensor:
+        """``x_t`` of Eq. 4 (``x0`` itself where ``t < 0``)."""
+        if bool((t < 0).all()):
+            return x0
+        return schedules.q_sample(self.schedule, x0, t, eps)
+
+    def level_label(self, t: int | float, clean: str) -> str:
+        """Panel title: ``clean`` for -1, "x_T (noise)" for T, else the paper's 1-based t."""
+        t = int(t)
+        return clean if t < 0 else ("x_T (noise)" if t >= self.schedule.T else f"t={t + 1}")
+
+    def describe(self) -> str:
+        return f"{self.schedule.name} schedule, T={self.schedule.T}"
+
+    # -- sampling
+
+    def check(self, sampler: str, steps: int) -> None:
+        """Raise :class:`UserError` unless ``sampler`` is "ddim" or "ddpm" and ``steps`` in 1..T."""
+        if sampler not in schedules.SAMPLERS:
+            raise UserError(f"sampler {sampler!r} does not sample a {self.objective}-prediction model; choose "
+                            f"{' or '.join(schedules.SAMPLERS)}")
+        schedules.ddim_timesteps(self.schedule.T, steps)
+
+    def nfe(self, sampler: str, steps: int) -> int:
+        """Network evaluations per sample: ``steps``."""
+        return int(steps)
+
+    def sample(self, net, shape: tuple[int, ...], *, sampler: str, steps: int, eta: float = 0.0,
+               generator: torch.Generator | None = None, clip=None, trajectory: bool = False, device=None):
+        """:func:`~losslab.schedules.ddim_sample` (with ``eta``) or :func:`~losslab.schedules.ddpm_sample`
+        (on the schedule's device; ``device`` is unused)."""
+        kw = dict(objective=self.objective, steps=steps, generator=generator, clip=clip, trajectory=trajectory)
+        if sampler == "ddpm":
+            return schedules.ddpm_sample(net, self.schedule, shape, **kw)
+        return schedules.ddim_sample(net, self.schedule, shape, eta=float(eta), **kw)
+
 
 @dataclass(frozen=True)
 class DiffusionLoss:
@@ -132,14 +210,17 @@ class DiffusionLoss:
     ----------
     name : str
         CLI name (the key in :data:`DIFFUSION_LOSSES`).
-    objective : {"eps", "x0", "v"}
-        Network parametrisation and regression target.
+    objective : {"eps", "x0", "v", "flow", "edm"}
+        Network parametrisation and regression target (:func:`make_objective`).
     defaults : dict
         ``optimizer`` ("adam"), ``lr``, ``betas``, ``grad_clip`` (max global
         gradient norm), ``ema`` (decay of the weight average used for sampling,
-        0 = none), ``schedule`` ("linear" | "cosine"), ``T``, ``sampler``
-        ("ddim" | "ddpm"), ``sample_steps`` (network evaluations per sample;
-        ``None`` = by data kind, see :mod:`losslab.train.diffusion`), ``eta``.
+        0 = none), ``sampler``, ``sample_steps`` (network evaluations per sample,
+        the NFE; ``None`` = by data kind, see :mod:`losslab.train.diffusion`).
+        DDPM objectives: ``schedule`` ("linear" | "cosine"), ``T``, sampler
+        "ddim" | "ddpm", ``eta``. ``flow`` and ``edm``: sampler "euler" | "heun";
+        ``edm`` also ``sigma_data`` (None: :data:`SIGMA_DATA` by data kind),
+        ``p_mean``, ``p_std``, ``sigma_min``, ``sigma_max``, ``rho``.
     summary : str
         One line for ``losslab list``.
     source : str
@@ -162,12 +243,15 @@ class DiffusionLoss:
 # initialisation; losslab budgets are 10^3 updates, so the decay here is 0.995
 # (half-life ~140 updates). Sampling: DDIM (eta 0) with the steps chosen by
 # data kind, affordable on a CPU.
-_HO = {
+_TRAIN = {
     "optimizer": "adam",
     "lr": 2e-4,
     "betas": (0.9, 0.999),
     "grad_clip": 1.0,
     "ema": 0.995,
+}
+_HO = {
+    **_TRAIN,
     "schedule": "linear",
     "T": 1000,
     "sampler": "ddim",
@@ -205,7 +289,59 @@ DIFFUSION_LOSSES: dict[str, DiffusionLoss] = {
         source="Salimans & Ho 2022, arXiv:2202.00512, Sec. 4",
         search_space=_DIFFUSION_SPACE,
     ),
+    "flow-matching": DiffusionLoss(
+        name="flow-matching",
+        objective="flow",
+        # The DDPM recipe (optimizer, EMA, clipping) so that only the objective and the
+        # sampler differ; Euler steps on a uniform grid, NFE = sample_steps.
+        defaults={**_TRAIN, "sampler": "euler", "sample_steps": None},
+        summary="flow matching / rectified flow: regress the straight-path velocity x1 - x0 (Euler ODE sampling)",
+        source="Lipman et al. 2023, arXiv:2210.02747, Eq. 23; Liu et al. 2023, arXiv:2209.03003, Eq. 1",
+        search_space=_DIFFUSION_SPACE,
+    ),
+    "edm": DiffusionLoss(
+        name="edm",
+        objective="edm",
+        # Table 1 of Karras et al. ("Ours"); sigma_data None = by data kind (SIGMA_DATA).
+        defaults={**_TRAIN, "sampler": "heun", "sample_steps": None, "sigma_data": None, "p_mean": -1.2,
+                  "p_std": 1.2, "sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0},
+        summary="EDM: preconditioned denoiser, log-normal sigma, lambda(sigma) weighting, Heun sampler",
+        source="Karras et al. 2022, arXiv:2206.00364, Table 1, Algorithm 1",
+        search_space=_DIFFUSION_SPACE,
+    ),
 }
+
+
+SIGMA_DATA = {"vector": 1.0, "image": 0.5}
+"""EDM's sigma_data by data kind: vectors are standardised per dimension (std 1); images in [-1, 1]
+take Karras et al.'s 0.5 (Table 1)."""
+
+
+def make_objective(loss: DiffusionLoss, hp: dict, *, kind: str, device: str | torch.device = "cpu"):
+    """The objective a loss trains, built from its resolved hyperparameters ``hp``.
+
+    ``eps`` / ``x0`` / ``v``: :class:`DiffusionObjective` on ``hp["schedule"]``
+    with ``hp["T"]`` steps (on ``device``); ``flow``:
+    :class:`FlowMatchingObjective`; ``edm``: :class:`EDMObjective` with
+    ``hp["sigma_data"]`` (None: :data:`SIGMA_DATA` of ``kind``) and Table 1's
+    other constants from ``hp``.
+
+    Raises
+    ------
+    UserError
+        Unknown objective, schedule, or EDM constants out of range.
+    """
+    if loss.objective in schedules.OBJECTIVES:
+        schedule = schedules.get_schedule(hp["schedule"], hp["T"]).to(device)
+        return DiffusionObjective(schedule, loss.objective)
+    if loss.objective == "flow":
+        return FlowMatchingObjective()
+    if loss.objective == "edm":
+        sd = hp.get("sigma_data")
+        return EDMObjective(sigma_data=float(SIGMA_DATA[kind] if sd is None else sd), p_mean=float(hp["p_mean"]),
+                            p_std=float(hp["p_std"]), sigma_min=float(hp["sigma_min"]),
+                            sigma_max=float(hp["sigma_max"]), rho=float(hp["rho"]))
+    raise unknown_choice("objective", loss.objective, (*schedules.OBJECTIVES, "flow", "edm"))
 
 
 def get_diffusion_loss(name: str) -> DiffusionLoss:

@@ -7,7 +7,7 @@ accepted too, since every loss is a mean over all elements.
 
 What the input means depends on the loss:
 
-* **logits** (minimax, ns, dragan, hinge): unbounded real numbers; the
+* **logits** (minimax, ns, dragan, hinge, r1, rpgan, r3gan): unbounded real numbers; the
   discriminator's probability is ``sigmoid(logit)``. Losses are written with
   ``softplus`` so they stay finite for any logit (``log(sigmoid(t)) =
   -softplus(-t)``, ``log(1 - sigmoid(t)) = -softplus(t)``).
@@ -269,6 +269,90 @@ def hinge_g_loss(*, d_fake: Tensor) -> Tensor:
     return -d_fake.mean()
 
 
+# --------------------------------------------------------------------------- relativistic pairing
+
+
+def _paired(d_real: Tensor, d_fake: Tensor) -> tuple[Tensor, Tensor]:
+    """``d_real`` and ``d_fake`` flattened to ``(N,)`` each; they must pair one to one."""
+    r, f = d_real.reshape(-1), d_fake.reshape(-1)
+    if r.shape != f.shape:
+        raise ValueError(f"relativistic pairing needs as many real as fake logits: got {r.numel()} and {f.numel()}")
+    return r, f
+
+
+def rpgan_d_loss(*, d_real: Tensor, d_fake: Tensor) -> Tensor:
+    """Relativistic paired (RpGAN) discriminator loss ``E_{(x, z)}[softplus(C(G(z)) - C(x))]``.
+
+    The i-th real sample is paired with the i-th fake one; the discriminator's
+    probability that the real sample is more realistic than its fake partner
+    is ``sigmoid(C(x) - C(G(z)))``, and ``-log`` of it is
+    ``softplus(C(G(z)) - C(x))``. Zero when every real logit exceeds its
+    partner by a wide margin; ``log 2`` when they are equal.
+
+    Parameters
+    ----------
+    d_real : Tensor, shape (N,)
+        Critic logits ``C(x)`` on real samples.
+    d_fake : Tensor, shape (N,)
+        Critic logits ``C(G(z))`` on generated samples, paired with ``d_real`` row by row.
+
+    Returns
+    -------
+    Tensor
+        Scalar, >= 0 (in nats).
+
+    Raises
+    ------
+    ValueError
+        If ``d_real`` and ``d_fake`` have different numbers of elements.
+
+    References
+    ----------
+    Jolicoeur-Martineau 2018, "The relativistic discriminator: a key element
+    missing from standard GAN", arXiv:1807.00734, Sec. 4 (RSGAN; equation
+    number unchecked); Huang et al. 2024, "The GAN is dead; long live the GAN!",
+    arXiv:2501.05441, Sec. 2 (RpGAN with f = softplus).
+    """
+    r, f = _paired(d_real, d_fake)
+    return F.softplus(f - r).mean()
+
+
+def rpgan_g_loss(*, d_fake: Tensor, d_real: Tensor) -> Tensor:
+    """Relativistic paired (RpGAN) generator loss ``E_{(x, z)}[softplus(C(x) - C(G(z)))]``.
+
+    The generator wants each fake to look more realistic than its real
+    partner: unlike every non-relativistic generator loss it needs ``C(x)``
+    of real samples (``GANLoss.g_needs_real``). Its gradient w.r.t. a fake
+    logit is ``-sigmoid(C(x) - C(G(z))) / N``: it tends to ``-1 / N``, not 0,
+    when the critic rejects the fake, like :func:`ns_g_loss`.
+
+    Parameters
+    ----------
+    d_fake : Tensor, shape (N,)
+        Critic logits on generated samples.
+    d_real : Tensor, shape (N,)
+        Critic logits on real samples, paired with ``d_fake`` row by row (no
+        gradient reaches the generator through them).
+
+    Returns
+    -------
+    Tensor
+        Scalar, >= 0 (in nats).
+
+    Raises
+    ------
+    ValueError
+        If the two have different numbers of elements.
+
+    References
+    ----------
+    Jolicoeur-Martineau 2018, arXiv:1807.00734, Sec. 4 (equation number unchecked);
+    Huang et al. 2024, arXiv:2501.05441, Sec. 2.
+    """
+    r, f = _paired(d_real, d_fake)
+    return F.softplus(r - f).mean()
+
+
 # --------------------------------------------------------------------------- energy based
 
 
@@ -443,6 +527,8 @@ __all__ = [
     "ns_d_loss",
     "ns_g_loss",
     "reconstruction_energy",
+    "rpgan_d_loss",
+    "rpgan_g_loss",
     "wasserstein_d_loss",
     "wasserstein_g_loss",
 ]

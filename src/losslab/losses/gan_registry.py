@@ -13,7 +13,9 @@ Penalties live in :mod:`losslab.losses.penalties`.
 with a gradient penalty, since the penalty is per sample). Loss-specific keys:
 ``clip`` (wgan), ``gp_lambda`` (wgan-gp, dragan), ``dragan_c`` (dragan),
 ``margin``, ``pt_weight``, ``pt_variant``, ``energy`` (ebgan), ``gamma``, ``lambda_k``,
-``energy`` (began). Copy ``defaults`` before changing it.
+``energy`` (began), ``r1_gamma`` and ``r2_gamma`` (every loss that declares the zero-centred
+penalties in ``penalty`` ("r1", "r2"): the BCE family minimax, ns, dragan, r1, rpgan, r3gan; 0 switches
+a penalty off). Copy ``defaults`` before changing it.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from typing import Callable
 from torch import Tensor
 
 from losslab.losses import gan
+from losslab.losses.penalties import ZERO_CENTRED
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class GANLoss:
         BEGAN's equilibrium: ``d_loss`` takes ``k``, the state carries a
         :class:`~losslab.losses.penalties.BEGANEquilibrium` (``gamma``,
         ``lambda_k``) updated after each generator update.
+    (``penalty`` may name the zero-centred penalties "r1" (real samples) and "r2"
+    (generated ones), each weighted by ``<name>_gamma`` of ``defaults``, 0: off;
+    the step adds ``gamma / 2`` times the squared gradient norm. Only discriminator critics.)
     search_space : dict
         What ``losslab compare --search`` tunes (:mod:`losslab.search`):
         ``{key: (kind, lo, hi)}`` with kind "log" (log-uniform float), "float"
@@ -93,6 +99,17 @@ class GANLoss:
     equilibrium: bool = False
     search_space: dict = field(default_factory=dict, hash=False)
 
+    @property
+    def grad_penalties(self) -> tuple[str, ...]:
+        """The zero-centred penalties among ``penalty`` ("r1", "r2"), each weighted by ``<name>_gamma``."""
+        names = (self.penalty,) if isinstance(self.penalty, str) else tuple(self.penalty or ())
+        return tuple(p for p in names if p in ZERO_CENTRED)
+
+    def __post_init__(self) -> None:
+        for p in self.grad_penalties:
+            if f"{p}_gamma" not in self.defaults or self.critic != "discriminator":
+                raise ValueError(f"{self.name}: penalty {p!r} needs {p}_gamma in defaults and a discriminator critic")
+
 
 # DCGAN's optimiser settings (Radford et al. 2016, arXiv:1511.06434, Sec. 4:
 # Adam, lr 2e-4, beta1 0.5; beta2 is Adam's default 0.999), one D step per G
@@ -108,6 +125,12 @@ _DCGAN = {"optimizer": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999)
 _LR = ("log", 1e-5, 1e-2)
 _ADAM_SPACE = {"lr": _LR, "beta1": ("float", 0.0, 0.9), "n_critic": ("int", 1, 5)}
 _GP_SPACE = {**_ADAM_SPACE, "gp_lambda": ("log", 0.1, 100.0)}
+# The zero-centred penalties' weight gamma: log-uniform over the range the papers use, from R3GAN's
+# CIFAR-10 start 0.05 (Huang et al. 2024) past Mescheder et al.'s 10 (arXiv:1801.04406, Sec. 5).
+_GAMMA = ("log", 0.01, 100.0)
+
+# The BCE-family losses accept R1 and R2 (loss.r1_gamma, loss.r2_gamma), off unless set.
+_ZC_OFF = {"r1_gamma": 0.0, "r2_gamma": 0.0}
 
 GAN_LOSSES: dict[str, GANLoss] = {
     "minimax": GANLoss(
@@ -116,9 +139,9 @@ GAN_LOSSES: dict[str, GANLoss] = {
         g_loss=gan.minimax_g_loss,
         output="logit",
         critic="discriminator",
-        penalty=None,
+        penalty=("r1", "r2"),
         clip=False,
-        defaults={**_DCGAN},  # DCGAN settings (see _DCGAN)
+        defaults={**_DCGAN, **_ZC_OFF},  # DCGAN settings (see _DCGAN); R1/R2 off
         summary="original saturating minimax game: G minimises E log(1 - D(G(z)))",
         source="Goodfellow et al. 2014, arXiv:1406.2661, Eq. 1",
         search_space=_ADAM_SPACE,
@@ -129,9 +152,9 @@ GAN_LOSSES: dict[str, GANLoss] = {
         g_loss=gan.ns_g_loss,
         output="logit",
         critic="discriminator",
-        penalty=None,
+        penalty=("r1", "r2"),
         clip=False,
-        defaults={**_DCGAN},  # DCGAN settings; DCGAN itself trains with this loss
+        defaults={**_DCGAN, **_ZC_OFF},  # DCGAN settings; DCGAN itself trains with this loss; R1/R2 off
         summary="non-saturating GAN: G minimises -E log D(G(z)) (the -log D trick)",
         source="Goodfellow et al. 2014, arXiv:1406.2661, Sec. 3",
         search_space=_ADAM_SPACE,
@@ -216,14 +239,64 @@ GAN_LOSSES: dict[str, GANLoss] = {
         g_loss=gan.ns_g_loss,
         output="logit",
         critic="discriminator",
-        penalty="dragan",
+        penalty=("dragan", "r1", "r2"),
         clip=False,
         # DCGAN optimiser settings; lambda = 10 (Kodali et al. Sec. 4) and
         # c = 0.5 (authors' reference code); per-sample penalty -> layer norm.
-        defaults={**_DCGAN, "critic_norm": "layer", "gp_lambda": 10.0, "dragan_c": 0.5},
+        defaults={**_DCGAN, "critic_norm": "layer", "gp_lambda": 10.0, "dragan_c": 0.5, **_ZC_OFF},
         summary="non-saturating GAN with a gradient penalty around perturbed real data",
         source="Kodali et al. 2017, arXiv:1705.07215, Sec. 4",
         search_space=_GP_SPACE,
+    ),
+    "r1": GANLoss(
+        name="r1",
+        d_loss=gan.ns_d_loss,
+        g_loss=gan.ns_g_loss,
+        output="logit",
+        critic="discriminator",
+        penalty=("r1", "r2"),
+        clip=False,
+        # Mescheder et al.'s reference configuration (LMescheder/GAN_stability configs/default.yaml):
+        # RMSprop, lr 1e-4 for both players, one D step, reg_param gamma = 10 on real data only;
+        # no normalisation in the critic (the penalty is per sample). betas are unused by RMSprop.
+        defaults={"optimizer": "rmsprop", "lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.5, 0.999), "n_critic": 1,
+                  "critic_norm": "none", "r1_gamma": 10.0, "r2_gamma": 0.0},
+        summary="non-saturating GAN with the R1 penalty gamma/2 E||grad D(x)||^2 on real data",
+        source="Mescheder et al. 2018, arXiv:1801.04406, Sec. 4.1",
+        search_space={"lr": _LR, "n_critic": ("int", 1, 5), "r1_gamma": _GAMMA},  # RMSprop: no betas
+    ),
+    "rpgan": GANLoss(
+        name="rpgan",
+        d_loss=gan.rpgan_d_loss,
+        g_loss=gan.rpgan_g_loss,
+        output="logit",
+        critic="discriminator",
+        penalty=("r1", "r2"),
+        clip=False,
+        # Jolicoeur-Martineau's experiments use the DCGAN setup (Adam lr 2e-4, beta1 0.5, one D step).
+        defaults={**_DCGAN, **_ZC_OFF},
+        summary="relativistic paired GAN: D and G compare each real logit with a fake one",
+        source="Jolicoeur-Martineau 2018, arXiv:1807.00734, Sec. 4",
+        g_needs_real=True,
+        search_space=_ADAM_SPACE,
+    ),
+    "r3gan": GANLoss(
+        name="r3gan",
+        d_loss=gan.rpgan_d_loss,
+        g_loss=gan.rpgan_g_loss,
+        output="logit",
+        critic="discriminator",
+        penalty=("r1", "r2"),
+        clip=False,
+        # Huang et al.'s CIFAR-10 preset at the start of its schedules (brownvc/R3GAN train.py): Adam
+        # lr 2e-4, betas (0, 0.9), gamma 0.05 for R1 and R2 alike (the schedules, which decay lr to 5e-5
+        # and gamma tenfold, are left out); no normalisation layers.
+        defaults={"optimizer": "adam", "lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.0, 0.9), "n_critic": 1,
+                  "critic_norm": "none", "r1_gamma": 0.05, "r2_gamma": 0.05},
+        summary="R3GAN: relativistic pairing (RpGAN) with the R1 and R2 penalties",
+        source="Huang et al. 2024, arXiv:2501.05441, Sec. 2; Jolicoeur-Martineau 2018, arXiv:1807.00734",
+        g_needs_real=True,
+        search_space={**_ADAM_SPACE, "r1_gamma": _GAMMA, "r2_gamma": _GAMMA},
     ),
     "ebgan": GANLoss(
         name="ebgan",

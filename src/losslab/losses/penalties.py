@@ -5,6 +5,9 @@ losses of :mod:`losslab.losses.gan`:
 
 * :func:`gradient_penalty` (WGAN-GP) and :func:`dragan_penalty` (DRAGAN) return
   the *unweighted* penalty; the step multiplies it by ``gp_lambda``.
+* :func:`r1_penalty` and :func:`r2_penalty` (Mescheder et al. 2018) are the
+  zero-centred squared gradient norms on real and on generated samples; the
+  step multiplies each by ``gamma / 2`` (``r1_gamma``, ``r2_gamma``).
 * :func:`clip_weights_` is line 7 of Algorithm 1 of the WGAN paper.
 * :func:`pulling_away_term` is EBGAN's repelling regulariser; :func:`pulling_away_term_global_l1`
   the reference collection's version of it whose gradient vanishes (``loss.pt_variant``).
@@ -236,6 +239,93 @@ def dragan_penalty_members(
     return _member_norm_penalty(critic, x_hat)
 
 
+def squared_gradient_norm(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """Zero-centred gradient penalty, unweighted: ``mean_i ||grad_x critic(x_i)||_2^2``.
+
+    The per-sample squared L2 norm of the critic's input gradient, over all
+    non-batch dimensions, at the given samples themselves (no interpolation,
+    no target norm 1: the penalty is zero where the critic is flat). ``x`` is
+    detached, so no gradient reaches the generator; the graph is kept so that
+    ``(gamma / 2 * penalty).backward()`` reaches the critic's parameters.
+
+    Parameters
+    ----------
+    critic : callable
+        Maps ``(N, ...)`` to ``(N,)`` or ``(N, 1)``; must treat samples
+        independently (no batch norm in training mode).
+    x : Tensor, shape (N, ...)
+        Where the penalty is taken: real samples (R1) or generated ones (R2).
+
+    Returns
+    -------
+    Tensor
+        Scalar >= 0 (squared critic units per data unit).
+
+    Raises
+    ------
+    ValueError
+        If the critic does not return one value per sample.
+
+    References
+    ----------
+    Mescheder et al. 2018, "Which Training Methods for GANs do actually
+    Converge?", arXiv:1801.04406, Sec. 4.1 (R1 and R2; equation numbers unchecked).
+    """
+    x_hat = x.detach().requires_grad_(True)
+    n = x_hat.shape[0]
+    out = critic(x_hat)
+    if out.numel() != n:
+        raise ValueError(f"critic must return one value per sample, shape ({n},) or ({n}, 1); got {tuple(out.shape)}")
+    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)  # (N, ...), like x
+    return grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
+def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
+    """R1 penalty, unweighted: ``E_{x ~ p_data} ||grad_x D(x)||^2`` on real samples.
+
+    The training step adds ``r1_gamma / 2`` times it to the critic's loss,
+    as Mescheder et al. write ``R1(psi) = gamma / 2 E_{p_D}[||grad D_psi(x)||^2]``.
+    On the Dirac-GAN it is ``psi^2`` and makes the equilibrium locally
+    convergent for every ``gamma > 0`` (eigenvalues ``-gamma/2 +- sqrt(gamma^2/4 - f'(0)^2)``).
+    See :func:`squared_gradient_norm` for shapes and errors.
+
+    References
+    ----------
+    Mescheder et al. 2018, arXiv:1801.04406, Sec. 4.1 (equation number unchecked).
+    """
+    return squared_gradient_norm(critic, real)
+
+
+def r2_penalty(critic: Callable[[Tensor], Tensor], fake: Tensor) -> Tensor:
+    """R2 penalty, unweighted: ``E_{x ~ p_theta} ||grad_x D(x)||^2`` on generated samples.
+
+    The step adds ``r2_gamma / 2`` times it. See :func:`squared_gradient_norm`.
+
+    References
+    ----------
+    Mescheder et al. 2018, arXiv:1801.04406, Sec. 4.1 (equation number unchecked);
+    Huang et al. 2024, arXiv:2501.05441, Sec. 2 (R3GAN: RpGAN + R1 + R2).
+    """
+    return squared_gradient_norm(critic, fake)
+
+
+def squared_gradient_norm_members(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """:func:`squared_gradient_norm` of M runs at once, ``(M,)``: ``critic`` maps ``(M, N, ...)`` to ``(M, N)``.
+
+    Member k's value is ``mean_i ||grad_x critic_k(x_ki)||^2`` (the critics of different members are
+    independent, so the gradient of the sum is each member's own). Source: Mescheder et al. 2018,
+    arXiv:1801.04406, Sec. 4.1.
+    """
+    x_hat = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)  # (M, N, ...)
+    return grad.flatten(2).pow(2).sum(dim=2).mean(dim=1)
+
+
+ZERO_CENTRED: dict[str, str] = {"r1": "real", "r2": "fake"}
+"""A zero-centred penalty a GAN loss can declare (``GANLoss.grad_penalties``) -> the samples it is taken on;
+its weight is the loss's ``<name>_gamma`` hyperparameter, the step adds ``gamma / 2 * penalty``."""
+
+
 def clip_weights_(module: nn.Module, c: float) -> None:
     """Clamp every parameter of ``module`` to ``[-c, c]`` in place.
 
@@ -459,4 +549,9 @@ __all__ = [
     "PT_VARIANTS",
     "pulling_away_term",
     "pulling_away_term_global_l1",
+    "r1_penalty",
+    "r2_penalty",
+    "squared_gradient_norm",
+    "squared_gradient_norm_members",
+    "ZERO_CENTRED",
 ]

@@ -67,6 +67,14 @@ METRIC_INFO_REPRESENTATION: dict[str, dict[str, Any]] = {
     "knn_pixels": {"description": "baseline: kNN test accuracy on raw pixels", "higher_is_better": True},
     "knn_random_encoder": {"description": "baseline: kNN test accuracy on a randomly initialised encoder",
                            "higher_is_better": True},
+    "z_std": {"description": "collapse diagnostic: mean per-dimension std of the raw test projections z "
+                             "(0 = collapsed)", "higher_is_better": None},
+    "z_std_unit": {"description": "collapse diagnostic: mean per-dimension std of the unit projections times "
+                                  "sqrt(dim) (about 1 = spread, 0 = collapsed)", "higher_is_better": None},
+    "z_cov_offdiag": {"description": "collapse diagnostic: VICReg's c(Z), the summed squared off-diagonal "
+                                     "covariance of z over its dimension", "higher_is_better": None},
+    "z_corr_offdiag": {"description": "collapse diagnostic: mean squared off-diagonal correlation of z "
+                                      "(0 = decorrelated, 1 = dimensional collapse)", "higher_is_better": None},
     "chance": {"description": "accuracy of always predicting the most frequent training class",
                "higher_is_better": None},
     "n_probe_train": {"description": "training rows of the linear probe and kNN", "higher_is_better": None},

@@ -183,3 +183,25 @@ class LogitScale(nn.Module):
     def clamp_(self) -> None:
         """Clip ``log s`` to [0, log max] after an optimizer step (CLIP's reference code)."""
         self.log_scale.clamp_(0.0, self.log_max)
+
+
+class LearnedScalars(nn.Module):
+    """Named scalar parameters a loss learns beside the encoder (SigLIP's ``t_prime`` and ``bias``).
+
+    Parameters
+    ----------
+    init : dict of str to float
+        Name -> initial value (finite).
+
+    ``forward() -> dict[str, Tensor]`` returns the scalar parameters by name.
+    """
+
+    def __init__(self, init: dict[str, float]):
+        super().__init__()
+        for k, v in init.items():
+            if not math.isfinite(float(v)):
+                raise UserError(f"initial value of {k} must be finite, got {v}")
+        self.values = nn.ParameterDict({k: nn.Parameter(torch.tensor(float(v))) for k, v in init.items()})
+
+    def forward(self) -> dict[str, Tensor]:
+        return dict(self.values.items())

@@ -26,7 +26,8 @@ from losslab.rundir import DIFFUSION_ARTIFACTS
 
 __all__ = ["plot_diffusion"]
 
-OBJECTIVE_NAMES = {"eps": "noise (eps)", "x0": "clean sample (x0)", "v": "velocity (v)"}
+OBJECTIVE_NAMES = {"eps": "noise (eps)", "x0": "clean sample (x0)", "v": "velocity (v)",
+                   "flow": "straight-path velocity (x1 - x0)", "edm": "preconditioned denoiser D (EDM)"}
 
 
 def _load(path: Path) -> dict[str, np.ndarray] | None:
@@ -137,16 +138,24 @@ def plot_diffusion(run_dir: str | Path, out_png: str | Path, *, reference: dict 
     if data is None or any(k not in data for k in needed):
         return None
     ref = reference or {}
-    T = int(data["T"]) if "T" in data else int(data["bucket_edges"][-1])
+    last = float(data["bucket_edges"][-1])
+    T = int(data["T"]) if "T" in data else (int(last) if np.isfinite(last) else 0)
     kind = str(data["kind"]) if "kind" in data else ("image" if data["forward_x"].ndim == 5 else "vector")
     fwd_t, fwd_x = data["forward_t"].astype(int), data["forward_x"]
     rev_t, rev_x = data["reverse_t"].astype(int), data["reverse_x"]
     fwd_titles = [_label(int(t), T, "x_0 (data)") for t in fwd_t]
     rev_titles = [_label(int(t), T, "output x_0") for t in rev_t]
+    if "forward_label" in data and len(data["forward_label"]) == len(fwd_t):  # continuous noise levels
+        fwd_titles = [str(v) for v in data["forward_label"]]
+    if "reverse_label" in data and len(data["reverse_label"]) == len(rev_t):
+        rev_titles = [str(v) for v in data["reverse_label"]]
 
     is_image = kind == "image" and fwd_x.ndim == 5
     fwd_title = "forward process q(x_t | x_0) of held-out data"
     rev_title = "reverse chain of generated samples (sampler states)"
+    note_text = str(data["state_note"]) if "state_note" in data else ""
+    if note_text:
+        fwd_title, rev_title = f"{fwd_title}; {note_text}", f"{rev_title}; {note_text}"
     if is_image:  # the two grids side by side, the bar chart below
         fig = Figure(figsize=(13, 8.5), layout="constrained")
         top, bottom = fig.subfigures(2, 1, height_ratios=[2.2, 1.0])
@@ -164,8 +173,12 @@ def plot_diffusion(run_dir: str | Path, out_png: str | Path, *, reference: dict 
         _vector_row(mid, rev_x.reshape(n, rev_x.shape[1], -1), rev_titles, ref, "#E69F00")
 
     ax = bottom.subplots()
-    edges, losses = data["bucket_edges"].astype(int), data["bucket_loss"].astype(float)
-    labels = [f"{lo + 1}-{hi}" for lo, hi in zip(edges[:-1], edges[1:])]
+    edges, losses = data["bucket_edges"], data["bucket_loss"].astype(float)
+    if "bucket_label" in data and len(data["bucket_label"]) == len(losses):
+        labels = [str(v) for v in data["bucket_label"]]
+    else:
+        edges = edges.astype(int)
+        labels = [f"{lo + 1}-{hi}" for lo, hi in zip(edges[:-1], edges[1:])]
     finite = np.isfinite(losses)
     if finite.any():
         ax.bar(np.arange(len(losses))[finite], losses[finite], color="#0072B2")
@@ -175,7 +188,13 @@ def plot_diffusion(run_dir: str | Path, out_png: str | Path, *, reference: dict 
     else:
         note(ax, "no finite bucket losses")
     objective = str(data["objective"]) if "objective" in data else "?"
-    ax.set_xlabel("timestep bucket t (1 = almost clean, T = pure noise)")
+    level = str(data["level_name"]) if "level_name" in data else "t"
+    if level == "sigma":
+        ax.set_xlabel("noise level bucket sigma (deciles of the training distribution; low = almost clean)")
+    elif "T" in data:
+        ax.set_xlabel("timestep bucket t (1 = almost clean, T = pure noise)")
+    else:
+        ax.set_xlabel("time bucket t (0 = data, 1 = pure noise)")
     ax.set_ylabel(f"loss ({objective}-prediction)")
     ax.grid(axis="y", alpha=0.3)
     bottom.suptitle("objective per timestep bucket, held-out batch", fontsize=10)
@@ -183,6 +202,8 @@ def plot_diffusion(run_dir: str | Path, out_png: str | Path, *, reference: dict 
     parts = [f"target: {OBJECTIVE_NAMES.get(objective, objective)}"]
     if "schedule" in data:
         parts.append(f"{data['schedule']} schedule, T={T}")
+    elif "process" in data:
+        parts.append(str(data["process"]))
     if "sampler" in data and "nfe" in data:
         eta = f", eta={float(data['eta']):g}" if str(data["sampler"]) == "ddim" and "eta" in data else ""
         parts.append(f"{data['sampler']} sampler, {int(data['nfe'])} network evaluations per sample{eta}")

@@ -82,8 +82,17 @@ def _contrastive_panels(rows_all: Sequence[Sequence[dict]]) -> list[Panel]:
                                                       ("neg_sim", "negative pairs", "--"))),
         Panel("(d) in-batch matching accuracy", (("match_acc", "match accuracy", "-"),)),
     ]
+    if _has(rows_all, "z_std"):  # collapse diagnostics (losslab.losses.contrastive_ssl.collapse_stats)
+        panels.append(Panel("(e) per-dimension std of the embedding z", (
+            ("z_std", "raw z", "-"), ("z_std_unit", "unit z x sqrt(dim) (0: collapse)", "--")), "log"))
+        panels.append(Panel("(f) off-diagonal covariance of z", (
+            ("z_cov_offdiag", "VICReg c(Z) of raw z", "-"),
+            ("z_corr_offdiag", "mean squared correlation (1: one direction)", "--")), "log"))
     if _has(rows_all, "logit_scale"):
-        panels.append(Panel("(e) learned logit scale (CLIP)", (("logit_scale", "logit scale", "-"),), "log"))
+        panels.append(Panel("(g) learned logit scale (CLIP)", (("logit_scale", "logit scale", "-"),), "log"))
+    if _has(rows_all, "learned_t_prime") or _has(rows_all, "learned_bias"):
+        panels.append(Panel("(g) learned log-temperature t' and bias b (SigLIP)", (
+            ("learned_t_prime", "t'", "-"), ("learned_bias", "b", "--")), "symlog"))
     return panels
 
 
@@ -220,7 +229,11 @@ _REPORT_WORDS: dict[str, dict] = {
         diagnostics_caption="Training curves of {loss}, one colour per seed: (a) the contrastive loss, (b) the "
                             "encoder's gradient L2 norm on a log scale, (c) the mean cosine similarity of positive "
                             "and of negative pairs, whose gap the loss widens, (d) the share of rows whose most "
-                            "similar partner in the batch is a positive, and for CLIP (e) its learned logit scale; "
+                            "similar partner in the batch is a positive, (e) the per-dimension standard deviation "
+                            "of the embedding (raw, and of the unit vectors times sqrt(dim): near 0 means "
+                            "collapse to a point), (f) its off-diagonal covariance (VICReg's c(Z)) and mean "
+                            "squared correlation (near 1 means dimensional collapse onto one direction), and "
+                            "(g) CLIP's learned logit scale or SigLIP's learned log-temperature and bias; "
                             "x marks where a run diverged.",
         panels=_contrastive_panels, notes=_contrastive_notes),
     "ebm": dict(

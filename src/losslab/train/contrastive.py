@@ -53,7 +53,8 @@ from losslab.losses.contrastive import (
 )
 from losslab.losses.families import FAMILY_SPECS
 from losslab.metrics import representation as rep
-from losslab.models.encoder import ImageEncoder, LogitScale, TextEncoder, build_vocabulary
+from losslab.losses.contrastive_ssl import collapse_stats
+from losslab.models.encoder import ImageEncoder, LearnedScalars, LogitScale, TextEncoder, build_vocabulary
 from losslab.train.common import (
     Diverged,
     grad_stats,
@@ -224,6 +225,8 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> ContrastiveSt
                             f"{int(dataset.train_labels.max())}")
         modules["text"] = TextEncoder(build_vocabulary([c for cs in captions for c in cs]))
         modules["scale"] = LogitScale(hp["logit_scale_init"], hp["logit_scale_max"])
+    if loss.learnable:  # e.g. SigLIP's temperature and bias, trained with the encoder
+        modules["learned"] = LearnedScalars({arg: hp[key] for arg, key in loss.learnable})
     model = nn.ModuleDict(modules).to(device)
     return ContrastiveState(
         model=model,
@@ -246,9 +249,12 @@ def _caption_table(state: ContrastiveState) -> Tensor:
 
 
 def _call(state: ContrastiveState, *tensors: Tensor, **extra) -> Tensor:
-    """``loss.fn`` on the scheme's tensors under the loss's declared ``args``, with its ``hparams``."""
+    """``loss.fn`` on the scheme's tensors under the loss's declared ``args``, with its ``hparams`` and
+    its ``learnable`` scalars."""
     loss = state.loss
-    return loss.fn(**dict(zip(loss.args, tensors, strict=True)), **{k: state.hp[k] for k in loss.hparams}, **extra)
+    learned = state.model["learned"]() if "learned" in state.model else {}
+    return loss.fn(**dict(zip(loss.args, tensors, strict=True)), **{k: state.hp[k] for k in loss.hparams},
+                   **learned, **extra)
 
 
 def _projections(state: ContrastiveState, x: Tensor, idx: Tensor):
@@ -343,8 +349,12 @@ def step(state: ContrastiveState, data, batch_size: int, *, record: bool = False
         ``pos_sim`` / ``neg_sim`` (mean cosine similarity of positive /
         negative pairs of the batch: the two views of one image, or for CLIP
         an image and captions of its / another class), ``match_acc`` (fraction
-        of view-1 rows whose most similar view-2 row is a positive) and, for
-        CLIP, ``logit_scale``.
+        of view-1 rows whose most similar view-2 row is a positive), the
+        collapse diagnostics of the view-1 projections ``z_std``,
+        ``z_std_unit``, ``z_cov_offdiag``, ``z_corr_offdiag``
+        (:func:`losslab.losses.contrastive_ssl.collapse_stats`), for CLIP
+        ``logit_scale`` and for a loss with learned scalars each as
+        ``learned_<name>`` (SigLIP: ``learned_t_prime``, ``learned_bias``).
 
     Raises:
         UserError: ``batch_size < 2`` or larger than the training set.
@@ -377,8 +387,11 @@ def step(state: ContrastiveState, data, batch_size: int, *, record: bool = False
                 neg_sim=float(sim[neg].mean()) if bool(neg.any()) else 0.0,
                 match_acc=float(pos[torch.arange(len(sim), device=sim.device), sim.argmax(dim=1)].float().mean()),
             )
+            log.update(collapse_stats(a))
             if "scale" in state.model:
                 log["logit_scale"] = float(state.model["scale"]())
+            if "learned" in state.model:
+                log.update({f"learned_{k}": float(v) for k, v in state.model["learned"]().items()})
     state.opt.step()
     if "scale" in state.model:
         state.model["scale"].clamp_()
@@ -479,6 +492,9 @@ def evaluate(state: ContrastiveState, dataset) -> dict[str, Any]:
       the two views, as in their code);
     - ``view_match``: fraction of test images whose view-2 projection is the
       nearest (cosine) to their view-1 projection among all view-2 projections;
+    - ``z_std``, ``z_std_unit``, ``z_cov_offdiag``, ``z_corr_offdiag``: the
+      collapse diagnostics of the view-1 test projections
+      (:func:`losslab.losses.contrastive_ssl.collapse_stats`);
     - ``zero_shot`` (CLIP only), ``chance`` (most frequent class),
       ``n_probe_train``, ``n_probe_test``, ``dataset`` (name).
 
@@ -504,11 +520,13 @@ def evaluate(state: ContrastiveState, dataset) -> dict[str, Any]:
         out[f"knn{suffix}"] = rep.knn_accuracy(ftr, ytr, fte, yte)
     g = torch.Generator().manual_seed(1)
     v1, v2 = two_views(xte, g)
-    z1 = F.normalize(_features(enc, v1, project=True), dim=1)
+    z1_raw = _features(enc, v1, project=True)
+    z1 = F.normalize(z1_raw, dim=1)
     z2 = F.normalize(_features(enc, v2, project=True), dim=1)
     out["alignment"] = rep.alignment(z1, z2)
     out["uniformity"] = 0.5 * (rep.uniformity(z1) + rep.uniformity(z2))
     out["view_match"] = float(((z1 @ z2.T).argmax(dim=1) == torch.arange(len(z1))).float().mean())
+    out.update(collapse_stats(z1_raw))
     if state.captions is not None:
         out["zero_shot"] = zero_shot_accuracy(state, xte, yte)
     out["chance"] = rep.chance_accuracy(ytr.numpy(), yte.numpy())

@@ -48,10 +48,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from losslab import io, rundir, schedules
+from losslab import io, rundir
 from losslab.config import Config, loss_hparams
-from losslab.errors import unknown_choice
-from losslab.losses.diffusion import DiffusionLoss, DiffusionObjective, get_diffusion_loss
+from losslab.losses.diffusion import DiffusionLoss, DiffusionObjective, get_diffusion_loss, make_objective
 from losslab.losses.families import FAMILY_SPECS
 from losslab.models.denoiser import build_denoiser
 from losslab.models.ensemble import NotBatchable
@@ -110,8 +109,9 @@ class DiffusionState:
         Exponential moving average of ``net``'s weights, used for sampling.
     opt : torch.optim.Optimizer
     loss : DiffusionLoss
-    objective : DiffusionObjective
-        Owns the schedule and the noise sampling.
+    objective : DiffusionObjective, FlowMatchingObjective or EDMObjective
+        Owns the noise levels, the noise sampling, the loss and the sampler
+        (:func:`losslab.losses.diffusion.make_objective`).
     hp : dict
         Resolved hyperparameters (:func:`hparams`).
     rng : torch.Generator
@@ -195,10 +195,8 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> DiffusionStat
     loss = get_diffusion_loss(loss_name)
     kind = dataset.kind
     hp = hparams(loss, cfg, dataset)
-    schedule = schedules.get_schedule(hp["schedule"], hp["T"])
-    schedules.ddim_timesteps(schedule.T, hp["sample_steps"])  # validate now, not after training
-    if hp["sampler"] not in schedules.SAMPLERS:
-        raise unknown_choice("sampler", hp["sampler"], schedules.SAMPLERS)
+    objective = make_objective(loss, hp, kind=kind, device=device)
+    objective.check(hp["sampler"], hp["sample_steps"])  # validate now, not after training
     shape = tuple(int(s) for s in dataset.shape)
     torch.manual_seed(seed)
     net = build_denoiser(
@@ -227,7 +225,7 @@ def init_state(cfg: Config, dataset, loss_name: str, seed: int) -> DiffusionStat
         ema=ema,
         opt=opt,
         loss=loss,
-        objective=DiffusionObjective(schedule.to(device), loss.objective),
+        objective=objective,
         hp=hp,
         rng=seeded_generator(seed, device),
         kind=kind,
@@ -340,7 +338,7 @@ def step_members(ms: Members, data, batch_size: int, *, record: bool = False
     logs: list[dict[str, float]] = [{} for _ in range(ms.m)]
     if record:
         norm, mean = ms.grad_stats("net")
-        buckets = _bucket_of(t, obj.schedule.T)
+        buckets = obj.bucket(t, N_BUCKETS)
         ps, lo = per_sample.detach(), loss.detach()
         for k in range(ms.m):
             if not ms.active[k]:
@@ -373,8 +371,10 @@ def _member_box(ms: Members) -> tuple[Tensor, Tensor]:
 
 
 def nfe(state: DiffusionState) -> int:
-    """Network evaluations per generated sample of the configured sampler (= ``sample_steps``)."""
-    return int(state.hp["sample_steps"])
+    """Network evaluations per generated sample of the configured sampler: ``sample_steps`` for DDIM / DDPM
+    and Euler; Heun takes the largest ``2 N - 1`` (edm) or ``2 N`` (flow-matching) ``<= sample_steps``
+    (:func:`losslab.schedules.ode_steps`)."""
+    return int(state.objective.nfe(state.hp["sampler"], state.hp["sample_steps"]))
 
 
 def _sampler_net(state: DiffusionState) -> nn.Module:
@@ -388,19 +388,10 @@ def _clip_range(state: DiffusionState) -> tuple[Tensor | float, Tensor | float] 
 
 
 def _run_sampler(state: DiffusionState, n: int, generator: torch.Generator, trajectory: bool = False):
-    net = _sampler_net(state)
     hp = state.hp
-    kw = dict(
-        objective=state.loss.objective,
-        steps=hp["sample_steps"],
-        generator=generator,
-        clip=_clip_range(state),
-        trajectory=trajectory,
-    )
-    sched = state.objective.schedule
-    if hp["sampler"] == "ddpm":
-        return schedules.ddpm_sample(net, sched, (n, *state.shape), **kw)
-    return schedules.ddim_sample(net, sched, (n, *state.shape), eta=float(hp["eta"]), **kw)
+    return state.objective.sample(_sampler_net(state), (n, *state.shape), sampler=hp["sampler"],
+                                  steps=hp["sample_steps"], eta=float(hp.get("eta", 0.0)), generator=generator,
+                                  clip=_clip_range(state), trajectory=trajectory, device=state.device)
 
 
 @torch.no_grad()
@@ -424,27 +415,36 @@ def sample(state: DiffusionState, n: int, *, seed: int = 0, batch: int = 500) ->
 def bucket_losses(state: DiffusionState, x0: Tensor, *, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Mean loss per timestep bucket on the clean samples ``x0`` (data units).
 
-    For each of :data:`N_BUCKETS` equal ranges of t, every sample gets a t drawn
-    uniformly inside the range and fresh noise; the sampling network (EMA) is
+    For each of :data:`N_BUCKETS` buckets of the noise level (equal ranges of
+    t for DDPM and flow matching, deciles of the training distribution of
+    sigma for EDM: the objective's ``bucket_draw``), every sample gets a level
+    drawn inside the bucket and fresh noise; the sampling network (EMA) is
     evaluated.
 
     Returns
     -------
-    edges : (N_BUCKETS + 1,) int64 tensor
-        Bucket b holds ``edges[b] <= t < edges[b + 1]``.
+    edges : (N_BUCKETS + 1,) tensor
+        Bucket b holds ``edges[b] <= level < edges[b + 1]`` (DDPM: int64 timesteps).
     losses : (N_BUCKETS,) float64 tensor
     """
     net = _sampler_net(state)
-    T = state.objective.schedule.T
+    obj = state.objective
     g = torch.Generator().manual_seed(seed)
-    edges = torch.div(torch.arange(N_BUCKETS + 1) * T + N_BUCKETS - 1, N_BUCKETS, rounding_mode="floor")
     x = _to_net(state, x0.to(state.device))
     out = []
     for b in range(N_BUCKETS):
-        lo, hi = int(edges[b]), int(edges[b + 1])
-        t = torch.randint(lo, max(hi, lo + 1), (len(x),), generator=g).to(state.device)
-        out.append(float(state.objective(net, x, t=t, generator=g).mean()))
-    return edges, torch.tensor(out, dtype=torch.float64)
+        t = obj.bucket_draw(b, N_BUCKETS, len(x), g).to(state.device)
+        out.append(float(obj(net, x, t=t, generator=g).mean()))
+    return obj.bucket_edges(N_BUCKETS), torch.tensor(out, dtype=torch.float64)
+
+
+def _shown(obj, states: Tensor, levels: Tensor) -> Tensor:
+    """States (K, n, ...) in network units as the report draws them: times the objective's
+    ``display_scale(levels)`` where it has one (EDM: its states grow to sigma_max = 80)."""
+    scale = getattr(obj, "display_scale", None)
+    if scale is None:
+        return states
+    return states * scale(levels).to(states.device, states.dtype).reshape(-1, *([1] * (states.dim() - 1)))
 
 
 def artifacts(state: DiffusionState, dataset, run_dir: str | Path, *, seed: int = 0) -> None:
@@ -452,32 +452,35 @@ def artifacts(state: DiffusionState, dataset, run_dir: str | Path, *, seed: int 
 
     Arrays (samples in data units, images in [-1, 1]):
 
-    - ``forward_t`` (8,) int64 0-based timesteps (-1 = the clean data x_0, then 7
-      from T/50 to T - 1) and ``forward_x`` (8, k, *shape): q_sample of the same
+    - ``forward_t`` (8,) noise levels of the objective (``strip_levels``; DDPM:
+      int64 0-based timesteps, -1 = the clean data x_0, then 7 from T/50 to T - 1) and ``forward_x`` (8, k, *shape): q_sample of the same
       k held-out samples with the same noise at each t (k = 1,000 vectors, 8 images);
     - ``reverse_t`` (K,) and ``reverse_x`` (K, m, *shape): states of m generated
       samples along the sampling chain, from x_T (t = T) to the output (t = -1),
       at most 9 evenly spaced states (m = 1,000 vectors, 8 images);
     - ``bucket_edges`` (11,), ``bucket_loss`` (10,): :func:`bucket_losses` on a
       held-out batch (``dataset.reference``, 1,000 vectors / 256 images);
-    - ``kind``, ``objective``, ``schedule``, ``sampler`` (str), ``T``, ``nfe``,
-      ``eta``, ``g_updates`` (scalars).
+    - ``kind``, ``objective``, ``process`` (the objective's ``describe()``),
+      ``level_name`` ("t" or "sigma"), ``sampler`` (str), ``nfe``, ``eta``,
+      ``g_updates`` (scalars); DDPM objectives also ``schedule`` and ``T``;
+    - ``state_note`` (str): how the states are scaled for display, "" when they
+      are not (EDM: divided by ``sqrt(1 + sigma^2 / sigma_data^2)``, the network's view);
+    - ``forward_label``, ``reverse_label``, ``bucket_label`` (str arrays): the
+      panel and bar titles (flow matching's t runs 0 = data .. 1 = noise, EDM's
+      levels are sigmas, its buckets deciles of the training sigmas).
     """
     g = torch.Generator().manual_seed(seed)
     big = state.kind == "vector"
     real = torch.as_tensor(dataset.reference(1000 if big else 256, g)).to(torch.float32)
-    T = state.objective.schedule.T
+    obj = state.objective
     with torch.no_grad():
-        # Forward strip: x_t of the same real samples and the same eps at 8 times.
+        # Forward strip: x_t of the same real samples and the same eps at 8 noise levels.
         k = min(len(real), 1000 if big else 8)
         x0 = _to_net(state, real[:k].to(state.device))
         eps = torch.randn(x0.shape, generator=g).to(state.device)
-        fwd_t = torch.unique(torch.tensor([-1, T // 50, T // 10, T // 5, 2 * T // 5, 3 * T // 5, 4 * T // 5, T - 1]))
-        sched = state.objective.schedule
-        fwd = torch.stack(
-            [x0 if t < 0 else schedules.q_sample(sched, x0, torch.full((k,), int(t), device=state.device), eps)
-             for t in fwd_t]
-        )  # (8, k, *shape)
+        fwd_t = obj.strip_levels()
+        fwd = torch.stack([obj.perturb(x0, torch.full((k,), t.item(), dtype=fwd_t.dtype, device=state.device), eps)
+                           for t in fwd_t])  # (8, k, *shape)
         # Reverse trajectory of generated samples.
         net = _sampler_net(state)
         was_training = net.training
@@ -488,20 +491,26 @@ def artifacts(state: DiffusionState, dataset, run_dir: str | Path, *, seed: int 
         edges, losses = bucket_losses(state, real, seed=seed)
     arrays = {
         "forward_t": fwd_t.numpy(),
-        "forward_x": _to_data(state, fwd).cpu().numpy().astype(np.float32),
+        "forward_x": _to_data(state, _shown(obj, fwd, fwd_t)).cpu().numpy().astype(np.float32),
         "reverse_t": ts[keep].numpy(),
-        "reverse_x": _to_data(state, xs[keep]).cpu().numpy().astype(np.float32),
+        "reverse_x": _to_data(state, _shown(obj, xs[keep], ts[keep])).cpu().numpy().astype(np.float32),
         "bucket_edges": edges.numpy(),
         "bucket_loss": losses.numpy(),
         "kind": np.array(state.kind),
         "objective": np.array(state.loss.objective),
-        "schedule": np.array(state.hp["schedule"]),
+        "process": np.array(obj.describe()),
+        "state_note": np.array(getattr(obj, "display_note", "")),
+        "level_name": np.array(obj.level_name),
+        "forward_label": np.array([obj.level_label(t, "x_0 (data)") for t in fwd_t.tolist()]),
+        "reverse_label": np.array([obj.level_label(t, "output x_0") for t in ts[keep].tolist()]),
+        "bucket_label": np.array(obj.bucket_labels(N_BUCKETS)),
         "sampler": np.array(state.hp["sampler"]),
-        "T": np.array(T),
         "nfe": np.array(nfe(state)),
-        "eta": np.array(float(state.hp["eta"])),
+        "eta": np.array(float(state.hp.get("eta", 0.0))),
         "g_updates": np.array(state.g_updates),
     }
+    if isinstance(obj, DiffusionObjective):
+        arrays.update(schedule=np.array(state.hp["schedule"]), T=np.array(obj.schedule.T))
     io.atomic_write_bytes(Path(run_dir) / rundir.DIFFUSION_ARTIFACTS, io.npz_bytes(**arrays))
 
 

@@ -34,6 +34,7 @@ from losslab.losses.penalties import (
     BEGANEquilibrium,
     dragan_penalty_members,
     gradient_penalty_members,
+    squared_gradient_norm_members,
     pulling_away_term,
 )
 from losslab.losses.families import FAMILY_SPECS
@@ -211,6 +212,10 @@ PENALTIES: dict[str, tuple[Callable[..., Tensor], str]] = {
     # Kodali et al. 2017, Sec. 4 and their reference code
     "dragan": (lambda critic, x, x_fake, ms: dragan_penalty_members(critic, x, generators=ms.rngs,
                                                                       c=ms.hp("dragan_c")), "gp_lambda"),
+    # Mescheder et al. 2018, Sec. 4.1: gamma/2 E||grad D||^2 on the reals (R1) and on the fakes (R2);
+    # the function returns half the squared norm so that the weight is gamma itself
+    "r1": (lambda critic, x, x_fake, ms: 0.5 * squared_gradient_norm_members(critic, x), "r1_gamma"),
+    "r2": (lambda critic, x, x_fake, ms: 0.5 * squared_gradient_norm_members(critic, x_fake), "r2_gamma"),
 }
 """The critic penalties a :class:`~losslab.losses.GANLoss` can declare (``penalty``: a name or a tuple of
 names): ``name -> (fn, weight key)``. ``fn(critic, x_real, x_fake, members) -> (M,)`` is the unweighted
@@ -375,6 +380,8 @@ def step_members(ms: Members, data, batch_size: int, *, record: bool = False
         total = d_loss
         for name in penalties_of(loss):
             fn, weight = PENALTIES[name]
+            if not isinstance(ms.hp(weight), Tensor) and ms.hp(weight) == 0:  # off for every member (R1/R2 of ns)
+                continue
             penalty[name] = fn(critic, x, x_fake, ms)
             total = total + ms.hp(weight) * penalty[name]
         totals.append(total.detach())
