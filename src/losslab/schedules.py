@@ -591,7 +591,8 @@ def ode_steps(nfe: int, method: str, *, correct_last: bool = False) -> int:
 def ode_nfe(steps: int, method: str, *, correct_last: bool = False) -> int:
     """Network evaluations per sample of ``steps`` solver steps: Euler ``N``; Heun ``2 N``, or
     ``2 N - 1`` when the last step, which ends at t = 0, takes no second-order correction
-    (Karras et al. 2022, arXiv:2206.00364, Algorithm 1, line 6; ``correct_last=False``)."""
+    (Karras et al. 2022, arXiv:2206.00364, Algorithm 1, line 6, numbers unchecked; NVlabs/edm
+    generate.py skips the correction at the last step; ``correct_last=False``)."""
     if method not in ODE_SAMPLERS:
         raise unknown_choice("sampler", method, ODE_SAMPLERS)
     if method == "euler":
@@ -600,7 +601,8 @@ def ode_nfe(steps: int, method: str, *, correct_last: bool = False) -> int:
 
 
 def edm_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> Tensor:
-    """The noise levels of EDM's sampler (Karras et al. 2022, arXiv:2206.00364, Eq. 5).
+    """The noise levels of EDM's sampler (Karras et al. 2022, arXiv:2206.00364, Eq. 5,
+    equation number unchecked; the formula is NVlabs/edm generate.py's ``t_steps``).
 
     ``sigma_i = (sigma_max^(1/rho) + i / (N - 1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho``
     for ``i = 0..N-1``, then ``sigma_N = 0``. ``N = 1`` gives ``[sigma_max, 0]``.
@@ -635,7 +637,8 @@ def edm_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0, rh
 
 def flow_times(steps: int) -> Tensor:
     """``steps + 1`` evenly spaced times from 1 (noise) to 0 (data), float64 (the Euler grid of
-    flow matching, Lipman et al. 2023, arXiv:2210.02747, Sec. 6, with losslab's t -> 1 - t).
+    flow matching, Lipman et al. 2023, arXiv:2210.02747, Sec. 6 (section number unchecked), with
+    losslab's t -> 1 - t).
 
     Raises
     ------
@@ -660,9 +663,11 @@ def ode_sample(
     """Integrate ``dx/dt = velocity(x, t)`` from ``times[0]`` to ``times[-1]``.
 
     Euler: ``x_{i+1} = x_i + (t_{i+1} - t_i) d_i`` with ``d_i = velocity(x_i, t_i)``.
-    Heun (Karras et al. 2022, arXiv:2206.00364, Algorithm 1 with S_churn = 0,
-    i.e. deterministic): the Euler step, then, unless ``t_{i+1} = 0`` and not
-    ``correct_last``,
+    Heun (Karras et al. 2022, arXiv:2206.00364: deterministic Heun, i.e. EDM's
+    sampler with S_churn = 0; S_churn is a parameter of the stochastic sampler,
+    Algorithm 2 per the authors' NVlabs/edm generate.py; algorithm numbers
+    unchecked against the paper): the Euler step, then, unless
+    ``t_{i+1} = 0`` and not ``correct_last``,
     ``x_{i+1} = x_i + (t_{i+1} - t_i) (d_i + velocity(x_{i+1}, t_{i+1})) / 2``.
     EDM's field ``(x - D) / sigma`` is undefined at sigma = 0, hence its
     Euler last step; flow matching's velocity is defined at t = 0, and a last

@@ -1,7 +1,7 @@
 """The Dirac-GAN: the closed-form toy that shows which GAN losses converge, for every loss of the registry.
 
 Mescheder et al. 2018 ("Which Training Methods for GANs do actually Converge?",
-arXiv:1801.04406, Sec. 2): the data are a Dirac at 0, the generator a Dirac at
+arXiv:1801.04406, Sec. 2, section number unchecked): the data are a Dirac at 0, the generator a Dirac at
 ``theta``, the critic linear, ``D(x) = psi * x``. The unique equilibrium is
 ``(theta, psi) = (0, 0)``. Sign convention here: ``D`` is high on real data (as in
 :mod:`losslab.losses.gan`), so ``psi`` is the paper's ``-psi``; the paper's field

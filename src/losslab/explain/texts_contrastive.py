@@ -489,7 +489,7 @@ EXPLANATIONS: dict[str, Explanation] = {
             "positives stop pulling (watch learned_bias and learned_t_prime in the diagnostics)",
         ),
         source="Zhai, Mustafa, Kolesnikov, Beyer 2023, 'Sigmoid Loss for Language Image Pre-Training', "
-        "arXiv:2303.15343, Algorithm 1, Sec. 3.2-3.3",
+        "arXiv:2303.15343, Algorithm 1, Sec. 3.2-3.3 (numbers unchecked)",
         compare_command="losslab compare --family contrastive --data digits --losses siglip,pairwise-bce --seeds 3 "
         "--out explain-siglip",
         figure=CONTRASTIVE,
@@ -541,7 +541,7 @@ EXPLANATIONS: dict[str, Explanation] = {
             "A tiny per-dimension std (z_std near 0): standardisation amplifies noise and the loss is erratic",
         ),
         source="Zbontar, Jing, Misra, LeCun, Deny 2021, 'Barlow Twins: Self-Supervised Learning via Redundancy "
-        "Reduction', arXiv:2103.03230, Eqs. 1-2, Algorithm 1",
+        "Reduction', arXiv:2103.03230, Eqs. 1-2, Algorithm 1 (numbers unchecked)",
         compare_command="losslab compare --family contrastive --data digits --losses barlow-twins,vicreg,nt-xent "
         "--seeds 3 --out explain-barlow-twins",
         figure=CONTRASTIVE,
@@ -594,7 +594,7 @@ EXPLANATIONS: dict[str, Explanation] = {
             "Dimensional collapse: z_std held at gamma but z_corr_offdiag high, the covariance term too weak",
         ),
         source="Bardes, Ponce, LeCun 2022, 'VICReg: Variance-Invariance-Covariance Regularization for "
-        "Self-Supervised Learning', arXiv:2105.04906, Eqs. 1-6, Algorithm 1",
+        "Self-Supervised Learning', arXiv:2105.04906, Eqs. 1-6, Algorithm 1 (numbers unchecked)",
         compare_command="losslab compare --family contrastive --data digits --losses vicreg,barlow-twins,nt-xent "
         "--seeds 3 --out explain-vicreg",
         figure=CONTRASTIVE,

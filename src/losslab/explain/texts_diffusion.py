@@ -232,8 +232,8 @@ EXPLANATIONS: dict[str, Explanation] = {
             "high-quality samples)",
         ),
         source="Lipman et al. 2023, 'Flow Matching for Generative Modeling', arXiv:2210.02747, Eqs. 20-23, "
-        "Theorem 2; Liu et al. 2023, 'Flow Straight and Fast: Learning to Generate and Transfer Data with "
-        "Rectified Flow', arXiv:2209.03003, Eq. 1",
+        "Theorem 2 (numbers unchecked); Liu et al. 2023, 'Flow Straight and Fast: Learning to Generate and "
+        "Transfer Data with Rectified Flow', arXiv:2209.03003, Eq. 1 (number unchecked)",
         compare_command="losslab compare --family diffusion --data ring8 --losses ddpm,flow-matching,edm --seeds 3 "
         "--out explain-flow-matching",
         figure=DIFFUSION,
@@ -308,7 +308,8 @@ EXPLANATIONS: dict[str, Explanation] = {
             "one leaves one evaluation unused (2N - 1)",
         ),
         source="Karras et al. 2022, 'Elucidating the Design Space of Diffusion-Based Generative Models', "
-        "arXiv:2206.00364, Table 1, Eq. 5, Algorithm 1; reference shape: NVlabs/edm training/loss.py (EDMLoss), "
+        "arXiv:2206.00364, Table 1, Eq. 5, Algorithm 1 (numbers unchecked); reference shape: NVlabs/edm "
+        "training/loss.py (EDMLoss), "
         "training/networks.py (EDMPrecond)",
         compare_command="losslab compare --family diffusion --data ring8 --losses ddpm,flow-matching,edm --seeds 3 "
         "--out explain-edm",

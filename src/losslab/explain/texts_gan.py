@@ -428,7 +428,7 @@ EXPLANATIONS: dict[str, Explanation] = {
             "`gamma` too small: the rotation of the unregularised game remains (oscillating `d_real`, `d_fake`)",
         ),
         source="Mescheder et al. 2018, 'Which Training Methods for GANs do actually Converge?', arXiv:1801.04406, "
-        "Sec. 2 (Dirac-GAN), Sec. 4.1 (R1, R2; equation numbers unchecked)",
+        "Sec. 2 (Dirac-GAN), Sec. 4.1 (R1, R2); section and equation numbers unchecked",
         compare_command="losslab compare --data ring8 --losses r1,ns,wgan-gp --seeds 3 --out explain-r1",
         figure=SATURATION,
     ),
@@ -475,7 +475,8 @@ EXPLANATIONS: dict[str, Explanation] = {
             "With a batch-norm critic the pairing couples all samples of the batch",
         ),
         source="Jolicoeur-Martineau 2018, 'The relativistic discriminator: a key element missing from standard "
-        "GAN', arXiv:1807.00734, Sec. 4 (equation numbers unchecked); Huang et al. 2024, arXiv:2501.05441, Sec. 2",
+        "GAN', arXiv:1807.00734, Sec. 4; Huang et al. 2024, arXiv:2501.05441, Sec. 2 (section and equation numbers "
+        "unchecked)",
         compare_command="losslab compare --data ring8 --losses rpgan,ns,r3gan --seeds 3 --out explain-rpgan",
         figure=RELATIVISTIC,
     ),
@@ -522,7 +523,7 @@ EXPLANATIONS: dict[str, Explanation] = {
         ),
         source="Huang et al. 2024, 'The GAN is dead; long live the GAN! A Modern Baseline GAN', arXiv:2501.05441, "
         "Sec. 2 (and the presets of its reference code); Jolicoeur-Martineau 2018, arXiv:1807.00734; "
-        "Mescheder et al. 2018, arXiv:1801.04406, Sec. 4.1",
+        "Mescheder et al. 2018, arXiv:1801.04406, Sec. 4.1 (section numbers unchecked)",
         compare_command="losslab compare --data ring8 --losses r3gan,rpgan,r1,ns --seeds 3 --out explain-r3gan",
         figure=RELATIVISTIC,
     ),
@@ -707,7 +708,8 @@ def appendix() -> str:
     return "\n".join([
         "## The Dirac-GAN: which losses converge",
         "",
-        "Mescheder et al. (2018, arXiv:1801.04406, Sec. 2) reduce GAN training to two numbers: the data are a "
+        "Mescheder et al. (2018, arXiv:1801.04406, Sec. 2; section number unchecked) reduce GAN training to "
+        "two numbers: the data are a "
         "Dirac at 0, the generator a Dirac at `theta`, the critic is linear, `D(x) = psi x`, and the only "
         "equilibrium is `(0, 0)`. Here every loss's field `v = (-dL_G/dtheta, -dL_D/dpsi)` is computed from "
         "its own functions and penalties in `src/losslab/losses/` with autograd "

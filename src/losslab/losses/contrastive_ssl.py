@@ -4,15 +4,15 @@ Pure keyword-only functions returning scalar tensors, plus
 :func:`collapse_stats`, the collapse diagnostics the contrastive family logs
 for every loss. The registry entries are in :mod:`losslab.losses.contrastive`.
 
-* :func:`siglip_loss` (Zhai et al. 2023, arXiv:2303.15343, Algorithm 1): every
+* :func:`siglip_loss` (Zhai et al. 2023, arXiv:2303.15343, Algorithm 1, number unchecked): every
   pair of the batch is an independent binary problem, the matched pair (the
   diagonal) labelled +1, the other ``n^2 - n`` pairs -1, with a learnable
   temperature ``t = exp(t')`` and bias ``b``.
 * :func:`barlow_twins_loss` (Zbontar et al. 2021, arXiv:2103.03230, Eqs. 1-2
-  and Algorithm 1): the cross-correlation of the two views' batch-standardised
+  and Algorithm 1, numbers unchecked): the cross-correlation of the two views' batch-standardised
   embeddings is pushed to the identity.
 * :func:`vicreg_loss` (Bardes et al. 2022, arXiv:2105.04906, Eqs. 1-6 and
-  Algorithm 1): invariance (mean squared distance of the views), variance
+  Algorithm 1, numbers unchecked): invariance (mean squared distance of the views), variance
   (a hinge on each dimension's standard deviation) and covariance (the
   off-diagonal covariance) terms.
 
@@ -61,7 +61,7 @@ def siglip_loss(*, x: Tensor, y: Tensor, t_prime: Tensor | float, bias: Tensor |
 
     Source: Zhai, Mustafa, Kolesnikov, Beyer 2023, "Sigmoid loss for language
     image pre-training", arXiv:2303.15343, Algorithm 1 and Sec. 3.2 (t' = log 10,
-    b = -10 at initialisation).
+    b = -10 at initialisation); algorithm and section numbers unchecked against the paper.
     """
     n = x.shape[0]
     t = torch.as_tensor(t_prime, dtype=x.dtype, device=x.device).exp()
@@ -91,7 +91,7 @@ def barlow_twins_loss(*, z1: Tensor, z2: Tensor, lambd: float = 5e-3) -> Tensor:
     Scalar tensor.
 
     Source: Zbontar, Jing, Misra, LeCun, Deny 2021, arXiv:2103.03230, Eqs. 1-2,
-    Algorithm 1.
+    Algorithm 1 (equation and algorithm numbers unchecked against the paper).
     """
     n = z1.shape[0]
     z1n = (z1 - z1.mean(dim=0)) / z1.std(dim=0)

@@ -8,7 +8,8 @@ objectives. Each returns the **per-sample** loss ``(N,)``: the weighted
 squared error averaged over the sample's elements.
 
 Flow matching (Lipman et al. 2023, arXiv:2210.02747, Eqs. 20-23 with
-sigma_min = 0; Liu et al. 2023, arXiv:2209.03003, Eq. 1, "rectified flow"):
+sigma_min = 0; Liu et al. 2023, arXiv:2209.03003, Eq. 1, "rectified flow";
+equation numbers unchecked against the papers):
 
 * **convention**: ``x0`` is the **data** and ``x1 ~ N(0, I)`` the **noise**, as
   in losslab's DDPM notation (t grows with the noise) and Esser et al. 2024
@@ -19,8 +20,9 @@ sigma_min = 0; Liu et al. 2023, arXiv:2209.03003, Eq. 1, "rectified flow"):
 * sampling: integrate ``dx/dt = v_theta(x, t)`` from t = 1 (noise) to t = 0
   (data) with Euler or Heun steps (:func:`losslab.schedules.ode_sample`).
 
-EDM (Karras et al. 2022, arXiv:2206.00364, Table 1, "Ours" column; the
-reference shape is NVlabs/edm ``training/loss.py: EDMLoss`` and
+EDM (Karras et al. 2022, arXiv:2206.00364, Table 1, "Ours" column, table number
+unchecked against the paper; the formulas below match the authors' code,
+NVlabs/edm ``training/loss.py: EDMLoss`` and
 ``training/networks.py: EDMPrecond``):
 
 * ``sigma``: ``ln sigma ~ N(P_mean, P_std^2)``, P_mean = -1.2, P_std = 1.2;
@@ -115,7 +117,8 @@ class FlowMatchingObjective:
     ``x0`` is data, ``x1 ~ N(0, I)`` noise, ``x_t = (1 - t) x0 + t x1``,
     ``t ~ U(0, 1)``; the network ``net(x_t, TIME_SCALE t)`` regresses
     ``u = x1 - x0`` (Lipman et al. 2023, arXiv:2210.02747, Eq. 23 with
-    sigma_min = 0 and t -> 1 - t; Liu et al. 2023, arXiv:2209.03003, Eq. 1).
+    sigma_min = 0 and t -> 1 - t; Liu et al. 2023, arXiv:2209.03003, Eq. 1; equation numbers
+    unchecked).
     """
 
     objective: str = "flow"
@@ -242,7 +245,8 @@ class FlowMatchingObjective:
 
 
 def edm_precond(sigma: Tensor, sigma_data: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """EDM's preconditioning (Karras et al. 2022, arXiv:2206.00364, Table 1, "Ours").
+    """EDM's preconditioning (Karras et al. 2022, arXiv:2206.00364, Table 1, "Ours";
+    table number unchecked, formulas as NVlabs/edm training/networks.py EDMPrecond).
 
     Parameters
     ----------

@@ -311,7 +311,7 @@ def rpgan_d_loss(*, d_real: Tensor, d_fake: Tensor) -> Tensor:
     Jolicoeur-Martineau 2018, "The relativistic discriminator: a key element
     missing from standard GAN", arXiv:1807.00734, Sec. 4 (RSGAN; equation
     number unchecked); Huang et al. 2024, "The GAN is dead; long live the GAN!",
-    arXiv:2501.05441, Sec. 2 (RpGAN with f = softplus).
+    arXiv:2501.05441, Sec. 2 (RpGAN with f = softplus; section number unchecked).
     """
     r, f = _paired(d_real, d_fake)
     return F.softplus(f - r).mean()
@@ -347,7 +347,7 @@ def rpgan_g_loss(*, d_fake: Tensor, d_real: Tensor) -> Tensor:
     References
     ----------
     Jolicoeur-Martineau 2018, arXiv:1807.00734, Sec. 4 (equation number unchecked);
-    Huang et al. 2024, arXiv:2501.05441, Sec. 2.
+    Huang et al. 2024, arXiv:2501.05441, Sec. 2 (section number unchecked).
     """
     r, f = _paired(d_real, d_fake)
     return F.softplus(r - f).mean()

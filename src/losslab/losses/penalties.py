@@ -304,7 +304,7 @@ def r2_penalty(critic: Callable[[Tensor], Tensor], fake: Tensor) -> Tensor:
     References
     ----------
     Mescheder et al. 2018, arXiv:1801.04406, Sec. 4.1 (equation number unchecked);
-    Huang et al. 2024, arXiv:2501.05441, Sec. 2 (R3GAN: RpGAN + R1 + R2).
+    Huang et al. 2024, arXiv:2501.05441, Sec. 2 (R3GAN: RpGAN + R1 + R2; section number unchecked).
     """
     return squared_gradient_norm(critic, fake)
 
@@ -314,7 +314,7 @@ def squared_gradient_norm_members(critic: Callable[[Tensor], Tensor], x: Tensor)
 
     Member k's value is ``mean_i ||grad_x critic_k(x_ki)||^2`` (the critics of different members are
     independent, so the gradient of the sum is each member's own). Source: Mescheder et al. 2018,
-    arXiv:1801.04406, Sec. 4.1.
+    arXiv:1801.04406, Sec. 4.1 (section number unchecked).
     """
     x_hat = x.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)  # (M, N, ...)
