@@ -333,7 +333,7 @@ def diffusion_weight_curves(log_snr: np.ndarray, sigma_data: float = 0.5) -> dic
     References
     ----------
     Salimans & Ho 2022, arXiv:2202.00512, Sec. 4; Ho et al. 2020, arXiv:2006.11239, Eq. 14;
-    Lipman et al. 2023, arXiv:2210.02747; Karras et al. 2022, arXiv:2206.00364, Table 1.
+    Lipman et al. 2023, arXiv:2210.02747; Karras et al. 2022, arXiv:2206.00364, Table 1 (table number unchecked).
     """
     ls = np.asarray(log_snr, dtype=np.float64)
     snr = np.exp(ls)

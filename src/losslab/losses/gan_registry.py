@@ -126,7 +126,8 @@ _LR = ("log", 1e-5, 1e-2)
 _ADAM_SPACE = {"lr": _LR, "beta1": ("float", 0.0, 0.9), "n_critic": ("int", 1, 5)}
 _GP_SPACE = {**_ADAM_SPACE, "gp_lambda": ("log", 0.1, 100.0)}
 # The zero-centred penalties' weight gamma: log-uniform over the range the papers use, from R3GAN's
-# CIFAR-10 start 0.05 (Huang et al. 2024) past Mescheder et al.'s 10 (arXiv:1801.04406, Sec. 5).
+# CIFAR-10 start 0.05 (Huang et al. 2024) past Mescheder et al.'s 10 (arXiv:1801.04406, Sec. 5;
+# section number unchecked).
 _GAMMA = ("log", 0.01, 100.0)
 
 # The BCE-family losses accept R1 and R2 (loss.r1_gamma, loss.r2_gamma), off unless set.
