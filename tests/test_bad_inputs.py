@@ -76,7 +76,7 @@ def _one_line_error(p, fragment: str) -> None:
         ("loss.critic_norm=group", "loss.critic_norm = 'group': must be one of batch, layer, none"),
         ("loss.mining=hard", "loss.mining = 'hard': must be one of random, batch-hard"),
         ("diffusion.schedule=quadratic", "diffusion.schedule = 'quadratic': must be one of linear, cosine"),
-        ("diffusion.sampler=euler", "diffusion.sampler = 'euler': must be one of ddim, ddpm"),
+        ("diffusion.sampler=rk4", "diffusion.sampler = 'rk4': must be one of ddim, ddpm, euler, heun"),
     ],
 )
 def test_out_of_domain_value_is_one_line_naming_key_value_and_domain(item, message):

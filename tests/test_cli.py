@@ -22,7 +22,7 @@ def run_cli(args, capsys):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["compare", "--losses", "ns,bogus"], "unknown loss 'bogus'; choose from: began, "),
+        (["compare", "--losses", "ns,bogus"], "unknown loss 'bogus'; choose from: barlow-twins, began, "),
         (["compare", "--losses", "ns", "--family", "diffusion"], "belongs to the gan family, not diffusion"),
         (["compare", "--data", "nowhere"], "unknown dataset 'nowhere'"),
         (["compare", "--set", "train.steps"], "malformed --set"),
@@ -71,7 +71,8 @@ def test_list_losses_prints_the_registry(capsys):
             current = sections.setdefault(line.split()[1], [])
         else:
             current.append(line.split()[0])
-    assert sections["gan"] == ["minimax", "ns", "wgan", "wgan-gp", "lsgan", "hinge", "dragan", "ebgan", "began"]
+    assert sections["gan"] == ["minimax", "ns", "wgan", "wgan-gp", "lsgan", "hinge", "dragan", "r1", "rpgan", "r3gan",
+                               "ebgan", "began"]
     assert sections["classification"] == ["bce", "bce-with-logits", "cce", "sparse-cce", "focal"]
 
 

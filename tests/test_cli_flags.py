@@ -161,7 +161,32 @@ def _compare_device(c, tmp_path, monkeypatch):
         assert not (tmp_path / "o").exists()
 
 
+def _compare_equivalence(c, tmp_path, _mp):
+    res = invoke(["compare", "--losses", "ns,hinge", "--equivalence", "0.5", "--out", tmp_path / "o", "--dry-run"])
+    assert res.code == 0, res.err
+    race = json.loads(res.out)["race"]
+    assert race["delta"] == 0.5 and race["looks"] == [5, 8, 11]
+    assert c.results["race"]["limits"]["delta"] is None  # not given: the noise floor decides the margin
+
+
+def _compare_redo_changed(c, tmp_path, _mp):
+    copy = tmp_path / "out"
+    shutil.copytree(c.out, copy)
+    argv = [str(a) for a in _compare_argv(c.root, copy, quiet=True)]
+    argv[argv.index("--steps") + 1] = "7"  # the same comparison with another budget
+    with fake_ray([]):
+        refused = invoke(argv)
+    one_line_error(refused, "--redo-changed")
+    assert read_json(copy / "runs" / "hinge" / "seed2" / rundir.RESULT)["g_updates"] == 6
+    with fake_ray([]):
+        redone = invoke([*argv, "--redo-changed"])
+    assert redone.code == 0, redone.err
+    assert read_json(copy / "runs" / "hinge" / "seed2" / rundir.RESULT)["g_updates"] == 7, (redone.err, redone.out)
+
+
 COMPARE_CHECKS = {
+    "--equivalence": _compare_equivalence,
+    "--redo-changed": _compare_redo_changed,
     "--data": lambda c, t, m: c.config["data"]["name"] == "grid25" == c.results["dataset"]["name"],
     "--losses": lambda c, t, m: sorted(p.name for p in (c.out / "runs").iterdir()) == ["hinge"],
     "--seeds": lambda c, t, m: [p.name for p in (c.out / "runs" / "hinge").iterdir()] == ["seed2"],

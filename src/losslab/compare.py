@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 import warnings
 from functools import lru_cache, partial
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any, Callable
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from losslab import backends, io, provenance, race, rundir, search
+from losslab import backends, provenance, race, rundir, search
 from losslab.config import Config, apply_overrides, check_batch_size, validate
 from losslab.data import load_dataset
 from losslab.data.checks import check_content
@@ -435,8 +436,10 @@ def run_compare(
     changed = check_rerun(out, comparison_spec(cfg, dataset, losses=losses, seeds=seeds, metric=metric,
                                                seed_start=seed_start, search_trials=search_trials),
                           redo_changed=redo_changed)
-    stale = {} if search_trials is not None else stale_runs(out, cfg, dataset, rundir.plan(
-        losses, seeds, seed_start=seed_start))
+    if search_trials is None:
+        stale = stale_runs(out, cfg, dataset, rundir.plan(losses, seeds, seed_start=seed_start))
+    else:  # tuned runs record the search's settings, not cfg's: a changed --search comparison is redone whole
+        stale = {j.run_dir: None for j in rundir.plan(losses, seeds, seed_start=seed_start)} if changed else {}
     if stale and not redo_changed:
         rd = next(iter(stale))
         raise UserError(f"{out / rd} was made from other inputs: "
@@ -448,6 +451,8 @@ def run_compare(
                           search_trials=search_trials, made_from=provenance.made_from(dataset),
                           race_limits=limits, replace=bool(changed))
         if redo_changed:
+            if search_trials is not None and changed and (out / rundir.SEARCH).is_dir():
+                shutil.rmtree(out / rundir.SEARCH)  # its trials ran under the old settings
             redone = provenance.redo_changed_runs(out, stale)
             if redone:
                 warnings.warn(f"--redo-changed: training {len(redone)} run(s) again: {', '.join(redone)}",

@@ -124,7 +124,9 @@ def redo_changed_runs(out: Path, wanted: dict[str, dict[str, Any]]) -> list[str]
 
     Args:
         out: the comparison directory (held under :func:`losslab.rundir.lock_dir`).
-        wanted: ``{run_dir relative to out: the config.json it would get now}``.
+        wanted: ``{run_dir relative to out: the config.json it would get now}``; None redoes the run
+            whatever it records (a --search comparison whose settings changed: its tuned runs and trials
+            were made under the old settings).
 
     Returns:
         The run directories removed (relative), to be trained again.
@@ -132,7 +134,7 @@ def redo_changed_runs(out: Path, wanted: dict[str, dict[str, Any]]) -> list[str]
     removed = []
     for rel, want in wanted.items():
         rd = out / rel
-        if rd.is_dir() and run_changes(rd, want):
+        if rd.is_dir() and (want is None or run_changes(rd, want)):  # None: redo whatever it records
             shutil.rmtree(rd)
             removed.append(rel)
     return removed
