@@ -143,7 +143,8 @@ class _PoisonSeed:
 
     def __init__(self, ds, seed: int, after: int):
         self.ds, self.key, self.after, self.calls = ds, 10_007 * seed + 1, after, 0
-        for a in ("name", "shape", "kind", "train", "test", "modes", "mode_std", "weights", "pdf", "reference"):
+        for a in ("name", "shape", "kind", "train", "test", "modes", "mode_std", "weights", "pdf", "reference",
+                  "train_labels", "test_labels", "num_classes", "class_names"):
             setattr(self, a, getattr(ds, a))
 
     def sample(self, n, g):
