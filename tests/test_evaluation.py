@@ -100,7 +100,7 @@ def test_load_samples_errors_are_one_line_user_errors(tmp_path):
     np.savez(tmp_path / "nan.npz", images=np.full((2, 4, 4), np.nan, np.float32))
     (tmp_path / "x.txt").write_text("hi")
     cases = {"wrongkey.npz": "no array named 'images' .*pictures", "range.npz": r"\[0, 1\]",
-             "shape.npz": "expected", "nan.npz": "NaN", "x.txt": "unsupported", "missing.npz": "no such file"}
+             "shape.npz": "expected", "nan.npz": "not finite", "x.txt": "unsupported", "missing.npz": "no such file"}
     for name, match in cases.items():
         with pytest.raises(UserError, match=match) as e:
             load_samples(tmp_path / name)
