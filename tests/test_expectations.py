@@ -139,16 +139,17 @@ def test_gan_losses_similar_reads_the_best_group():
         {"a": "ns", "b": "lsgan", "p_adjusted": 0.3}, {"a": "ns", "b": "wgan-gp", "p_adjusted": 0.01}]}
     (e,) = _by(check_expectations(MNIST, ranking, runs, recommendation=rec), "gan_losses_similar")
     assert e["held"] is False and e["losses"] == ["ns", "lsgan", "wgan-gp"]
-    assert "significantly worse: wgan-gp" in e["evidence"] and "arXiv:1711.10337" in e["source"]
+    assert "shown worse: wgan-gp" in e["evidence"] and "arXiv:1711.10337" in e["source"]
     # none significantly worse is not the same as alike: not testable without an equivalence test ...
     rec_all = {**rec, "best_group": ["ns", "lsgan", "wgan-gp"]}
     (e,) = _by(check_expectations(MNIST, ranking, runs, recommendation=rec_all), "gan_losses_similar")
     assert e["held"] is None and "no equivalence test" in e["evidence"]
     assert "within noise" not in finding_phrase(e)
-    # ... and held when one showed them equivalent
+    # ... and held when the race's TOST showed them equivalent (its record: the margin and the test)
     (e,) = _by(check_expectations(MNIST, ranking, runs, recommendation={
-        **rec_all, "equivalent": ["ns", "lsgan", "wgan-gp"]}), "gan_losses_similar")
-    assert e["held"] is True
+        **rec_all, "equivalent": {"delta": 2.5, "source": "--equivalence", "p_max": 0.01,
+                                  "test": "paired TOST"}}), "gan_losses_similar")
+    assert e["held"] is True and "within +-2.5 (paired TOST)" in finding_phrase(e) + e["evidence"] + str(e)
     # no paired test (one seed): not testable
     (e,) = _by(check_expectations(MNIST, ranking, runs, recommendation={"loss": "ns", "pairwise": [
         {"a": "ns", "b": "lsgan", "p_adjusted": None}]}), "gan_losses_similar")

@@ -256,14 +256,16 @@ def _check_similar_scores(ctx: dict, losses: list[str]) -> list[Outcome]:
         return [(done, None, "fewer than 2 paired seeds: no test of the differences", "")]
     group = [g for g in rec.get("best_group") or [] if g in done]
     worse = [g for g in done if g not in group]
-    text = (f"best group (not significantly worse than {rec.get('loss')}, Holm-adjusted paired tests): "
-            f"{', '.join(group) or 'none'}" + (f"; significantly worse: {', '.join(worse)}" if worse else "")
+    text = (f"not shown worse than {rec.get('loss')} (the race: Friedman, then Nemenyi over all pairs): "
+            f"{', '.join(group) or 'none'}" + (f"; shown worse: {', '.join(worse)}" if worse else "")
             + " (the study tuned every loss; compare with --search to match it)")
     if worse:
-        return [(done, False, text, f"{', '.join(worse)} significantly worse than {rec.get('loss')}")]
-    equivalent = rec.get("equivalent")  # an equivalence test's verdict, where the recommendation has one
-    if isinstance(equivalent, list) and set(done) <= set(equivalent) | {rec.get("loss")}:
-        return [(done, True, text, f"{', '.join(done)} shown equivalent")]
+        return [(done, False, text, f"{', '.join(worse)} shown worse than {rec.get('loss')}")]
+    equivalent = rec.get("equivalent")  # the race's equivalence test (paired TOST on every pair of survivors)
+    if equivalent and set(done) <= set(group):
+        delta = equivalent.get("delta") if isinstance(equivalent, dict) else None
+        within = f" within +-{delta:.3g}" if isinstance(delta, (int, float)) else ""
+        return [(done, True, text, f"{', '.join(done)} shown equivalent{within} (paired TOST)")]
     return [(done, None, text + "; not separated, which does not show that they score alike (no equivalence "
              "test)", "")]
 
