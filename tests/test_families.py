@@ -94,7 +94,7 @@ def test_optimizer_and_betas_apply_to_every_family(ring8, digits):
 
 # A value for every loss.* and diffusion.* key that differs from some loss's default.
 _VALUES = {"optimizer": "rmsprop", "lr_scale": 3.0, "lr_g": 0.0123, "lr_d": 0.0123, "beta1": 0.123, "beta2": 0.456,
-           "n_critic": 7, "clip": 0.5, "gp_lambda": 3.0, "dragan_c": 0.7, "margin": 0.33, "pt_weight": 0.2, "pt_variant": "global_l1",
+           "n_critic": 7, "clip": 0.5, "gp_lambda": 3.0, "dragan_c": 0.7, "r1_gamma": 2.5, "r2_gamma": 3.5, "margin": 0.33, "pt_weight": 0.2, "pt_variant": "global_l1",
            "gamma": 0.4, "lambda_k": 0.01, "critic_norm": "layer", "temperature": 0.3, "mining": "batch-hard",
            "schedule": "cosine", "T": 50, "sampler": "ddpm", "sample_steps": 7, "eta": 0.5, "lr": 1e-3}
 
