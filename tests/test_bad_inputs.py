@@ -22,6 +22,7 @@ import torch
 
 from losslab import config as C
 from losslab import io
+from losslab.compare import check_batch_size
 from losslab.cli import main, os_error_line
 from losslab.data.images import open_image, pil_to_unit
 from losslab.data.user import read_csv, read_image_folder, read_npy
@@ -144,15 +145,15 @@ def test_batch_norm_needs_two_samples_per_batch():
     # The losses' own defaults: ns keeps DCGAN's BatchNorm critic, wgan-gp a layer-norm one;
     # the image generator has BatchNorm whatever the critic; diffusion has none.
     cfg = C.resolve("vector", sets=["train.batch_size=1"])
-    C.check_batch_size(cfg, ["ns"], "vector")  # the vector preset's critic_norm = "none" wins
+    check_batch_size(cfg, ["ns"], "vector")  # the vector preset's critic_norm = "none" wins
     cfg.loss.critic_norm = None  # each loss's own default
     with pytest.raises(UserError, match=r"train\.batch_size = 1: must be >= 2 for loss ns \(its critic"):
-        C.check_batch_size(cfg, ["wgan-gp", "ns"], "vector")
-    C.check_batch_size(cfg, ["wgan-gp", "ddpm"], "vector")
+        check_batch_size(cfg, ["wgan-gp", "ns"], "vector")
+    check_batch_size(cfg, ["wgan-gp", "ddpm"], "vector")
     with pytest.raises(UserError, match=r"for loss wgan-gp \(its image generator"):
-        C.check_batch_size(cfg, ["wgan-gp"], "image")
-    C.check_batch_size(cfg, ["ddpm"], "image")
-    C.check_batch_size(C.resolve("vector"), ["ns"], "image")  # batch 256: fine
+        check_batch_size(cfg, ["wgan-gp"], "image")
+    check_batch_size(cfg, ["ddpm"], "image")
+    check_batch_size(C.resolve("vector"), ["ns"], "image")  # batch 256: fine
 
 
 def test_cli_compare_with_inf_lr_exits_2_and_writes_nothing(tmp_path):

@@ -32,11 +32,11 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from losslab import backends, provenance, race, rundir, search
-from losslab.config import Config, apply_overrides, check_batch_size, validate
+from losslab.config import Config, apply_overrides, validate
 from losslab.data import load_dataset
 from losslab.data.checks import check_content
 from losslab.errors import UserError
-from losslab.losses import family_of, get_spec
+from losslab.losses import GAN_LOSSES, family_of, get_spec
 from losslab.memory import check_sizes
 from losslab.metrics import MAX_OT_SAMPLES, METRIC_INFO, evaluate, primary_metric
 from losslab.metrics.features import STACKED_NAME
@@ -228,11 +228,47 @@ def check_family_data(cfg: Config, dataset, losses: list[str]) -> None:
             raise UserError(f"loss {loss}: {e}") from None
 
 
+def check_batch_size(cfg: Config, losses: list[str], kind: str) -> None:
+    """``train.batch_size >= 2`` wherever a network of ``losses`` uses BatchNorm.
+
+    BatchNorm in training mode needs more than one value per channel: a GAN critic
+    whose ``critic_norm`` (the user's, else the loss's default) is "batch", and the
+    image GAN generator (DCGAN-style BatchNorm, :mod:`losslab.models.conv`).
+
+    Parameters
+    ----------
+    cfg : Config
+        The resolved config.
+    losses : list of str
+        Loss names (any registry); unknown names are left to the caller's check.
+    kind : str
+        "vector" or "image".
+
+    Raises
+    ------
+    UserError
+        ``train.batch_size = 1: must be >= 2 for loss NAME (BatchNorm ...)``.
+    """
+    if cfg.train.batch_size >= 2:
+        return
+    for name in losses:
+        spec = GAN_LOSSES.get(name)
+        if spec is None:
+            continue
+        norm = cfg.loss.critic_norm or spec.defaults.get("critic_norm", "none")
+        if norm == "batch" or kind == "image":
+            where = "critic" if norm == "batch" else "image generator"
+            raise UserError(
+                f"train.batch_size = {cfg.train.batch_size}: must be >= 2 for loss {name} "
+                f"(its {where} uses BatchNorm, which needs more than one sample per batch)"
+            )
+
+
 def check_request(cfg: Config, dataset, losses: list[str], *, metric: str | None = None) -> None:
     """Every check of a comparison (or a single run) that needs no file: run it before writing any.
 
     :func:`losslab.data.checks.check_content` (its warnings go to ``warnings.warn``),
-    :func:`losslab.config.check_batch_size`, :func:`check_family_data` and,
+    :func:`check_batch_size`, :func:`check_family_data` and,
     when given, :func:`check_metric`.
 
     Raises:

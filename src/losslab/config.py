@@ -250,7 +250,7 @@ DOMAINS: dict[str, Domain] = {
     "model.arch": _choice("dcgan", "infogan"),
     # [train]
     "train.steps": COUNT,
-    "train.batch_size": COUNT,  # >= 2 where BatchNorm sees the batch: see check_batch_size
+    "train.batch_size": COUNT,  # >= 2 where BatchNorm sees the batch: see compare.check_batch_size
     "train.log_every": COUNT,
     "train.checkpoint_every": COUNT,
     "train.n_eval": COUNT,
@@ -539,7 +539,7 @@ def validate(cfg: Config) -> None:
 
     Cross-field rules: ``diffusion.sample_steps <= diffusion.T`` when both are set;
     ``train.batch_size >= 2`` when ``loss.critic_norm = "batch"`` (BatchNorm needs
-    more than one sample per batch; :func:`check_batch_size` covers the losses whose
+    more than one sample per batch; :func:`losslab.compare.check_batch_size` covers the losses whose
     own default is BatchNorm).
 
     Raises:
@@ -557,44 +557,6 @@ def validate(cfg: Config) -> None:
             f"train.batch_size = {cfg.train.batch_size}: must be >= 2 with loss.critic_norm = 'batch' "
             "(BatchNorm needs more than one sample per batch)"
         )
-
-
-def check_batch_size(cfg: Config, losses: list[str], kind: str) -> None:
-    """``train.batch_size >= 2`` wherever a network of ``losses`` uses BatchNorm.
-
-    BatchNorm in training mode needs more than one value per channel: a GAN critic
-    whose ``critic_norm`` (the user's, else the loss's default) is "batch", and the
-    image GAN generator (DCGAN-style BatchNorm, :mod:`losslab.models.conv`).
-
-    Parameters
-    ----------
-    cfg : Config
-        The resolved config.
-    losses : list of str
-        Loss names (any registry); unknown names are left to the caller's check.
-    kind : str
-        "vector" or "image".
-
-    Raises
-    ------
-    UserError
-        ``train.batch_size = 1: must be >= 2 for loss NAME (BatchNorm ...)``.
-    """
-    if cfg.train.batch_size >= 2:
-        return
-    from losslab.losses import GAN_LOSSES
-
-    for name in losses:
-        spec = GAN_LOSSES.get(name)
-        if spec is None:
-            continue
-        norm = cfg.loss.critic_norm or spec.defaults.get("critic_norm", "none")
-        if norm == "batch" or kind == "image":
-            where = "critic" if norm == "batch" else "image generator"
-            raise UserError(
-                f"train.batch_size = {cfg.train.batch_size}: must be >= 2 for loss {name} "
-                f"(its {where} uses BatchNorm, which needs more than one sample per batch)"
-            )
 
 
 def loss_hparams(defaults: dict[str, Any], overrides: LossConfig) -> dict[str, Any]:
