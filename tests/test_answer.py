@@ -56,7 +56,8 @@ def test_clear_winner_names_it_with_its_interval_when_it_was_decided_and_the_tes
                               "minimax after 3, wgan-gp after 7): w1 0.113 [0.1, 0.13]")
     assert text[1] == ("How sure: a race on paired seeds, 3-7 seeds per loss (a loss shown worse got no more); "
                        "Friedman's test, then Nemenyi's all-pairs comparison of mean ranks within seeds "
-                       "(Demsar 2006), at 0.01 per look over 5 looks, so the chance of calling any loss worse when "
+                       "(Demsar 2006), repeated on the losses left until none more is shown worse (step-down), "
+                       "at 0.01 per look over 5 looks, so the chance of calling any loss worse when "
                        "all are alike is at most 0.05; a diverged run counts as the worst rank.")
     assert "paired t" not in " ".join(text) and "Holm" not in " ".join(text)
 

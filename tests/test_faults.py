@@ -221,6 +221,11 @@ def test_a_kill_at_every_write_of_a_comparison_and_its_report_is_repaired_by_the
         assert must in names, must
     points = [(k, kind, n) for k, ((kind, _), n) in enumerate(zip(ref.events, names), start=1)
               if not n.startswith(rundir.RUNS) or n.endswith(rundir.RESULT)]
+    # Every figure is written by io.atomic_write_bytes (through report.plots.save): a kill at the first and the
+    # last figure stands for the others, each of which costs two full reports and tests nothing new.
+    drawn = [p for p in points if p[2].startswith("figures/")]
+    points = [p for p in points if not p[2].startswith("figures/") or p in (drawn[0], drawn[-1])]
+    assert len(drawn) >= 4
 
     failures = []
     for k, kind, name in points:

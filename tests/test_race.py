@@ -164,3 +164,37 @@ def test_two_losses_get_the_exact_sign_test():
         w, l_ = int((x[:, 0] > x[:, 1]).sum()), int((x[:, 0] < x[:, 1]).sum())
         ref = stats.binomtest(w, w + l_, 0.5).pvalue if w + l_ else 1.0
         assert_allclose(p[0], ref, rtol=1e-10)
+
+
+@pytest.mark.parametrize("k, alike", [(5, 2), (9, 2), (12, 2), (12, 6), (9, 3)])
+def test_the_step_down_keeps_alike_losses_under_partial_nulls(k, alike):
+    """Some losses alike, the others far worse and spread (each 3 seed-SDs below the next): the step-down
+    removes the far ones first, then compares the rest with the smaller critical difference of fewer
+    losses; it must still call one of the alike losses worse in at most 5% of the races."""
+    rng = np.random.default_rng(300 + 10 * k + alike)
+    g = rng.normal(size=(REPS, race.DEFAULT.cap, k))
+    g[:, :, alike:] -= 3.0 * np.arange(1, k - alike + 1)
+    alive, _ = race.simulate(g, race.DEFAULT)
+    wrong = float((~alive[:, :alike]).any(1).mean())
+    gone = float((~alive[:, alike:]).mean())
+    print(k, alike, wrong, gone)
+    assert wrong <= 0.05
+    assert gone >= 0.95  # and the far-worse ones do go
+
+
+def test_the_step_down_separates_what_one_round_over_all_losses_cannot():
+    # 12 losses in a strict order on all 11 seeds. Over all 12, Nemenyi's CD at alpha 0.05/3 is 5.5 mean ranks:
+    # one round shows only l0-l5 worse than l11. Re-ranked among the six left (CD 2.5), then three (1.2), then
+    # two (the sign test, 11 of 11 seeds), every loss but the best is shown worse.
+    g = np.tile(np.arange(12.0), (11, 1))  # (11 seeds, 12 losses): loss j better than j - 1 on every seed
+    one = race.rounds(g, [f"l{j}" for j in range(12)], race.DEFAULT.alpha_look)
+    first = one[0]
+    assert_allclose(first["cd"], ls.nemenyi_cd(12, 11, race.DEFAULT.alpha_look))
+    assert first["mean_ranks"]["l11"] == 1.0 and first["mean_ranks"]["l0"] == 12.0  # Demsar: 1 = best
+    assert set(first["eliminated"]) == {f"l{j}" for j in range(12) if 11 - j > first["cd"]}
+    assert len(one) >= 3 and one[-1]["eliminated"] == []
+    gone = {x for r in one for x in r["eliminated"]}
+    assert gone == {f"l{j}" for j in range(11)}  # every round re-ranks: in the end only the best is left
+    assert one[-1]["alive"] == ["l11"]
+    alive, _ = race.simulate(g[None], race.fixed(11))
+    assert alive[0].tolist() == [False] * 11 + [True]

@@ -14,7 +14,7 @@ from losslab import config as C
 from losslab import rundir, search
 from losslab.config import DOMAINS, LossConfig
 from losslab.errors import UserError
-from losslab.losses import REGISTRIES
+from losslab.losses import GAN_LOSSES, REGISTRIES
 
 _FIELDS = {f for f in LossConfig.__dataclass_fields__}
 
@@ -61,23 +61,35 @@ def test_search_tunes_each_loss_equally_then_ranks_the_tuned_settings(tmp_path, 
     assert "validation" in s["scored_on"] and s["validation_seed"] == search.VALIDATION_SEED
     for loss in ("ns", "hinge"):
         e = s["losses"][loss]
-        assert [t["number"] for t in e["trials"]] == [0, 1, 2]
-        assert [t["seed"] for t in e["trials"]] == [10_000, 10_001, 10_002]  # disjoint from the final seeds
+        # trial 0: the loss's defaults; then the 3 drawn trials
+        assert [t["number"] for t in e["trials"]] == [0, 1, 2, 3]
+        assert [t["seed"] for t in e["trials"]] == [10_000, 10_001, 10_002, 10_003]  # disjoint from final seeds
+        assert e["trials"][0]["defaults"] is True and e["trials"][0]["params"] == {}
+        assert not any(t.get("defaults") for t in e["trials"][1:])
         for t in e["trials"]:
             r = rundir.read_result(tmp_path / t["run_dir"])
             assert t["run_dir"].startswith(f"search/{loss}/trial") and r["seed"] == t["seed"]
             assert r["g_updates"] == 20  # the same budget as a final run
             if t["value"] is not None:
                 assert t["value"] == r["metrics"]["w1"]
-            # the trial trained with its own parameters: its config.json records them
             c = json.loads((tmp_path / t["run_dir"] / "config.json").read_text())
+            if t.get("defaults"):  # no override: the loss's own rate x the preset's lr_scale 5, its own n_critic
+                assert c["loss"]["lr_g"] is None and c["loss"]["n_critic"] is None
+                assert math.isclose(t["setting"]["lr"], 5 * GAN_LOSSES[loss].defaults["lr_g"])
+                assert t["setting"]["n_critic"] == GAN_LOSSES[loss].defaults["n_critic"] == r["hparams"]["n_critic"]
+                continue
+            # a drawn trial trained with its own parameters: its config.json records them
             assert c["loss"]["lr_g"] == c["loss"]["lr_d"] == t["params"]["lr"]
             assert c["loss"]["n_critic"] == t["params"]["n_critic"]
         best = min((t for t in e["trials"] if t["value"] is not None), key=lambda t: t["value"])
         assert e["best_params"] == best["params"] and e["best_value"] == best["value"]
+        assert e["best_trial"] == best["number"]
         # The final runs train seeds 0, 1 with the best setting, recorded in their config.json.
         for seed in (0, 1):
             c = json.loads((tmp_path / f"runs/{loss}/seed{seed}/config.json").read_text())
+            if best.get("defaults"):
+                assert c["loss"]["lr_g"] is None and c["loss"]["n_critic"] is None
+                continue
             assert math.isclose(c["loss"]["lr_g"], best["params"]["lr"]) and c["loss"]["lr_d"] == c["loss"]["lr_g"]
             assert c["loss"]["n_critic"] == best["params"]["n_critic"]
     assert {e["loss"] for e in res["ranking"]} == {"ns", "hinge"}

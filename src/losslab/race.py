@@ -20,6 +20,11 @@ is simply the worst value, ties averaged):
    alive loss has a mean rank better by more than the critical difference.
    All pairs, not "the best against the rest", so picking the best from the
    same data costs no error rate.
+3. Step-down: the losses shown worse leave, and 1-2 are repeated on the rest,
+   ranked among themselves, until a round shows none worse (:func:`eliminate`).
+   With many losses Nemenyi's critical difference is wide (12 losses, 5 seeds:
+   8.2 mean ranks); once the far-worse losses have left, the ones in between
+   are compared with the critical difference of fewer losses.
 
 Both at ``alpha / L`` for L planned looks (Bonferroni over the looks), so the
 chance that a race calls any loss worse when all are alike is at most
@@ -50,7 +55,7 @@ except ImportError:  # pragma: no cover - until the noise floor lands
     _noise_floor_margin = None
 
 __all__ = ["DEFAULT", "EQUIVALENCE_SD_FRACTION", "Limits", "decide", "eliminate", "equivalence_margin", "fixed",
-           "run_values", "simulate"]
+           "rounds", "run_values", "simulate"]
 
 EQUIVALENCE_SD_FRACTION = 0.5
 """Without a noise floor and without ``--equivalence``, the equivalence margin is this fraction of the pooled
@@ -122,8 +127,30 @@ def check_limits(lim: Limits) -> None:
 
 # --------------------------------------------------------------------------- the decision rule (vectorised)
 
+def _one_round(g: np.ndarray, alive: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """One Friedman + Nemenyi test over the ``alive`` losses (ranked among themselves): (worse, friedman p)."""
+    n = g.shape[1]
+    _, pf = lstats.friedman(g, alive)
+    mr = lstats.block_ranks(g, alive).sum(1) / max(n, 1)  # (R, k) mean ranks, higher is better
+    cd = lstats.nemenyi_cd(alive.sum(1), n, alpha)  # (R,)
+    gap = mr[:, None, :] - mr[:, :, None]  # (R, i, j): how much better j is than i
+    beaten = ((gap > cd[:, None, None]) & alive[:, None, :]).any(-1)
+    worse = beaten & alive & (pf < alpha)[:, None] & (alive.sum(1) >= 2)[:, None]
+    return worse, pf
+
+
 def eliminate(g: np.ndarray, alive: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """One look: which alive losses are shown worse. Friedman gate, then Nemenyi over all alive pairs.
+    """One look: which alive losses are shown worse. Friedman gate, then Nemenyi over all alive pairs, step-down.
+
+    A round tests the losses still standing, ranked among themselves within each seed: Friedman's test,
+    and if it rejects, a loss is worse when another has a mean rank better by more than Nemenyi's critical
+    difference for that many losses. The losses shown worse leave and the round is repeated on the rest
+    (re-ranked, with the smaller critical difference of fewer losses) until a round shows none worse: a
+    step-down over nested sets in the manner of Ryan-Einot-Gabriel-Welsch (Einot & Gabriel 1975, JASA
+    70:574-583). Each round is a level-``alpha`` test of its own set, and the first round is the plain
+    Friedman + Nemenyi test, so when all losses are alike the chance of calling any worse is the same
+    as without the step-down; its rates under partial nulls (some losses alike, the rest far worse) are
+    simulated in ``tests/test_race.py``.
 
     Parameters
     ----------
@@ -133,19 +160,54 @@ def eliminate(g: np.ndarray, alive: np.ndarray, alpha: float) -> tuple[np.ndarra
 
     Returns
     -------
-    (worse (R, k) bool, friedman p (R,)). Loss i is worse when Friedman's p < alpha and
-    some alive j has mean rank (1 = worst) above i's by more than Nemenyi's critical difference.
+    (worse (R, k) bool, friedman p (R,) of the first round).
     """
     g = np.asarray(g, dtype=np.float64)
-    alive = np.asarray(alive, dtype=bool)
+    cur = np.asarray(alive, dtype=bool).copy()
+    worse = np.zeros_like(cur)
+    pf0 = None
+    for _ in range(cur.shape[1]):
+        w, pf = _one_round(g, cur, alpha)
+        if pf0 is None:
+            pf0 = pf
+        if not w.any():
+            break
+        worse |= w
+        cur &= ~w
+    return worse, pf0
+
+
+def rounds(table: np.ndarray, names: Sequence[str], alpha: float) -> list[dict[str, Any]]:
+    """The rounds of :func:`eliminate` on one (n, k) table, for the record.
+
+    Returns
+    -------
+    list of dict
+        One per round: ``alive`` (names), ``mean_ranks`` {name: mean rank among them, 1 = best, as
+        Demsar 2006 writes them}, ``friedman_p``, ``cd`` (Nemenyi's critical difference, None when
+        infinite), ``eliminated`` (names shown worse in this round), ``beaten_by`` {name: the round's
+        best-ranked loss}. The last round eliminates none (or has fewer than two losses).
+    """
+    names = list(names)
+    cur = np.ones((1, len(names)), dtype=bool)
+    g = np.asarray(table, dtype=np.float64)[None]
     n = g.shape[1]
-    _, pf = lstats.friedman(g, alive)
-    mr = lstats.block_ranks(g, alive).sum(1) / max(n, 1)  # (R, k) mean ranks, higher is better
-    cd = lstats.nemenyi_cd(alive.sum(1), n, alpha)  # (R,)
-    gap = mr[:, None, :] - mr[:, :, None]  # (R, i, j): how much better j is than i
-    beaten = ((gap > cd[:, None, None]) & alive[:, None, :]).any(-1)
-    worse = beaten & alive & (pf < alpha)[:, None] & (alive.sum(1) >= 2)[:, None]
-    return worse, pf
+    out = []
+    while True:
+        w, pf = _one_round(g, cur, alpha)
+        alive = [x for x, a in zip(names, cur[0]) if a]
+        k = len(alive)
+        mr = lstats.block_ranks(g, cur)[0].mean(0)  # higher is better
+        ranks = {x: float(k + 1 - mr[i]) for i, x in enumerate(names) if cur[0, i]}
+        top = min(ranks, key=lambda x: ranks[x]) if ranks else None
+        gone = [x for x, ww in zip(names, w[0]) if ww]
+        cd = float(lstats.nemenyi_cd(k, n, alpha)) if k >= 2 else math.inf
+        out.append({"alive": alive, "mean_ranks": ranks, "friedman_p": float(pf[0]),
+                    "cd": cd if math.isfinite(cd) else None, "eliminated": gone,
+                    "beaten_by": {x: top for x in gone}})
+        if not gone:
+            return out
+        cur &= ~w
 
 
 def simulate(g: np.ndarray, limits: Limits = DEFAULT) -> tuple[np.ndarray, np.ndarray]:
@@ -254,10 +316,11 @@ def decide(values: Mapping[str, Mapping[int, float]], losses: Sequence[str], *, 
     -------
     dict
         ``limits``, ``looks`` (per look done: ``n_seeds``, ``alive``, ``mean_ranks``
-        {loss: mean rank among the alive, 1 = worst}, ``means`` {loss: mean goodness, or None with
-        an infinite value}, ``friedman_p``, ``cd`` (Nemenyi's critical difference), ``eliminated``,
-        ``beaten_by`` {loss: the best-ranked loss at that look}), ``survivors`` (ranked by the last
-        look's mean rank, best first), ``eliminated_at`` {loss: seeds when shown worse},
+        {loss: mean rank among the alive, 1 = best}, ``means`` {loss: mean goodness, or None with
+        an infinite value}, ``friedman_p``, ``cd`` (Nemenyi's critical difference) of the look's first
+        round, ``eliminated`` (every round's), ``beaten_by`` {loss: the best-ranked loss of the round
+        that showed it worse}, ``rounds`` (:func:`rounds`: the step-down's rounds)), ``survivors``
+        (ranked by their mean rank among themselves at the last look, best first), ``eliminated_at`` {loss: seeds when shown worse},
         ``seeds_per_loss``, ``stopped`` ("one survivor" | "equivalent" | "seed cap" | None while
         running), ``equivalence`` ({"delta", "source", "p_max"} at the last look), ``need``
         {loss: [seeds]} the runs the next look waits for (empty once stopped).
@@ -275,25 +338,22 @@ def decide(values: Mapping[str, Mapping[int, float]], losses: Sequence[str], *, 
             need = missing
             break
         table = np.array([[values[loss][s] for loss in alive] for s in seeds], dtype=np.float64)  # (n, k)
-        mask = np.ones((1, len(alive)), dtype=bool)
-        worse, pf = eliminate(table[None], mask, limits.alpha_look)
-        mr = lstats.block_ranks(table[None], mask)[0].mean(0)  # (k,)
-        cd = float(lstats.nemenyi_cd(len(alive), n, limits.alpha_look))
-        top = alive[int(np.argmax(mr))]
-        gone = [loss for loss, w in zip(alive, worse[0]) if w]
+        rr = rounds(table, alive, limits.alpha_look)
+        gone = [loss for r in rr for loss in r["eliminated"]]
         looks.append({
             "n_seeds": n, "seeds": seeds, "alive": list(alive),
-            "mean_ranks": {loss: float(r) for loss, r in zip(alive, mr)},
+            "mean_ranks": rr[0]["mean_ranks"],
             "means": {loss: (float(np.mean(table[:, i])) if np.isfinite(table[:, i]).all() else None)
                       for i, loss in enumerate(alive)},
-            "friedman_p": float(pf[0]), "cd": cd if math.isfinite(cd) else None,
-            "eliminated": gone, "beaten_by": {loss: top for loss in gone},
+            "friedman_p": rr[0]["friedman_p"], "cd": rr[0]["cd"],
+            "eliminated": gone, "beaten_by": {x: top for r in rr for x, top in r["beaten_by"].items()},
+            "rounds": rr,
         })
         for loss in gone:
             eliminated_at[loss] = n
-        keep = [i for i, w in enumerate(worse[0]) if not w]
+        keep = [i for i, loss in enumerate(alive) if loss not in gone]
         alive = [alive[i] for i in keep]
-        last_mr = {alive[j]: float(mr[i]) for j, i in enumerate(keep)}
+        last_mr = dict(rr[-1]["mean_ranks"])  # among the survivors, 1 = best
         sub = table[:, keep]
         delta, source = equivalence_margin(limits, out, metric, sub)
         ok, pmax = _equivalent(sub, delta, limits.alpha)
@@ -307,9 +367,9 @@ def decide(values: Mapping[str, Mapping[int, float]], losses: Sequence[str], *, 
             stopped = "seed cap"
         if stopped:
             break
-    def _key(loss: str) -> tuple[float, float]:  # best mean rank first; a tie goes to the better mean
+    def _key(loss: str) -> tuple[float, float]:  # best (lowest) mean rank first; a tie goes to the better mean
         v = [values[loss][s] for s in range(seed_start, seed_start + looks[-1]["n_seeds"])] if looks else [0.0]
-        return -last_mr.get(loss, 0.0), -float(np.mean(v))
+        return last_mr.get(loss, 0.0), -float(np.mean(v))
 
     survivors = sorted(alive, key=_key)
     counted = {loss: sum(1 for s in values.get(loss, {}) if seed_start <= s) for loss in losses}

@@ -2,8 +2,12 @@
 
 Each loss gets the same number of trials, ``N``, each with the same budget as
 a final run (``train.steps`` or ``train.budget_seconds``), over the ranges it
-declares (``search_space`` of its registry entry, :mod:`losslab.losses`).
-Trial ``k`` trains seed ``TRIAL_SEED + k`` (disjoint from the final seeds,
+declares (``search_space`` of its registry entry, :mod:`losslab.losses`),
+after trial 0, which trains the loss's own default setting (``params`` ``{}``,
+``defaults`` true, the values it had recorded as ``setting``): a tuned loss is
+then never one whose defaults did better on the validation split than every
+drawn setting (a draw of 4 learning rates can miss a good default by far).
+Trial 0 is not told to the sampler (it is no draw from the space). Trial ``k`` trains seed ``TRIAL_SEED + k`` (disjoint from the final seeds,
 which start at ``--seed-start``) into its own run directory
 ``OUT/search/<loss>/trial<k>/`` as an ordinary job of the backend's
 ``run_jobs``. Its value is the ranked metric of its result.json; a diverged
@@ -187,6 +191,22 @@ def to_overrides(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def default_setting(res: dict | None, space: dict[str, tuple]) -> dict[str, Any]:
+    """The values the search-space keys had in the default trial's run (its result.json ``hparams``).
+
+    ``lr`` reads ``lr_g`` (the generator's rate; GAN losses) or ``lr`` (single-network families); a
+    ``loss.*`` key its own field. Keys the result does not record are left out.
+    """
+    hp = (res or {}).get("hparams") or {}
+    out: dict[str, Any] = {}
+    for key in space:
+        name = key.split(".", 1)[-1]
+        v = hp.get("lr_g", hp.get("lr")) if key == "lr" else hp.get(name)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[key] = v
+    return out
+
+
 def _trial_value(res: dict | None, metric: str) -> float | None:
     if not res or res.get("status") != "ok":
         return None
@@ -245,7 +265,9 @@ def run_search(job_fn: Callable[[Any, Callable[[int], None]], Any], *, losses: l
         ``{"trials": N, "metric", "higher_is_better", "trial_seed", "sampler",
         "losses": {loss: {"space", "trials": [{"number", "seed", "run_dir",
         "params", "value", "status"}], "best_params", "best_value",
-        "best_trial"}}}``; ``best_params`` is ``{}`` (the loss's defaults) when
+        "best_trial"}}}``, N + 1 trials per loss (trial 0 the defaults, with
+        ``"defaults": true`` and ``"setting"``); ``best_params`` is ``{}`` (the loss's defaults) when
+        trial 0 is the best or
         no trial finished.
 
     Raises
@@ -282,6 +304,9 @@ def run_search(job_fn: Callable[[Any, Callable[[int], None]], Any], *, losses: l
             res = rundir.read_result(out / t["run_dir"])
             if res is not None and res.get("status") in rundir.FINAL_STATUSES:
                 t["value"], t["status"] = _trial_value(res, metric), res["status"]
+                if t.get("defaults"):  # not a draw from the space: the sampler is not told
+                    t["setting"] = default_setting(res, spaces[loss])
+                    continue
                 study.add_trial(create_trial(
                     state=TrialState.COMPLETE if t["value"] is not None else TrialState.FAIL,
                     value=t["value"], params=t["params"], distributions=dists))
@@ -293,7 +318,13 @@ def run_search(job_fn: Callable[[Any, Callable[[int], None]], Any], *, losses: l
         for loss in losses:
             entry, (study, dists) = ledger["losses"][loss], studies[loss]
             todo = [t for t in entry["trials"] if t.get("status") not in rundir.FINAL_STATUSES]
-            while len(todo) < ROUND and len(entry["trials"]) < trials:
+            if not entry["trials"]:  # trial 0: the loss's own settings, so tuning can only match or beat them
+                t = {"number": 0, "seed": TRIAL_SEED, "run_dir": f"{rundir.SEARCH}/{loss}/trial0", "params": {},
+                     "defaults": True, "value": None, "status": "pending"}
+                entry["trials"].append(t)
+                todo.append(t)
+            while (sum(not t.get("defaults") for t in todo) < ROUND
+                   and sum(not t.get("defaults") for t in entry["trials"]) < trials):
                 k = len(entry["trials"])
                 study.sampler = sampler_for(trials, k)[0]
                 trial = study.ask(dists)
@@ -320,6 +351,9 @@ def run_search(job_fn: Callable[[Any, Callable[[int], None]], Any], *, losses: l
                 else:
                     t["status"] = res.get("status", "failed")
                 t["value"] = _trial_value(res, metric)
+                if t.get("defaults"):  # record what the defaults were (for the figure); the sampler is not told
+                    t["setting"] = default_setting(res, spaces[loss])
+                    continue
                 state = TrialState.COMPLETE if t["value"] is not None else TrialState.FAIL
                 trial = live.pop((loss, t["number"]), None)
                 if trial is not None:

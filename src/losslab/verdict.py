@@ -561,9 +561,14 @@ def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool,
     group = list(race_rec["survivors"])
     best = group[0]
     rows: list[dict[str, Any]] = []
+    def steps(look: dict) -> list[dict]:  # the look's step-down rounds, each with the look's seeds
+        return [{**r, "seeds": look["seeds"], "n_seeds": look["n_seeds"]} for r in look.get("rounds") or [look]]
+
     for look in looks:
-        rows += _look_pairs(look, values, [(look["beaten_by"][x], x) for x in look["eliminated"]], limits)
-    rows += _look_pairs(last, values, [(best, x) for x in group[1:]], limits)
+        for r in steps(look):
+            rows += _look_pairs(r, values, [(r["beaten_by"][x], x) for x in r["eliminated"]], limits)
+    final = steps(last)[-1]  # the survivors ranked among themselves
+    rows += _look_pairs(final, values, [(best, x) for x in group[1:]], limits)
     stopped = race_rec["stopped"]
     eq = race_rec["equivalence"]
     equivalent = ({"delta": eq["delta"], "source": eq["source"], "p_max": eq["p_max"],
@@ -576,10 +581,10 @@ def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool,
                "equivalent" if equivalent else "no clear winner")
     by = {e["loss"]: e for e in ranking}
     n_last = last["n_seeds"]
-    where = f"{best} has the best mean rank ({last['mean_ranks'][best]:.2f} of {len(last['alive'])}) " \
+    where = f"{best} has the best mean rank ({final['mean_ranks'][best]:.2f} of {len(final['alive'])}) " \
             f"after {n_last} seeds; {primary} {_ci_text(by[best])}"
-    method = (f"Friedman, then Nemenyi over all pairs at alpha {limits.alpha} / {len(limits.looks())} looks "
-              f"= {limits.alpha_look:.3g} per look")
+    method = (f"Friedman, then Nemenyi over all pairs, step-down, at alpha {limits.alpha} / "
+              f"{len(limits.looks())} looks = {limits.alpha_look:.3g} per look")
     gone = [x for x in names if x in race_rec["eliminated_at"]]
     gone_text = (", ".join(f"{x} (after {race_rec['eliminated_at'][x]} seeds)" for x in gone)) or "none"
     if undertrained:

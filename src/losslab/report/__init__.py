@@ -304,12 +304,13 @@ def _curve_and_search_figures(figdir: Path, results: dict, by_loss: dict[str, li
     search = results.get("search")
     if isinstance(search, dict) and search.get("losses"):
         plots.plot_search(search, figdir / "search.png")
-        best = "; ".join(f"{loss}: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                                 for k, v in (e.get("best_params") or {}).items())
+        best = "; ".join(f"{loss}: " + (", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                                  for k, v in e["best_params"].items())
+                                        if e.get("best_params") else "its defaults (trial 0)")
                          for loss, e in search["losses"].items())
         figs.append(("figures/search.png", "Equal-budget tuning",
-                     f"Each loss had {search.get('trials')} trials of the same budget on seeds from "
-                     f"{search.get('trial_seed')} (not the final seeds), scored on "
+                     f"Each loss had its default setting (trial 0) and {search.get('trials')} trials of the same "
+                     f"budget on seeds from {search.get('trial_seed')} (not the final seeds), scored on "
                      f"{search.get('scored_on') or 'the test reference (a search of an older version)'}; sampler: "
                      f"{search.get('sampler')}. The ranking above uses each loss's best "
                      f"setting: {best or 'none finished (defaults kept)'}."))

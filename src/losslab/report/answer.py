@@ -262,6 +262,7 @@ def verdict_sentences(results: dict, best: dict, group: list[str], ranking: list
     lim = race.get("limits") or {}
     n_looks = len(lim.get("looks") or [1])
     tests = (f"Friedman's test, then Nemenyi's all-pairs comparison of mean ranks within seeds (Demsar 2006), "
+             "repeated on the losses left until none more is shown worse (step-down), "
              f"at {_p(lim.get('alpha_look'))} per look over {n_looks} look{'s' if n_looks != 1 else ''}")
     seeds = race.get("seeds_per_loss") or {}
     spread = sorted(set(seeds.values()))

@@ -485,14 +485,22 @@ def plot_search(search: dict, path: Path) -> Path:
     top = (max(vals) if vals else 1.0)
     for i, (loss, e) in enumerate(search.get("losses", {}).items()):
         c = f"C{i % 10}"
-        ok = [t for t in e.get("trials", []) if is_number(t.get("value")) and is_number(t["params"].get("lr"))]
-        bad = [t for t in e.get("trials", []) if not is_number(t.get("value")) and is_number(t["params"].get("lr"))]
-        ax.scatter([t["params"]["lr"] for t in ok], [t["value"] for t in ok], color=c, s=22, label=loss)
+        def lr(t):  # a drawn trial's rate, or the rate the default trial (trial 0) had
+            return (t.get("params") or {}).get("lr", (t.get("setting") or {}).get("lr"))
+
+        drawn = [t for t in e.get("trials", []) if is_number(lr(t))]
+        ok = [t for t in drawn if is_number(t.get("value"))]
+        bad = [t for t in drawn if not is_number(t.get("value"))]
+        ax.scatter([lr(t) for t in ok if not t.get("defaults")], [t["value"] for t in ok if not t.get("defaults")],
+                   color=c, s=22, label=loss)
+        dflt = [t for t in ok if t.get("defaults")]
+        if dflt:
+            ax.scatter([lr(dflt[0])], [dflt[0]["value"]], color=c, s=40, marker="s")
         if bad:
-            ax.scatter([t["params"]["lr"] for t in bad], [top] * len(bad), color=c, marker="x", s=30)
+            ax.scatter([lr(t) for t in bad], [top] * len(bad), color=c, marker="x", s=30)
         best = [t for t in ok if t.get("number") == e.get("best_trial")]
         if best:
-            ax.scatter([best[0]["params"]["lr"]], [best[0]["value"]], s=120, facecolors="none", edgecolors=c, lw=1.5)
+            ax.scatter([lr(best[0])], [best[0]["value"]], s=120, facecolors="none", edgecolors=c, lw=1.5)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate of the trial")
     ax.set_ylabel(f"{metric} ({'higher' if search.get('higher_is_better') else 'lower'} is better)")
@@ -501,5 +509,6 @@ def plot_search(search: dict, path: Path) -> Path:
         ax.legend(fontsize=8)
     else:
         note(ax, "no trial finished")
-    ax.set_title(f"--search: {search.get('trials')} trials per loss (ringed: best; x: diverged or failed)")
+    ax.set_title(f"--search: the defaults (square) and {search.get('trials')} trials per loss\n"
+                 "(ringed: best; x: diverged or failed)")
     return save(fig, path)

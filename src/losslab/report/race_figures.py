@@ -97,7 +97,7 @@ def plot_cd(results: dict[str, Any], path: Path, *, values: dict[str, dict[int, 
     table = np.array([[values[x][s] for x in alive] for s in seeds], dtype=np.float64)  # (n, k) goodness
     p = lstats.nemenyi_p(table)
     k = len(alive)
-    ranks = pd.Series({x: k + 1 - float(lk["mean_ranks"][x]) for x in alive})  # 1 = best, as Demsar draws it
+    ranks = pd.Series({x: float(lk["mean_ranks"][x]) for x in alive})  # 1 = best, as Demsar draws it
     sig = pd.DataFrame(p, index=alive, columns=alive)
     alpha = float((rc.get("limits") or {}).get("alpha_look") or 0.05)
     fig = Figure(figsize=(9.0, 0.32 * k + 1.6))
@@ -129,7 +129,9 @@ def race_figures(figdir: Path, results: dict[str, Any]) -> list[tuple[str, str, 
     if plot_cd(results, figdir / "critical_difference.png", values=values) is not None:
         figs.append(("figures/critical_difference.png", "Critical-difference diagram",
                      "Mean ranks within seeds over the seeds every loss ran (the first block); a bar joins losses "
-                     "that Nemenyi's test does not separate at the level of one look (Demsar 2006). Later looks "
+                     "that Nemenyi's test over all of them does not separate at the level of one look (Demsar "
+                     "2006). The race's step-down then re-ranks the losses left among themselves, with the smaller "
+                     "critical difference of fewer losses, so it can separate losses a bar joins here; later looks "
                      "rank only the survivors: see the race above and the Recommendation."))
     return figs
 
