@@ -1,5 +1,5 @@
-"""Statistics of a comparison: rank tests over seeds (Friedman, Nemenyi), equivalence (TOST), paired tests,
-Holm's correction, probability of improvement, Pareto front.
+"""Statistics of a comparison: rank tests over seeds (Friedman, Nemenyi), equivalence (TOST), the
+detectable difference, probability of improvement, Pareto front.
 
 Pure functions on arrays of per-seed metric values; :mod:`losslab.race`
 decides with the rank tests, :mod:`losslab.verdict` turns the race into the
@@ -15,7 +15,7 @@ recommendation. Conventions:
   order and evaluation noise), so two losses are compared by their per-seed
   differences.
 
-Sources: Holm 1979, Scand. J. Statist. 6:65-70 (step-down correction);
+Sources: Demsar 2006, JMLR 7:1-30 (Friedman, Nemenyi);
 Agarwal et al. 2021, arXiv:2108.13264, Sec. 4 and their library rliable
 (probability of improvement, stratified percentile bootstrap).
 """
@@ -33,10 +33,10 @@ from statsmodels.stats.power import TTestPower as _TTestPower
 from statsmodels.stats.weightstats import ttost_paired as _ttost_paired
 
 __all__ = ["ALPHA", "MIN_BOOT", "N_BOOT", "STATISTICS", "block_ranks", "detectable_difference", "friedman",
-           "goodness", "holm", "nemenyi_cd", "nemenyi_p", "paired_test", "pareto_front", "prob_improvement",
+           "goodness", "nemenyi_cd", "nemenyi_p", "pareto_front", "prob_improvement",
            "prob_improvement_ci", "tost_paired"]
 
-# Family-wise error rate of the comparisons (after Holm's correction).
+# Family-wise error rate of a comparison (the race's alpha over all its looks).
 ALPHA = 0.05
 # Bootstrap replicates of the probability-of-improvement interval.
 N_BOOT = 2000
@@ -48,9 +48,10 @@ STATISTICS: dict[str, Any] = {
     "method": "a race over paired seeds (losslab.race; F-Race, Birattari et al. 2002): after each block of seeds, "
               "Friedman's test over the losses still in the race (ranks within seeds, ties averaged; the exact "
               "sign test for two losses), then Nemenyi's all-pairs comparison of mean ranks (Demsar 2006, JMLR "
-              "7:1-30); a diverged run or an infinite metric is the worst rank",
-    "correction": "Nemenyi's single-step all-pairs family at each look; Bonferroni over the race's looks "
-                  "(alpha / number of looks per look)",
+              "7:1-30), repeated on the losses left (re-ranked among themselves) until a round shows none worse; "
+              "a diverged run or an infinite metric is the worst rank",
+    "correction": "Nemenyi's all-pairs family in each round of a look's step-down; Bonferroni over the race's "
+                  "looks (alpha / number of looks per look)",
     "family": "every pair of losses still in the race at that look",
     "alpha": ALPHA,
     "equivalence": "paired TOST (statsmodels ttost_paired) on every pair of survivors (intersection-union: "
@@ -76,84 +77,6 @@ def goodness(values: Sequence[float] | np.ndarray, higher: bool) -> np.ndarray:
     if np.isnan(x).any():
         raise ValueError("values contain NaN; pass the worst value (+-inf) for a run whose metric is not finite")
     return x if higher else -x
-
-
-def holm(pvalues: Sequence[float | None]) -> list[float | None]:
-    """Holm's step-down adjusted p-values, in the input order (None stays None and is not counted).
-
-    With the m p-values sorted ascending, p_(1) <= ... <= p_(m), the adjusted
-    value is ``max_{j <= i} min(1, (m - j + 1) p_(j))``; rejecting where the
-    adjusted value is < alpha controls the family-wise error rate at alpha for
-    any dependence between the tests. Example: [0.01, 0.04, 0.03, 0.005] ->
-    [0.03, 0.06, 0.06, 0.02].
-
-    Source: Holm 1979, "A simple sequentially rejective multiple test
-    procedure", Scand. J. Statist. 6:65-70.
-    """
-    idx = [i for i, p in enumerate(pvalues) if p is not None]
-    p = np.array([float(pvalues[i]) for i in idx], dtype=np.float64)
-    if ((p < 0) | (p > 1) | np.isnan(p)).any():
-        raise ValueError(f"p-values must lie in [0, 1], got {list(p)}")
-    m = len(p)
-    order = np.argsort(p, kind="stable")
-    adj_sorted = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
-    out: list[float | None] = [None] * len(pvalues)
-    for k, j in enumerate(order):
-        out[idx[j]] = float(adj_sorted[k])
-    return out
-
-
-def paired_test(a: Sequence[float], b: Sequence[float], *, higher: bool) -> dict[str, Any]:
-    """Compare two losses over paired seeds: ``a[k]`` and ``b[k]`` come from the same seed k.
-
-    Parameters
-    ----------
-    a, b : (n,) sequences of float
-        Per-seed values of the metric; +-inf allowed as the worst value.
-    higher : bool
-        Whether a larger value of the metric is better.
-
-    Returns
-    -------
-    dict
-        ``n`` (paired seeds), ``test`` ("paired t" | "sign" | None),
-        ``effect`` (mean of the per-seed differences in the metric's units,
-        positive when a is better; +-inf when a difference is infinite, None
-        when infinite differences of both signs occur or n = 0), ``p_value``
-        (two-sided; None for n < 2). The paired t-test
-        (``scipy.stats.ttest_rel``) when every value is finite; otherwise the
-        exact sign test (``scipy.stats.binomtest`` on the number of seeds where
-        a is better among seeds without a tie; inf vs inf is a tie). A p-value
-        that is undefined (all differences zero) is reported as 1.
-
-    Raises
-    ------
-    ValueError
-        ``a`` and ``b`` differ in length or contain NaN.
-    """
-    ga, gb = goodness(a, higher), goodness(b, higher)
-    if ga.shape != gb.shape or ga.ndim != 1:
-        raise ValueError(f"paired values must be two 1-D arrays of the same length, got {ga.shape} and {gb.shape}")
-    n = int(ga.shape[0])
-    with np.errstate(invalid="ignore"):
-        d = ga - gb  # (n,) positive: a better
-        d[np.isnan(d)] = 0.0  # inf - inf: both the worst value, a tie
-        effect = float(np.mean(d)) if n else None  # NaN when infinite differences of both signs
-    if effect is not None and math.isnan(effect):
-        effect = None
-    finite = bool(np.isfinite(ga).all() and np.isfinite(gb).all())
-    if n < 2:
-        return {"n": n, "test": None, "effect": effect, "p_value": None}
-    if finite:
-        if not np.any(d):
-            p = 1.0
-        else:
-            p = float(_sp.ttest_rel(ga, gb).pvalue)
-            p = 1.0 if math.isnan(p) else p
-        return {"n": n, "test": "paired t", "effect": effect, "p_value": p}
-    wins, losses = int((d > 0).sum()), int((d < 0).sum())
-    p = float(_sp.binomtest(wins, wins + losses, 0.5).pvalue) if wins + losses else 1.0
-    return {"n": n, "test": "sign", "effect": effect, "p_value": p}
 
 
 def _prob_improvement_batch(ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
