@@ -84,11 +84,20 @@ def test_ensemble_networks_start_as_their_solo_seeds(norm):
         torch.testing.assert_close(ed(x)[2], ds[0](x[2]))
 
 
-def test_batchnorm_and_autoencoder_critics_are_not_batchable():
+def test_batchnorm_critics_are_not_batchable_and_autoencoder_critics_stack():
     with pytest.raises(NotBatchable):
         ensemble_of([MLPDiscriminator(2, 8, 2, "batch") for _ in range(2)])
-    with pytest.raises(NotBatchable):
-        ensemble_of([MLPAutoencoder(2, 8, 2, 2) for _ in range(2)])
+    aes = [MLPAutoencoder(2, 8, 2, 2) for _ in range(3)]
+    ens = ensemble_of(aes)
+    x = torch.randn(3, 10, 2)
+    recon, code = ens(x)
+    assert recon.shape == (3, 10, 2) and code.shape == (3, 10, 2)
+    for k, ae in enumerate(aes):  # member k is autoencoder k, on its own slice only
+        r, c = ae(x[k])
+        torch.testing.assert_close(recon[k], r)
+        torch.testing.assert_close(code[k], c)
+    with pytest.raises(AssertionError):
+        torch.testing.assert_close(recon[2], aes[0](x[2])[0])
 
 
 # ----------------------------------------------------------------------------- the batched step
@@ -298,9 +307,8 @@ def test_time_budgets_take_the_sequential_path(ring8):
 def test_group_jobs_batches_exactly_the_batchable_losses(ring8):
     cfg = cfg_of()
     groups = group_jobs(rundir.plan(["ns", "ebgan", "ddpm"], 3), cfg, ring8)
-    assert [tuple(j.loss for j in g) for g in groups] == [("ns",) * 3, ("ebgan",), ("ebgan",), ("ebgan",),
-                                                          ("ddpm",) * 3]
-    assert batchable(cfg, ring8, "ebgan", "gan") == "autoencoder critic"
+    assert [tuple(j.loss for j in g) for g in groups] == [("ns",) * 3, ("ebgan",) * 3, ("ddpm",) * 3]
+    assert batchable(cfg, ring8, "ebgan", "gan") is None  # the vector autoencoder critic stacks
     assert batchable(cfg_of(12, "loss.critic_norm=batch"), ring8, "ns", "gan").startswith("BatchNorm")
     assert batchable(cfg_of(12, "train.batch_seeds=false"), ring8, "ns", "gan") == "train.batch_seeds is off"
     assert batchable(cfg, ring8, "simclr", "contrastive") is not None

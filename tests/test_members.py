@@ -24,7 +24,7 @@ from losslab import config as C
 from losslab import rundir
 from losslab.data import load_dataset
 from losslab.losses import REGISTRIES
-from losslab.models.ensemble import EnsembleLinear, MemberLoop
+from losslab.models.ensemble import EnsembleAutoencoder, EnsembleLinear, MemberLoop
 from losslab.train import contrastive, diffusion, ebm, gan
 from losslab.train.batched import train_batched
 from losslab.train.loop import get_family, train_run
@@ -127,8 +127,9 @@ CONTRASTIVE = sorted(REGISTRIES["contrastive"])
 def test_gan_members_equal_their_solo_runs(ring8, loss, single_thread):
     ms = check_parity(gan, vector_cfg(), ring8, loss, 3, 32)
     spec = REGISTRIES["gan"][loss]
-    assert ms.stacked["G"] and ms.stacked["D"] == (spec.critic == "discriminator")  # autoencoders: a loop
-    assert isinstance(ms.modules["D"], MemberLoop) != ms.stacked["D"]
+    assert ms.stacked["G"] and ms.stacked["D"]  # the vector autoencoder critics (ebgan, began) stack too
+    assert not isinstance(ms.modules["D"], MemberLoop)
+    assert isinstance(ms.modules["D"], EnsembleAutoencoder) == (spec.critic == "autoencoder")
 
 
 @pytest.mark.parametrize("loss", DIFFUSION)

@@ -18,8 +18,9 @@ Supported layers: ``nn.Linear``, ``nn.LayerNorm``, elementwise activations
 (ReLU, LeakyReLU, SiLU, Identity) inside ``nn.Sequential`` / ``nn.ModuleList``;
 networks: :class:`~losslab.models.mlp.MLPGenerator`,
 :class:`~losslab.models.mlp.MLPDiscriminator`,
+:class:`~losslab.models.mlp.MLPAutoencoder` (the EBGAN / BEGAN critic of vector data),
 :class:`~losslab.models.denoiser.MLPDenoiser`. BatchNorm (statistics over the
-batch), autoencoder critics and convolutional nets raise :class:`NotBatchable`.
+batch) and convolutional nets raise :class:`NotBatchable`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from losslab.models.denoiser import MLPDenoiser, timestep_embedding
-from losslab.models.mlp import MLPDiscriminator, MLPGenerator
+from losslab.models.mlp import MLPAutoencoder, MLPDiscriminator, MLPGenerator
 
 __all__ = [
     "MemberLoop",
@@ -143,6 +144,22 @@ class EnsembleDiscriminator(nn.Module):
         return self.net(x).squeeze(-1)
 
 
+class EnsembleAutoencoder(nn.Module):
+    """K :class:`~losslab.models.mlp.MLPAutoencoder` (EBGAN / BEGAN critics):
+    ``(K, N, d) -> (recon (K, N, d), code (K, N, code_dim))``."""
+
+    def __init__(self, solos: Sequence[MLPAutoencoder]) -> None:
+        super().__init__()
+        self.code_dim = solos[0].code_dim
+        self.encoder = _convert([a.encoder for a in solos])
+        self.decoder = _convert([a.decoder for a in solos])
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``x`` (K, N, d) -> ``(recon (K, N, d), code (K, N, code_dim))``."""
+        code = self.encoder(x)
+        return self.decoder(code), code
+
+
 class EnsembleDenoiser(nn.Module):
     """K :class:`~losslab.models.denoiser.MLPDenoiser`: ``(K, N, d), (K, N) -> (K, N, d)``."""
 
@@ -169,8 +186,8 @@ def ensemble_of(solos: Sequence[nn.Module]) -> nn.Module:
         solos: K >= 1 modules of the same class and sizes, on one device.
 
     Returns:
-        :class:`EnsembleGenerator`, :class:`EnsembleDiscriminator` or
-        :class:`EnsembleDenoiser`, on the solos' device.
+        :class:`EnsembleGenerator`, :class:`EnsembleDiscriminator`,
+        :class:`EnsembleAutoencoder` or :class:`EnsembleDenoiser`, on the solos' device.
 
     Raises:
         NotBatchable: another network class, or one with a layer that mixes
@@ -179,7 +196,8 @@ def ensemble_of(solos: Sequence[nn.Module]) -> nn.Module:
     cls = type(solos[0])
     if any(type(s) is not cls for s in solos):
         raise NotBatchable("the networks of an ensemble must be of one class")
-    kinds = {MLPGenerator: EnsembleGenerator, MLPDiscriminator: EnsembleDiscriminator, MLPDenoiser: EnsembleDenoiser}
+    kinds = {MLPGenerator: EnsembleGenerator, MLPDiscriminator: EnsembleDiscriminator, MLPDenoiser: EnsembleDenoiser,
+             MLPAutoencoder: EnsembleAutoencoder}
     if cls not in kinds:
         raise NotBatchable(f"cannot batch seeds of a {cls.__name__}")
     device = next(solos[0].parameters()).device
@@ -188,7 +206,7 @@ def ensemble_of(solos: Sequence[nn.Module]) -> nn.Module:
 
 
 class MemberLoop(nn.Module):
-    """M networks that cannot stack (convolutions, BatchNorm, autoencoder critics), called member by member.
+    """M networks that cannot stack (convolutions, BatchNorm), called member by member.
 
     The same interface as the ensembles: every input has a leading member axis,
     member k's network sees ``x[k]`` only, and the outputs are stacked again

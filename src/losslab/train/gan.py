@@ -293,10 +293,9 @@ def members(states: Sequence[GANState], *, stack: bool | None = None) -> Members
 
 def stack_blocker(cfg: Config, dataset, loss_name: str) -> str | None:
     """None when the vector networks of M runs of ``loss_name`` stack into ensembles, else why not:
-    an autoencoder critic, or a BatchNorm critic (statistics over the batch)."""
+    a BatchNorm critic (statistics over the batch). The autoencoder critics of EBGAN and BEGAN stack
+    (:class:`losslab.models.ensemble.EnsembleAutoencoder`)."""
     spec = get_gan_loss(loss_name)
-    if spec.critic != "discriminator":
-        return "autoencoder critic"
     if hparams(spec, cfg).get("critic_norm", "none") == "batch":
         return "BatchNorm critic (statistics over the batch)"
     return None

@@ -9,7 +9,7 @@ what the step runs on:
   (MLPs of linear, layer-norm and elementwise layers) one ensemble module of
   stacked weights (:mod:`losslab.models.ensemble`, one ``baddbmm`` per layer),
   member k initialised as the solo run of seed k; where they cannot
-  (convolutions, BatchNorm, autoencoder critics) a
+  (convolutions, BatchNorm) a
   :class:`~losslab.models.ensemble.MemberLoop` that calls each member's own
   network on its slice. A solo run (M = 1) always takes the loop, i.e. its
   own networks, so its arithmetic is the solo arithmetic;
