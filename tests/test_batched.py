@@ -313,6 +313,10 @@ def test_group_jobs_batches_exactly_the_batchable_losses(ring8):
     assert batchable(cfg_of(12, "train.batch_seeds=false"), ring8, "ns", "gan") == "train.batch_seeds is off"
     assert batchable(cfg, ring8, "simclr", "contrastive") is not None
     assert cfg.train.curve_points == 8 and batchable(cfg, ring8, "ns", "gan") is None  # curves by default
+    # The most expensive task first: wgan-gp (5 critic updates with a gradient penalty per generator update)
+    # before wgan (5, no penalty) before ns (1); the order within a cost is the plan's.
+    costly = group_jobs(rundir.plan(["ns", "wgan", "wgan-gp", "lsgan"], 2), cfg, ring8)
+    assert [g[0].loss for g in costly] == ["wgan-gp", "wgan", "ns", "lsgan"]
     off = group_jobs(rundir.plan(["ns"], 2), cfg_of(12, "train.batch_seeds=false"), ring8)
     assert [len(g) for g in off] == [1, 1]
 

@@ -308,7 +308,19 @@ def group_jobs(jobs: list[rundir.Job], cfg: Config, dataset) -> list[tuple[rundi
             out.append(tuple(js))
         else:
             out.extend((j,) for j in js)
-    return out
+    # The most expensive first (longest processing time first, Graham 1969): a block of the race ends when its
+    # last task does, and a costly group started last would leave the other workers idle while it runs.
+    return sorted(out, key=lambda g: -len(g) * _relative_cost(g[0].loss, cfg))
+
+
+def _relative_cost(loss: str, cfg: Config) -> float:
+    """A rough cost of one run of ``loss`` per generator update, for ordering tasks only: a GAN loss's
+    critic updates per generator update + 1, doubled with a gradient penalty (a second backward); 1 else."""
+    spec = GAN_LOSSES.get(loss)
+    if spec is None:
+        return 1.0
+    n_critic = cfg.loss.n_critic if cfg.loss.n_critic is not None else spec.defaults.get("n_critic", 1)
+    return (n_critic + 1) * (2.0 if spec.penalty else 1.0)
 
 
 def run_group(cfg: Config, out: str, group: tuple[rundir.Job, ...], progress: Callable[[int], None], *,
