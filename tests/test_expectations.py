@@ -98,7 +98,7 @@ def test_an_untrained_generator_at_0_of_8_modes_neither_drops_nor_covers_modes()
             for loss in ("ns", "wgan") for s in range(3)]
     res = check_expectations(RING, [_row("ns", [2.0] * 3), _row("wgan", [2.0] * 3)], runs)
     assert [e["held"] for e in res] == [None, None]
-    assert all("did not reach the data" in e["evidence"] and "0/8, 0/8, 0/8" in e["evidence"] for e in res)
+    assert all("put most of its samples at the data" in e["evidence"] and "0/8, 0/8, 0/8" in e["evidence"] for e in res)
     assert "not testable here" in finding_phrase(res[0])
     # a seed that reached one mode (high quality 95%) collapsed: that one seed is the evidence
     runs[1]["metrics"].update(modes_covered=1, high_quality=0.95)
@@ -222,7 +222,7 @@ def test_tiny_compare_on_ring8_profiles_the_data_and_tests_the_expectations(tmp_
         (run,) = [r for r in res["runs"] if r["loss"] == e["losses"][0]]
         missed = run["metrics"]["modes_covered"] < 8
         if run["metrics"]["high_quality"] < 0.5:
-            assert e["held"] is None and "did not reach the data" in e["evidence"]
+            assert e["held"] is None and "put most of its samples at the data" in e["evidence"]
         else:
             assert e["held"] is (missed if e["name"] == "standard_gan_drops_modes" else not missed)
     assert any(s.startswith("On this data (8 modes") for s in res["answer"])

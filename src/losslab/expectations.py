@@ -159,9 +159,9 @@ def _coverage(ctx: dict, loss: str) -> tuple[list[tuple[int, int]] | None, str]:
     kept = [(int(c), int(k)) for (c, k), r in zip(cov, ok) if _reached(r.get("metrics") or {})]
     if not kept:
         per_seed = ", ".join(f"{int(c)}/{int(k)}" for c, k in cov)
-        return None, (f"the generator of {loss} did not reach the data on any seed (modes covered {per_seed}, "
-                      f"fewer than {REACHED:.0%} of its samples near a mode), so dropping modes cannot be told "
-                      "from not having learned")
+        return None, (f"no seed of {loss} put most of its samples at the data (modes covered {per_seed}; on every "
+                      f"seed fewer than {REACHED:.0%} of its samples within 3 std of a mode), so dropping modes "
+                      "cannot be told from not having learned")
     return kept, ""
 
 
