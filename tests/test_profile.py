@@ -159,7 +159,7 @@ def test_advice_follows_the_profile(toy_profiles):
     ring = toy_profiles["ring8"]["advice"]
     assert [r["family"] for r in ring] == ["gan"] and "wgan-gp" in ring[0]["losses"]
     assert toy_profiles["gaussian1d"]["advice"] == []  # no sourced row for one Gaussian
-    assert compare_commands("ring8", ring) == ["losslab compare --data ring8 --losses wgan-gp,minimax,hinge"]
+    assert compare_commands("ring8", ring) == ["losslab compare --data ring8 --losses r3gan,r1,wgan-gp"]
     assert compare_commands("my data.csv", []) == ["losslab compare --data 'my data.csv'"]
     image_rows = advise({"kind": "image", "num_modes": 10, "separation_min": 3.0})
     assert {r["family"] for r in image_rows} == {"gan", "diffusion"}

@@ -103,7 +103,7 @@ class Limits:
 DEFAULT = Limits()
 """5 seeds, then 3 more per block up to 11 (looks at 5, 8 and 11 seeds, alpha 0.05 / 3 each): chosen by
 simulation (tests/test_race.py) so that a loss 2 seed-SDs worse than the rest is eliminated with >= 80%
-probability for 3 to 12 losses (0.87-0.93 in 2,000 replicates; 2 losses, the exact sign test: 0.77-0.81).
+probability for 3 to 12 losses (0.85-0.92 in 1,000 replicates; 2 losses, the exact sign test: 0.77-0.81).
 A first look at 3 seeds was dropped: with 9
 losses Nemenyi's critical difference at 3 seeds and alpha 0.01 (8.03 mean ranks) exceeds the largest possible
 gap (8), so that look could never eliminate a loss and only spent a share of alpha."""
