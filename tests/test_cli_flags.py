@@ -204,8 +204,8 @@ COMPARE_CHECKS = {
     "--metric": lambda c, t, m: c.results["primary_metric"]["name"] == "modes_covered",
     "--seed-start": lambda c, t, m: c.result["seed"] == 2 and c.config["run"]["seed"] == 2,
     "--budget-seconds": _compare_budget_seconds,
-    "--search": lambda c, t, m: [len(v["trials"]) for v in read_json(c.out / "search" / "search.json")
-                                 ["losses"].values()] == [1],
+    "--search": lambda c, t, m: [[bool(x.get("defaults")) for x in v["trials"]] for v in read_json(
+        c.out / "search" / "search.json")["losses"].values()] == [[True, False]],  # trial 0: defaults, then 1
     "--quiet": _compare_quiet,
     "--dry-run": _compare_dry_run,
 }
