@@ -268,3 +268,23 @@ def test_edited_data_never_mixes_results_and_foreign_files_are_kept(tmp_path, ca
     np.savez(out / "runs/ns/seed0" / rundir.SAMPLES, samples=np.zeros((10, 5), np.float32))
     _refused(["eval", out / "runs/ns/seed0"], capsys, "samples of shape (5,), but the run's data 'd.csv' has "
                                                      "samples of shape (3,)")
+
+
+def _noop_job(job, progress):
+    return job
+
+
+def test_a_signal_during_the_pools_first_submit_stays_the_signal(monkeypatch):
+    """SIGTERM (raised as KeyboardInterrupt) while the pool starts its manager thread: the interrupt reaches
+    the caller (the CLI exits 130), not a RuntimeError from joining a thread that never started (seen once in
+    tests/test_kill.py's 'setup' case as exit 1 with a traceback)."""
+    from concurrent.futures import process
+
+    from losslab.backends import local
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(process._ExecutorManagerThread, "start", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        local.run_jobs(_noop_job, [1, 2, 3], workers=2, advance=lambda n: None)

@@ -149,30 +149,36 @@ def _run_pool(job_fn: JobFn, jobs: list, workers: int, advance: Callable[[int], 
     died: list[tuple[Any, BaseException]] = []
     q, counter = ctx.Queue(), ctx.Value("i", 0)
     posted, got = [0], [0]  # updates the finished jobs posted on the queue; updates taken from it
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(os.getpid(), q, counter)) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(os.getpid(), q, counter))
+    pending: set = set()
+    try:
         futures = {pool.submit(_in_worker, job_fn, j): j for j in jobs}
         pending = set(futures)
-        try:
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                got[0] += _drain(q, advance)
-                for f in done:
-                    exc = f.exception()
-                    if isinstance(exc, UserError):
-                        raise exc
-                    if exc is not None:  # the worker itself died; its job stays unfinished
-                        died.append((futures[f], exc))
-                    else:
-                        posted[0] += f.result()[1]
-                        advance(f.result()[2])
-            got[0] += _drain(q, advance, wait_for=posted[0] - got[0])
-        except BaseException:  # Ctrl-C / kill: stop the running jobs now; they resume from checkpoints
-            for f in pending:
-                f.cancel()
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.terminate()
-            raise
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            got[0] += _drain(q, advance)
+            for f in done:
+                exc = f.exception()
+                if isinstance(exc, UserError):
+                    raise exc
+                if exc is not None:  # the worker itself died; its job stays unfinished
+                    died.append((futures[f], exc))
+                else:
+                    posted[0] += f.result()[1]
+                    advance(f.result()[2])
+        got[0] += _drain(q, advance, wait_for=posted[0] - got[0])
+    except BaseException:  # Ctrl-C / kill: stop the running jobs now; they resume from checkpoints
+        for f in pending:
+            f.cancel()
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        try:  # a signal during the first submit leaves the pool's manager thread created but not started:
+            pool.shutdown(wait=True, cancel_futures=True)  # joining it raises, which must not replace the signal
+        except RuntimeError:
+            pass
+        raise
+    pool.shutdown(wait=True)
     q.close()
     return died
 
