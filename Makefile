@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/losslab compare --out losslab-out
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_steps.py

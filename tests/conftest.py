@@ -38,8 +38,22 @@ def single_thread():
     torch.set_num_threads(threads)
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs ``-n auto``) each worker gets its share of the cores for torch's
+    intra-op threads, so the workers do not oversubscribe the machine."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Each test session gets its own cache so no test reads a user's cache."""
-    cache = tmp_path_factory.getbasetemp() / "losslab-cache"
-    monkeypatch.setenv("LOSSLAB_CACHE", str(cache))
+    """Each test session gets its own cache so no test reads a user's cache. Under pytest-xdist the workers
+    share one (the run's base directory): a feature network is trained once, the others wait on its lock
+    (losslab.metrics.features) and load it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    monkeypatch.setenv("LOSSLAB_CACHE", str(base / "losslab-cache"))

@@ -336,6 +336,26 @@ def train_counter(monkeypatch):
     return calls
 
 
+def test_two_processes_asking_at_once_train_the_feature_net_once(digits, tmp_path, train_counter):
+    """Two callers at once (threads here, each with its own open lock file, as two processes would have):
+    the second waits on the cache entry's lock and loads what the first trained."""
+    import threading
+
+    nets = []
+
+    def ask():
+        nets.append(get_classifier_net(digits, cache_dir=tmp_path, epochs=1, batch_size=64))
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(train_counter) == 1 and len(nets) == 2
+    assert nets[0].sha256 == nets[1].sha256
+    assert len(list((tmp_path / "features").glob("*.safetensors"))) == 1
+
+
 def test_feature_net_is_trained_once_then_loaded(digits, tmp_path, train_counter):
     net = get_classifier_net(digits, cache_dir=tmp_path, epochs=3, batch_size=64)
     assert len(train_counter) == 1

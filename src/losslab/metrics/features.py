@@ -17,6 +17,8 @@ holds the SHA-256 of the weights file, checked on every load.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import math
@@ -283,6 +285,23 @@ def _train_classifier(
     net.eval()
 
 
+@contextlib.contextmanager
+def _entry_lock(folder: Path, key: str):
+    """Hold an exclusive lock on cache entry ``key`` while it is looked up and, if missing, trained.
+
+    Two processes that need the same feature network at once (two comparisons on MNIST, or test workers)
+    train it once: the second waits for the first and then loads its weights. ``fcntl.flock`` on
+    ``FOLDER/KEY.lock``; the lock goes with the process if it dies.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{key}.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _try_load(net: ClassifierNet, weights: Path, meta_path: Path) -> dict[str, Any] | None:
     """Load cached weights into ``net`` if both files exist and the checksum matches; else None."""
     if not (weights.exists() and meta_path.exists()):
@@ -455,21 +474,22 @@ def get_ssl_feature_net(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = SimCLREncoder(shape, num_features)
-    meta = _try_load(net, weights, meta_path)
-    if meta is None:
-        train_simclr(net, x, steps=steps, batch_size=batch_size, lr=lr, temperature=temperature, seed=seed,
-                      progress=progress)
-        test = getattr(dataset, "test", None)
-        held = x[:1000] if test is None else torch.cat([test[:1000], x[: max(0, 1000 - len(test))]])
-        quality = ssl_quality(net, held, seed=seed)
-        blob = safetensors.torch.save({k: v.contiguous() for k, v in net.state_dict().items()})
-        sha = hashlib.sha256(blob).hexdigest()
-        atomic_write_bytes(weights, blob)
-        meta = {"name": f"simclr-{sha[:8]} on {dataset.name}", "sha256": sha, "quality": quality, "key": key,
-                "shape": list(shape), "recipe": RECIPE_VERSION, **hparams}
-        atomic_write_json(meta_path, meta)
-        if progress:
-            print(f"feature net: {meta['name']} quality {quality}", file=sys.stderr)
+    with _entry_lock(folder, key):
+        meta = _try_load(net, weights, meta_path)
+        if meta is None:
+            train_simclr(net, x, steps=steps, batch_size=batch_size, lr=lr, temperature=temperature, seed=seed,
+                          progress=progress)
+            test = getattr(dataset, "test", None)
+            held = x[:1000] if test is None else torch.cat([test[:1000], x[: max(0, 1000 - len(test))]])
+            quality = ssl_quality(net, held, seed=seed)
+            blob = safetensors.torch.save({k: v.contiguous() for k, v in net.state_dict().items()})
+            sha = hashlib.sha256(blob).hexdigest()
+            atomic_write_bytes(weights, blob)
+            meta = {"name": f"simclr-{sha[:8]} on {dataset.name}", "sha256": sha, "quality": quality, "key": key,
+                    "shape": list(shape), "recipe": RECIPE_VERSION, **hparams}
+            atomic_write_json(meta_path, meta)
+            if progress:
+                print(f"feature net: {meta['name']} quality {quality}", file=sys.stderr)
     net.name, net.quality, net.sha256 = meta["name"], meta["quality"], meta["sha256"]
     net.cache_file = str(weights)
     net.eval().requires_grad_(False)
@@ -562,21 +582,22 @@ def get_classifier_net(
     with torch.random.fork_rng(devices=[]):  # do not disturb the caller's global RNG
         torch.manual_seed(seed)
         net = ClassifierNet(shape, num_classes, num_features)
-    meta = _try_load(net, weights, meta_path)
-    if meta is None:
-        _train_classifier(net, x, y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
-        test_labels = getattr(dataset, "test_labels", None)
-        test_acc = None if test_labels is None else accuracy(net, dataset.test, torch.as_tensor(test_labels).long())
-        if progress:
-            print(f"feature net: test accuracy {test_acc}", file=sys.stderr)
-        blob = safetensors.torch.save({k: v.contiguous() for k, v in net.state_dict().items()})
-        atomic_write_bytes(weights, blob)
-        meta = {"name": name,
-                "test_accuracy": test_acc, "sha256": hashlib.sha256(blob).hexdigest(),
-                "epochs": epochs, "n_train": int(x.shape[0]), "key": key, "shape": list(shape),
-                "num_classes": num_classes, "num_features": num_features, "batch_size": batch_size,
-                "lr": lr, "seed": seed, "recipe": RECIPE_VERSION}
-        atomic_write_json(meta_path, meta)
+    with _entry_lock(folder, key):
+        meta = _try_load(net, weights, meta_path)
+        if meta is None:
+            _train_classifier(net, x, y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
+            test_labels = getattr(dataset, "test_labels", None)
+            test_acc = None if test_labels is None else accuracy(net, dataset.test, torch.as_tensor(test_labels).long())
+            if progress:
+                print(f"feature net: test accuracy {test_acc}", file=sys.stderr)
+            blob = safetensors.torch.save({k: v.contiguous() for k, v in net.state_dict().items()})
+            atomic_write_bytes(weights, blob)
+            meta = {"name": name,
+                    "test_accuracy": test_acc, "sha256": hashlib.sha256(blob).hexdigest(),
+                    "epochs": epochs, "n_train": int(x.shape[0]), "key": key, "shape": list(shape),
+                    "num_classes": num_classes, "num_features": num_features, "batch_size": batch_size,
+                    "lr": lr, "seed": seed, "recipe": RECIPE_VERSION}
+            atomic_write_json(meta_path, meta)
 
     net.name = meta["name"]
     net.test_accuracy = meta["test_accuracy"]
