@@ -105,9 +105,6 @@ def die_with_parent(parent: int) -> None:
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
-# The signals that stop a comparison (the CLI turns them into KeyboardInterrupt).
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-
 # The worker's end of the progress queue, set by _init_worker.
 _PROGRESS: Any = None
 
@@ -137,7 +134,6 @@ def _init_worker(parent: int, queue, counter) -> None:
     ``train.device=auto`` maps the index to a GPU (``LOSSLAB_WORKER_INDEX``).
     """
     global _PROGRESS
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by the parent while it spawned us
     die_with_parent(parent)
     _PROGRESS = queue
     with counter.get_lock():
@@ -157,15 +153,7 @@ def _run_pool(job_fn: JobFn, jobs: list, workers: int, advance: Callable[[int], 
                                initargs=(os.getpid(), q, counter))
     pending: set = set()
     try:
-        # The submits spawn the workers. A signal in the middle of a spawn would cut the handshake in which
-        # the worker reads its start-up data, and the half-started worker would print an EOFError traceback
-        # after the "interrupted" line: the signals wait until every worker has its data (the threads the
-        # pool starts here, and the workers, inherit the mask; _init_worker unblocks them in the worker).
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-        try:
-            futures = {pool.submit(_in_worker, job_fn, j): j for j in jobs}
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        futures = {pool.submit(_in_worker, job_fn, j): j for j in jobs}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -184,7 +172,7 @@ def _run_pool(job_fn: JobFn, jobs: list, workers: int, advance: Callable[[int], 
         for f in pending:
             f.cancel()
         for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.kill()  # SIGKILL: a worker still starting has SIGTERM blocked (see above)
+            proc.terminate()
         try:  # a signal during the first submit leaves the pool's manager thread created but not started:
             pool.shutdown(wait=True, cancel_futures=True)  # joining it raises, which must not replace the signal
         except RuntimeError:
