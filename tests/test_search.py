@@ -84,15 +84,24 @@ def test_search_tunes_each_loss_equally_then_ranks_the_tuned_settings(tmp_path, 
         best = min((t for t in e["trials"] if t["value"] is not None), key=lambda t: t["value"])
         assert e["best_params"] == best["params"] and e["best_value"] == best["value"]
         assert e["best_trial"] == best["number"]
-        # The final runs train seeds 0, 1 with the best setting, recorded in their config.json.
-        for seed in (0, 1):
-            c = json.loads((tmp_path / f"runs/{loss}/seed{seed}/config.json").read_text())
-            if best.get("defaults"):
-                assert c["loss"]["lr_g"] is None and c["loss"]["n_critic"] is None
-                continue
-            assert math.isclose(c["loss"]["lr_g"], best["params"]["lr"]) and c["loss"]["lr_d"] == c["loss"]["lr_g"]
-            assert c["loss"]["n_critic"] == best["params"]["n_critic"]
-    assert {e["loss"] for e in res["ranking"]} == {"ns", "hinge"}
+        # The final seeds 0, 1 race the loss's two best settings on the validation split, each a candidate
+        # named by its setting (the defaults by the plain name); its config.json records the setting.
+        top = sorted((t for t in e["trials"] if t["value"] is not None), key=lambda t: (t["value"], t["number"]))[:2]
+        names = [loss if t.get("defaults") else loss + "[" + ",".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(t["params"].items())) + "]"
+            for t in top]
+        assert [n for n in res["race"]["seeds_per_loss"] if n.split("[")[0] == loss] == names
+        for name, t in zip(names, top):
+            for seed in (0, 1):
+                c = json.loads((tmp_path / f"runs/{name}/seed{seed}/config.json").read_text())
+                assert c["run"]["loss"] == name
+                if t.get("defaults"):
+                    assert c["loss"]["lr_g"] is None and c["loss"]["n_critic"] is None
+                    continue
+                assert math.isclose(c["loss"]["lr_g"], t["params"]["lr"], rel_tol=5e-4)  # 4 significant digits
+                assert c["loss"]["lr_d"] == c["loss"]["lr_g"] and c["loss"]["n_critic"] == t["params"]["n_critic"]
+    cands = json.loads((tmp_path / "compare.json").read_text())["candidates"]
+    assert len(cands) == 4 and {e["loss"] for e in res["ranking"]} == set(cands)
     assert all(e["n_ok"] == 2 for e in res["ranking"])
     # Resume: finished trials and runs are read back, not trained again.
     stamp = {p: p.stat().st_mtime_ns for p in tmp_path.rglob(rundir.RESULT)}

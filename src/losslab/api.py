@@ -30,6 +30,8 @@ from losslab.backends import default_workers
 from losslab.data import Dataset, load_dataset
 from losslab.errors import UserError, unknown_choice
 from losslab.losses import REGISTRIES, family_of
+from losslab.losses import variants
+from losslab.losses.variants import base_name
 from losslab.losses.penalties import ZERO_CENTRED
 from losslab.memory import check_eval_n
 from losslab.train import check_overrides as check_family_keys
@@ -62,12 +64,13 @@ def select_losses(losses: str | Iterable[str] = "all", family: str | None = None
     if isinstance(losses, str):
         if losses.strip() == "all":
             return list(REGISTRIES[family or "gan"])
-        names = [v.strip() for v in losses.split(",") if v.strip()]
+        names = variants.split_list(losses)  # commas inside LOSS[a=1,b=2] do not split
     else:
         names = [str(v).strip() for v in losses if str(v).strip()]
     if not names:
         raise UserError("--losses is empty; give comma-separated names or 'all'")
     for n in names:
+        variants.parse(n)  # a malformed LOSS[...] or a train.* / data.* key: one line
         fam = family_of(n)  # UserError listing every trainable loss
         if family is not None and fam != family:
             raise UserError(f"loss {n!r} belongs to the {fam} family, not {family}; drop --family to mix families")
@@ -146,6 +149,12 @@ def check_overrides(cfg: C.Config, losses: list[str], *, sets: list[str] | None 
     explicit = ov.sources()
     check_family_keys(cfg, [family_of(n) for n in losses], explicit)
     check_penalty_keys(losses, explicit)
+    for n in losses:  # a candidate's own settings, LOSS[key=value] (losslab.losses.variants)
+        own = {k: f"loss {n}:" for k in variants.parse(n)[1]}
+        if own:
+            check_family_keys(cfg, [family_of(n)], own)
+            check_penalty_keys([n], own)
+            cmp.cfg_of(cfg, n)  # unknown key or out-of-domain value
 
 
 def check_penalty_keys(losses: list[str], explicit: Mapping[str, str]) -> None:
@@ -162,7 +171,7 @@ def check_penalty_keys(losses: list[str], explicit: Mapping[str, str]) -> None:
         penalty = key.removeprefix("loss.").removesuffix("_gamma")
         if not key.startswith("loss.") or not key.endswith("_gamma") or penalty not in ZERO_CENTRED:
             continue
-        if any(penalty in gan[n].grad_penalties for n in losses if n in gan):
+        if any(penalty in gan[base_name(n)].grad_penalties for n in losses if base_name(n) in gan):
             continue
         takers = [n for n, spec in gan.items() if penalty in spec.grad_penalties]
         raise UserError(f"{explicit[key]} {key}: no compared loss takes the {penalty.upper()} penalty "
@@ -198,6 +207,10 @@ def prepare(data: str | None = None, *, losses: str | Iterable[str] = "all", fam
         raise UserError(f"--seed-start must be >= 0, got {seed_start}")
     if search is not None and search < 1:
         raise UserError(f"--search must be >= 1, got {search}")
+    if search is not None:
+        from losslab import search as _search
+
+        _search.check_losses(names)
     ov = C.Overrides.parse(config_file=config_file, sets=sets_from(sets))  # parsed once for both uses below
     cfg, ds = resolve_config(data, data_dir=data_dir, steps=steps, device=device, batch_seeds=batch_seeds,
                              overrides=ov)

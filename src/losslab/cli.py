@@ -112,6 +112,7 @@ def cmd_train(args) -> None:
     cfg, ds = _resolve_config(args, overrides)
     api.check_overrides(cfg, [args.loss], overrides=overrides)
     cmp.check_request(cfg, ds, [args.loss])  # before the run directory is made
+    cfg = cmp.cfg_of(cfg, args.loss)  # LOSS[key=value]: the settings it names (losslab.losses.variants)
     if args.dry_run:
         print(io.dumps(cfg.to_dict()))
         return
@@ -259,7 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="train every loss x seed with an equal budget; rank; write a report")
     _add_run_options(p)
-    p.add_argument("--losses", default="all", help="comma-separated loss names, or 'all' (default)")
+    p.add_argument("--losses", default="all",
+                   help="comma-separated loss names, or 'all' (default); LOSS[key=value,...] is the loss at "
+                        "settings of its own, a candidate of its own (quote it: 'ebgan,ebgan[pt_weight=0]')")
     p.add_argument("--seeds", type=int, default=None,
                    help="a fixed design of N seeds per loss; default: race the losses on paired seeds (5 seeds, "
                         "then 3 more per block for the losses not shown worse, up to 11; losslab.race)")
@@ -286,9 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="equal wall clock instead of equal updates: each run stops at the first update after "
                         "S seconds of training (--steps is then ignored)")
     p.add_argument("--search", type=int, default=None, metavar="N",
-                   help="tune each loss first: N trials per loss over its declared ranges (Optuna TPE), same "
-                        "budget per trial, seeds 10000+; then the best setting of each loss trains the final "
-                        "seeds and is ranked")
+                   help="tune each loss first: N trials per loss over its declared ranges (Optuna; its "
+                        "defaults are trial 0), same budget per trial, seeds 10000+, scored on a validation "
+                        "split; then each loss's 2 best settings race on the final seeds as LOSS[key=value] "
+                        "candidates")
     p.add_argument("--redo-changed", action="store_true",
                    help="--out holds a comparison made from other data, settings or losslab version: train "
                         "its changed runs again (without it such a rerun is refused)")
@@ -296,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one loss into a new numbered run directory")
     _add_run_options(p)
-    p.add_argument("--loss", required=True, help="loss name (losslab list losses)")
+    p.add_argument("--loss", required=True,
+                   help="loss name (losslab list losses), or LOSS[key=value,...] with settings of its own")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, data order and noise (default 0)")
     p.add_argument("--out", default="runs", help="parent folder of the numbered run directories")
     p.set_defaults(func=cmd_train)

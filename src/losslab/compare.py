@@ -37,6 +37,8 @@ from losslab.data import load_dataset
 from losslab.data.checks import check_content
 from losslab.errors import UserError
 from losslab.losses import GAN_LOSSES, family_of, get_spec
+from losslab.losses import variants
+from losslab.losses.variants import base_name
 from losslab.memory import check_sizes
 from losslab.metrics import MAX_OT_SAMPLES, METRIC_INFO, evaluate, primary_metric
 from losslab.metrics.features import STACKED_NAME
@@ -92,11 +94,11 @@ def make_evaluator(cfg: Config, dataset, *, n: int | None = None,
     return _eval
 
 
-def with_overrides(cfg: Config, overrides: dict[str, Any] | None) -> Config:
-    """A copy of ``cfg`` with ``{"section.key": value}`` applied and checked (a tuned loss's settings).
+def with_overrides(cfg: Config, overrides: dict[str, Any] | None, *, source: str = "search") -> Config:
+    """A copy of ``cfg`` with ``{"section.key": value}`` applied and checked (a candidate's or a trial's settings).
 
     Raises:
-        UserError: an unknown key or a value outside the field's domain.
+        UserError: an unknown key or a value outside the field's domain, the message led by ``source``.
     """
     if not overrides:
         return cfg
@@ -104,9 +106,25 @@ def with_overrides(cfg: Config, overrides: dict[str, Any] | None) -> Config:
     for key, value in overrides.items():
         section, name = key.split(".", 1)
         tables.setdefault(section, {})[name] = value
-    out = apply_overrides(copy.deepcopy(cfg), tables, "search")
+    out = apply_overrides(copy.deepcopy(cfg), tables, source)
     validate(out)
     return out
+
+
+def cfg_of(cfg: Config, loss: str) -> Config:
+    """The config candidate ``loss`` trains with: ``cfg`` with its variant's settings
+    (``LOSS[key=value,...]``, :mod:`losslab.losses.variants`); ``cfg`` itself for a plain loss name.
+
+    Raises:
+        UserError: a malformed label, an unknown key or an out-of-domain value (naming the label).
+    """
+    settings = variants.parse(loss)[1]
+    if not settings:
+        return cfg
+    try:
+        return with_overrides(cfg, settings, source=f"loss {loss}")
+    except UserError as e:
+        raise UserError(str(e) if str(e).startswith(f"loss {loss}") else f"loss {loss}: {e}") from None
 
 
 def run_job(cfg: Config, out: str, job: rundir.Job | search.TrialJob, progress: Callable[[int], None], *,
@@ -124,7 +142,7 @@ def run_job(cfg: Config, out: str, job: rundir.Job | search.TrialJob, progress: 
     """
     dataset = load_data(cfg)
     own = getattr(job, "overrides", None)
-    run_cfg = with_overrides(cfg, dict(own) if own else (overrides or {}).get(job.loss))
+    run_cfg = with_overrides(cfg_of(cfg, job.loss), dict(own) if own else (overrides or {}).get(job.loss))
     data, ref = dataset, rundir.REFERENCE_SEED
     if isinstance(job, search.TrialJob):
         data, ref = search.validation_data(dataset), search.VALIDATION_SEED
@@ -223,7 +241,7 @@ def check_family_data(cfg: Config, dataset, losses: list[str]) -> None:
                                 "images in one subfolder per class, or all in one folder without classes)")
         try:
             with torch.random.fork_rng(devices=[]):
-                FAMILIES[family].init_state(cfg, dataset, loss, 0)
+                FAMILIES[family].init_state(cfg_of(cfg, loss), dataset, loss, 0)
         except UserError as e:
             raise UserError(f"loss {loss}: {e}") from None
 
@@ -252,10 +270,10 @@ def check_batch_size(cfg: Config, losses: list[str], kind: str) -> None:
     if cfg.train.batch_size >= 2:
         return
     for name in losses:
-        spec = GAN_LOSSES.get(name)
+        spec = GAN_LOSSES.get(base_name(name))
         if spec is None:
             continue
-        norm = cfg.loss.critic_norm or spec.defaults.get("critic_norm", "none")
+        norm = cfg_of(cfg, name).loss.critic_norm or spec.defaults.get("critic_norm", "none")
         if norm == "batch" or kind == "image":
             where = "critic" if norm == "batch" else "image generator"
             raise UserError(
@@ -304,19 +322,19 @@ def group_jobs(jobs: list[rundir.Job], cfg: Config, dataset) -> list[tuple[rundi
         by_loss.setdefault(j.loss, []).append(j)
     out: list[tuple[rundir.Job, ...]] = []
     for loss, js in by_loss.items():
-        if len(js) > 1 and batchable(cfg, dataset, loss, js[0].family) is None:
+        if len(js) > 1 and batchable(cfg_of(cfg, loss), dataset, loss, js[0].family) is None:
             out.append(tuple(js))
         else:
             out.extend((j,) for j in js)
     # The most expensive first (longest processing time first, Graham 1969): a block of the race ends when its
     # last task does, and a costly group started last would leave the other workers idle while it runs.
-    return sorted(out, key=lambda g: -len(g) * _relative_cost(g[0].loss, cfg))
+    return sorted(out, key=lambda g: -len(g) * _relative_cost(g[0].loss, cfg_of(cfg, g[0].loss)))
 
 
 def _relative_cost(loss: str, cfg: Config) -> float:
     """A rough cost of one run of ``loss`` per generator update, for ordering tasks only: a GAN loss's
     critic updates per generator update + 1, doubled with a gradient penalty (a second backward); 1 else."""
-    spec = GAN_LOSSES.get(loss)
+    spec = GAN_LOSSES.get(base_name(loss))
     if spec is None:
         return 1.0
     n_critic = cfg.loss.n_critic if cfg.loss.n_critic is not None else spec.defaults.get("n_critic", 1)
@@ -332,7 +350,7 @@ def run_group(cfg: Config, out: str, group: tuple[rundir.Job, ...], progress: Ca
     if len(group) == 1:
         return [run_job(cfg, out, group[0], progress, overrides=overrides)]
     dataset = load_data(cfg)
-    run_cfg = with_overrides(cfg, (overrides or {}).get(group[0].loss))
+    run_cfg = with_overrides(cfg_of(cfg, group[0].loss), (overrides or {}).get(group[0].loss))
     return train_batched([Path(out) / j.run_dir for j in group], run_cfg, dataset, loss=group[0].loss,
                          seeds=[j.seed for j in group], family=group[0].family,
                          evaluate=make_evaluator(run_cfg, dataset), progress=progress,
@@ -386,8 +404,8 @@ def stale_runs(out: Path, cfg: Config, dataset, jobs: list[rundir.Job]) -> dict[
     mf = provenance.made_from(dataset)
     stale = {}
     for j in jobs:
-        want = rundir.run_config(cfg, family=j.family, loss=j.loss, seed=j.seed, data_name=dataset.name,
-                                 made_from=mf)
+        want = rundir.run_config(cfg_of(cfg, j.loss), family=j.family, loss=j.loss, seed=j.seed,
+                                 data_name=dataset.name, made_from=mf)
         if provenance.run_changes(out / j.run_dir, want):
             stale[j.run_dir] = want
     return stale
@@ -470,6 +488,8 @@ def run_compare(
     limits = race_limits if race_limits is not None else race.fixed(seeds)
     race.check_limits(limits)
     seeds = limits.cap
+    if search_trials is not None:
+        search.check_losses(losses)
     if search_trials is not None and seed_start + seeds > search.TRIAL_SEED:
         raise UserError(f"with --search the final seeds must stay below the trial seeds ({search.TRIAL_SEED}); "
                         f"got --seed-start {seed_start} --seeds {seeds}")
@@ -519,7 +539,6 @@ def run_compare(
         per_run = None if cfg.train.budget_seconds is not None else cfg.train.steps  # None: a time budget
         columns = (TextColumn("[bold]compare[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("updates"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-        overrides: dict[str, dict[str, Any]] = {}
         with Progress(*columns, disable=quiet, transient=False) as bar:
             if search_trials is not None:
                 ranked = metric or primary_metric(dataset, family=rundir.families_of(losses))[0]
@@ -528,7 +547,9 @@ def run_compare(
                 ledger = search.run_search(partial(run_job, cfg, str(out)), losses=losses, trials=search_trials,
                                            out=out, metric=ranked, workers=workers,
                                            advance=lambda n: bar.advance(stask, n), run_jobs=run_jobs)
-                overrides = search.final_overrides(ledger)
+                losses = search.elites(ledger, losses)  # each loss's best settings race as candidates
+                rundir.write_candidates(out, losses)
+                jobs = rundir.plan(losses, seeds, seed_start=seed_start)
             ranked = metric or primary_metric(dataset, family=rundir.families_of(losses))[0]
             higher = bool(METRIC_INFO.get(ranked, {}).get("higher_is_better", False))
             tried: set[str] = set()
@@ -544,7 +565,7 @@ def run_compare(
                 n_look = max(s for _, s in want) - seed_start + 1
                 task = bar.add_task(f"{len(todo)} runs, seeds up to {n_look} of {len(state['need'])} losses",
                                     total=None if per_run is None else len(todo) * per_run)
-                died = run_jobs(partial(run_group, cfg, str(out), overrides=overrides),
+                died = run_jobs(partial(run_group, cfg, str(out)),
                                 group_jobs(todo, cfg, dataset), workers=workers,
                                 advance=lambda n, task=task: bar.advance(task, n))
                 for group, exc in died:  # the worker itself died: record it; the next compare retries the job

@@ -295,7 +295,8 @@ def extend_results(out: str | Path, spec: dict[str, Any], runs: list[dict], resu
     train = spec["config"]["train"]
     seconds = train.get("budget_seconds")
     axis, budget = ("wall_seconds", float(seconds)) if seconds is not None else ("g_updates", float(train["steps"]))
-    curves = {loss: [r["curve"] for r in ok if r.get("loss") == loss and r.get("curve")] for loss in spec["losses"]}
+    curves = {loss: [r["curve"] for r in ok if r.get("loss") == loss and r.get("curve")]
+              for loss in rundir.candidates_of(spec)}
     sug = suggested_budget({k: v for k, v in curves.items() if v}, metric, higher, budget, axis=axis)
     b = results["budget"]
     b.update(seed_start=int(spec.get("seed_start", 0)), seconds=seconds, suggested_rule=sug["rule"])

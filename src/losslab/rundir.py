@@ -663,8 +663,25 @@ def write_spec(out: Path, cfg: Config, dataset, *, losses: list[str], seeds: int
         if both_fixed and race_limits is not None:  # more seeds for a fixed design: one look at them all
             spec["race"] = race_limits.fixed_for(spec["seeds"]).to_dict()
         spec["family"] = families_of(spec["losses"])
+        if isinstance(old.get("candidates"), list):  # a --search's raced settings (write_candidates)
+            spec["candidates"] = old["candidates"]
     io.atomic_write_json(path, spec)
     return spec
+
+
+def write_candidates(out: Path, candidates: list[str]) -> None:
+    """Record in ``OUT/compare.json`` the candidates the comparison ranks when they are not its ``losses``:
+    after ``--search``, each loss's best settings as ``LOSS[key=value]`` labels (:func:`losslab.search.elites`)."""
+    path = out / COMPARE
+    spec = read_json_file(path)
+    spec["candidates"] = list(candidates)
+    io.atomic_write_json(path, spec)
+
+
+def candidates_of(spec: dict[str, Any]) -> list[str]:
+    """What a comparison ranks: compare.json's ``candidates`` (after ``--search``), else its ``losses``."""
+    c = spec.get("candidates")
+    return list(c) if isinstance(c, list) and c else list(spec["losses"])
 
 
 # ----------------------------------------------------------------------------- lock

@@ -11,8 +11,10 @@ Trial 0 is not told to the sampler (it is no draw from the space). Trial ``k`` t
 which start at ``--seed-start``) into its own run directory
 ``OUT/search/<loss>/trial<k>/`` as an ordinary job of the backend's
 ``run_jobs``. Its value is the ranked metric of its result.json; a diverged
-or failed trial is told to the sampler as failed. Then the best setting of
-each loss trains the final seeds, and those are ranked (:mod:`losslab.compare`).
+or failed trial is told to the sampler as failed. Then each loss's best
+:data:`ELITES` settings (:func:`elites`, labelled ``LOSS[key=value,...]``,
+:mod:`losslab.losses.variants`) race on the final seeds as candidates of
+their own (:mod:`losslab.race`), and those are ranked (:mod:`losslab.compare`).
 
 **Trials never see the test set.** A trial is trained on the data without a
 validation split of its training rows and scored on that split
@@ -40,8 +42,8 @@ never trains a finished one again.
 A search-space key is a ``loss.*`` config field, or ``"lr"`` which sets
 ``loss.lr_g`` and ``loss.lr_d`` to the same value (for the single-network
 families, the network's rate). The best setting reaches the final runs as
-per-loss config overrides (:func:`losslab.compare.run_job`), so each final
-run's config.json records it.
+candidate labels (:func:`elites`), whose settings :func:`losslab.compare.cfg_of`
+applies, so each final run's config.json records it.
 """
 
 from __future__ import annotations
@@ -61,10 +63,12 @@ import torch
 from losslab import io, rundir
 from losslab.backends import run_jobs as local_run_jobs
 from losslab.errors import UserError
-from losslab.losses import REGISTRIES, family_of
+from losslab.losses import REGISTRIES, family_of, variants
+from losslab.losses.variants import base_name
 from losslab.metrics import METRIC_INFO
 
-__all__ = ["ROUND", "SAMPLER_SEED", "TRIAL_SEED", "VALIDATION_SEED", "TrialJob", "distributions", "final_overrides",
+__all__ = ["ELITES", "ROUND", "SAMPLER_SEED", "TRIAL_SEED", "VALIDATION_SEED", "TrialJob", "check_losses",
+           "distributions", "elites",
            "n_startup_trials", "read_search", "run_search", "sampler_for", "search_space", "to_overrides",
            "validation_data"]
 
@@ -76,6 +80,9 @@ SAMPLER_SEED = 0
 
 ROUND = 4
 """Trials asked per loss before any of them is told (the parallel batch of one round)."""
+
+ELITES = 2
+"""Settings per loss that race on the final seeds after a search (:func:`elites`): its best two."""
 
 VALIDATION_SEED = 54_321
 """Trials draw their reference with this seed (exact samplers) or from the validation rows; never the test one."""
@@ -153,10 +160,25 @@ def search_space(loss: str) -> dict[str, tuple]:
     Raises:
         UserError: an unknown loss; a loss that declares no range.
     """
-    space = dict(getattr(REGISTRIES[family_of(loss)][loss], "search_space", {}) or {})
+    space = dict(getattr(REGISTRIES[family_of(loss)][base_name(loss)], "search_space", {}) or {})
     if not space:
         raise UserError(f"loss {loss!r} declares no search space; --search cannot tune it")
     return space
+
+
+def check_losses(losses: list[str]) -> None:
+    """Refuse a search that cannot run, before anything is written: a candidate with settings of its own
+    (``LOSS[...]``: the search tunes the loss itself, and its best settings become the candidates) or a
+    loss that declares no range.
+
+    Raises:
+        UserError: one line naming the loss.
+    """
+    for loss in losses:
+        if variants.is_variant(loss):
+            raise UserError(f"--search tunes each loss and races its best settings; {loss!r} has settings of "
+                            f"its own: give the plain name {base_name(loss)!r}")
+        search_space(loss)
 
 
 def distributions(space: dict[str, tuple]) -> dict[str, BaseDistribution]:
@@ -372,9 +394,29 @@ def run_search(job_fn: Callable[[Any, Callable[[int], None]], Any], *, losses: l
     return ledger
 
 
-def final_overrides(ledger: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """Per loss the ``{"section.key": value}`` overrides of its best trial (none for a loss without one)."""
-    if not ledger:
-        return {}
-    return {loss: to_overrides(e.get("best_params") or {}) for loss, e in ledger.get("losses", {}).items()
-            if e.get("best_params")}
+def elites(ledger: dict[str, Any], losses: list[str], k: int = ELITES) -> list[str]:
+    """The race's candidates after a search: per loss (in ``losses`` order) its ``k`` best settings on the
+    validation split, best first, as labels (:func:`losslab.losses.variants.label`: the plain name for
+    the defaults of trial 0, else ``LOSS[key=value,...]``); a loss without a finished trial keeps its
+    defaults (its plain name).
+
+    The final seeds then race the settings as irace races configurations (Lopez-Ibanez et al. 2016,
+    Sec. 3): one validation seed per trial chose them, the race on paired final seeds decides between
+    them, and the answer is "which loss is best at its own best settings?" (Lucic et al. 2018,
+    arXiv:1711.10337, Sec. 5: equal tuning budget per loss).
+    """
+    higher = bool(ledger.get("higher_is_better"))
+    out: list[str] = []
+    for loss in losses:
+        trials = (ledger.get("losses", {}).get(loss) or {}).get("trials") or []
+        done = sorted((t for t in trials if t.get("value") is not None),
+                      key=lambda t: (-t["value"] if higher else t["value"], t["number"]))
+        labels: list[str] = []
+        for t in done:
+            lab = variants.label(loss, {} if t.get("defaults") else dict(t.get("params") or {}))
+            if lab not in labels:
+                labels.append(lab)
+            if len(labels) == k:
+                break
+        out += labels or [loss]
+    return out

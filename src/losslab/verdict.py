@@ -167,7 +167,8 @@ def read_runs(out: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
             (:func:`read_result_file`).
     """
     runs = []
-    for job in rundir.plan(spec["losses"], int(spec["seeds"]), seed_start=int(spec.get("seed_start", 0))):
+    for job in rundir.plan(rundir.candidates_of(spec), int(spec["seeds"]),
+                           seed_start=int(spec.get("seed_start", 0))):
         rd = out / job.run_dir
         if not (rd / rundir.RESULT).exists():
             runs.append({"loss": job.loss, "seed": job.seed, "status": "missing", "metrics": {},
@@ -273,11 +274,11 @@ def aggregate(out: str | Path, *, metric: str | None = None) -> dict[str, Any]:
 
     limits = race_of(spec)
     seed_start = int(spec.get("seed_start", 0))
-    race_rec = race.decide(race.run_values(runs, primary, higher), spec["losses"], seed_start=seed_start,
+    race_rec = race.decide(race.run_values(runs, primary, higher), rundir.candidates_of(spec), seed_start=seed_start,
                            limits=limits, out=out, metric=primary)
     wanted = {(loss, s) for loss, ss in race_rec["need"].items() for s in ss}
     runs = [r for r in runs if r.get("status") != "missing" or (r["loss"], r["seed"]) in wanted]  # not asked for
-    ranking = [_rank_entry(loss, runs, primary, higher) for loss in spec["losses"]]
+    ranking = [_rank_entry(loss, runs, primary, higher) for loss in rundir.candidates_of(spec)]
     sign = -1.0 if higher else 1.0
     order = {loss: i for i, loss in enumerate(race_rec["survivors"])} if race_rec["looks"] else {}
     gone = race_rec["eliminated_at"]

@@ -12,6 +12,7 @@ from losslab.losses.diffusion import DIFFUSION_LOSSES
 from losslab.losses.ebm import EBM_LOSSES
 from losslab.losses.families import FAMILY_SPECS, FamilySpec, get_spec
 from losslab.losses.gan_registry import GAN_LOSS_NAMES, GAN_LOSSES, GANLoss
+from losslab.losses.variants import base_name
 
 
 def get_gan_loss(name: str) -> GANLoss:
@@ -32,7 +33,7 @@ def get_gan_loss(name: str) -> GANLoss:
         If ``name`` is unknown; the message lists the valid names.
     """
     try:
-        return GAN_LOSSES[name]
+        return GAN_LOSSES[base_name(name)]
     except (KeyError, TypeError):
         raise unknown_loss(name, GAN_LOSSES) from None
 
@@ -86,7 +87,8 @@ def unknown_loss(name: str, choices) -> UserError:
 
 
 def family_of(name: str) -> str:
-    """The model family whose registry holds loss ``name``.
+    """The model family whose registry holds loss ``name`` (a candidate label ``LOSS[...]``: its ``LOSS``,
+    :mod:`losslab.losses.variants`).
 
     Raises
     ------
@@ -94,10 +96,11 @@ def family_of(name: str) -> str:
         If no registry has ``name``; the message lists every trainable loss,
         led by the registered names an alias means (``bce``: minimax and ns).
     """
+    base = base_name(name)
     for family, registry in REGISTRIES.items():
-        if name in registry:
+        if base in registry:
             return family
-    raise unknown_loss(name, [n for r in REGISTRIES.values() for n in r])
+    raise unknown_loss(base, [n for r in REGISTRIES.values() for n in r])
 
 
 __all__ = ["ALIASES", "CONTRASTIVE_LOSSES", "DIFFUSION_LOSSES", "EBM_LOSSES", "FAMILY_SPECS", "FamilySpec", "GAN_LOSSES", "GAN_LOSS_NAMES", "GANLoss", "REGISTRIES",

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from losslab.errors import unknown_choice
 from losslab.losses.contrastive_ssl import barlow_twins_loss, siglip_loss, vicreg_loss
+from losslab.losses.variants import base_name
 
 __all__ = [
     "CONTRASTIVE_LOSSES",
@@ -562,6 +563,6 @@ def get_contrastive_loss(name: str) -> ContrastiveLoss:
         If ``name`` is unknown; the message lists the valid names.
     """
     try:
-        return CONTRASTIVE_LOSSES[name]
+        return CONTRASTIVE_LOSSES[base_name(name)]
     except (KeyError, TypeError):
         raise unknown_choice("loss", name, CONTRASTIVE_LOSSES) from None

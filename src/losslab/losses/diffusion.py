@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from losslab import schedules
 from losslab.errors import UserError, unknown_choice
 from losslab.losses.flow_edm import EDMObjective, FlowMatchingObjective
+from losslab.losses.variants import base_name
 
 __all__ = ["DIFFUSION_LOSSES", "DiffusionLoss", "DiffusionObjective", "EDMObjective", "FlowMatchingObjective",
            "get_diffusion_loss", "make_objective"]
@@ -353,6 +354,6 @@ def get_diffusion_loss(name: str) -> DiffusionLoss:
         If ``name`` is unknown; the message lists the valid names.
     """
     try:
-        return DIFFUSION_LOSSES[name]
+        return DIFFUSION_LOSSES[base_name(name)]
     except (KeyError, TypeError):
         raise unknown_choice("loss", name, DIFFUSION_LOSSES) from None

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from torch import Tensor
 
 from losslab.errors import unknown_choice
+from losslab.losses.variants import base_name
 
 __all__ = ["EBM_LOSSES", "EBMLoss", "cd_loss", "dsm_loss", "get_ebm_loss"]
 
@@ -194,6 +195,6 @@ def get_ebm_loss(name: str) -> EBMLoss:
         If ``name`` is unknown; the message lists the valid names.
     """
     try:
-        return EBM_LOSSES[name]
+        return EBM_LOSSES[base_name(name)]
     except (KeyError, TypeError):
         raise unknown_choice("loss", name, EBM_LOSSES) from None

@@ -35,6 +35,7 @@ from losslab.report.learning import learning_figures
 from losslab.report.race_figures import race_figures
 from losslab.report.signatures import diagnostics_caption, loss_panels
 from losslab.report.render import report_blocks, to_html, to_markdown
+from losslab.losses.variants import base_name
 
 __all__ = ["build_report", "report_paths"]
 
@@ -304,16 +305,15 @@ def _curve_and_search_figures(figdir: Path, results: dict, by_loss: dict[str, li
     search = results.get("search")
     if isinstance(search, dict) and search.get("losses"):
         plots.plot_search(search, figdir / "search.png")
-        best = "; ".join(f"{loss}: " + (", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                                                  for k, v in e["best_params"].items())
-                                        if e.get("best_params") else "its defaults (trial 0)")
-                         for loss, e in search["losses"].items())
+        raced = [str(e.get("loss")) for e in results.get("ranking") or []]
+        best = "; ".join(f"{loss}: " + (", ".join(n for n in raced if base_name(n) == loss) or "none")
+                         for loss in search["losses"])
         figs.append(("figures/search.png", "Equal-budget tuning",
                      f"Each loss had its default setting (trial 0) and {search.get('trials')} trials of the same "
                      f"budget on seeds from {search.get('trial_seed')} (not the final seeds), scored on "
                      f"{search.get('scored_on') or 'the test reference (a search of an older version)'}; sampler: "
-                     f"{search.get('sampler')}. The ranking above uses each loss's best "
-                     f"setting: {best or 'none finished (defaults kept)'}."))
+                     f"{search.get('sampler')}. Then each loss's two best settings raced on the final seeds "
+                     f"as candidates of their own (a plain name is the loss's defaults): {best}."))
     return figs
 
 

@@ -32,6 +32,7 @@ from losslab.diagnose import diagnose_run
 from losslab.errors import UserError
 from losslab.expectations import finding_phrase, profile_summary
 from losslab.losses import REGISTRIES
+from losslab.losses.variants import base_name
 from losslab.report.style import clip_ci
 
 __all__ = ["LEARNABLE_MARGIN", "add_answer", "answer", "expected_sentence", "ladder_sentence", "learnable",
@@ -398,7 +399,8 @@ def add_answer(out: str | Path, results: dict) -> dict:
             rows = io.read_jsonl(rd / rundir.METRICS)
         except (OSError, UnicodeDecodeError, UserError, ValueError):
             rows = []
-        family = r.get("family") or next((f for f, reg in REGISTRIES.items() if r.get("loss") in reg), None)
+        family = r.get("family") or next((f for f, reg in REGISTRIES.items() if base_name(str(r.get("loss"))) in reg),
+                                         None)
         r["findings"] = [f.to_dict() for f in diagnose_run(rows, loss=str(r.get("loss")), family=family,
                                                            hparams=hp, metrics=r.get("metrics") or {})]
     results["hparams"] = hparams

@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from losslab.losses import GAN_LOSSES
+from losslab.losses.variants import base_name
 from losslab.report.families import FamilyWords, Panel
 
 __all__ = ["diagnostics_caption", "loss_panels"]
@@ -53,7 +54,7 @@ def loss_panels(loss: str, fam: FamilyWords, rows_all: Sequence[Sequence[dict]],
         The loss's effective hyperparameters (``margin``, ``clip``).
     """
     panels = list(fam.panels(rows_all))
-    spec = GAN_LOSSES.get(loss) if fam.name == "gan" else None
+    spec = GAN_LOSSES.get(base_name(loss)) if fam.name == "gan" else None
     if spec is None:
         return panels
     hp = hparams or {}
@@ -88,7 +89,7 @@ def _strip_letter(title: str) -> str:
 
 def diagnostics_caption(loss: str, fam: FamilyWords, panels: Sequence[Panel]) -> str:
     """The caption of one loss's diagnostics figure, naming its panels in its own words."""
-    spec = GAN_LOSSES.get(loss) if fam.name == "gan" else None
+    spec = GAN_LOSSES.get(base_name(loss)) if fam.name == "gan" else None
     if spec is None or spec.output != "energy":
         base = fam.diagnostics_caption.format(loss=loss)
         named = ""

@@ -44,6 +44,7 @@ from losslab.convergence import is_converged
 from losslab.provenance import made_from
 from losslab.errors import UserError, unknown_choice
 from losslab.losses import REGISTRIES
+from losslab.losses.variants import base_name
 from losslab.losses.families import FAMILY_SPECS
 from losslab.metrics import METRIC_INFO, primary_metric
 from losslab.metrics.representation import knn_accuracy, linear_probe_accuracy
@@ -329,7 +330,8 @@ def resolved_hparams(cfg: Config, dataset, family: str, loss: str) -> dict[str, 
         UserError: an unknown family or loss; a single-network family whose
             ``loss.lr_g`` and ``loss.lr_d`` differ.
     """
-    spec = REGISTRIES[family][loss] if loss in REGISTRIES.get(family, {}) else None
+    base = base_name(loss)
+    spec = REGISTRIES[family][base] if base in REGISTRIES.get(family, {}) else None
     if spec is None:
         raise unknown_choice(f"{family} loss", loss, REGISTRIES.get(family, {}))
     hp = dict(get_family(family).hparams(spec, cfg, dataset))
