@@ -188,7 +188,8 @@ COMPARE_CHECKS = {
     "--equivalence": _compare_equivalence,
     "--redo-changed": _compare_redo_changed,
     "--data": lambda c, t, m: c.config["data"]["name"] == "grid25" == c.results["dataset"]["name"],
-    "--losses": lambda c, t, m: sorted(p.name for p in (c.out / "runs").iterdir()) == ["hinge"],
+    # only hinge trained: at its defaults and (after --search 1) its trial's setting, hinge[...]
+    "--losses": lambda c, t, m: {p.name.split("[")[0] for p in (c.out / "runs").iterdir()} == {"hinge"},
     "--seeds": lambda c, t, m: [p.name for p in (c.out / "runs" / "hinge").iterdir()] == ["seed2"],
     "--steps": lambda c, t, m: c.config["train"]["steps"] == 6 and c.result["g_updates"] == 6,
     "--set": lambda c, t, m: c.config["train"]["n_eval"] == 64 and c.result["metrics"]["n_eval"] == 64,
@@ -205,7 +206,10 @@ COMPARE_CHECKS = {
     "--seed-start": lambda c, t, m: c.result["seed"] == 2 and c.config["run"]["seed"] == 2,
     "--budget-seconds": _compare_budget_seconds,
     "--search": lambda c, t, m: [[bool(x.get("defaults")) for x in v["trials"]] for v in read_json(
-        c.out / "search" / "search.json")["losses"].values()] == [[True, False]],  # trial 0: defaults, then 1
+        c.out / "search" / "search.json")["losses"].values()] == [[True, False]]  # trial 0: defaults, then 1
+        # then both settings race as candidates: the defaults (plain name) and the trial's hinge[...]
+        and sorted(read_json(c.out / "compare.json")["candidates"], key=len)[0] == "hinge"
+        and len(read_json(c.out / "compare.json")["candidates"]) == 2,
     "--quiet": _compare_quiet,
     "--dry-run": _compare_dry_run,
 }
@@ -392,7 +396,7 @@ def test_report_flag_out_rebuilds_results_and_report(compared, tmp_path):
         (copy / name).unlink()
     res = invoke(["report", copy])
     assert res.code == 0 and res.out.startswith(f"report: {copy / 'report.html'}")
-    assert read_json(copy / rundir.RESULTS)["ranking"][0]["loss"] == "hinge"
+    assert read_json(copy / rundir.RESULTS)["ranking"][0]["loss"].split("[")[0] == "hinge"
     assert "hinge" in (copy / "report.md").read_text()
 
 
