@@ -20,7 +20,7 @@ def grad_summary(out: str | Path, results: dict, key: str = "g_grad_norm") -> No
             continue
         q = max(1, len(rows) // 4)
         first, last = median(r[key] for r in rows[:q]), median(r[key] for r in rows[-q:])
-        print(f"  {run['loss']:>10} seed {run['seed']}: {first:.3g} -> {last:.3g}")
+        print(f"  {run["loss"]:>10} seed {run['seed']}: {first:.3g} -> {last:.3g}")
 
 
 def print_answer(results: dict, metrics: tuple[str, ...]) -> None:
@@ -33,4 +33,4 @@ def print_answer(results: dict, metrics: tuple[str, ...]) -> None:
     for run in results["runs"]:
         m = run.get("metrics") or {}
         shown = ", ".join(f"{k}={m[k]:.4g}" for k in metrics if isinstance(m.get(k), (int, float)))
-        print(f"  {run['loss']:>10} seed {run['seed']}: {run['status']}, {shown}")
+        print(f"  {run["loss"]:>10} seed {run['seed']}: {run['status']}, {shown}")

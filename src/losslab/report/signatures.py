@@ -102,6 +102,6 @@ def diagnostics_caption(loss: str, fam: FamilyWords, panels: Sequence[Panel]) ->
     if "margin" in (spec.defaults or {}):
         parts.append("Fakes above the margin line (dashed) no longer contribute to the critic loss "
                      "max(0, m - E(G(z))): if they stay there for most of training the margin is too small "
-                     f"(`losslab explain {loss}`).")
+                     f"(`losslab explain {base_name(loss)}`).")
     parts.append("Thick lines are smoothed (EMA), the raw values faint behind them; x marks where a run diverged.")
     return " ".join(parts)
