@@ -35,10 +35,18 @@ def _argv(out: Path) -> list[str]:
             "--workers", "2", "--quiet", "--out", str(out), *sets]
 
 
+def _sigint_default() -> None:
+    """In the child before exec: SIGINT back to its default, so Python turns it into KeyboardInterrupt.
+
+    A suite started in the background (``make test &``, nohup) has SIGINT ignored, the child inherits
+    that, and Python then leaves it ignored (as it should for a user's background command)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(out: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "losslab", *_argv(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_sigint_default)
 
 
 def _descendants(pid: int) -> dict[int, str]:
