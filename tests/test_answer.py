@@ -180,8 +180,9 @@ def test_aggregate_writes_the_answer_findings_and_effective_hyperparameters(tmp_
                 for i in range(100)]
 
     runs = [{"loss": loss, "seed": s, "status": "ok", "metrics": {"w1": 0.1 + 0.1 * s + (loss == "ns") * (1 + 0.05 * s),
-                                                                  "modes_covered": 8, "num_modes": 8}}
-            for loss in ("ebgan", "ns") for s in (0, 1)]
+                                                                  "modes_covered": 5 if loss == "ebgan" else 8,
+                                                                  "num_modes": 8}}
+            for loss in ("ebgan", "ns") for s in (0, 1)]  # ebgan misses modes: the margin finding applies
     cfg = C.Config()
     cfg.loss.margin, cfg.loss.lr_scale = 2.0, 5.0
     ring8 = load_dataset("ring8")
@@ -192,7 +193,7 @@ def test_aggregate_writes_the_answer_findings_and_effective_hyperparameters(tmp_
     on_disk = rundir.read_json_file(tmp_path / rundir.RESULTS)
     assert on_disk["answer"] == res["answer"] and 2 <= len(res["answer"]) <= 4
     ebgan = [r for r in res["runs"] if r["loss"] == "ebgan"]
-    assert all([f["name"] for f in r["findings"]] == ["above_margin"] for r in ebgan)
+    assert all([f["name"] for f in r["findings"]] == ["above_margin", "mode_collapse"] for r in ebgan)
     assert ebgan[0]["findings"][0]["values"] == {"share": 0.9, "margin": 2.0}
     assert res["hparams"]["ebgan"]["margin"] == 2.0 and res["hparams"]["ebgan"]["lr_scale"] == 5.0
     defaults = GAN_LOSSES["ns"].defaults

@@ -126,6 +126,16 @@ def test_above_margin_fires_when_fakes_sit_above_m_most_of_training():
     healthy = _rows(d_fake=np.r_[np.full(70, 0.6), np.full(30, 1.1)])
     assert dg.above_margin(healthy, 1.0) == []
     assert dg.above_margin(bad, None) == []
+    # Fakes above m while the samples cover every class is the equilibrium of a critic that tells them apart,
+    # not a failure (all three arms of the study's EBGAN ablation, 10/10 classes): not flagged. A run missing
+    # classes, or one whose coverage is unknown, still is.
+    every = {"classes_covered": 10, "num_classes": 10}
+    assert dg.above_margin(bad, 1.0, metrics=every) == []
+    assert _names(dg.above_margin(bad, 1.0, metrics={"classes_covered": 3, "num_classes": 10})) == ["above_margin"]
+    assert _names(dg.above_margin(bad, 1.0, metrics={"modes_covered": 8, "num_modes": 8})) == []
+    assert _names(dg.above_margin(bad, 1.0, metrics={"fid": 0.02})) == ["above_margin"]
+    run = dg.diagnose_run(bad, loss="ebgan", family="gan", hparams={"margin": 1.0}, metrics=every)
+    assert "above_margin" not in _names(run)
 
 
 def test_clip_saturation_fires_on_weights_at_the_bound():
