@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+from test_cli_flags import invoke  # losslab ARGV in this process: exit code, stdout, stderr
 
-from losslab.cli import main
 from losslab.errors import UserError
 from losslab.losses import family_of, get_gan_loss, variants
 
 SMALL = ["--steps", "40", "--set", "train.log_every=5", "--set", "train.checkpoint_every=40",
          "--set", "train.n_eval=200", "--set", "train.curve_n=200", "--set", "train.curve_points=2",
          "--set", "model.hidden=16", "--set", "model.layers=2", "--workers", "1", "--quiet"]
-
-
-def invoke(argv: list[str]) -> SimpleNamespace:
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main([str(a) for a in argv])
-        except SystemExit as e:
-            code = e.code
-    return SimpleNamespace(code=code, out=out.getvalue(), err=err.getvalue())
 
 
 def test_a_label_parses_into_its_loss_and_settings():
