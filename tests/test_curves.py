@@ -43,9 +43,9 @@ def test_converged_rule_on_synthetic_curves():
     assert is_converged(falling, "w1", False) is False
     # Worse at the end: more budget would not help -> converged.
     assert is_converged(_pts([5, 4, 3, 2, 1, 1, 1.5, 2]), "w1", False) is True
-    # Just either side of 5%: start 1.0 at 0.75 B, best 0.951 (4.9%) vs 0.949 (5.1%).
-    assert is_converged(_pts([2, 2, 2, 2, 2, 1.0, 0.99, 0.951]), "w1", False) is True
-    assert is_converged(_pts([2, 2, 2, 2, 2, 1.0, 0.99, 0.949]), "w1", False) is False
+    # Just either side of 5%: a straight line past half the budget, 1.0 at 0.75 B, 4.9% vs 5.1% per quarter.
+    assert is_converged(_pts([2, 2, 2, 2, 1.0245, 1.0, 0.9755, 0.951]), "w1", False) is True
+    assert is_converged(_pts([2, 2, 2, 2, 1.0255, 1.0, 0.9745, 0.949]), "w1", False) is False
     # Higher is better: the mirror image.
     assert is_converged(_pts([0.1, 0.2, 0.4, 0.6, 0.7, 0.8, 0.81, 0.82], key="acc"), "acc", True) is True
     assert is_converged(_pts([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8], key="acc"), "acc", True) is False
