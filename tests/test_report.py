@@ -450,3 +450,38 @@ def test_the_race_is_drawn_and_no_loss_is_recommended_without_a_winner(tmp_path)
     for fig in ("race.png", "critical_difference.png"):
         assert (tmp_path / "figures" / fig).stat().st_size > 5000 and f"figures/{fig}" in md
     assert "## The race" in md or "The race" in md
+
+
+def _fail_to_draw(path):
+    raise RuntimeError(f"could not draw {path}")
+
+
+def test_figures_drawn_by_worker_processes_are_the_same_files(tmp_path, monkeypatch):
+    """plots.Drawer: the per-loss figures drawn in 2 worker processes are byte-identical to those drawn here,
+    and a worker's error reaches the caller."""
+    from losslab.report import plots
+
+    serial, _ = make_out(tmp_path / "a", "2d")
+    parallel, _ = make_out(tmp_path / "b", "2d")
+    build_report(serial, workers=2)  # 4 per-loss figures < PARALLEL_MIN_FIGURES: drawn here
+    pools = []
+    real_init = plots.Drawer.__init__
+
+    def spy(self, *a, **k):
+        real_init(self, *a, **k)
+        pools.append(self.pool)
+
+    monkeypatch.setattr(plots.Drawer, "__init__", spy)
+    monkeypatch.setattr(plots, "PARALLEL_MIN_FIGURES", 2)
+    build_report(parallel, workers=2)
+    assert len(pools) == 1 and pools[0] is not None  # a pool drew them
+    names = sorted(p.name for p in (serial / "figures").glob("*.png") if p.name.startswith(("diagnostics_",
+                                                                                              "learning_")))
+    assert names == sorted(p.name for p in (parallel / "figures").glob("*.png")
+                           if p.name.startswith(("diagnostics_", "learning_"))) and len(names) >= 2
+    for name in names:
+        assert (serial / "figures" / name).read_bytes() == (parallel / "figures" / name).read_bytes(), name
+    assert (serial / "report.md").read_text() == (parallel / "report.md").read_text()
+    with pytest.raises(RuntimeError, match="could not draw x.png"):
+        with plots.Drawer(2, figures=2) as draw:
+            draw.draw(_fail_to_draw, "x.png")

@@ -577,7 +577,7 @@ def run_compare(
         if report:
             from losslab.report import build_report
 
-            build_report(out)
+            build_report(out, workers=min(workers, backends.default_workers()))  # drawn on this machine
     return results
 
 
@@ -610,4 +610,4 @@ def rebuild(out_dir: str | Path) -> dict[str, Path]:
     with rundir.lock_dir(out):
         rundir.clean_temps(out)
         aggregate(out)
-        return build_report(out)
+        return build_report(out, workers=backends.default_workers())

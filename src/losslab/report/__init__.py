@@ -145,8 +145,11 @@ def _family_of_loss(loss: str, runs: list[dict], ranking: list[dict], family: An
     return str(family or "gan").split("+")[0]
 
 
-def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
+def make_figures(out: Path, results: dict, draw: plots.Drawer | None = None) -> list[tuple[str, str, str]]:
     """Draw every figure under ``OUT/figures/``.
+
+    ``draw`` draws the per-loss diagnostics figures (default: here, one after
+    another); the caller waits for it before reading the files.
 
     Returns
     -------
@@ -238,7 +241,8 @@ def make_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
         rel = f"figures/diagnostics_{_safe(loss)}.png"
         seed_runs = [(r.get("seed"), rows[id(r)], r.get("status") == "diverged") for r in rs]
         panels = loss_panels(loss, fam, [rw for _, rw, _ in seed_runs], (results.get("hparams") or {}).get(loss))
-        plots.plot_diagnostics(loss, seed_runs, out / rel, panels=panels, xlabel=f"{fam.network} update")
+        (draw or plots.Drawer()).draw(plots.plot_diagnostics, loss, seed_runs, out / rel, panels=panels,
+                                      xlabel=f"{fam.network} update")
         figs.append((rel, f"Diagnostics: {loss}", diagnostics_caption(loss, fam, panels)))
 
     # 5. Contrastive runs: 2-D embedding of the test set coloured by class, one panel per loss.
@@ -298,9 +302,10 @@ def _curve_and_search_figures(figdir: Path, results: dict, by_loss: dict[str, li
                 "draws." if isinstance(floor, dict) and plots.is_number(floor.get("mean")) else "")
         figs.append(("figures/curves.png", "Quality during training",
                      f"{primary} at evenly spaced points of each run's budget, on fewer samples than the final "
-                     "evaluation." + line + " A run counts as converged when its last point changes on the start "
-                     "of the last quarter by less than 5% or 2 standard errors of its evaluation (two independent "
-                     f"evaluations per point). Converged runs: {rates or 'n/a'}. Budget the curves suggest: "
+                     "evaluation." + line + " A run counts as converged unless the trend of its points past half the "
+                     "budget (a least-squares line) improves by more than 5% per quarter of the budget and significantly (one-sided t-test at "
+                     "5% on the points' scatter about the line, at least their evaluation error from two "
+                     f"independent draws per point). Converged runs: {rates or 'n/a'}. Budget the curves suggest: "
                      f"{more}{sug if sug is not None else 'n/a'} {unit}."))
     search = results.get("search")
     if isinstance(search, dict) and search.get("losses"):
@@ -317,7 +322,7 @@ def _curve_and_search_figures(figdir: Path, results: dict, by_loss: dict[str, li
     return figs
 
 
-def build_report(out_dir: str | Path, *, quiet: bool = True) -> dict[str, Path]:
+def build_report(out_dir: str | Path, *, quiet: bool = True, workers: int = 1) -> dict[str, Path]:
     """Build ``report.md``, ``report.html`` and ``figures/`` from a comparison directory.
 
     Takes no lock: call it while holding :func:`losslab.rundir.lock_dir` (as
@@ -331,6 +336,9 @@ def build_report(out_dir: str | Path, *, quiet: bool = True) -> dict[str, Path]:
         ``reference.npz`` and the run directories named in it.
     quiet : bool
         When False, print the paths written to stderr.
+    workers : int
+        Processes drawing the per-loss figures (:class:`losslab.report.plots.Drawer`);
+        the files are the same for any number.
 
     Returns
     -------
@@ -347,8 +355,11 @@ def build_report(out_dir: str | Path, *, quiet: bool = True) -> dict[str, Path]:
     results = load_results(out)
     if not isinstance(results.get("answer"), list):  # a results.json of an older version
         results["answer"] = answer(results)
-    figures = make_figures(out, results)
-    blocks = report_blocks(results, figures, learning_figures(out, results))
+    n_losses = len({str(r.get("loss")) for r in [*results["runs"], *results["ranking"]]})
+    with plots.Drawer(workers, figures=2 * n_losses) as draw:  # a diagnostics and a learning figure per loss
+        figures = make_figures(out, results, draw)
+        learning = learning_figures(out, results, draw)
+    blocks = report_blocks(results, figures, learning)
     paths = report_paths(out)
     atomic_write_bytes(paths["markdown"], to_markdown(blocks).encode("utf-8"))
     title = blocks[0][1] if blocks and blocks[0][0] == "h1" else "losslab report"

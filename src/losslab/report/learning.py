@@ -278,11 +278,13 @@ def _run_of(runs: list[dict], out: Path) -> dict | None:
                 None)
 
 
-def learning_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
+def learning_figures(out: Path, results: dict, draw=None) -> list[tuple[str, str, str]]:
     """Draw the "How each loss learned" figures under ``OUT/figures/`` from the runs' snapshots.
 
     Args:
         out: the comparison directory. results: its parsed results.json.
+        draw: a :class:`losslab.report.plots.Drawer` that draws each figure
+            (default: drawn here, one after another); the caller waits for it.
 
     Returns:
         ``(relpath, heading, caption)`` per loss that has snapshots, in ranking
@@ -293,6 +295,7 @@ def learning_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
     losses = [str(r.get("loss")) for r in results.get("ranking") or []]
     losses += sorted({str(r.get("loss")) for r in runs} - set(losses))
     figs: list[tuple[str, str, str]] = []
+    render = draw.draw if draw is not None else (lambda fn, *a, **k: fn(*a, **k))
     for loss in losses:
         run = _run_of([r for r in runs if str(r.get("loss")) == loss], out)
         if run is None:
@@ -307,19 +310,19 @@ def learning_figures(out: Path, results: dict) -> list[tuple[str, str, str]]:
         heading = f"{loss} (seed {run.get('seed')})"
         title = f"{loss}, seed {run.get('seed')}"
         if "images" in snaps:
-            write_animation(snaps, out / rel)
+            render(write_animation, snaps, out / rel)
             cap = (f"{len(snaps['g_updates'])} frames, one per quality-curve point: 16 samples from the same "
                    "latent codes / noise at each point, so each tile shows one sample changing as the model "
                    "learns (animated; a viewer without APNG support shows the first frame).")
         elif "x" in snaps:
-            plot_learning_1d(snaps, out / rel, output=output, title=title)
+            render(plot_learning_1d, snaps, out / rel, output=output, title=title)
             cap = ("Goodfellow et al. (2014, Fig. 1) at four updates: data density (black, dotted), generator "
                    "density (orange)" + (f", the critic's output {_CRITIC.get(output, ('',))[0]} (blue, dashed, "
                                          "right axis) and, under the axis, where the generator loss pushes a "
                                          "spread of generated samples (arrows, -d g_loss/dx; the title gives "
                                          "the median per-sample length)" if output else "") + ".")
         elif "grid_x" in snaps:
-            plot_learning_2d(snaps, out / rel, output=output, title=title)
+            render(plot_learning_2d, snaps, out / rel, output=output, title=title)
             cap = (("The critic's landscape, its output " + _CRITIC.get(output, ("",))[0] + " as a heat map, "
                     "generated points (green) with the generator's gradient arrows -d g_loss/dx (black; the "
                     "title gives the median length: near 0 while the points are off the data is a vanishing "

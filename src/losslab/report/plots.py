@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import math
+import multiprocessing
 from collections import defaultdict
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,6 +28,7 @@ DPI = 100
 MAX_POINTS = 2000  # scatter points per cloud (strided subsample), keeps PNGs small
 GRAD_FLOOR = 1e-12  # a gradient norm <= 0 is drawn here on log axes
 GRID_MAX = 64  # images per sample grid
+PARALLEL_MIN_FIGURES = 8  # Drawer: fewer figures than this are drawn in-process (a pool costs ~2 s to start)
 LADDER_LOG_SPAN = 30.0  # ranking figure: a log y-axis when the drawn values span more than this ratio
 
 
@@ -65,6 +68,57 @@ def save(fig: Figure, path: str | Path) -> Path:
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
+
+
+class Drawer:
+    """Draws figures now, or in ``workers`` processes when there are enough of them to pay for starting those.
+
+    The report's slowest part is matplotlib's layout and PNG encoding, about
+    1.5 s per diagnostics or learning figure on one core (2 per loss: 24 for
+    the default comparison). With ``workers > 1`` and at least
+    ``PARALLEL_MIN_FIGURES`` figures to draw, :meth:`draw` hands each to a
+    pool of worker processes while the caller draws the other figures;
+    otherwise it draws at once. The workers are forked where the platform can
+    (the plotting code is loaded already; as PyTorch's DataLoader forks its
+    workers on Linux), else spawned (each then imports it, about 2 s). The
+    default comparison's report, 2 workers on 2 cores: 27 s -> 16 s.
+    The files are the same either way (each figure is drawn by the same
+    function from the same data). Use as a context manager: leaving it waits
+    for every figure and raises the first error of a worker.
+
+    Parameters
+    ----------
+    workers : int
+        Processes for drawing (1: draw in this process).
+    figures : int
+        How many figures will go through :meth:`draw` (decides whether a pool is started).
+    """
+
+    def __init__(self, workers: int = 1, figures: int = 0) -> None:
+        self.pool: ProcessPoolExecutor | None = None
+        if workers > 1 and figures >= PARALLEL_MIN_FIGURES:
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            self.pool = ProcessPoolExecutor(min(workers, figures), mp_context=multiprocessing.get_context(method))
+        self.futures: list[Future] = []
+
+    def draw(self, fn, *args: Any, **kwargs: Any) -> None:
+        """Call ``fn(*args, **kwargs)`` (a module-level function writing a file), here or in a worker."""
+        if self.pool is None:
+            fn(*args, **kwargs)
+        else:
+            self.futures.append(self.pool.submit(fn, *args, **kwargs))
+
+    def __enter__(self) -> "Drawer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if exc[0] is None:
+                for f in self.futures:
+                    f.result()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def note(ax, text: str) -> None:
