@@ -498,7 +498,9 @@ def plot_curves(curves: dict[str, list[list[dict]]], metric: str, higher_is_bett
             if m is None:
                 continue
             drawn = True
-            ax.plot(m["x"], m["mean"], marker="o", ms=3, color=f"C{i % 10}", label=f"{loss} ({len(cs)} seeds)")
+            # 10 colours, then the next 10 dashed with square markers: 12 losses must not share a line's look
+            ax.plot(m["x"], m["mean"], marker="os^"[i // 10 % 3], ms=3, ls=("-", "--", ":")[i // 10 % 3],
+                    color=f"C{i % 10}", label=f"{loss} ({len(cs)} seeds)")
             if len(cs) > 1:
                 ax.fill_between(m["x"], m["lo"], m["hi"], color=f"C{i % 10}", alpha=0.15, lw=0)
     if drawn and floor and is_number(floor.get("mean")):
