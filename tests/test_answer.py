@@ -48,6 +48,19 @@ RACE = {"limits": {"alpha": 0.05, "alpha_look": 0.01, "looks": [3, 5, 7, 9, 11]}
         "seeds_per_loss": {"wgan": 7, "minimax": 3, "wgan-gp": 7}}
 
 
+def test_a_race_at_its_cap_says_that_more_seeds_or_a_margin_is_a_new_race():
+    """A race's looks spent its error rate for that schedule: compare refuses other limits in the same --out
+    (tests/test_compare.py), so the answer must not tell the user to rerun it with more seeds."""
+    race = {"limits": {"first": 3, "step": 2, "cap": 7, "alpha": 0.05, "alpha_look": 0.05 / 3,
+                       "looks": [3, 5, 7]},
+            "looks": [{"n_seeds": n} for n in (3, 5, 7)], "eliminated_at": {"minimax": 3},
+            "seeds_per_loss": {"wgan": 7, "minimax": 3, "wgan-gp": 7}, "stopped": "seed cap"}
+    text = answer(_gan_results("no clear winner", ["wgan", "wgan-gp"], PAIRS, race=race))
+    assert text[0].endswith("What would decide it: the race reached its cap of 7 seeds; a new race in a new --out, "
+                            "with an equivalence margin chosen before seeing these results (--equivalence DELTA), "
+                            "or a fixed design of more seeds (--seeds 14).")
+
+
 def test_clear_winner_names_it_with_its_interval_when_it_was_decided_and_the_tests_used():
     res = _gan_results("clear winner", ["wgan"], [], race=RACE)
     text = answer(res)
@@ -70,7 +83,10 @@ def test_not_separated_is_said_with_the_detectable_difference_never_within_noise
     assert text[0].startswith("No winner on gaussian1d: wgan and wgan-gp not separated by w1 after 3 seeds "
                               "(shown worse: minimax after 3) (a difference of 0.031 or more would have been "
                               "found with 80% probability); best so far wgan 0.113 [0.1, 0.13]")
-    assert "minimax shown worse" in text[0] and "would decide it" in text[0]
+    assert "minimax shown worse" in text[0]
+    # a fixed design grows in place (tests/test_compare.py checks that the rerun keeps the runs)
+    assert text[0].endswith("What would decide it: more seeds (rerun with --seeds 6: the runs done are kept) or an "
+                            "equivalence margin (--equivalence DELTA).")
     assert "within noise" not in " ".join(text) and "equivalent" not in text[0]
     assert text[1].startswith("How sure: a fixed design, 3 seeds per loss;")
     why = next(s for s in text if s.startswith("Why:"))

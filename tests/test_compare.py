@@ -442,3 +442,31 @@ def test_the_default_compare_races_block_by_block_and_resumes_from_the_run_direc
     # Another race on the same directory is refused before anything is written.
     code, err = _cli([*argv[:-4], "--seeds", "4", "--out", str(out)], capsys)
     assert code == 2 and "fixed design" not in _one_error_line(err) and "race" in err
+
+
+def test_a_fixed_design_grows_in_place_and_a_race_does_not(tmp_path, capsys):
+    """What the answer tells a user when the losses are not separated (race.Limits.what_decides): a fixed design
+    reruns with a larger --seeds and an --equivalence margin in the same --out, keeping the runs it has; a race
+    refuses other limits (its looks spent the error rate for its own schedule)."""
+    import json
+
+    out = tmp_path / "fixed"
+    base = ["compare", "--data", "ring8", "--losses", "ns,hinge", "--steps", "2", "--workers", "1", "--quiet",
+            "--set", "train.n_eval=200", "--set", "train.curve_points=0", "--out", str(out)]
+    code, err = _cli([*base, "--seeds", "2"], capsys)
+    assert code == 0, err
+    first = (out / rundir.run_path("ns", 0) / rundir.RESULT).stat().st_mtime_ns
+    res = json.loads((out / rundir.RESULTS).read_text())
+    assert res["recommendation"]["verdict"] == "no clear winner"  # 2 seeds cannot separate two losses
+    assert "rerun with --seeds 4: the runs done are kept" in res["answer"][0]
+    code, err = _cli([*base, "--seeds", "3", "--equivalence", "0.5"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (out / "runs" / "ns").iterdir()) == ["seed0", "seed1", "seed2"]
+    assert (out / rundir.run_path("ns", 0) / rundir.RESULT).stat().st_mtime_ns == first  # kept, not retrained
+    res = json.loads((out / rundir.RESULTS).read_text())
+    assert res["race"]["limits"]["delta"] == 0.5 and res["race"]["limits"]["looks"] == [3]
+    race = tmp_path / "race"
+    code, err = _cli([*base[:-1], str(race), "--equivalence", "1e6"], capsys)
+    assert code == 0, err
+    code, err = _cli([*base[:-1], str(race), "--equivalence", "2e6"], capsys)
+    assert code == 2 and "other seed limits" in _one_error_line(err)

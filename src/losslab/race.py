@@ -95,6 +95,20 @@ class Limits:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "looks": self.looks(), "alpha_look": self.alpha_look}
 
+    def what_decides(self, n_seeds: int) -> str:
+        """What a user can do when the losses left are not separated after ``n_seeds`` (the last look).
+
+        A fixed design grows in place (a larger ``--seeds`` keeps the runs done; an ``--equivalence``
+        margin may be added). A race that reached its cap does not: its looks spent the error rate for
+        this schedule, so more seeds or a margin chosen now would be a new race, in a new ``--out``.
+        """
+        if self.step <= 0 or self.first >= self.cap:
+            return (f"more seeds (rerun with --seeds {2 * n_seeds}: the runs done are kept) or an equivalence "
+                    "margin (--equivalence DELTA)")
+        return (f"the race reached its cap of {n_seeds} seeds; a new race in a new --out, with an equivalence "
+                f"margin chosen before seeing these results (--equivalence DELTA), or a fixed design of more "
+                f"seeds (--seeds {2 * n_seeds})")
+
     def fixed_for(self, seeds: int) -> "Limits":
         """The fixed design of ``seeds`` seeds at this alpha and delta (a fixed comparison given more seeds)."""
         return fixed(seeds, self.alpha, self.delta)

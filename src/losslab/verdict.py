@@ -607,8 +607,8 @@ def recommend(ranking: list[dict], runs: list[dict], primary: str, higher: bool,
         x = f" (a paired difference of {_fmt(max(dd))} {primary} or more would have been found with 80% " \
             "probability, paired t approximation)" if dd else ""
         first = (f"No clear winner: {', '.join(group)} not separated after {n_last} seeds{x}; best so far {best}; "
-                 f"shown worse: {gone_text} ({method}); {where}. What would decide it: more seeds "
-                 f"(--seeds {2 * n_last}) or an equivalence margin (--equivalence).")
+                 f"shown worse: {gone_text} ({method}); {where}. What would decide it: "
+                 f"{limits.what_decides(n_last)}.")
     reasons = [first]
     ev = _evidence(best, runs)
     if ev:

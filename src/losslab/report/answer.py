@@ -33,6 +33,7 @@ from losslab.errors import UserError
 from losslab.expectations import finding_phrase, profile_summary
 from losslab.losses import REGISTRIES
 from losslab.losses.variants import base_name
+from losslab.race import Limits
 from losslab.report.style import clip_ci
 
 __all__ = ["LEARNABLE_MARGIN", "add_answer", "answer", "expected_sentence", "ladder_sentence", "learnable",
@@ -223,6 +224,21 @@ def _seeds_text(race: dict) -> str:
     return f"after {n} seed{'s' if n != 1 else ''}" + (f" (shown worse: {left})" if left else "")
 
 
+def _what_decides(race_info: dict) -> str:
+    """:meth:`losslab.race.Limits.what_decides` for the comparison's race (a fixed design: one planned look)."""
+    lim = race_info.get("limits") or {}
+    looks = race_info.get("looks") or []
+    n = int(looks[-1]["n_seeds"]) if looks else 1
+    plan = lim.get("looks") or [n]
+    if all(k in lim for k in ("first", "step", "cap")):
+        limits = Limits(first=int(lim["first"]), step=int(lim["step"]), cap=int(lim["cap"]))
+    elif len(plan) <= 1:
+        limits = Limits(first=n, step=0, cap=n)
+    else:
+        limits = Limits(first=int(plan[0]), step=int(plan[1]) - int(plan[0]), cap=int(plan[-1]))
+    return limits.what_decides(n)
+
+
 def verdict_sentences(results: dict, best: dict, group: list[str], ranking: list[dict], data: Any,
                       primary: str, higher: bool) -> list[str]:
     """The answer's first two sentences: what the race showed, and how (the tests actually used).
@@ -259,7 +275,7 @@ def verdict_sentences(results: dict, best: dict, group: list[str], ranking: list
         out.append(f"No winner on {data}: {_join(group)} not separated by {primary} {when}{x}; best so far "
                    f"{best['loss']} {_ci(best, primary)} ({direction} is better)"
                    + (f"; {_join(worse)} shown worse" if worse else "")
-                   + ". More seeds (or an --equivalence margin) would decide it.")
+                   + f". What would decide it: {_what_decides(race)}.")
     lim = race.get("limits") or {}
     n_looks = len(lim.get("looks") or [1])
     tests = (f"Friedman's test, then Nemenyi's all-pairs comparison of mean ranks within seeds (Demsar 2006), "
