@@ -216,3 +216,20 @@ def test_aggregate_writes_the_answer_findings_and_effective_hyperparameters(tmp_
     assert res["hparams"]["ns"]["lr_g"] == pytest.approx(5.0 * defaults["lr_g"])
     assert "margin" not in res["hparams"]["ns"]
     assert any("fakes stayed above the margin m = 2" in s for s in res["answer"])
+
+
+def test_losses_left_together_are_told_apart_or_not_by_the_classes_or_modes_they_cover():
+    from losslab.report.answer import coverage_clause
+
+    def res(counts, key="classes_covered", total_key="num_classes", total=10):
+        runs = [{"loss": loss, "seed": s, "status": "ok", "metrics": {key: c, total_key: total}}
+                for loss, cs in counts.items() for s, c in enumerate(cs)]
+        runs.append({"loss": "a", "seed": 9, "status": "diverged", "metrics": {}})  # not counted
+        return {"runs": runs}
+
+    assert coverage_clause(res({"a": [10, 10], "b": [10, 10, 10]}), ["a", "b"]) == (
+        "Classes covered: 10 of 10 on every seed of a and b")
+    assert coverage_clause(res({"a": [8, 7, 8], "b": [6, 8]}, "modes_covered", "num_modes", 8), ["a", "b"]) == (
+        "Modes covered of 8: a 8 on 2 of 3 seeds (7-8), b 8 on 1 of 2 seeds (6-8)")
+    assert coverage_clause(res({"a": [8], "b": [8]}), ["a", "c"]) is None  # c has no run with it
+    assert coverage_clause({"runs": [{"loss": "a", "status": "ok", "metrics": {"w1": 0.2}}]}, ["a"]) is None

@@ -239,6 +239,38 @@ def _what_decides(race_info: dict) -> str:
     return limits.what_decides(n)
 
 
+COVERAGE_METRICS = (("classes_covered", "num_classes", "classes"), ("modes_covered", "num_modes", "modes"))
+"""(metric, its total in the run's metrics, word): what the answer reports for losses the race did not separate."""
+
+
+def coverage_clause(results: dict, group: Sequence[str]) -> str | None:
+    """How many classes (images) or modes (mixtures) each loss of ``group`` covered, or None without them.
+
+    For the losses a race left together (not separated, or equivalent): a tie on the ranked metric says
+    nothing about mode collapse, so the answer adds it. E.g. "Classes covered: 10 of 10 on every seed of
+    ebgan, ebgan[pt_weight=0]" or "Modes covered of 8: r3gan 8 on 5 of 8 seeds (7-8), r1 8 on 7 of 8 (6-8)".
+    """
+    runs = [r for r in results.get("runs") or [] if r.get("status") == "ok" and r.get("loss") in group]
+    for key, total_key, word in COVERAGE_METRICS:
+        per = {loss: [(m[key], m.get(total_key)) for r in runs if r.get("loss") == loss
+                      and isinstance((m := r.get("metrics") or {}).get(key), (int, float))] for loss in group}
+        if not all(per.values()):
+            continue
+        totals = {t for v in per.values() for _, t in v if isinstance(t, (int, float))}
+        if len(totals) != 1:
+            continue
+        total = int(totals.pop())
+        if all(int(c) == total for v in per.values() for c, _ in v):
+            return f"{word.capitalize()} covered: {total} of {total} on every seed of {_join(list(group))}"
+        parts = []
+        for loss, v in per.items():
+            cs = [int(c) for c, _ in v]
+            full = sum(c == total for c in cs)
+            parts.append(f"{loss} {total} on {full} of {len(cs)} seeds ({min(cs)}-{max(cs)})")
+        return f"{word.capitalize()} covered of {total}: " + ", ".join(parts)
+    return None
+
+
 def verdict_sentences(results: dict, best: dict, group: list[str], ranking: list[dict], data: Any,
                       primary: str, higher: bool) -> list[str]:
     """The answer's first two sentences: what the race showed, and how (the tests actually used).
@@ -265,9 +297,10 @@ def verdict_sentences(results: dict, best: dict, group: list[str], ranking: list
                    + (f", against {second['loss']}'s {_ci(second, primary)}" if second else "") + ".")
     elif verdict == "equivalent":
         eq = rec.get("equivalent") or {}
+        cover = coverage_clause(results, group)
         out.append(f"{_join(group)} are equivalent on {data} within +-{_f(eq.get('delta'))} {primary} (paired TOST "
                    f"on every pair, largest p {_p(eq.get('p_max'))}; margin: {eq.get('source')}), decided {when}"
-                   + (f"; {_join(worse)} did worse" if worse else "") + ".")
+                   + (f"; {_join(worse)} did worse" if worse else "") + "." + (f" {cover}." if cover else ""))
     else:
         pairs = [r for r in rec.get("pairwise") or [] if r.get("a") == best["loss"] and r.get("b") in group]
         dd = [r["detectable"] for r in pairs if isinstance(r.get("detectable"), (int, float))]
@@ -275,7 +308,8 @@ def verdict_sentences(results: dict, best: dict, group: list[str], ranking: list
         out.append(f"No winner on {data}: {_join(group)} not separated by {primary} {when}{x}; best so far "
                    f"{best['loss']} {_ci(best, primary)} ({direction} is better)"
                    + (f"; {_join(worse)} shown worse" if worse else "")
-                   + f". What would decide it: {_what_decides(race)}.")
+                   + "." + (f" {cover}." if (cover := coverage_clause(results, group)) else "")
+                   + f" What would decide it: {_what_decides(race)}.")
     lim = race.get("limits") or {}
     n_looks = len(lim.get("looks") or [1])
     tests = (f"Friedman's test, then Nemenyi's all-pairs comparison of mean ranks within seeds (Demsar 2006), "
